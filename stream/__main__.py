@@ -1,0 +1,5 @@
+"""`python -m stream` runs the same command as `mlops-stream`."""
+
+from stream.cli import main
+
+raise SystemExit(main())

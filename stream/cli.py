@@ -1,0 +1,245 @@
+"""The command line: parses arguments, wires one pipeline, and owns exit codes (0 ok, 1 failed, 2 usage)."""
+
+from __future__ import annotations
+
+import time
+
+T0 = time.perf_counter()
+
+import argparse  # noqa: E402 - the job's clock starts before anything else is imported
+import os  # noqa: E402
+import sys  # noqa: E402
+from typing import Any, BinaryIO  # noqa: E402
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+EXIT_BROKEN_PIPE = 141  # what a shell reports for a process ended by SIGPIPE, as `yes | head` does
+
+
+class JobError(Exception):
+    """A failure already phrased for a person."""
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="mlops-stream",
+        description="Exact rolling-mean signals for OHLCV CSV from a file, a pipe or a growing file.",
+        epilog="Run 'mlops-stream generate --help' for the synthetic data generator.",
+    )
+    p.add_argument("--input", metavar="PATH", help="CSV input; '-' or omitted (with a pipe on stdin) reads stdin")
+    p.add_argument("--config", metavar="PATH", help="YAML config (default: ./config.yaml if present)")
+    p.add_argument("--output", metavar="PATH", help="write the metrics JSON here (atomically)")
+    p.add_argument("--log-file", metavar="PATH", help="write the timestamped log here")
+    p.add_argument("--signals", metavar="PATH", help="write per-row signals here ('-' = stdout)")
+    p.add_argument("--signals-format", choices=("csv", "jsonl"), default="csv", help="signals format")
+    p.add_argument("--window", type=_positive_int, metavar="N", help="rolling window (overrides the config)")
+    p.add_argument("--on-bad-row", choices=("fail", "skip"), help="bad-row policy (overrides the config)")
+    p.add_argument("--quiet", action="store_true", help="print nothing but errors (and signals on stdout)")
+    from stream import __version__
+
+    p.add_argument("--version", action="version", version=f"mlops-stream {__version__}")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["generate"]:
+        from stream.generate import main as generate_main
+
+        return generate_main(argv[1:])
+    args = build_parser().parse_args(argv)
+    if args.input is None:
+        if sys.stdin is None or sys.stdin.isatty():
+            build_parser().error("no input: pass --input PATH, or pipe CSV into stdin")
+        args.input = "-"
+    return Job(args).run()
+
+
+class Job:
+    """One run of the signal job, from arguments to exit code."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        self.version: str | None = None
+        self.signals_fh: BinaryIO | None = None
+
+    def run(self) -> int:
+        from stream import logsink
+
+        args = self.args
+        try:
+            self.log = logsink.setup(args.log_file, args.quiet)
+        except OSError as exc:
+            return self._unwritable(f"the log file {args.log_file} cannot be opened: {exc.strerror}")
+        if args.output:
+            from stream.atomic import check_writable
+
+            try:
+                check_writable(args.output)
+            except OSError as exc:
+                return self._unwritable(f"the metrics file {args.output} cannot be written: {_reason(exc)}")
+        try:
+            doc = self._process()
+        except BrokenPipeError:
+            return self._broken_pipe()
+        except KeyboardInterrupt:
+            return self._fail("interrupted before the input was fully processed; no metrics were computed", 130)
+        except JobError as exc:
+            return self._fail(str(exc))
+        except Exception as exc:
+            return self._fail(_phrase(exc))
+        return self._publish(doc, EXIT_OK)
+
+    def _process(self) -> dict[str, Any]:
+        from stream import config, metrics, seeding
+        from stream.engine import RollingSignal
+        from stream.logsink import BadRowLog
+        from stream.pipeline import Pipeline
+        from stream.reader import Reader
+        from stream.source import chunks, open_input
+
+        args, log = self.args, self.log
+        log.info("mlops-stream started: %s", " ".join(sys.argv))
+        cfg = config.load(args.config)
+        self.version = cfg.version
+        cfg = cfg.with_overrides(window=args.window, on_bad_row=args.on_bad_row)
+        log.info(
+            "config from %s: seed=%d window=%d version=%s column=%s on_bad_row=%s",
+            cfg.source, cfg.seed, cfg.window, cfg.version, cfg.column, cfg.on_bad_row,
+        )  # fmt: skip
+        seeding.seed(cfg.seed)
+        inp = open_input(args.input)
+        log.info("input opened: %s", inp.describe())
+        bad_log = BadRowLog(log)
+        reader = Reader(cfg.column, cfg.on_bad_row, report=bad_log, keep_text=args.signals is not None)
+        sink = self._signals_sink(args)
+        pipeline = Pipeline(RollingSignal(cfg.window), sink)
+        t_read = time.perf_counter()
+        announced = False
+
+        def after_batch() -> None:
+            nonlocal announced
+            if not announced and reader.layout is not None:
+                announced = True
+                log.info("input layout: %s", reader.layout.describe())
+                log.info("warm-up: the first %d rows have no rolling mean (signal 0)", cfg.window - 1)
+
+        try:
+            tally = pipeline.run(reader.rows(chunks(inp.fh)), after_batch)
+        finally:
+            if inp.fh is not sys.stdin.buffer:
+                inp.fh.close()
+        after_batch()
+        if sink is not None:
+            sink.flush()
+            if self.signals_fh is not None and self.signals_fh is not sys.stdout.buffer:
+                self.signals_fh.close()
+        bad_log.summary()
+        if reader.layout is None:
+            raise JobError(f"the input {inp.name} is empty: expected a header line naming the columns")
+        if tally.rows == 0:
+            skipped = f" ({tally.skipped} bad rows were skipped)" if tally.skipped else ""
+            raise JobError(f"the input {inp.name} has a header but no usable data rows{skipped}")
+        elapsed = time.perf_counter() - t_read
+        log.info(
+            "processed %d rows (%d signals, %d skipped) in %.3f s (%.0f rows/s)",
+            tally.rows, tally.signals, tally.skipped, elapsed, tally.rows / elapsed if elapsed else 0.0,
+        )  # fmt: skip
+        latency_ms = int((time.perf_counter() - T0) * 1000)
+        return metrics.success(cfg.version, cfg.seed, tally, latency_ms, cfg.on_bad_row == "skip")
+
+    def _signals_sink(self, args: argparse.Namespace) -> Any:
+        if args.signals is None:
+            return None
+        from stream.signals import SignalSink
+
+        if args.signals == "-":
+            self.signals_fh = sys.stdout.buffer
+        else:
+            try:
+                self.signals_fh = open(args.signals, "wb")  # noqa: SIM115 - closed at the end of _process
+            except OSError as exc:
+                raise JobError(f"the signals file {args.signals} cannot be written: {_reason(exc)}") from None
+        return SignalSink(self.signals_fh, args.signals_format)
+
+    def _publish(self, doc: dict[str, Any], code: int) -> int:
+        from stream import metrics
+
+        args, log = self.args, self.log
+        if args.output:
+            try:
+                metrics.write(args.output, doc)
+                log.info("metrics written to %s", args.output)
+            except OSError as exc:
+                return self._unwritable(f"the metrics file {args.output} cannot be written: {_reason(exc)}")
+        log.info("metrics: %s", metrics.encode(doc).decode().replace("\n", " "))
+        if not args.quiet and args.signals != "-":
+            try:
+                sys.stdout.buffer.write(metrics.encode(doc))
+                sys.stdout.flush()
+            except BrokenPipeError:
+                _silence_stdout()
+        log.info("finished with exit code %d", code)
+        return code
+
+    def _fail(self, message: str, code: int = EXIT_FAILED) -> int:
+        from stream import metrics
+
+        self.log.error("%s", message)
+        self.log.debug("details", exc_info=True)
+        return self._publish(metrics.failure(self.version, message), code)
+
+    def _broken_pipe(self) -> int:
+        from stream import metrics
+
+        _silence_stdout()
+        message = "the reader of the signals output closed it before the input was fully processed"
+        self.log.info("%s; stopping", message)
+        if self.args.output:
+            try:
+                metrics.write(self.args.output, metrics.failure(self.version, message))
+            except OSError:
+                pass
+        return EXIT_BROKEN_PIPE
+
+    def _unwritable(self, message: str) -> int:
+        sys.stderr.write(f"mlops-stream: error: {message}\n")
+        return EXIT_FAILED
+
+
+def _silence_stdout() -> None:
+    # Python flushes stdout at exit; once the reader is gone that flush would fail again, noisily.
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
+
+
+def _reason(exc: OSError) -> str:
+    return exc.strerror.lower() if exc.strerror else str(exc)
+
+
+def _phrase(exc: Exception) -> str:
+    """A person-facing sentence for a failure; the known failures carry their own."""
+    from stream.config import ConfigError
+    from stream.reader import InputError
+    from stream.source import SourceError
+
+    if isinstance(exc, (ConfigError, InputError, SourceError)):
+        return str(exc)
+    if isinstance(exc, MemoryError):
+        return "ran out of memory"
+    if isinstance(exc, OSError):
+        where = f" ({exc.filename})" if exc.filename else ""
+        return f"an I/O error stopped the run{where}: {_reason(exc)}"
+    return f"an internal error stopped the run ({type(exc).__name__}); the log file has the details"

@@ -1,0 +1,98 @@
+"""The signal's single home: an exact rolling mean over the last ``window`` values and the close > mean decision.
+
+Invariants (checked by the property tests against a ``fractions.Fraction`` reference):
+
+- every value held is an integer count of units at the engine's current decimal ``scale``; the scale only grows,
+  and growing it multiplies the held values and the sum by the same power of ten, so nothing is ever rounded;
+- ``sum`` is exactly the sum of the held values, updated in O(1) per value (add the new one, drop the oldest);
+- the comparison ``close * window > sum`` is the comparison ``close > mean`` without a division;
+- until ``window`` values have been seen there is no mean and the signal is 0 (pandas' ``rolling(window).mean()``
+  with its default ``min_periods``).
+
+>>> e = RollingSignal(3)
+>>> [e.update(u, 1) for u in (1001, 1002, 1003, 1001)]
+[0, 0, 1, 0]
+>>> e.mean()
+100.2
+>>> e.update(10030, 2)  # 100.30 is above the mean of 100.2, 100.1 and itself
+1
+>>> e.update(10020, 2)  # 100.20 equals the mean of 100.1, 100.30 and itself: a tie is not a signal
+0
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterable
+from typing import Any
+
+from stream.exact import MAX_SCALE
+
+_POW10 = [10**k for k in range(MAX_SCALE + 1)]
+
+
+class RollingSignal:
+    """Window + signal for one series, fed one exact value (``units / 10**scale``) at a time."""
+
+    __slots__ = ("_held", "_scale", "_sum", "window")
+
+    def __init__(self, window: int) -> None:
+        if window < 1:
+            raise ValueError("window must be at least 1")
+        self.window = window
+        self._held: deque[int] = deque()
+        self._sum = 0
+        self._scale = 0
+
+    def update(self, units: int, scale: int) -> int:
+        """Take the next value; return its signal (1 if it is above the mean of the window ending at it, else 0)."""
+        if scale != self._scale:
+            if scale < self._scale:
+                units *= _POW10[self._scale - scale]
+            else:
+                self._rescale(scale)
+        held = self._held
+        if len(held) == self.window:
+            self._sum += units - held.popleft()
+            held.append(units)
+            return 1 if units * self.window > self._sum else 0
+        held.append(units)
+        self._sum += units
+        if len(held) < self.window:
+            return 0
+        return 1 if units * self.window > self._sum else 0
+
+    def update_many(self, units: Iterable[int], scale: int) -> list[int]:
+        """Feed a run of values that share one scale; return their signals in order."""
+        return [self.update(u, scale) for u in units]
+
+    @property
+    def warm(self) -> bool:
+        """True once the window is full and a mean exists."""
+        return len(self._held) == self.window
+
+    def mean(self) -> float | None:
+        """The exact mean of the current window, rounded once to the nearest float; None during warm-up."""
+        if len(self._held) < self.window:
+            return None
+        # int / int is correctly rounded in Python, so this is the exact mean's nearest float.
+        return self._sum / (self.window * _POW10[self._scale])
+
+    def _rescale(self, scale: int) -> None:
+        factor = _POW10[scale - self._scale]
+        self._held = deque(v * factor for v in self._held)
+        self._sum *= factor
+        self._scale = scale
+
+    # State for checkpoints and for starting a worker with the rows before its block.
+    def state(self) -> dict[str, Any]:
+        return {"window": self.window, "scale": self._scale, "held": list(self._held)}
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> RollingSignal:
+        engine = cls(int(state["window"]))
+        held = [int(v) for v in state["held"]][-engine.window :]
+        engine._held = deque(held)
+        engine._sum = sum(held)
+        engine._scale = int(state["scale"])
+        return engine

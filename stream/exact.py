@@ -1,0 +1,60 @@
+"""Exact decimal literals: a price as written becomes an integer count of units at a decimal scale, never a float.
+
+>>> parse_decimal("100.10")
+(10010, 2)
+>>> parse_decimal("8.5e-06")
+(85, 7)
+>>> parse_decimal("-1.5E+3")
+(-1500, 0)
+"""
+
+from __future__ import annotations
+
+import re
+
+# Bounds keep every value a small integer: a price needs far fewer digits than this, and a literal such as
+# "1e999999999" is refused from its text alone instead of building a billion-digit integer.
+MAX_SCALE = 30
+MAX_INT_DIGITS = 30
+
+_LITERAL = re.compile(r"([+-]?)([0-9]*)(?:\.([0-9]*))?(?:[eE]([+-]?[0-9]{1,9}))?", re.ASCII)
+
+
+class BadValue(ValueError):
+    """A field that is not a usable decimal price; the message says why, for a person."""
+
+
+def parse_decimal(text: str) -> tuple[int, int]:
+    """Return ``(units, scale)`` with ``value == units / 10**scale`` exactly; raise BadValue otherwise."""
+    # The fast path covers plain "123.45": ASCII digits only (str.isdigit alone admits other scripts).
+    whole, _, frac = text.partition(".")
+    digits = whole + frac
+    if digits.isdigit() and digits.isascii() and len(frac) <= MAX_SCALE and len(whole) <= MAX_INT_DIGITS:
+        return int(digits), len(frac)
+    return _parse_general(text)
+
+
+def _parse_general(text: str) -> tuple[int, int]:
+    m = _LITERAL.fullmatch(text)
+    if m is None or not (m.group(2) or m.group(3)):
+        low = text.strip().lower().lstrip("+-")
+        if low in ("nan", "inf", "infinity"):
+            raise BadValue(f"{text!r} is not a finite number")
+        if not text.strip():
+            raise BadValue("the value is empty")
+        raise BadValue(f"{text!r} is not a decimal number")
+    sign, whole, frac, exp = m.group(1), m.group(2) or "", m.group(3) or "", m.group(4)
+    digits = (whole + frac).lstrip("0")
+    if not digits:
+        return 0, 0
+    # Work out magnitude from the text before building any integer.
+    stripped = digits.rstrip("0")
+    scale = len(frac) - (int(exp) if exp else 0) - (len(digits) - len(stripped))
+    int_digits = len(stripped) - scale
+    if scale > MAX_SCALE or int_digits > MAX_INT_DIGITS:
+        raise BadValue(f"{text!r} is out of range (more than {MAX_INT_DIGITS} integer digits or {MAX_SCALE} decimals)")
+    units = int(stripped)
+    if scale < 0:
+        units *= 10**-scale
+        scale = 0
+    return (-units if sign == "-" else units), scale

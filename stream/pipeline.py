@@ -1,0 +1,56 @@
+"""Wires one run: batches of exact values through the engine, tallied, with signals passed to their sink."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+
+from stream.engine import RollingSignal
+from stream.reader import Batch
+from stream.signals import SignalSink
+from stream.tally import Tally
+
+
+class Pipeline:
+    """Feeds batches to one engine and keeps the run's tally; knows nothing of where the bytes came from."""
+
+    def __init__(self, engine: RollingSignal, signals: SignalSink | None = None) -> None:
+        self.engine = engine
+        self.signals = signals
+        self.rows = 0
+        self.hits = 0
+        self.skipped = 0
+        self.last: tuple[str, float | None, int] | None = None  # last close text, mean, signal (progress)
+
+    @property
+    def tally(self) -> Tally:
+        return Tally(self.rows, self.hits, self.skipped)
+
+    def consume(self, batch: Batch) -> None:
+        self.skipped += batch.skipped
+        n = len(batch.units)
+        if not n:
+            return
+        update = self.engine.update
+        if self.signals is None:
+            sigs = list(map(update, batch.units, batch.scales))
+        else:
+            mean = self.engine.mean
+            sigs = []
+            means: list[float | None] = []
+            for u, s in zip(batch.units, batch.scales):
+                sigs.append(update(u, s))
+                means.append(mean())
+            self.signals.write(self.rows + 1, batch.stamps, batch.closes, means, sigs)
+        self.rows += n
+        self.hits += sum(sigs)
+        if batch.closes:
+            self.last = (batch.closes[-1], self.engine.mean(), sigs[-1])
+
+    def run(self, batches: Iterable[Batch], after_batch: Callable[[], None] | None = None) -> Tally:
+        for batch in batches:
+            self.consume(batch)
+            if self.signals is not None:
+                self.signals.flush()
+            if after_batch is not None:
+                after_batch()
+        return self.tally

@@ -1,0 +1,365 @@
+"""CSV bytes to exact close values: line framing, header and layout, real-export quirks, and the bad-row policy.
+
+The reader is pushed bytes (``feed``), told where one file ends and another begins (``new_file``) and when the
+input is over (``finish``); each call returns a Batch of the rows it completed. It knows nothing of windows.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+
+from stream.exact import MAX_INT_DIGITS, MAX_SCALE, BadValue, parse_decimal
+
+# One OHLCV record is about a hundred bytes; anything this long is not a record of such a file, and holding it
+# whole would let one missing newline eat memory.
+MAX_LINE_BYTES = 64 * 1024
+# Bytes of an offending line shown in an error message.
+SHOWN = 80
+TIMESTAMP_COLUMN = "timestamp"
+
+
+class InputError(Exception):
+    """The input cannot be processed at all (no header, missing column, ...); the message says what to do."""
+
+
+@dataclass(frozen=True)
+class BadRow:
+    """A data row that cannot be used: where it is, why, and what it looked like (shortened)."""
+
+    line: int
+    reason: str
+    text: str
+
+    def describe(self) -> str:
+        return f"line {self.line}: {self.reason}: {self.text}"
+
+
+class BadRowError(InputError):
+    def __init__(self, bad: BadRow) -> None:
+        super().__init__(
+            f"bad row at {bad.describe()} (fix the row, or run with --on-bad-row skip to leave such rows out)"
+        )
+        self.bad = bad
+
+
+@dataclass
+class Batch:
+    """The rows completed by one push of bytes, as parallel lists (cheap to build, cheap to walk)."""
+
+    units: list[int] = field(default_factory=list)
+    scales: list[int] = field(default_factory=list)
+    closes: list[str] = field(default_factory=list)  # the close as written; kept only when asked for
+    stamps: list[str] = field(default_factory=list)  # the timestamp column, when the input has one
+    skipped: int = 0
+    end_offset: int = 0  # bytes of the current file consumed through the last complete line
+
+    def __len__(self) -> int:
+        return len(self.units)
+
+
+@dataclass
+class Layout:
+    columns: list[str]
+    close_index: int
+    timestamp_index: int | None
+    quoted_lines: bool
+    bom: bool
+    header_line: int
+
+    def describe(self) -> str:
+        ts = self.columns[self.timestamp_index] if self.timestamp_index is not None else "none"
+        return (
+            f"{len(self.columns)} columns {self.columns}; close column {self.columns[self.close_index]!r} "
+            f"(#{self.close_index + 1}); timestamp column {ts!r}; whole-line quoted header: {self.quoted_lines}; "
+            f"BOM: {self.bom}"
+        )
+
+
+def _show(text: str) -> str:
+    text = text.rstrip("\r\n")
+    return repr(text if len(text) <= SHOWN else text[:SHOWN] + "...")
+
+
+def _fields(line: str) -> list[str]:
+    """Parse one line on its own (header, unusual rows): csv fields, with a whole-line quoted record unwrapped."""
+    rec = next(csv.reader([line]), [])
+    if len(rec) == 1 and "," in rec[0]:
+        rec = next(csv.reader([rec[0]]), [])
+    return rec
+
+
+class Reader:
+    """Turns pushed bytes into Batches of exact close values; see the module docstring."""
+
+    def __init__(
+        self,
+        column: str = "close",
+        on_bad_row: str = "fail",
+        report: Callable[[BadRow], None] | None = None,
+        keep_text: bool = False,
+        final_line_needs_newline: bool = False,
+    ) -> None:
+        self.column = column
+        self.skip = on_bad_row == "skip"
+        self.report = report or (lambda bad: None)
+        self.keep_text = keep_text
+        # In follow mode a line without its newline may still be being written; in batch mode EOF completes it.
+        self.final_line_needs_newline = final_line_needs_newline
+        self.layout: Layout | None = None
+        self.line_no = 0  # lines of the current file consumed so far
+        self.offset = 0  # bytes of the current file consumed through the last complete line
+        self.at_file_start = True
+        self.header_text: str | None = None
+        self._pending = b""
+        self._overlong = False  # discarding the rest of an over-long line
+        self._bom = False
+
+    # ---- pushing bytes -------------------------------------------------------------------------------------
+
+    def feed(self, data: bytes) -> Batch:
+        """Take more bytes; return the rows whose lines are now complete."""
+        if self._overlong:
+            cut = data.find(b"\n")
+            if cut < 0:
+                self.offset += len(data)
+                return Batch(end_offset=self.offset)
+            self.offset += cut + 1
+            data = data[cut + 1 :]
+            self._overlong = False
+        buf = self._pending + data if self._pending else data
+        cut = buf.rfind(b"\n") + 1
+        batch = self._lines(buf[:cut]) if cut else Batch()
+        rest = buf[cut:]
+        if len(rest) > MAX_LINE_BYTES:
+            self.line_no += 1
+            self._bad(batch, self.line_no, f"line is longer than {MAX_LINE_BYTES} bytes", rest[:SHOWN])
+            self._overlong = True
+            self.offset += len(rest)
+            rest = b""
+        self._pending = rest
+        batch.end_offset = self.offset
+        return batch
+
+    def finish(self) -> Batch:
+        """The input is over: a last line without a newline is complete (unless following; then it is kept)."""
+        if self.final_line_needs_newline or not self._pending:
+            return Batch(end_offset=self.offset)
+        tail, self._pending = self._pending, b""
+        batch = self._lines(tail + b"\n", count_bytes=len(tail))
+        batch.end_offset = self.offset
+        return batch
+
+    def new_file(self) -> Batch:
+        """The current file is over and another begins (rotation, truncation, the next input): a header may follow."""
+        batch = Batch()
+        if self._pending:
+            # The old file will not grow any more, so its last line is complete.
+            tail, self._pending = self._pending, b""
+            batch = self._lines(tail + b"\n", count_bytes=len(tail))
+        self._overlong = False
+        self.line_no = 0
+        self.offset = 0
+        self.at_file_start = True
+        batch.end_offset = 0
+        return batch
+
+    @property
+    def pending(self) -> bytes:
+        """The bytes of a line whose newline has not arrived yet."""
+        return self._pending
+
+    def rows(self, chunks: Iterable[bytes]) -> Iterator[Batch]:
+        """Generator form for a plain byte stream: feed every chunk, then finish."""
+        for chunk in chunks:
+            batch = self.feed(chunk)
+            if batch.units or batch.skipped:
+                yield batch
+        last = self.finish()
+        if last.units or last.skipped:
+            yield last
+
+    # ---- lines to rows ------------------------------------------------------------------------------------------
+
+    def _lines(self, data: bytes, count_bytes: int | None = None) -> Batch:
+        batch = Batch()
+        first = self.line_no + 1
+        self.offset += len(data) if count_bytes is None else count_bytes
+        if self.at_file_start and data[:3] == b"\xef\xbb\xbf":
+            data = data[3:]
+            self._bom = True
+        else:
+            self._bom = False
+        raw = data.split(b"\n")
+        raw.pop()  # data ends with a newline: the last piece is empty
+        self.line_no += len(raw)
+        flagged: dict[int, tuple[str, bytes]] = {}
+        try:
+            text = data.decode("utf-8")
+            lines = text.split("\n")
+            lines.pop()
+            has_quotes = '"' in text
+        except UnicodeDecodeError:
+            lines = []
+            for i, b in enumerate(raw):
+                try:
+                    lines.append(b.decode("utf-8"))
+                except UnicodeDecodeError as exc:
+                    flagged[i] = (f"bytes that are not UTF-8 at column {exc.start + 1}", b)
+                    lines.append("")
+            has_quotes = any('"' in ln for ln in lines)
+        if self.at_file_start:
+            start = self._header(lines, first)
+            if start is None:
+                return batch
+        else:
+            start = 0
+        if start:
+            lines = lines[start:]
+            raw = raw[start:]
+            flagged = {i - start: v for i, v in flagged.items() if i >= start}
+            first += start
+        if any(len(b) > MAX_LINE_BYTES for b in raw):
+            for i, b in enumerate(raw):
+                if len(b) > MAX_LINE_BYTES:
+                    flagged[i] = (f"line is longer than {MAX_LINE_BYTES} bytes", b)
+                    lines[i] = ""
+        ncols = len(self.layout.columns) if self.layout else 0
+        if has_quotes:
+            lines = self._unquote(lines, flagged, ncols)
+        self._parse(lines, first, flagged, batch)
+        return batch
+
+    def _unquote(self, lines: list[str], flagged: dict[int, tuple[str, bytes]], ncols: int) -> list[str]:
+        """Unwrap whole-line quoted records and flag lines whose quotes do not close on the same line."""
+        out = []
+        for i, ln in enumerate(lines):
+            if '"' in ln:
+                n = ln.count('"')
+                if n % 2:
+                    flagged[i] = ("a quoted field is not closed on this line", ln.encode())
+                    ln = ""
+                elif n == 2 and ncols > 1:
+                    s = ln.strip()
+                    if s[:1] == '"' and s[-1:] == '"' and "," in s:
+                        ln = s[1:-1]
+            out.append(ln)
+        return out
+
+    def _header(self, lines: list[str], first: int) -> int | None:
+        """Find the header among the first lines of a file; return the index of the first data line."""
+        for i, ln in enumerate(lines):
+            if not ln.strip():
+                continue
+            self.at_file_start = False
+            stripped = ln.lstrip("\ufeff").strip()
+            if self.layout is not None:
+                # A later file (rotation, truncation, another input): its header must be ours, or absent.
+                if stripped == self.header_text:
+                    return i + 1
+                names = [c.strip() for c in _fields(stripped)]
+                if self.layout.columns[self.layout.close_index] in names or TIMESTAMP_COLUMN in names:
+                    raise InputError(
+                        f"line {first + i}: a new header {_show(stripped)} differs from the first one "
+                        f"{_show(self.header_text or '')}; the inputs do not share one layout"
+                    )
+                return i
+            names = [c.strip() for c in _fields(stripped)]
+            self.header_text = stripped
+            self.layout = self._layout(names, stripped, first + i)
+            return i + 1
+        return None
+
+    def _layout(self, names: list[str], line: str, line_no: int) -> Layout:
+        if self.column not in names:
+            found = ", ".join(repr(n) for n in names)
+            hint = [n for n in names if n.lower() == self.column.lower()]
+            tip = f"; did you mean {hint[0]!r}? (column names are matched exactly)" if hint else ""
+            raise InputError(f"the header (line {line_no}) has no column {self.column!r}; columns found: {found}{tip}")
+        if names.count(self.column) > 1:
+            raise InputError(f"the header (line {line_no}) names the column {self.column!r} more than once")
+        ts = names.index(TIMESTAMP_COLUMN) if TIMESTAMP_COLUMN in names else None
+        quoted = line.startswith('"') and len(next(csv.reader([line]), [])) == 1 and len(names) > 1
+        return Layout(names, names.index(self.column), ts, quoted, self._bom, line_no)
+
+    def _parse(self, lines: list[str], first: int, flagged: dict[int, tuple[str, bytes]], batch: Batch) -> None:
+        assert self.layout is not None
+        ncols = len(self.layout.columns)
+        ci = self.layout.close_index
+        ti = self.layout.timestamp_index
+        keep = self.keep_text
+        units, scales, closes, stamps = batch.units, batch.scales, batch.closes, batch.stamps
+        rdr = csv.reader(lines, skipinitialspace=True)
+        i = -1
+        while True:
+            try:
+                for rec in rdr:
+                    i += 1
+                    if len(rec) != ncols:
+                        rec = self._odd(rec, i, first, flagged, lines, batch, ncols)
+                        if rec is None:
+                            continue
+                    text = rec[ci]
+                    # Inlined fast path of parse_decimal: plain ASCII "123.45" (the common case) skips the regex.
+                    whole, _, frac = text.partition(".")
+                    digits = whole + frac
+                    if (
+                        digits.isdigit()
+                        and digits.isascii()
+                        and len(frac) <= MAX_SCALE
+                        and len(whole) <= MAX_INT_DIGITS
+                    ):
+                        units.append(int(digits))
+                        scales.append(len(frac))
+                    else:
+                        try:
+                            u, s = parse_decimal(text.strip())
+                        except BadValue as exc:
+                            self._bad(batch, first + i, f"bad {self.column} value: {exc}", lines[i])
+                            continue
+                        units.append(u)
+                        scales.append(s)
+                        text = text.strip()
+                    if keep:
+                        closes.append(text)
+                        if ti is not None:
+                            stamps.append(rec[ti].strip())
+                break
+            except csv.Error as exc:
+                i += 1
+                self._bad(batch, first + i, f"not a CSV record ({exc})", lines[i])
+
+    def _odd(
+        self,
+        rec: list[str],
+        i: int,
+        first: int,
+        flagged: dict[int, tuple[str, bytes]],
+        lines: list[str],
+        batch: Batch,
+        ncols: int,
+    ) -> list[str] | None:
+        """A record whose field count differs from the header's: a blank line, a flagged line, or a bad row."""
+        if i in flagged:
+            reason, raw = flagged[i]
+            self._bad(batch, first + i, reason, raw)
+            return None
+        if not rec or (len(rec) == 1 and not rec[0].strip()):
+            return None  # blank or whitespace-only line
+        if len(rec) == 1 and ncols > 1 and "," in rec[0]:
+            inner = next(csv.reader([rec[0]], skipinitialspace=True), [])
+            if len(inner) == ncols:
+                return inner
+            rec = inner
+        self._bad(batch, first + i, f"expected {ncols} fields, found {len(rec)}", lines[i])
+        return None
+
+    def _bad(self, batch: Batch, line: int, reason: str, text: str | bytes) -> None:
+        if isinstance(text, bytes):
+            text = text[: SHOWN * 4].decode("utf-8", "replace")
+        bad = BadRow(line, reason, _show(text))
+        if not self.skip:
+            raise BadRowError(bad)
+        batch.skipped += 1
+        self.report(bad)
