@@ -79,7 +79,8 @@ class Job:
         try:
             self.log = logsink.setup(args.log_file, args.quiet)
         except OSError as exc:
-            return self._unwritable(f"the log file {args.log_file} cannot be opened: {exc.strerror}")
+            self.log = logsink.setup(None, args.quiet)
+            return self._fail(f"the log file {args.log_file} cannot be opened: {_reason(exc)}")
         if args.output:
             from stream.atomic import check_writable
 
@@ -108,7 +109,7 @@ class Job:
         from stream.source import chunks, open_input
 
         args, log = self.args, self.log
-        log.info("mlops-stream started: %s", " ".join(sys.argv))
+        log.info("mlops-stream started: %s", " ".join(["mlops-stream", *sys.argv[1:]]))
         cfg = config.load(args.config)
         self.version = cfg.version
         cfg = cfg.with_overrides(window=args.window, on_bad_row=args.on_bad_row)

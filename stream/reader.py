@@ -102,6 +102,14 @@ def _show(text: str) -> str:
     return repr(text if len(text) <= SHOWN else text[:SHOWN] + "...")
 
 
+def _numeric(text: str) -> bool:
+    try:
+        parse_decimal(text)
+    except BadValue:
+        return False
+    return True
+
+
 def _fields(line: str) -> list[str]:
     """Parse one line on its own (header, unusual rows): csv fields, with a whole-line quoted record unwrapped."""
     rec = next(csv.reader([line]), [])
@@ -274,18 +282,17 @@ class Reader:
                 continue
             self.at_file_start = False
             stripped = ln.lstrip("\ufeff").strip()
+            names = [c.strip() for c in _fields(stripped)]
             if self.layout is not None:
                 # A later file (rotation, truncation, another input): its header must be ours, or absent.
-                if stripped == self.header_text:
+                if names == self.layout.columns:
                     return i + 1
-                names = [c.strip() for c in _fields(stripped)]
                 if self.layout.columns[self.layout.close_index] in names or TIMESTAMP_COLUMN in names:
                     raise InputError(
                         f"line {first + i}: a new header {_show(stripped)} differs from the first one "
                         f"{_show(self.header_text or '')}; the inputs do not share one layout"
                     )
                 return i
-            names = [c.strip() for c in _fields(stripped)]
             self.header_text = stripped
             self.layout = self._layout(names, stripped, first + i)
             return i + 1
@@ -295,7 +302,13 @@ class Reader:
         if self.column not in names:
             found = ", ".join(repr(n) for n in names)
             hint = [n for n in names if n.lower() == self.column.lower()]
-            tip = f"; did you mean {hint[0]!r}? (column names are matched exactly)" if hint else ""
+            tip = (
+                f"; did you mean {hint[0]!r}? (names match exactly: set 'column: {hint[0]}' in the config)"
+                if hint
+                else ""
+            )
+            if not hint and sum(_numeric(n) for n in names) * 2 >= len(names):
+                tip = "; the first line looks like data: the input needs a header row naming its columns"
             raise InputError(f"the header (line {line_no}) has no column {self.column!r}; columns found: {found}{tip}")
         if names.count(self.column) > 1:
             raise InputError(f"the header (line {line_no}) names the column {self.column!r} more than once")
