@@ -210,7 +210,7 @@ class Reader:
                     lines.append("")
             has_quotes = any('"' in ln for ln in lines)
         if self.at_file_start:
-            start = self._header(lines, first)
+            start = self._header(lines, first, flagged)
             if start is None:
                 return batch
         else:
@@ -247,9 +247,17 @@ class Reader:
             out.append(ln)
         return out
 
-    def _header(self, lines: list[str], first: int) -> int | None:
+    def _header(self, lines: list[str], first: int, flagged: dict[int, tuple[str, bytes]]) -> int | None:
         """Find the header among the first lines of a file; return the index of the first data line."""
         for i, ln in enumerate(lines):
+            if i in flagged:
+                # An undecodable line reads as "" but is not blank: it is the header, or in a later file a bad row.
+                if self.layout is None:
+                    reason, raw = flagged[i]
+                    shown = _show(raw[: SHOWN * 4].decode("utf-8", "replace"))
+                    raise InputError(f"the header (line {first + i}) cannot be read: {reason}: {shown}")
+                self.at_file_start = False
+                return i
             if not ln.strip():
                 continue
             self.at_file_start = False
