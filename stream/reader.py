@@ -321,6 +321,8 @@ class Reader:
                         units.append(int(digits))
                         scales.append(len(frac))
                     else:
+                        if ncols == 1 and not lines[i].strip():
+                            continue  # in a one-column file a whitespace-only line parses as one empty field
                         try:
                             u, s = parse_decimal(text.strip())
                         except BadValue as exc:
