@@ -358,7 +358,12 @@ class Reader:
         if not rec or (len(rec) == 1 and not rec[0].strip()):
             return None  # blank or whitespace-only line
         if len(rec) == 1 and ncols > 1 and "," in rec[0]:
-            inner = next(csv.reader([rec[0]], skipinitialspace=True), [])
+            try:
+                inner = next(csv.reader([rec[0]], skipinitialspace=True), [])
+            except csv.Error as exc:
+                # Reported here: the caller's csv.Error handler would blame the next line.
+                self._bad(batch, first + i, f"not a CSV record ({exc})", lines[i])
+                return None
             if len(inner) == ncols:
                 return inner
             rec = inner
