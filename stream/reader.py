@@ -82,6 +82,13 @@ def _show(text: str) -> str:
     return repr(text if len(text) <= SHOWN else text[:SHOWN] + "...")
 
 
+def _csv_reason(exc: csv.Error) -> str:
+    """The csv module's complaint in words about the input (its own text suggests opening files differently)."""
+    if "new-line" in str(exc):
+        return "a carriage return inside an unquoted field"
+    return str(exc)
+
+
 def _fields(line: str) -> list[str]:
     """Parse one line on its own (header, unusual rows): csv fields, with a whole-line quoted record unwrapped."""
     rec = next(csv.reader([line]), [])
@@ -262,18 +269,24 @@ class Reader:
                 continue
             self.at_file_start = False
             stripped = ln.lstrip("\ufeff").strip()
+            try:
+                names = [c.strip() for c in _fields(stripped)]
+            except csv.Error as exc:
+                if self.layout is not None:
+                    return i  # a later file's first line: an ordinary bad row
+                raise InputError(
+                    f"the header (line {first + i}) is not a CSV record ({_csv_reason(exc)}): {_show(stripped)}"
+                ) from None
             if self.layout is not None:
                 # A later file (rotation, truncation, another input): its header must be ours, or absent.
                 if stripped == self.header_text:
                     return i + 1
-                names = [c.strip() for c in _fields(stripped)]
                 if self.layout.columns[self.layout.close_index] in names or TIMESTAMP_COLUMN in names:
                     raise InputError(
                         f"line {first + i}: a new header {_show(stripped)} differs from the first one "
                         f"{_show(self.header_text or '')}; the inputs do not share one layout"
                     )
                 return i
-            names = [c.strip() for c in _fields(stripped)]
             self.header_text = stripped
             self.layout = self._layout(names, stripped, first + i)
             return i + 1
@@ -338,7 +351,7 @@ class Reader:
                 break
             except csv.Error as exc:
                 i += 1
-                self._bad(batch, first + i, f"not a CSV record ({exc})", lines[i])
+                self._bad(batch, first + i, f"not a CSV record ({_csv_reason(exc)})", lines[i])
 
     def _odd(
         self,
@@ -362,7 +375,7 @@ class Reader:
                 inner = next(csv.reader([rec[0]], skipinitialspace=True), [])
             except csv.Error as exc:
                 # Reported here: the caller's csv.Error handler would blame the next line.
-                self._bad(batch, first + i, f"not a CSV record ({exc})", lines[i])
+                self._bad(batch, first + i, f"not a CSV record ({_csv_reason(exc)})", lines[i])
                 return None
             if len(inner) == ncols:
                 return inner
