@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
-from conftest import ERROR_KEYS, SUCCESS_KEYS, exact_signals, ohlcv_csv, write, write_config
+from conftest import ERROR_KEYS, SUCCESS_KEYS, env_with_repo, exact_signals, ohlcv_csv, write, write_config
 
 from stream import atomic, metrics
 from stream.tally import Tally
@@ -138,3 +140,35 @@ def test_an_unwritable_output_path_fails_early_and_clearly(run_cli, tmp_path: Pa
     run.assert_no_traceback()
     assert f"mlops-stream: error: the metrics file {where} cannot be written:" in run.stderr
     assert not (tmp_path / "signals.csv").exists()  # checked before any work was done
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full to simulate a full disk")
+def test_stdout_on_a_full_disk_is_reported_not_a_traceback(tmp_path: Path, data: Path) -> None:
+    with open("/dev/full", "wb") as full:
+        proc = subprocess.run(
+            [sys.executable, "-m", "stream", "--input", "in.csv", "--output", "metrics.json"],
+            cwd=tmp_path,
+            stdout=full,
+            stderr=subprocess.PIPE,
+            env=env_with_repo(),
+            timeout=60,
+        )
+    err = proc.stderr.decode()
+    assert proc.returncode == 1
+    assert "Traceback" not in err and "Exception ignored" not in err
+    assert err == "mlops-stream: error: the metrics document could not be printed on stdout: no space left on device\n"
+    assert json.loads((tmp_path / "metrics.json").read_text())["status"] == "success"  # the file copy is intact
+
+
+def test_a_closed_stdout_is_no_traceback(tmp_path: Path, data: Path) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "stream", "--input", "in.csv", "--output", "metrics.json"],
+        cwd=tmp_path,
+        stderr=subprocess.PIPE,
+        env=env_with_repo(),
+        timeout=60,
+        preexec_fn=lambda: os.close(1),
+    )
+    assert proc.returncode == 0
+    assert proc.stderr == b""
+    assert json.loads((tmp_path / "metrics.json").read_text())["status"] == "success"
