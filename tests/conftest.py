@@ -14,6 +14,9 @@ from typing import Any
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+# Plain `pytest` (not `python -m pytest`) on a checkout that is not installed must still import this package.
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
 ASSESSMENT_NAME = Path("shared", "data", "assessment-data.csv")
 
 SUCCESS_KEYS = ["version", "rows_processed", "metric", "value", "latency_ms", "seed", "status"]
