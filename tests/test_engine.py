@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import random
 from fractions import Fraction
 
 import pytest
@@ -61,6 +62,17 @@ def test_signals_and_means_match_the_exact_reference(data: list[tuple[int, int]]
     assert signals == ref_signals
     # mean() is the exact mean rounded once: the same float as float(Fraction).
     assert means == [None if m is None else float(m) for m in ref_means]
+
+
+def test_such_tick_data_is_full_of_exact_ties() -> None:
+    # The generated data above is meant to exercise ties; show that it does, over every window it draws.
+    rng = random.Random(1)
+    closes = [spell(rng.choice(CENTS), rng.randrange(8)) for _ in range(1500)]
+    for window in range(2, 13):
+        ref_signals, ref_means = exact_signals(closes, window)
+        ties = sum(1 for c, m in zip(closes, ref_means) if m is not None and Fraction(c) == m)
+        assert ties >= 5, (window, ties)
+        assert engine_run(closes, window)[0] == ref_signals
 
 
 @given(
