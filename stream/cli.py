@@ -183,12 +183,16 @@ class Job:
             except OSError as exc:
                 return self._unwritable(f"the metrics file {args.output} cannot be written: {_reason(exc)}")
         log.info("metrics: %s", metrics.encode(doc).decode().replace("\n", " "))
-        if not args.quiet and args.signals != "-":
+        if not args.quiet and args.signals != "-" and sys.stdout is not None:
             try:
                 sys.stdout.buffer.write(metrics.encode(doc))
                 sys.stdout.flush()
             except BrokenPipeError:
                 _silence_stdout()
+            except OSError as exc:  # e.g. redirected to a full disk: the printed copy is lost, so say so
+                _silence_stdout()
+                failed = self._unwritable(f"the metrics document could not be printed on stdout: {_reason(exc)}")
+                code = code or failed
         log.info("finished with exit code %d", code)
         return code
 

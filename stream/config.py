@@ -131,6 +131,29 @@ def simple_yaml(text: str) -> dict[str, Any] | None:
     return doc or None
 
 
+def _strict_loader(yaml: Any) -> type:
+    """PyYAML's SafeLoader, except that a key given twice is an error (YAML would silently keep the last)."""
+
+    class StrictLoader(yaml.SafeLoader):
+        pass
+
+    def mapping(loader: Any, node: Any) -> dict[Any, Any]:
+        seen = set()
+        for key_node, _ in node.value:
+            # A merge key ("<<") is YAML's own override mechanism, not a repeated setting.
+            if isinstance(key_node, yaml.ScalarNode) and key_node.tag != "tag:yaml.org,2002:merge":
+                key = loader.construct_object(key_node)
+                if key in seen:
+                    raise yaml.constructor.ConstructorError(
+                        None, None, f"the key {key!r} is given twice", key_node.start_mark
+                    )
+                seen.add(key)
+        return loader.construct_mapping(node)
+
+    StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, mapping)
+    return StrictLoader
+
+
 def load(path: str | None) -> Config:
     """Load ``path``; with None, use ./config.yaml when present, else the built-in defaults."""
     if path is None:
@@ -154,8 +177,8 @@ def load(path: str | None) -> Config:
     import yaml
 
     try:
-        # safe_load builds plain data only: a tag such as !!python/object is refused, never executed.
-        doc = yaml.safe_load(text)
+        # The safe loader builds plain data only: a tag such as !!python/object is refused, never executed.
+        doc = yaml.load(text, Loader=_strict_loader(yaml))
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = f" line {mark.line + 1}" if mark is not None else ""

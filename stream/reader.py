@@ -36,6 +36,16 @@ class BadRow:
     def __repr__(self) -> str:
         return f"BadRow(line={self.line}, reason={self.reason!r}, text={self.text!r})"
 
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, BadRow) and (self.line, self.reason, self.text) == (
+            other.line,
+            other.reason,
+            other.text,
+        )
+
+    def __hash__(self) -> int:
+        return hash((self.line, self.reason, self.text))
+
     def describe(self) -> str:
         return f"line {self.line}: {self.reason}: {self.text}"
 
@@ -108,6 +118,13 @@ def _numeric(text: str) -> bool:
     except BadValue:
         return False
     return True
+
+
+def _csv_reason(exc: csv.Error) -> str:
+    """The csv module's complaint in words about the input (its own text suggests opening files differently)."""
+    if "new-line" in str(exc):
+        return "a carriage return inside an unquoted field"
+    return str(exc)
 
 
 def _fields(line: str) -> list[str]:
@@ -238,7 +255,7 @@ class Reader:
                     lines.append("")
             has_quotes = any('"' in ln for ln in lines)
         if self.at_file_start:
-            start = self._header(lines, first)
+            start = self._header(lines, first, flagged)
             if start is None:
                 return batch
         else:
@@ -275,14 +292,29 @@ class Reader:
             out.append(ln)
         return out
 
-    def _header(self, lines: list[str], first: int) -> int | None:
+    def _header(self, lines: list[str], first: int, flagged: dict[int, tuple[str, bytes]]) -> int | None:
         """Find the header among the first lines of a file; return the index of the first data line."""
         for i, ln in enumerate(lines):
+            if i in flagged:
+                # An undecodable line reads as "" but is not blank: it is the header, or in a later file a bad row.
+                if self.layout is None:
+                    reason, raw = flagged[i]
+                    shown = _show(raw[: SHOWN * 4].decode("utf-8", "replace"))
+                    raise InputError(f"the header (line {first + i}) cannot be read: {reason}: {shown}")
+                self.at_file_start = False
+                return i
             if not ln.strip():
                 continue
             self.at_file_start = False
             stripped = ln.lstrip("\ufeff").strip()
-            names = [c.strip() for c in _fields(stripped)]
+            try:
+                names = [c.strip() for c in _fields(stripped)]
+            except csv.Error as exc:
+                if self.layout is not None:
+                    return i  # a later file's first line: an ordinary bad row
+                raise InputError(
+                    f"the header (line {first + i}) is not a CSV record ({_csv_reason(exc)}): {_show(stripped)}"
+                ) from None
             if self.layout is not None:
                 # A later file (rotation, truncation, another input): its header must be ours, or absent.
                 if names == self.layout.columns:
@@ -346,6 +378,8 @@ class Reader:
                         units.append(int(digits))
                         scales.append(len(frac))
                     else:
+                        if ncols == 1 and not lines[i].strip():
+                            continue  # in a one-column file a whitespace-only line parses as one empty field
                         try:
                             u, s = parse_decimal(text.strip())
                         except BadValue as exc:
@@ -361,7 +395,7 @@ class Reader:
                 break
             except csv.Error as exc:
                 i += 1
-                self._bad(batch, first + i, f"not a CSV record ({exc})", lines[i])
+                self._bad(batch, first + i, f"not a CSV record ({_csv_reason(exc)})", lines[i])
 
     def _odd(
         self,
@@ -381,7 +415,12 @@ class Reader:
         if not rec or (len(rec) == 1 and not rec[0].strip()):
             return None  # blank or whitespace-only line
         if len(rec) == 1 and ncols > 1 and "," in rec[0]:
-            inner = next(csv.reader([rec[0]], skipinitialspace=True), [])
+            try:
+                inner = next(csv.reader([rec[0]], skipinitialspace=True), [])
+            except csv.Error as exc:
+                # Reported here: the caller's csv.Error handler would blame the next line.
+                self._bad(batch, first + i, f"not a CSV record ({_csv_reason(exc)})", lines[i])
+                return None
             if len(inner) == ncols:
                 return inner
             rec = inner
