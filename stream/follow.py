@@ -160,7 +160,9 @@ class _Follower:
         self.stopped_by: str | None = None
         self.last_data = time.monotonic()
         self.waiting_since: float | None = None  # when the input last ran dry (progress display); None while busy
-        self.bytes_read = 0
+        # A pipe the run writes to (signals on stdout): its reader going away ends the wait, as with `tail -f`,
+        # instead of leaving the run to notice at the next row, maybe hours later.
+        self.out_fd: int | None = None
 
     def _should_end(self, now: float) -> bool:
         if self.stop.reason is not None:
@@ -179,7 +181,20 @@ class _Follower:
     def _got(self, data: bytes, now: float) -> None:
         self.last_data = now
         self.waiting_since = None
-        self.bytes_read += len(data)
+
+    def _poller(self) -> select.poll:
+        poller = select.poll()
+        poller.register(self.stop.fd, select.POLLIN)
+        if self.out_fd is not None:
+            poller.register(self.out_fd, 0)  # POLLERR and POLLHUP are reported without asking
+        return poller
+
+    def _check_out(self, ready: list[tuple[int, int]]) -> None:
+        for fd, events in ready:
+            if fd == self.out_fd and events & (select.POLLERR | select.POLLHUP):
+                raise BrokenPipeError(errno.EPIPE, "the reader of the output went away")
+        if any(fd == self.stop.fd for fd, _ in ready):
+            self.stop.drain()
 
 
 class StreamFollower(_Follower):
@@ -197,14 +212,14 @@ class StreamFollower(_Follower):
             self.owns_fd = False
 
     def __iter__(self) -> Iterator[bytes | NewFile]:
-        poller = select.poll()
+        poller = self._poller()
         poller.register(self.fd, select.POLLIN)
-        poller.register(self.stop.fd, select.POLLIN)
         while True:
             now = time.monotonic()
             if self._should_end(now):
                 return
             ready = poller.poll(math.ceil(self._timeout(now, TICK) * 1000))
+            self._check_out(ready)
             if self.stop.reason is not None:
                 continue  # a stop wins over data that came with it: the row in hand is finished already
             if any(fd == self.fd for fd, _ in ready):
@@ -216,7 +231,6 @@ class StreamFollower(_Follower):
                 self._got(data, time.monotonic())
                 yield data
             else:
-                self.stop.drain()
                 if self.waiting_since is None:
                     self.waiting_since = self.last_data
                 yield b""
@@ -250,6 +264,7 @@ class FileFollower(_Follower):
         super().__init__(stop, idle_timeout)
         self.path = path
         self.name = os.fsencode(os.path.basename(path)) if path else b""
+        self.label = path or "<stdin>"
         self.log = log
         self.fd: int | None = None
         self.identity: tuple[int, int] | None = None  # (device, inode) of the open file
@@ -348,14 +363,15 @@ class FileFollower(_Follower):
                 fd = self._open_path()
                 if fd is not None:
                     self._adopt(fd, 0)
-                    self._say("input %s appeared; following it", self.path)
+                    self._say("input %s appeared; following it", self.label)
             if self.fd is not None:
-                if self._rewritten():
-                    self._say("input %s was truncated or rewritten; reading it again from its start", self.path)
-                    os.lseek(self.fd, 0, os.SEEK_SET)
-                    self.pos, self._tail = 0, b""
-                    yield NewFile("truncated")
                 while True:
+                    # Before every read: once we read on, bytes rewritten behind our position would pass unnoticed.
+                    if self._rewritten():
+                        self._say("input %s was truncated or rewritten; reading it again from its start", self.label)
+                        os.lseek(self.fd, 0, os.SEEK_SET)
+                        self.pos, self._tail = 0, b""
+                        yield NewFile("truncated")
                     data = os.read(self.fd, CHUNK)
                     if not data:
                         break
@@ -402,12 +418,12 @@ class FileFollower(_Follower):
         if target is None:
             if not self._gone_logged:
                 self._gone_logged = True
-                self._say("input %s was removed or renamed; reading the open file until a new one appears", self.path)
+                self._say("input %s was removed or renamed; reading the open file until a new one appears", self.label)
             self._replaced_since = None
             return False
         if self._replaced_since is None:
             self._replaced_since = now
-            self._say("input %s now names another file; reading the old one to its end first", self.path)
+            self._say("input %s now names another file; reading the old one to its end first", self.label)
         if now - max(self._replaced_since, self.last_data) < ROTATE_GRACE:
             return False
         fd = self._open_path()
@@ -418,21 +434,20 @@ class FileFollower(_Follower):
         self._replaced_since = None
         self._gone_logged = False
         self.last_data = now  # the idle clock starts again with the new file, whose rows are read next
-        self._say("switched to the new file %s, reading it from its start", self.path)
+        self._say("switched to the new file %s, reading it from its start", self.label)
         return True
 
     def _wait_inotify(self, timeout: float) -> None:
         assert self._inotify is not None
-        poller = select.poll()
+        poller = self._poller()
         poller.register(self._inotify.fd, select.POLLIN)
-        poller.register(self.stop.fd, select.POLLIN)
         deadline = time.monotonic() + timeout
         while True:
             ready = poller.poll(math.ceil(max(deadline - time.monotonic(), 0.0) * 1000))
             if not ready:
                 return
+            self._check_out(ready)
             if any(fd == self.stop.fd for fd, _ in ready):
-                self.stop.drain()
                 return
             for wd, _mask, name in self._inotify.events():
                 # Folder events for other files (our own metrics and checkpoint, say) are no reason to look.
@@ -440,6 +455,4 @@ class FileFollower(_Follower):
                     return
 
     def _wait_poll(self, timeout: float) -> None:
-        ready = select.select([self.stop.fd], [], [], timeout)[0]
-        if ready:
-            self.stop.drain()
+        self._check_out(self._poller().poll(math.ceil(timeout * 1000)))

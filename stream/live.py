@@ -140,6 +140,8 @@ class LiveRun:
             engine = RollingSignal.from_state(ckpt.engine)
         self.reader = reader
         self.follower = follower = self._follower(ckpt, stop)
+        if args.signals == "-" and stat.S_ISFIFO(os.fstat(sys.stdout.fileno()).st_mode):
+            follower.out_fd = sys.stdout.fileno()
         self.sink = self._sink(ckpt)
         self.pipeline = Pipeline(engine, self.sink)
         if ckpt is not None:
@@ -312,6 +314,8 @@ class LiveRun:
 
     def _finish(self) -> None:
         f, reader, log = self.follower, self.reader, self.log
+        if isinstance(f, FileFollower) and f.identity is None and f.path is not None:
+            raise SourceError(f"input file {f.path} does not exist (it did not appear before the run stopped)")
         log.info("stopping: %s", f.stopped_by if f is not None else "done")
         if isinstance(f, StreamFollower) and f.ended:
             # The pipe is closed: a last line without a newline is complete, as in batch mode.

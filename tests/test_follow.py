@@ -170,6 +170,21 @@ def finish_with_input(p: subprocess.Popen, data: bytes) -> tuple[int, bytes, byt
     return p.returncode, out, err
 
 
+def test_a_closed_signals_pipe_ends_a_waiting_run(tmp_path: Path) -> None:
+    (tmp_path / "live.csv").write_text(HEADER + text(make_rows(20, 26)))
+    p = start(tmp_path, "--input", "live.csv", "--follow", "--signals", "-")
+    assert p.stdout is not None
+    assert p.stdout.readline().startswith(b"row,")
+    p.stdout.close()  # like `| head -1`: the reader goes away while the run waits for rows that may never come
+    assert p.wait(timeout=20) == 141
+    assert b"Traceback" not in p.stderr.read()  # type: ignore[union-attr]
+    assert "closed it before the input was fully processed" in (tmp_path / "run.log").read_text()
+
+
+def test_a_file_that_never_appears_is_reported_as_missing(tmp_path: Path) -> None:
+    assert "does not exist" in _refusal(tmp_path, "--input", "nothere.csv", "--follow", "--idle-timeout", "0.3")
+
+
 # ---- following a file ------------------------------------------------------------------------------------------
 
 
