@@ -305,8 +305,12 @@ class FileFollower(_Follower):
             # Watching through /proc/self/fd names exactly the file we hold, even if the path moved on meanwhile.
             try:
                 self._file_wd = self._inotify.add(f"/proc/self/fd/{fd}", _FILE_EVENTS)
-            except OSError:
-                self._file_wd = None  # the folder watch and the tick still notice changes
+            except OSError as exc:
+                # The folder watch alone would not report writes (the watch limit may be reached): poll instead.
+                self._say("cannot watch %s with inotify (%s); polling instead", self.label, exc.strerror)
+                self._inotify.close()
+                self._inotify = None
+                self.watching = "polling"
 
     def _open_path(self) -> int | None:
         if self.path is None:
@@ -382,7 +386,7 @@ class FileFollower(_Follower):
                     yield data
                     if self.stop.reason is not None:
                         break
-                if self.stop.reason is None and self._switch_due(time.monotonic()):
+                if self.stop.reason is None and self._switch_if_due(time.monotonic()):
                     yield NewFile("rotated")
                     continue
             if got:
@@ -407,7 +411,7 @@ class FileFollower(_Follower):
             return False
         return super()._should_end(now)
 
-    def _switch_due(self, now: float) -> bool:
+    def _switch_if_due(self, now: float) -> bool:
         """At the end of the open file: has the name moved on, and is it time to switch? Switches if so."""
         if self.path is None:
             return False

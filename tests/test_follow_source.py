@@ -29,7 +29,8 @@ def short_grace(monkeypatch: pytest.MonkeyPatch) -> None:
 def run_follower(path: Path, script: Callable[[], None], use_inotify: bool, idle: float = 0.4, **kw) -> list:
     """Follow ``path`` while ``script`` runs in a writer thread; return the events, data joined per file."""
     stop = Stop()
-    f = FileFollower(str(path), stop, idle, use_inotify=use_inotify, **kw)
+    fd = os.open(path, os.O_RDONLY)  # opened before the writer starts, as the command does
+    f = FileFollower(str(path), stop, idle, fd=fd, use_inotify=use_inotify, **kw)
     writer = threading.Thread(target=script)
     writer.start()
     segments: list = [b""]
