@@ -157,10 +157,11 @@ class Job:
         pipeline = Pipeline(RollingSignal(cfg.window), sink)
         t_read = time.perf_counter()
         display = None
-        if not args.quiet and not args.no_progress and sys.stderr.isatty():
-            from stream.progress import Progress
+        if sys.stderr.isatty():  # the common case, stderr elsewhere, does not even load the display's module
+            from stream import progress  # rich itself is imported only if the display starts
 
-            display = Progress(pipeline, inp.name, position=lambda: reader.offset, total=inp.size)
+            if progress.wanted(args):
+                display = progress.Progress(pipeline, inp.name, position=lambda: reader.offset, total=inp.size)
 
         def after_batch() -> None:
             self._announce_layout(reader, cfg.window)

@@ -157,7 +157,7 @@ class LiveRun:
         log.info("following %s (waiting with %s)%s; SIGINT or SIGTERM stops", name, watching, idle)
         from stream import progress
 
-        if progress.wanted(args.quiet, args.no_progress):
+        if progress.wanted(args):
             self.display = progress.Progress(self.pipeline, name, follower=follower)
         self.writer = _Background()
         now = time.monotonic()

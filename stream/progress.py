@@ -22,13 +22,16 @@ DELAY = 0.3  # runs shorter than this never show (nor import) the display
 REFRESH = 4  # times a second
 
 
-def wanted(quiet: bool, no_progress: bool) -> bool:
+def wanted(args: Any) -> bool:
     """The display is for a person watching a terminal: never when asked not to, or when stderr goes elsewhere."""
-    if quiet or no_progress:
+    if args.quiet or args.no_progress:
         return False
     try:
-        return sys.stderr.isatty()
-    except (AttributeError, ValueError):
+        if not sys.stderr.isatty():
+            return False
+        # Signals printed to the same terminal would be torn up by the redraws.
+        return not (args.signals == "-" and sys.stdout.isatty())
+    except (AttributeError, ValueError):  # closed or replaced streams
         return False
 
 

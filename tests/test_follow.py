@@ -79,10 +79,15 @@ def append(path: Path, data: str, rng: random.Random | None = None, pause: float
 
 
 def start(
-    cwd: Path, *args: str, stdin: int = subprocess.DEVNULL, stderr: int = subprocess.PIPE, env: dict | None = None
+    cwd: Path,
+    *args: str,
+    stdin: int = subprocess.DEVNULL,
+    stdout: int = subprocess.PIPE,
+    stderr: int = subprocess.PIPE,
+    env: dict | None = None,
 ) -> subprocess.Popen:
     cmd = [sys.executable, "-m", "stream", "--window", str(WINDOW), "--log-file", "run.log", *args]
-    return subprocess.Popen(cmd, cwd=cwd, env=env or ENV, stdin=stdin, stdout=subprocess.PIPE, stderr=stderr)
+    return subprocess.Popen(cmd, cwd=cwd, env=env or ENV, stdin=stdin, stdout=stdout, stderr=stderr)
 
 
 def finish(p: subprocess.Popen, sig: int | None = None) -> tuple[int, bytes, bytes]:
@@ -466,7 +471,7 @@ def test_no_escape_codes_when_stderr_is_not_a_terminal(tmp_path: Path) -> None:
     assert b"\x1b" not in err  # ...but nothing meant for a terminal
 
 
-def _on_pty(tmp: Path, *args: str, env: dict | None = None) -> tuple[int, bytes]:
+def _on_pty(tmp: Path, *args: str, env: dict | None = None, stdout_too: bool = False) -> tuple[int, bytes]:
     import fcntl
     import pty
     import struct
@@ -474,7 +479,8 @@ def _on_pty(tmp: Path, *args: str, env: dict | None = None) -> tuple[int, bytes]
 
     master, slave = pty.openpty()
     fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 30, 110, 0, 0))
-    p = start(tmp, *args, stderr=slave, env={**ENV, "TERM": "xterm-256color", **(env or {})})
+    env = {**ENV, "TERM": "xterm-256color", **(env or {})}
+    p = start(tmp, *args, stdout=slave if stdout_too else subprocess.PIPE, stderr=slave, env=env)
     os.close(slave)
     seen = b""
     while True:
@@ -511,6 +517,16 @@ def test_no_color_and_no_progress_are_respected(tmp_path: Path) -> None:
     assert code == 0
     assert b"skipped bad row at line 12" in seen  # warnings still reach the terminal...
     assert b"\x1b" not in seen and b"following" not in seen  # ...the display does not
+
+
+def test_no_display_when_signals_go_to_the_same_terminal(tmp_path: Path) -> None:
+    (tmp_path / "live.csv").write_text(HEADER + text(make_rows(10, 27)))
+    code, seen = _on_pty(
+        tmp_path, "--input", "live.csv", "--follow", "--idle-timeout", "1", "--signals", "-", stdout_too=True
+    )
+    assert code == 0
+    assert b"\x1b" not in seen and b"following" not in seen  # redraws would tear up the rows
+    assert seen.replace(b"\r\n", b"\n").decode() == expected(make_rows(10, 27))[0]
 
 
 def test_batch_progress_bar_on_a_terminal(tmp_path: Path) -> None:
