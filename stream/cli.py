@@ -29,6 +29,16 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a positive number of seconds, got {text}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="mlops-stream",
@@ -44,6 +54,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--window", type=_positive_int, metavar="N", help="rolling window (overrides the config)")
     p.add_argument("--on-bad-row", choices=("fail", "skip"), help="bad-row policy (overrides the config)")
     p.add_argument("--quiet", action="store_true", help="print nothing but errors (and signals on stdout)")
+    live = p.add_argument_group("live mode")
+    live.add_argument(
+        "--follow", action="store_true", help="keep reading as the input grows, like tail -F; SIGINT/SIGTERM stops"
+    )
+    live.add_argument(
+        "--idle-timeout", type=_seconds, metavar="SECONDS", help="with --follow: stop after this long without new data"
+    )
+    live.add_argument(
+        "--checkpoint", metavar="PATH", help="with --follow: keep state here; a restart continues exactly once"
+    )
+    p.add_argument("--no-progress", action="store_true", help="no live progress display on a terminal's stderr")
     from stream import __version__
 
     p.add_argument("--version", action="version", version=f"mlops-stream {__version__}")
@@ -61,6 +82,10 @@ def main(argv: list[str] | None = None) -> int:
         if sys.stdin is None or sys.stdin.isatty():
             build_parser().error("no input: pass --input PATH, or pipe CSV into stdin")
         args.input = "-"
+    if not args.follow and (args.idle_timeout is not None or args.checkpoint is not None):
+        build_parser().error("--idle-timeout and --checkpoint apply to live runs: add --follow")
+    if args.checkpoint is not None and args.input == "-":
+        build_parser().error("--checkpoint needs --input PATH (a file): a pipe cannot be resumed at a position")
     return Job(args).run()
 
 
@@ -71,6 +96,7 @@ class Job:
         self.args = args
         self.version: str | None = None
         self.signals_fh: BinaryIO | None = None
+        self.announced = False
 
     def run(self) -> int:
         from stream import logsink
@@ -101,7 +127,7 @@ class Job:
         return self._publish(doc, EXIT_OK)
 
     def _process(self) -> dict[str, Any]:
-        from stream import config, metrics, seeding
+        from stream import config, seeding
         from stream.engine import RollingSignal
         from stream.logsink import BadRowLog
         from stream.pipeline import Pipeline
@@ -118,6 +144,11 @@ class Job:
             cfg.source, cfg.seed, cfg.window, cfg.version, cfg.column, cfg.on_bad_row,
         )  # fmt: skip
         seeding.seed(cfg.seed)
+        if args.follow:
+            from stream.live import LiveRun
+
+            out = LiveRun(self, cfg, T0).run()
+            return self._summary(cfg, out.tally, out.reader, out.name, out.elapsed)
         inp = open_input(args.input)
         log.info("input opened: %s", inp.describe())
         bad_log = BadRowLog(log)
@@ -125,32 +156,50 @@ class Job:
         sink = self._signals_sink(args)
         pipeline = Pipeline(RollingSignal(cfg.window), sink)
         t_read = time.perf_counter()
-        announced = False
+        display = None
+        if sys.stderr.isatty():  # the common case, stderr elsewhere, does not even load the display's module
+            from stream import progress  # rich itself is imported only if the display starts
+
+            if progress.wanted(args):
+                display = progress.Progress(pipeline, inp.name, position=lambda: reader.offset, total=inp.size)
 
         def after_batch() -> None:
-            nonlocal announced
-            if not announced and reader.layout is not None:
-                announced = True
-                log.info("input layout: %s", reader.layout.describe())
-                log.info("warm-up: the first %d rows have no rolling mean (signal 0)", cfg.window - 1)
+            self._announce_layout(reader, cfg.window)
+            if display is not None:
+                display.tick()
 
         try:
             tally = pipeline.run(reader.rows(chunks(inp.fh)), after_batch)
         finally:
+            if display is not None:
+                display.close()
             if inp.fh is not sys.stdin.buffer:
                 inp.fh.close()
-        after_batch()
+        self._announce_layout(reader, cfg.window)
         if sink is not None:
             sink.flush()
             if self.signals_fh is not None and self.signals_fh is not sys.stdout.buffer:
                 self.signals_fh.close()
         bad_log.summary()
+        return self._summary(cfg, tally, reader, inp.name, time.perf_counter() - t_read)
+
+    def _announce_layout(self, reader: Any, window: int) -> None:
+        """Log the input's layout once it is known."""
+        if not self.announced and reader.layout is not None:
+            self.announced = True
+            self.log.info("input layout: %s", reader.layout.describe())
+            self.log.info("warm-up: the first %d rows have no rolling mean (signal 0)", window - 1)
+
+    def _summary(self, cfg: Any, tally: Any, reader: Any, name: str, elapsed: float) -> dict[str, Any]:
+        """The end of every successful run: refuse an input without rows, log the totals, build the metrics."""
+        from stream import metrics
+
+        log = self.log
         if reader.layout is None:
-            raise JobError(f"the input {inp.name} is empty: expected a header line naming the columns")
+            raise JobError(f"the input {name} is empty: expected a header line naming the columns")
         if tally.rows == 0:
             skipped = f" ({tally.skipped} bad rows were skipped)" if tally.skipped else ""
-            raise JobError(f"the input {inp.name} has a header but no usable data rows{skipped}")
-        elapsed = time.perf_counter() - t_read
+            raise JobError(f"the input {name} has a header but no usable data rows{skipped}")
         log.info(
             "processed %d rows (%d signals, %d skipped) in %.3f s (%.0f rows/s)",
             tally.rows, tally.signals, tally.skipped, elapsed, tally.rows / elapsed if elapsed else 0.0,
@@ -236,11 +285,12 @@ def _reason(exc: OSError) -> str:
 
 def _phrase(exc: Exception) -> str:
     """A person-facing sentence for a failure; the known failures carry their own."""
+    from stream.checkpoint import CheckpointError
     from stream.config import ConfigError
     from stream.reader import InputError
     from stream.source import SourceError
 
-    if isinstance(exc, (ConfigError, InputError, SourceError)):
+    if isinstance(exc, (CheckpointError, ConfigError, InputError, SourceError)):
         return str(exc)
     if isinstance(exc, MemoryError):
         return "ran out of memory"

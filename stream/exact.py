@@ -64,3 +64,14 @@ def _parse_general(text: str) -> tuple[int, int]:
         units *= 10**-scale
         scale = 0
     return (-units if sign == "-" else units), scale
+
+
+def format_decimal(units: int, scale: int) -> str:
+    """The inverse of ``parse_decimal`` for display: ``units / 10**scale`` written out exactly.
+
+    >>> format_decimal(10050, 2), format_decimal(-85, 7), format_decimal(7, 0)
+    ('100.50', '-0.0000085', '7')
+    """
+    digits = str(abs(units)).rjust(scale + 1, "0")
+    sign = "-" if units < 0 else ""
+    return sign + (f"{digits[:-scale]}.{digits[-scale:]}" if scale else digits)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 from collections.abc import Callable, Iterable, Iterator
+from typing import Any
 
 from stream.exact import MAX_INT_DIGITS, MAX_SCALE, BadValue, parse_decimal
 
@@ -196,19 +197,44 @@ class Reader:
         batch.end_offset = self.offset
         return batch
 
-    def new_file(self) -> Batch:
-        """The current file is over and another begins (rotation, truncation, the next input): a header may follow."""
+    def new_file(self, complete_partial: bool = True) -> Batch:
+        """The current file is over and another begins (rotation, truncation, the next input): a header may follow.
+
+        A held partial line is complete when its file will not grow any more (the next input, a rotated file); after
+        a truncation it was cut short, so the caller passes ``complete_partial=False`` and the line is dropped.
+        """
         batch = Batch()
         if self._pending:
-            # The old file will not grow any more, so its last line is complete.
             tail, self._pending = self._pending, b""
-            batch = self._lines(tail + b"\n", count_bytes=len(tail))
+            if complete_partial:
+                batch = self._lines(tail + b"\n", count_bytes=len(tail))
         self._overlong = False
         self.line_no = 0
         self.offset = 0
         self.at_file_start = True
         batch.end_offset = 0
         return batch
+
+    def state(self) -> dict[str, Any]:
+        """Where the reader stands in the current file, for a checkpoint (valid between pushes of bytes)."""
+        return {
+            "offset": self.offset,
+            "line": self.line_no,
+            "header": self.header_text,
+            "at_file_start": self.at_file_start,
+        }
+
+    def restore(self, state: dict[str, Any]) -> None:
+        """Continue from ``state()``: the layout comes back from the header text, the bytes from ``offset`` on."""
+        self.offset = int(state["offset"])
+        self.line_no = int(state["line"])
+        self.at_file_start = bool(state["at_file_start"])
+        self._pending = b""
+        self._overlong = False
+        header = state["header"]
+        if header is not None:
+            self.header_text = header
+            self.layout = self._layout([c.strip() for c in _fields(header)], header, 1)
 
     @property
     def pending(self) -> bytes:
@@ -317,9 +343,9 @@ class Reader:
                 ) from None
             if self.layout is not None:
                 # A later file (rotation, truncation, another input): its header must be ours, or absent.
-                if names == self.layout.columns:
+                if names == self.layout.columns:  # compared as fields: quoting and spacing may differ
                     return i + 1
-                if self.layout.columns[self.layout.close_index] in names or TIMESTAMP_COLUMN in names:
+                if self._header_like(names):
                     raise InputError(
                         f"line {first + i}: a new header {_show(stripped)} differs from the first one "
                         f"{_show(self.header_text or '')}; the inputs do not share one layout"
@@ -329,6 +355,14 @@ class Reader:
             self.layout = self._layout(names, stripped, first + i)
             return i + 1
         return None
+
+    def _header_like(self, names: list[str]) -> bool:
+        """Whether the first line of a later file is a header rather than data: it names our close or timestamp
+        column, or none of its several fields is a number (a data row of OHLCV has numbers beside its timestamp)."""
+        assert self.layout is not None
+        if self.layout.columns[self.layout.close_index] in names or TIMESTAMP_COLUMN in names:
+            return True
+        return len(names) >= 2 and not any(_numeric(n) for n in names)
 
     def _layout(self, names: list[str], line: str, line_no: int) -> Layout:
         if self.column not in names:
