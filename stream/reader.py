@@ -18,6 +18,8 @@ MAX_LINE_BYTES = 64 * 1024
 # Bytes of an offending line shown in an error message.
 SHOWN = 80
 TIMESTAMP_COLUMN = "timestamp"
+# Spaces after a comma are not part of a field, so `1, "a,b"` is two fields.
+DIALECT = {"skipinitialspace": True}
 
 
 class InputError(Exception):
@@ -111,6 +113,19 @@ class Layout:
 def _show(text: str) -> str:
     text = text.rstrip("\r\n")
     return repr(text if len(text) <= SHOWN else text[:SHOWN] + "...")
+
+
+def _spans_lines(line: str) -> bool:
+    """True when the csv module, reading ``line``, would still be inside a quoted field at its end.
+
+    Counting quotes is not enough: a quote inside an unquoted field is a literal character to the csv module.
+    """
+    rdr = csv.reader([line, ""], **DIALECT)
+    try:
+        next(rdr, None)
+    except csv.Error:
+        return False  # a malformed line that ends where it should: reported as such by the row parser
+    return rdr.line_num > 1
 
 
 def _numeric(text: str) -> bool:
@@ -307,14 +322,14 @@ class Reader:
         out = []
         for i, ln in enumerate(lines):
             if '"' in ln:
-                n = ln.count('"')
-                if n % 2:
-                    flagged[i] = ("a quoted field is not closed on this line", ln.encode())
-                    ln = ""
-                elif n == 2 and ncols > 1:
+                if ncols > 1 and ln.count('"') == 2:
                     s = ln.strip()
                     if s[:1] == '"' and s[-1:] == '"' and "," in s:
-                        ln = s[1:-1]
+                        out.append(s[1:-1])
+                        continue
+                if _spans_lines(ln):
+                    flagged[i] = ("a quoted field is not closed on this line", ln.encode())
+                    ln = ""
             out.append(ln)
         return out
 
@@ -389,7 +404,7 @@ class Reader:
         ti = self.layout.timestamp_index
         keep = self.keep_text
         units, scales, closes, stamps = batch.units, batch.scales, batch.closes, batch.stamps
-        rdr = csv.reader(lines, skipinitialspace=True)
+        rdr = csv.reader(lines, **DIALECT)
         i = -1
         while True:
             try:
@@ -450,7 +465,7 @@ class Reader:
             return None  # blank or whitespace-only line
         if len(rec) == 1 and ncols > 1 and "," in rec[0]:
             try:
-                inner = next(csv.reader([rec[0]], skipinitialspace=True), [])
+                inner = next(csv.reader([rec[0]], **DIALECT), [])
             except csv.Error as exc:
                 # Reported here: the caller's csv.Error handler would blame the next line.
                 self._bad(batch, first + i, f"not a CSV record ({_csv_reason(exc)})", lines[i])
