@@ -114,10 +114,17 @@ class Job:
                 check_writable(args.output)
             except OSError as exc:
                 return self._unwritable(f"the metrics file {args.output} cannot be written: {_reason(exc)}")
+        if not args.follow:
+            # As PID 1 in a container the job would otherwise ignore `docker stop`'s SIGTERM until killed.
+            import signal
+
+            signal.signal(signal.SIGTERM, _terminate)
         try:
             doc = self._process()
         except BrokenPipeError:
             return self._broken_pipe()
+        except _Terminated:
+            return self._fail("stopped by SIGTERM before the input was fully processed; no metrics were computed", 143)
         except KeyboardInterrupt:
             return self._fail("interrupted before the input was fully processed; no metrics were computed", 130)
         except JobError as exc:
@@ -268,6 +275,14 @@ class Job:
     def _unwritable(self, message: str) -> int:
         sys.stderr.write(f"mlops-stream: error: {message}\n")
         return EXIT_FAILED
+
+
+class _Terminated(Exception):
+    """SIGTERM arrived during a batch run."""
+
+
+def _terminate(signum: int, frame: object) -> None:
+    raise _Terminated
 
 
 def _silence_stdout() -> None:

@@ -173,7 +173,10 @@ def test_a_log_file_that_fails_while_writing_does_not_print_tracebacks(run_cli, 
     assert run.doc()["rows_processed"] == 3
 
 
-def test_interrupt_writes_an_error_document(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("sig", "code", "words"), [(signal.SIGINT, 130, "interrupted"), (signal.SIGTERM, 143, "stopped by SIGTERM")]
+)
+def test_interrupt_writes_an_error_document(tmp_path: Path, sig: signal.Signals, code: int, words: str) -> None:
     proc = start_command(["--output", "metrics.json", "--log-file", "run.log"], tmp_path)
     assert proc.stdin is not None
     proc.stdin.write(b"close\n1\n2\n3\n")
@@ -182,10 +185,10 @@ def test_interrupt_writes_an_error_document(tmp_path: Path) -> None:
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline and not (log.exists() and "input layout" in log.read_text()):
         time.sleep(0.02)
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(sig)
     _, err = proc.communicate(timeout=30)
-    assert proc.returncode == 130
+    assert proc.returncode == code
     assert b"Traceback" not in err
     doc = json.loads((tmp_path / "metrics.json").read_text())
     assert list(doc) == ERROR_KEYS
-    assert "interrupted" in doc["error_message"]
+    assert words in doc["error_message"]
