@@ -50,10 +50,11 @@ def _digest(fd: int, size: int) -> str:
 class Checkpoint:
     input: InputId | None  # None: the input did not exist yet when the checkpoint was written
     reader: dict[str, Any]  # Reader.state(): offset after the last processed line, line number, header
-    engine: dict[str, Any]  # RollingSignal.state(): the window's contents
+    engine: dict[str, Any]  # RollingSignal.state(), or KeyedSignal.state() (every key's window and counts)
     tally: Tally
     column: str
     signals: dict[str, Any] | None  # path ('-' = stdout), format, bytes (None for stdout), timestamp column
+    key: str | None = None  # the key column of a keyed run
 
     @property
     def offset(self) -> int:
@@ -69,6 +70,7 @@ class Checkpoint:
             "counts": {"rows": self.tally.rows, "signals": self.tally.signals, "skipped": self.tally.skipped},
             "column": self.column,
             "signals": self.signals,
+            "key": self.key,
         }
         # The standard json module, not orjson: window values can exceed 64 bits at a fine decimal scale.
         return json.dumps(doc, separators=(",", ":")).encode() + b"\n"
@@ -92,6 +94,7 @@ class Checkpoint:
                 tally=Tally(int(counts["rows"]), int(counts["signals"]), int(counts["skipped"])),
                 column=str(doc["column"]),
                 signals=doc["signals"],
+                key=doc.get("key"),
             )
         except CheckpointError:
             raise
@@ -122,9 +125,18 @@ def save(path: str, ckpt: Checkpoint) -> None:
 
 
 def check_settings(
-    ckpt: Checkpoint, where: str, *, input_path: str, window: int, column: str, signals: str | None, fmt: str
+    ckpt: Checkpoint,
+    where: str,
+    *,
+    input_path: str,
+    window: int,
+    column: str,
+    signals: str | None,
+    fmt: str,
+    key: str | None = None,
 ) -> None:
-    """Refuse a checkpoint written for another input, window, column or signals output, naming every difference."""
+    """Refuse a checkpoint written for another input, window, column, key or signals output, naming every
+    difference."""
     wrong = []
     if ckpt.input is not None and ckpt.input.path != os.path.abspath(input_path):
         wrong.append(f"it was written for the input {ckpt.input.path}, not {os.path.abspath(input_path)}")
@@ -132,6 +144,10 @@ def check_settings(
         wrong.append(f"it was written with window {ckpt.engine['window']}, this run has window {window}")
     if ckpt.column != column:
         wrong.append(f"it was written for the column {ckpt.column!r}, this run reads {column!r}")
+    if ckpt.key != key:
+        was = f"keyed by the column {ckpt.key!r}" if ckpt.key is not None else "without a key"
+        now = f"keys rows by {key!r} (--key)" if key is not None else "has no key"
+        wrong.append(f"it was written by a run {was}, this run {now}")
     recorded = ckpt.signals
     wanted = None if signals is None else (signals if signals == "-" else os.path.abspath(signals))
     if (recorded and recorded["path"]) != wanted:

@@ -45,7 +45,13 @@ def build_parser() -> argparse.ArgumentParser:
         description="Exact rolling-mean signals for OHLCV CSV from a file, a pipe or a growing file.",
         epilog="Run 'mlops-stream generate --help' for the synthetic data generator.",
     )
-    p.add_argument("--input", metavar="PATH", help="CSV input; '-' or omitted (with a pipe on stdin) reads stdin")
+    p.add_argument(
+        "--input",
+        metavar="PATH",
+        action="append",
+        help="CSV input: a path, a glob or a URL (file://, s3://, gs://, ...); repeat it to read several inputs as one "
+        "stream, in order; '-' or omitted (with a pipe on stdin) reads stdin",
+    )
     p.add_argument("--config", metavar="PATH", help="YAML config (default: ./config.yaml if present)")
     p.add_argument("--output", metavar="PATH", help="write the metrics JSON here (atomically)")
     p.add_argument("--log-file", metavar="PATH", help="write the timestamped log here")
@@ -53,6 +59,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--signals-format", choices=("csv", "jsonl"), default="csv", help="signals format")
     p.add_argument("--window", type=_positive_int, metavar="N", help="rolling window (overrides the config)")
     p.add_argument("--on-bad-row", choices=("fail", "skip"), help="bad-row policy (overrides the config)")
+    p.add_argument(
+        "--key",
+        metavar="COLUMN",
+        help="group rows by this column: each value (a symbol, say) has its own window (overrides the config)",
+    )
     p.add_argument("--quiet", action="store_true", help="print nothing but errors (and signals on stdout)")
     live = p.add_argument_group("live mode")
     live.add_argument(
@@ -81,7 +92,26 @@ def main(argv: list[str] | None = None) -> int:
     if args.input is None:
         if sys.stdin is None or sys.stdin.isatty():
             build_parser().error("no input: pass --input PATH, or pipe CSV into stdin")
-        args.input = "-"
+        args.input = ["-"]
+    if args.input.count("-") > 1:
+        build_parser().error("stdin ('-') can be given as --input only once")
+    if args.key is not None and not args.key.strip():
+        build_parser().error("--key must name a column")
+    args.inputs = args.input
+    if args.follow:
+        if len(args.inputs) > 1:
+            build_parser().error("--follow follows one input: pass a single --input")
+        from stream.source import SourceError, local_path
+
+        try:
+            path = local_path(args.inputs[0])
+        except SourceError as exc:
+            build_parser().error(str(exc))
+        if path is None:
+            build_parser().error("--follow follows a local file or stdin, not a URL")
+        args.input = path
+    else:
+        args.input = args.inputs[0] if len(args.inputs) == 1 else None
     if not args.follow and (args.idle_timeout is not None or args.checkpoint is not None):
         build_parser().error("--idle-timeout and --checkpoint apply to live runs: add --follow")
     if args.checkpoint is not None and args.input == "-":
@@ -136,39 +166,61 @@ class Job:
     def _process(self) -> dict[str, Any]:
         from stream import config, seeding
         from stream.engine import RollingSignal
+        from stream.keyed import KeyedSignal
         from stream.logsink import BadRowLog
         from stream.pipeline import Pipeline
         from stream.reader import Reader
-        from stream.source import chunks, open_input
+        from stream.source import concatenated, expand, open_input
 
         args, log = self.args, self.log
         log.info("mlops-stream started: %s", " ".join(["mlops-stream", *sys.argv[1:]]))
         cfg = config.load(args.config)
         self.version = cfg.version
-        cfg = cfg.with_overrides(window=args.window, on_bad_row=args.on_bad_row)
+        cfg = cfg.with_overrides(window=args.window, on_bad_row=args.on_bad_row, key=args.key)
         log.info(
-            "config from %s: seed=%d window=%d version=%s column=%s on_bad_row=%s",
+            "config from %s: seed=%d window=%d version=%s column=%s on_bad_row=%s%s",
             cfg.source, cfg.seed, cfg.window, cfg.version, cfg.column, cfg.on_bad_row,
+            f" key={cfg.key}" if cfg.key is not None else "",
         )  # fmt: skip
         seeding.seed(cfg.seed)
         if args.follow:
             from stream.live import LiveRun
 
             out = LiveRun(self, cfg, T0).run()
-            return self._summary(cfg, out.tally, out.reader, out.name, out.elapsed)
-        inp = open_input(args.input)
-        log.info("input opened: %s", inp.describe())
+            return self._summary(cfg, out.tally, out.reader, out.name, out.elapsed, out.by_key)
+        specs = expand(args.inputs)
+        for spec in specs:  # a missing or unreadable input fails the run before any output is written
+            if not spec.url and spec.name != "-":
+                open_input(spec.name).fh.close()
+        sizes = [spec.size() for spec in specs]
+        total = None if None in sizes else sum(sizes)  # type: ignore[arg-type]
+        several = len(specs) > 1
+        name = f"{len(specs)} inputs ({specs[0].label} ... {specs[-1].label})" if several else specs[0].label
+        if several:
+            log.info(
+                "inputs: %d files read as one stream, in this order: %s", len(specs), ", ".join(s.label for s in specs)
+            )
         bad_log = BadRowLog(log)
-        reader = Reader(cfg.column, cfg.on_bad_row, report=bad_log, keep_text=args.signals is not None)
-        sink = self._signals_sink(args)
-        pipeline = Pipeline(RollingSignal(cfg.window), sink)
+        reader = Reader(
+            cfg.column, cfg.on_bad_row, report=bad_log, keep_text=args.signals is not None, key=cfg.key,
+            file=specs[0].label if several else None,
+        )  # fmt: skip
+        sink = self._signals_sink(args, cfg.key)
+        engine = KeyedSignal(cfg.window) if cfg.key is not None else RollingSignal(cfg.window)
+        pipeline = Pipeline(engine, sink)
         t_read = time.perf_counter()
+        done = [0]  # bytes of the inputs before the current one, for the progress bar
+
+        def opened(i: int, inp: Any) -> None:
+            log.info("input opened: %s", inp.describe())
+            done[0] = sum(sizes[:i]) if total is not None else 0
+
         display = None
         if sys.stderr.isatty():  # the common case, stderr elsewhere, does not even load the display's module
             from stream import progress  # rich itself is imported only if the display starts
 
             if progress.wanted(args):
-                display = progress.Progress(pipeline, inp.name, position=lambda: reader.offset, total=inp.size)
+                display = progress.Progress(pipeline, name, position=lambda: done[0] + reader.offset, total=total)
 
         def after_batch() -> None:
             self._announce_layout(reader, cfg.window)
@@ -176,28 +228,29 @@ class Job:
                 display.tick()
 
         try:
-            tally = pipeline.run(reader.rows(chunks(inp.fh)), after_batch)
+            tally = pipeline.run(reader.rows(concatenated(specs, opened=opened)), after_batch)
         finally:
             if display is not None:
                 display.close()
-            if inp.fh is not sys.stdin.buffer:
-                inp.fh.close()
         self._announce_layout(reader, cfg.window)
         if sink is not None:
             sink.flush()
             if self.signals_fh is not None and self.signals_fh is not sys.stdout.buffer:
                 self.signals_fh.close()
         bad_log.summary()
-        return self._summary(cfg, tally, reader, inp.name, time.perf_counter() - t_read)
+        return self._summary(cfg, tally, reader, name, time.perf_counter() - t_read, pipeline.by_key)
 
     def _announce_layout(self, reader: Any, window: int) -> None:
         """Log the input's layout once it is known."""
         if not self.announced and reader.layout is not None:
             self.announced = True
             self.log.info("input layout: %s", reader.layout.describe())
-            self.log.info("warm-up: the first %d rows have no rolling mean (signal 0)", window - 1)
+            each = f" of each {reader.key} value" if reader.key is not None else ""
+            self.log.info("warm-up: the first %d rows%s have no rolling mean (signal 0)", window - 1, each)
 
-    def _summary(self, cfg: Any, tally: Any, reader: Any, name: str, elapsed: float) -> dict[str, Any]:
+    def _summary(
+        self, cfg: Any, tally: Any, reader: Any, name: str, elapsed: float, by_key: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
         """The end of every successful run: refuse an input without rows, log the totals, build the metrics."""
         from stream import metrics
 
@@ -212,12 +265,20 @@ class Job:
             tally.rows, tally.signals, tally.skipped, elapsed, tally.rows / elapsed if elapsed else 0.0,
         )  # fmt: skip
         latency_ms = int((time.perf_counter() - T0) * 1000)
-        return metrics.success(cfg.version, cfg.seed, tally, latency_ms, cfg.on_bad_row == "skip")
+        if by_key is not None:
+            log.info("keys: %d distinct values of the column %s", len(by_key), cfg.key)
+        return metrics.success(cfg.version, cfg.seed, tally, latency_ms, cfg.on_bad_row == "skip", by_key)
 
-    def _signals_sink(self, args: argparse.Namespace) -> Any:
+    def _signals_sink(self, args: argparse.Namespace, key: str | None) -> Any:
         if args.signals is None:
             return None
-        from stream.signals import SignalSink
+        from stream.signals import HEADER, SignalSink
+
+        if key in HEADER:
+            raise JobError(
+                f"the key column {key!r} has the name of a column of the signals output ({', '.join(HEADER)}); "
+                "rename it in the input to write signals"
+            )
 
         if args.signals == "-":
             self.signals_fh = sys.stdout.buffer
@@ -226,7 +287,7 @@ class Job:
                 self.signals_fh = open(args.signals, "wb")  # noqa: SIM115 - closed at the end of _process
             except OSError as exc:
                 raise JobError(f"the signals file {args.signals} cannot be written: {_reason(exc)}") from None
-        return SignalSink(self.signals_fh, args.signals_format)
+        return SignalSink(self.signals_fh, args.signals_format, key=key)
 
     def _publish(self, doc: dict[str, Any], code: int) -> int:
         from stream import metrics
@@ -238,7 +299,11 @@ class Job:
                 log.info("metrics written to %s", args.output)
             except OSError as exc:
                 return self._unwritable(f"the metrics file {args.output} cannot be written: {_reason(exc)}")
-        log.info("metrics: %s", metrics.encode(doc).decode().replace("\n", " "))
+        shown = doc
+        if "by_key" in doc:  # thousands of keys would make one enormous log line; the document has them
+            shown = {k: v for k, v in doc.items() if k != "by_key"}
+            shown["by_key"] = f"{len(doc['by_key'])} keys (see the metrics document)"
+        log.info("metrics: %s", metrics.encode(shown).decode().replace("\n", " "))
         if not args.quiet and args.signals != "-" and sys.stdout is not None:
             try:
                 sys.stdout.buffer.write(metrics.encode(doc))

@@ -17,7 +17,7 @@ class ConfigError(Exception):
 class Config:
     """The validated settings of one run, and where they came from."""
 
-    FIELDS = ("seed", "window", "version", "column", "on_bad_row", "source")
+    FIELDS = ("seed", "window", "version", "column", "on_bad_row", "key", "source")
 
     def __init__(
         self,
@@ -26,6 +26,7 @@ class Config:
         version: str = "v1",
         column: str = "close",
         on_bad_row: str = "fail",
+        key: str | None = None,
         source: str = "built-in defaults",
     ) -> None:
         self.seed = seed
@@ -33,6 +34,7 @@ class Config:
         self.version = version
         self.column = column
         self.on_bad_row = on_bad_row
+        self.key = key  # the column whose value groups rows into series, each with its own window; None: one series
         self.source = source
 
     def as_dict(self) -> dict[str, Any]:
@@ -46,11 +48,16 @@ class Config:
 
     def with_overrides(self, **changes: Any) -> Config:
         """A copy with the given settings replaced; None means "not given" and keeps the current value."""
-        return Config(**{**self.as_dict(), **{k: v for k, v in changes.items() if v is not None}})
+        cfg = Config(**{**self.as_dict(), **{k: v for k, v in changes.items() if v is not None}})
+        if cfg.key is not None and cfg.key == cfg.column:
+            raise ConfigError(
+                f"the key column and the value column are both {cfg.key!r}: the key groups rows, it is not the value"
+            )
+        return cfg
 
 
 _REQUIRED = {"seed": int, "window": int, "version": str}
-_OPTIONAL = {"column": str, "on_bad_row": str}
+_OPTIONAL = {"column": str, "on_bad_row": str, "key": str}
 _TYPE_NAMES = {int: "an integer", str: "a string"}
 
 
@@ -86,8 +93,13 @@ def validate(doc: Any, where: str) -> Config:
         raise ConfigError(f"{where}: 'window' must be at least 1, found {values['window']}")
     if "on_bad_row" in values and values["on_bad_row"] not in POLICIES:
         raise ConfigError(f"{where}: 'on_bad_row' must be 'fail' or 'skip', found {values['on_bad_row']!r}")
-    if "column" in values and not values["column"].strip():
-        raise ConfigError(f"{where}: 'column' must name a column, found an empty string")
+    for name in ("column", "key"):
+        if name in values and not values[name].strip():
+            raise ConfigError(f"{where}: {name!r} must name a column, found an empty string")
+    if "key" in values and values["key"] == values.get("column", "close"):
+        raise ConfigError(
+            f"{where}: 'key' and 'column' are both {values['key']!r}: the key groups rows by another column"
+        )
     return Config(**values, source=where)
 
 

@@ -17,10 +17,9 @@ import stat
 import struct
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
 
-from stream.source import CHUNK
+from stream.source import CHUNK, NewFile
 
 # Wake-up when nothing happens: bounds how late periodic work (metrics, checkpoints) and the idle timeout run.
 TICK = 0.5
@@ -38,14 +37,6 @@ _IN_ONLYDIR, _IN_NONBLOCK, _IN_CLOEXEC = 0x1000000, 0o4000, 0o2000000
 _FILE_EVENTS = _IN_MODIFY | _IN_ATTRIB | _IN_MOVE_SELF | _IN_DELETE_SELF
 _DIR_EVENTS = _IN_CREATE | _IN_MOVED_TO | _IN_MOVED_FROM | _IN_DELETE | _IN_ONLYDIR
 _EVENT = struct.Struct("iIII")
-
-
-@dataclass(frozen=True)
-class NewFile:
-    """Bytes after this marker start a file from its beginning: ``rotated`` (the name points at another file) or
-    ``truncated`` (the same file, cut or rewritten)."""
-
-    reason: str
 
 
 class Stop:

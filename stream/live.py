@@ -15,12 +15,13 @@ from typing import Any
 from stream import checkpoint, metrics
 from stream.checkpoint import Checkpoint
 from stream.engine import RollingSignal
-from stream.follow import FileFollower, NewFile, Stop, StreamFollower
+from stream.follow import FileFollower, Stop, StreamFollower
+from stream.keyed import KeyedSignal
 from stream.logsink import BadRowLog
 from stream.pipeline import Pipeline
 from stream.reader import SHOWN, Batch, Reader
 from stream.signals import SignalSink
-from stream.source import SourceError, open_input
+from stream.source import NewFile, SourceError, open_input
 from stream.tally import Tally
 
 CHECKPOINT_EVERY = 1.0  # seconds between checkpoints while rows flow
@@ -34,6 +35,7 @@ class Outcome:
     reader: Reader
     name: str
     elapsed: float
+    by_key: dict[str, Tally] | None = None
 
 
 class _Background:
@@ -127,17 +129,20 @@ class LiveRun:
         if ckpt is not None:
             checkpoint.check_settings(
                 ckpt, args.checkpoint, input_path=args.input, window=cfg.window, column=cfg.column,
-                signals=args.signals, fmt=args.signals_format,
+                signals=args.signals, fmt=args.signals_format, key=cfg.key,
             )  # fmt: skip
         self.bad_log = BadRowLog(log)
         reader = Reader(
             cfg.column, cfg.on_bad_row, report=self.bad_log, keep_text=args.signals is not None,
-            final_line_needs_newline=True,
+            final_line_needs_newline=True, key=cfg.key,
         )  # fmt: skip
-        engine = RollingSignal(cfg.window)
+        engine: RollingSignal | KeyedSignal
+        if cfg.key is not None:
+            engine = KeyedSignal.from_state(ckpt.engine) if ckpt is not None else KeyedSignal(cfg.window)
+        else:
+            engine = RollingSignal.from_state(ckpt.engine) if ckpt is not None else RollingSignal(cfg.window)
         if ckpt is not None:
             reader.restore(ckpt.reader)
-            engine = RollingSignal.from_state(ckpt.engine)
         self.reader = reader
         self.follower = follower = self._follower(ckpt, stop)
         if args.signals == "-" and stat.S_ISFIFO(os.fstat(sys.stdout.fileno()).st_mode):
@@ -176,7 +181,7 @@ class LiveRun:
             if now >= self.next_housekeeping:
                 self._housekeeping(now)
         self._finish()
-        return Outcome(self.pipeline.tally, reader, name, time.perf_counter() - t_read)
+        return Outcome(self.pipeline.tally, reader, name, time.perf_counter() - t_read, self.pipeline.by_key)
 
     # ---- set-up ---------------------------------------------------------------------------------------------------
 
@@ -223,10 +228,12 @@ class LiveRun:
         recorded = ckpt.signals if ckpt is not None else None
         if recorded is not None and args.signals != "-":
             self.signals_fh = checkpoint.reopen_signals(ckpt, args.signals, args.checkpoint)  # type: ignore[arg-type]
-            sink = SignalSink(self.signals_fh, args.signals_format, with_timestamp=recorded["timestamp"])
+            sink = SignalSink(
+                self.signals_fh, args.signals_format, with_timestamp=recorded["timestamp"], key=self.cfg.key
+            )
             sink.header_written = int(recorded["bytes"]) > 0
             return sink
-        sink = self.job._signals_sink(args)
+        sink = self.job._signals_sink(args, self.cfg.key)
         self.signals_fh = self.job.signals_fh
         if recorded is not None:
             sink.with_timestamp = recorded["timestamp"]
@@ -274,7 +281,9 @@ class LiveRun:
             return
         cfg = self.cfg
         latency_ms = int((time.perf_counter() - self.t0) * 1000)
-        doc = metrics.running(cfg.version, cfg.seed, self.pipeline.tally, latency_ms, cfg.on_bad_row == "skip")
+        doc = metrics.running(
+            cfg.version, cfg.seed, self.pipeline.tally, latency_ms, cfg.on_bad_row == "skip", self.pipeline.by_key
+        )
         assert self.writer is not None
         self.writer.submit("metrics", lambda: metrics.write(output, doc))
 
@@ -303,7 +312,13 @@ class LiveRun:
                 "timestamp": self.sink.with_timestamp,
             }
         return Checkpoint(
-            ident, reader.state(), self.pipeline.engine.state(), self.pipeline.tally, self.cfg.column, signals
+            ident,
+            reader.state(),
+            self.pipeline.engine.state(),
+            self.pipeline.tally,
+            self.cfg.column,
+            signals,
+            self.cfg.key,
         )
 
     def _save(self, snapshot: Checkpoint) -> None:

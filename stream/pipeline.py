@@ -5,15 +5,17 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 
 from stream.engine import RollingSignal
+from stream.keyed import KeyedSignal
 from stream.reader import Batch
 from stream.signals import SignalSink
 from stream.tally import Tally
 
 
 class Pipeline:
-    """Feeds batches to one engine and keeps the run's tally; knows nothing of where the bytes came from."""
+    """Feeds batches to one engine (or one per key) and keeps the run's tally; knows nothing of where the bytes came
+    from."""
 
-    def __init__(self, engine: RollingSignal, signals: SignalSink | None = None) -> None:
+    def __init__(self, engine: RollingSignal | KeyedSignal, signals: SignalSink | None = None) -> None:
         self.engine = engine
         self.signals = signals
         self.rows = 0
@@ -29,10 +31,18 @@ class Pipeline:
         """Continue counting from a checkpoint's tally (the engine is restored separately, from its state)."""
         self.rows, self.hits, self.skipped = tally.rows, tally.signals, tally.skipped
 
+    @property
+    def by_key(self) -> dict[str, Tally] | None:
+        """Each key's tally in first-seen order; None when rows are not keyed."""
+        return self.engine.tallies() if isinstance(self.engine, KeyedSignal) else None
+
     def consume(self, batch: Batch) -> None:
         self.skipped += batch.skipped
         n = len(batch.units)
         if not n:
+            return
+        if isinstance(self.engine, KeyedSignal):
+            self._consume_keyed(batch, self.engine)
             return
         update = self.engine.update
         if self.signals is None:
@@ -49,6 +59,34 @@ class Pipeline:
         self.hits += sum(sigs)
         if batch.closes:
             self.last = (batch.closes[-1], self.engine.mean(), sigs[-1])
+
+    def _consume_keyed(self, batch: Batch, keyed: KeyedSignal) -> None:
+        # KeyedSignal.update inlined: this loop is the keyed row path.
+        get, add = keyed.series.get, keyed.add
+        sigs: list[int] = []
+        x = None
+        if self.signals is None:
+            for k, u, s in zip(batch.keys, batch.units, batch.scales):
+                x = get(k) or add(k)
+                sig = x.engine.update(u, s)
+                x.rows += 1
+                x.hits += sig
+                sigs.append(sig)
+        else:
+            means: list[float | None] = []
+            for k, u, s in zip(batch.keys, batch.units, batch.scales):
+                x = get(k) or add(k)
+                sig = x.engine.update(u, s)
+                x.rows += 1
+                x.hits += sig
+                sigs.append(sig)
+                means.append(x.engine.mean())
+            self.signals.write(self.rows + 1, batch.stamps, batch.closes, means, sigs, batch.keys)
+        keyed.last = x
+        self.rows += len(sigs)
+        self.hits += sum(sigs)
+        if batch.closes:
+            self.last = (batch.closes[-1], keyed.mean(), sigs[-1])
 
     def run(self, batches: Iterable[Batch], after_batch: Callable[[], None] | None = None) -> Tally:
         for batch in batches:

@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from stream.exact import MAX_INT_DIGITS, MAX_SCALE, BadValue, parse_decimal
+from stream.source import NewFile
 
 # One OHLCV record is about a hundred bytes; anything this long is not a record of such a file, and holding it
 # whole would let one missing newline eat memory.
@@ -27,30 +28,36 @@ class InputError(Exception):
 
 
 class BadRow:
-    """A data row that cannot be used: where it is, why, and what it looked like (shortened)."""
+    """A data row that cannot be used: where it is (the file, when the run reads several), why, and what it looked
+    like (shortened)."""
 
-    __slots__ = ("line", "reason", "text")
+    __slots__ = ("file", "line", "reason", "text")
 
-    def __init__(self, line: int, reason: str, text: str) -> None:
+    def __init__(self, line: int, reason: str, text: str, file: str | None = None) -> None:
         self.line = line
         self.reason = reason
         self.text = text
+        self.file = file
 
     def __repr__(self) -> str:
-        return f"BadRow(line={self.line}, reason={self.reason!r}, text={self.text!r})"
+        where = f", file={self.file!r}" if self.file is not None else ""
+        return f"BadRow(line={self.line}, reason={self.reason!r}, text={self.text!r}{where})"
+
+    def _key(self) -> tuple[int, str, str, str | None]:
+        return (self.line, self.reason, self.text, self.file)
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, BadRow) and (self.line, self.reason, self.text) == (
-            other.line,
-            other.reason,
-            other.text,
-        )
+        return isinstance(other, BadRow) and self._key() == other._key()
 
     def __hash__(self) -> int:
-        return hash((self.line, self.reason, self.text))
+        return hash(self._key())
 
     def describe(self) -> str:
-        return f"line {self.line}: {self.reason}: {self.text}"
+        return f"{_where(self.file, self.line)}: {self.reason}: {self.text}"
+
+
+def _where(file: str | None, line: int) -> str:
+    return f"{file} line {line}" if file is not None else f"line {line}"
 
 
 class BadRowError(InputError):
@@ -65,13 +72,14 @@ class Batch:
     """The rows completed by one push of bytes, as parallel lists (cheap to build, cheap to walk)."""
 
     # Plain slots, not a dataclass: dataclasses cost more import time than a 10,000-row run spends on its rows.
-    __slots__ = ("closes", "end_offset", "scales", "skipped", "stamps", "units")
+    __slots__ = ("closes", "end_offset", "keys", "scales", "skipped", "stamps", "units")
 
     def __init__(self, end_offset: int = 0) -> None:
         self.units: list[int] = []
         self.scales: list[int] = []
         self.closes: list[str] = []  # the close as written; kept only when asked for
         self.stamps: list[str] = []  # the timestamp column, when the input has one and text is kept
+        self.keys: list[str] = []  # the key column of every row, in keyed runs
         self.skipped = 0
         self.end_offset = end_offset  # bytes of the current file consumed through the last complete line
 
@@ -83,7 +91,7 @@ class Batch:
 
 
 class Layout:
-    """What the header said: the columns, where the close and timestamp are, and how the file is written."""
+    """What the header said: the columns, where the close, timestamp and key are, and how the file is written."""
 
     def __init__(
         self,
@@ -93,10 +101,12 @@ class Layout:
         quoted_lines: bool,
         bom: bool,
         header_line: int,
+        key_index: int | None = None,
     ) -> None:
         self.columns = columns
         self.close_index = close_index
         self.timestamp_index = timestamp_index
+        self.key_index = key_index
         self.quoted_lines = quoted_lines
         self.bom = bom
         self.header_line = header_line
@@ -105,8 +115,9 @@ class Layout:
         ts = self.columns[self.timestamp_index] if self.timestamp_index is not None else "none"
         return (
             f"{len(self.columns)} columns {self.columns}; close column {self.columns[self.close_index]!r} "
-            f"(#{self.close_index + 1}); timestamp column {ts!r}; whole-line quoted header: {self.quoted_lines}; "
-            f"BOM: {self.bom}"
+            f"(#{self.close_index + 1}); timestamp column {ts!r}; "
+            + (f"key column {self.columns[self.key_index]!r}; " if self.key_index is not None else "")
+            + f"whole-line quoted header: {self.quoted_lines}; BOM: {self.bom}"
         )
 
 
@@ -161,8 +172,12 @@ class Reader:
         report: Callable[[BadRow], None] | None = None,
         keep_text: bool = False,
         final_line_needs_newline: bool = False,
+        key: str | None = None,
+        file: str | None = None,
     ) -> None:
         self.column = column
+        self.key = key  # rows are grouped by this column's value (Batch.keys); None: one series
+        self.file = file  # the current file's name, for messages when a run reads several files
         self.skip = on_bad_row == "skip"
         self.report = report or (lambda bad: None)
         self.keep_text = keep_text
@@ -212,17 +227,20 @@ class Reader:
         batch.end_offset = self.offset
         return batch
 
-    def new_file(self, complete_partial: bool = True) -> Batch:
+    def new_file(self, complete_partial: bool = True, file: str | None = None) -> Batch:
         """The current file is over and another begins (rotation, truncation, the next input): a header may follow.
 
         A held partial line is complete when its file will not grow any more (the next input, a rotated file); after
         a truncation it was cut short, so the caller passes ``complete_partial=False`` and the line is dropped.
+        ``file`` names the next file in messages (runs over several inputs).
         """
         batch = Batch()
         if self._pending:
             tail, self._pending = self._pending, b""
             if complete_partial:
                 batch = self._lines(tail + b"\n", count_bytes=len(tail))
+        if file is not None:
+            self.file = file
         self._overlong = False
         self.line_no = 0
         self.offset = 0
@@ -256,10 +274,10 @@ class Reader:
         """The bytes of a line whose newline has not arrived yet."""
         return self._pending
 
-    def rows(self, chunks: Iterable[bytes]) -> Iterator[Batch]:
-        """Generator form for a plain byte stream: feed every chunk, then finish."""
+    def rows(self, chunks: Iterable[bytes | NewFile]) -> Iterator[Batch]:
+        """Generator form for a byte stream: feed every chunk (a NewFile marker starts the next file), then finish."""
         for chunk in chunks:
-            batch = self.feed(chunk)
+            batch = self.new_file(file=chunk.name) if isinstance(chunk, NewFile) else self.feed(chunk)
             if batch.units or batch.skipped:
                 yield batch
         last = self.finish()
@@ -341,7 +359,7 @@ class Reader:
                 if self.layout is None:
                     reason, raw = flagged[i]
                     shown = _show(raw[: SHOWN * 4].decode("utf-8", "replace"))
-                    raise InputError(f"the header (line {first + i}) cannot be read: {reason}: {shown}")
+                    raise InputError(f"the header ({_where(self.file, first + i)}) cannot be read: {reason}: {shown}")
                 self.at_file_start = False
                 return i
             if not ln.strip():
@@ -354,7 +372,8 @@ class Reader:
                 if self.layout is not None:
                     return i  # a later file's first line: an ordinary bad row
                 raise InputError(
-                    f"the header (line {first + i}) is not a CSV record ({_csv_reason(exc)}): {_show(stripped)}"
+                    f"the header ({_where(self.file, first + i)}) is not a CSV record ({_csv_reason(exc)}): "
+                    + _show(stripped)
                 ) from None
             if self.layout is not None:
                 # A later file (rotation, truncation, another input): its header must be ours, or absent.
@@ -362,7 +381,7 @@ class Reader:
                     return i + 1
                 if self._header_like(names):
                     raise InputError(
-                        f"line {first + i}: a new header {_show(stripped)} differs from the first one "
+                        f"{_where(self.file, first + i)}: a new header {_show(stripped)} differs from the first one "
                         f"{_show(self.header_text or '')}; the inputs do not share one layout"
                     )
                 return i
@@ -380,6 +399,7 @@ class Reader:
         return len(names) >= 2 and not any(_numeric(n) for n in names)
 
     def _layout(self, names: list[str], line: str, line_no: int) -> Layout:
+        where = _where(self.file, line_no)
         if self.column not in names:
             found = ", ".join(repr(n) for n in names)
             hint = [n for n in names if n.lower() == self.column.lower()]
@@ -390,20 +410,34 @@ class Reader:
             )
             if not hint and sum(_numeric(n) for n in names) * 2 >= len(names):
                 tip = "; the first line looks like data: the input needs a header row naming its columns"
-            raise InputError(f"the header (line {line_no}) has no column {self.column!r}; columns found: {found}{tip}")
+            raise InputError(f"the header ({where}) has no column {self.column!r}; columns found: {found}{tip}")
         if names.count(self.column) > 1:
-            raise InputError(f"the header (line {line_no}) names the column {self.column!r} more than once")
+            raise InputError(f"the header ({where}) names the column {self.column!r} more than once")
+        key_index = None
+        if self.key is not None:
+            if self.key not in names:
+                found = ", ".join(repr(n) for n in names)
+                hint = [n for n in names if n.lower() == self.key.lower()]
+                tip = f"; did you mean {hint[0]!r}? (names match exactly)" if hint else ""
+                raise InputError(
+                    f"the header ({where}) has no key column {self.key!r} (--key); columns found: {found}{tip}"
+                )
+            if names.count(self.key) > 1:
+                raise InputError(f"the header ({where}) names the key column {self.key!r} more than once")
+            key_index = names.index(self.key)
         ts = names.index(TIMESTAMP_COLUMN) if TIMESTAMP_COLUMN in names else None
         quoted = line.startswith('"') and len(next(csv.reader([line]), [])) == 1 and len(names) > 1
-        return Layout(names, names.index(self.column), ts, quoted, self._bom, line_no)
+        return Layout(names, names.index(self.column), ts, quoted, self._bom, line_no, key_index)
 
     def _parse(self, lines: list[str], first: int, flagged: dict[int, tuple[str, bytes]], batch: Batch) -> None:
         assert self.layout is not None
         ncols = len(self.layout.columns)
         ci = self.layout.close_index
         ti = self.layout.timestamp_index
+        ki = self.layout.key_index
         keep = self.keep_text
-        units, scales, closes, stamps = batch.units, batch.scales, batch.closes, batch.stamps
+        units, scales, closes, stamps, keys = batch.units, batch.scales, batch.closes, batch.stamps, batch.keys
+        key = ""
         rdr = csv.reader(lines, **DIALECT)
         i = -1
         while True:
@@ -413,6 +447,11 @@ class Reader:
                     if len(rec) != ncols:
                         rec = self._odd(rec, i, first, flagged, lines, batch, ncols)
                         if rec is None:
+                            continue
+                    if ki is not None:
+                        key = rec[ki].strip()
+                        if not key:
+                            self._bad(batch, first + i, f"empty {self.key} value (the key column)", lines[i])
                             continue
                     text = rec[ci]
                     # Inlined fast path of parse_decimal: plain ASCII "123.45" (the common case) skips the regex.
@@ -437,6 +476,8 @@ class Reader:
                         units.append(u)
                         scales.append(s)
                         text = text.strip()
+                    if ki is not None:
+                        keys.append(key)
                     if keep:
                         closes.append(text)
                         if ti is not None:
@@ -479,7 +520,7 @@ class Reader:
     def _bad(self, batch: Batch, line: int, reason: str, text: str | bytes) -> None:
         if isinstance(text, bytes):
             text = text[: SHOWN * 4].decode("utf-8", "replace")
-        bad = BadRow(line, reason, _show(text))
+        bad = BadRow(line, reason, _show(text), self.file)
         if not self.skip:
             raise BadRowError(bad)
         batch.skipped += 1

@@ -13,22 +13,35 @@ def _csv_field(text: str) -> str:
     return text
 
 
+def _need_quotes(texts: list[str]) -> bool:
+    return any("," in t or '"' in t or "\r" in t for t in texts)
+
+
 class SignalSink:
-    """Writes signals to a binary stream, with a timestamp column when the input has one.
+    """Writes signals to a binary stream, with a timestamp column when the input has one and, in keyed runs, the key
+    column (named as in the input) after it.
 
     ``with_timestamp=None`` decides from the first batch: batches carry stamps only when the input has the column.
     """
 
-    def __init__(self, out: BinaryIO, fmt: str = "csv", with_timestamp: bool | None = None) -> None:
+    def __init__(
+        self, out: BinaryIO, fmt: str = "csv", with_timestamp: bool | None = None, key: str | None = None
+    ) -> None:
         self.out = out
         self.fmt = fmt
         self.with_timestamp = with_timestamp
+        self.key = key
         self.header_written = False
+
+    def columns(self) -> list[str]:
+        cols = ["row", "timestamp"] if self.with_timestamp else ["row"]
+        if self.key is not None:
+            cols.append(self.key)
+        return [*cols, "close", "rolling_mean", "signal"]
 
     def header(self) -> None:
         if self.fmt == "csv" and not self.header_written:
-            cols = HEADER if self.with_timestamp else tuple(c for c in HEADER if c != "timestamp")
-            self.out.write((",".join(cols) + "\n").encode())
+            self.out.write((",".join(_csv_field(c) for c in self.columns()) + "\n").encode())
         self.header_written = True
 
     def write(
@@ -38,18 +51,26 @@ class SignalSink:
         closes: list[str],
         means: list[float | None],
         signals: list[int],
+        keys: list[str] | None = None,
     ) -> None:
-        """Write one batch: rows numbered from ``first_row``."""
+        """Write one batch: rows numbered from ``first_row``; ``keys`` in keyed runs."""
         if self.with_timestamp is None:
             self.with_timestamp = bool(stamps)
         if not self.header_written:
             self.header()
         rows = range(first_row, first_row + len(signals))
+        keyed = self.key is not None
+        if keyed and (keys is None or len(keys) != len(signals)):
+            raise ValueError("a keyed signals sink needs the key of every row")
         if self.fmt == "jsonl":
             import orjson
 
             dumps = orjson.dumps
-            if self.with_timestamp:
+            if keyed:
+                names = self.columns()
+                before = (rows, stamps, keys) if self.with_timestamp else (rows, keys)
+                parts = [dumps(dict(zip(names, values))) for values in zip(*before, closes, means, signals)]
+            elif self.with_timestamp:
                 parts = [
                     dumps({"row": r, "timestamp": t, "close": c, "rolling_mean": m, "signal": s})
                     for r, t, c, m, s in zip(rows, stamps, closes, means, signals)
@@ -62,9 +83,16 @@ class SignalSink:
             self.out.write(b"\n".join(parts) + b"\n")
             return
         mean_text = ["" if m is None else repr(m) for m in means]
-        if self.with_timestamp:
-            if any("," in t or '"' in t for t in stamps):
-                stamps = [_csv_field(t) for t in stamps]
+        if self.with_timestamp and _need_quotes(stamps):
+            stamps = [_csv_field(t) for t in stamps]
+        if keyed:
+            assert keys is not None
+            if _need_quotes(keys):
+                keys = [_csv_field(k) for k in keys]
+            # The timestamp (if any) and the key go between the row number and the close.
+            middle = [f"{t},{k}" for t, k in zip(stamps, keys)] if self.with_timestamp else keys
+            lines = [f"{r},{p},{c},{m},{s}\n" for r, p, c, m, s in zip(rows, middle, closes, mean_text, signals)]
+        elif self.with_timestamp:
             lines = [f"{r},{t},{c},{m},{s}\n" for r, t, c, m, s in zip(rows, stamps, closes, mean_text, signals)]
         else:
             lines = [f"{r},{c},{m},{s}\n" for r, c, m, s in zip(rows, closes, mean_text, signals)]

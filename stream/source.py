@@ -1,14 +1,44 @@
-"""Byte sources: a regular file or stdin as a stream of chunks. Sources know nothing of lines or CSV."""
+"""Byte sources: files, stdin and object-storage URLs as streams of chunks; many inputs as one stream with a
+``NewFile`` marker where each next file begins. Sources know nothing of lines or CSV."""
 
 from __future__ import annotations
 
 import os
+import re
 import stat
 import sys
-from collections.abc import Iterator
-from typing import BinaryIO
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, BinaryIO
 
 CHUNK = 1 << 20
+_URL = re.compile(r"([A-Za-z][A-Za-z0-9+.-]+)://")
+_GLOB_CHARS = frozenset("*?[")
+# Where the implementation of a protocol comes from, for the error when it is missing (fsspec itself may be).
+_PACKAGES = {
+    "s3": "s3fs", "s3a": "s3fs", "gs": "gcsfs", "gcs": "gcsfs", "az": "adlfs", "abfs": "adlfs", "abfss": "adlfs",
+    "http": "requests aiohttp", "https": "requests aiohttp", "hdfs": "pyarrow", "sftp": "paramiko", "ssh": "paramiko",
+}  # fmt: skip
+
+
+class NewFile:
+    """In a byte stream, bytes after this marker start another file from its beginning: ``rotated`` (the followed
+    name points at another file), ``truncated`` (the same file, cut or rewritten) or ``next`` (the next input)."""
+
+    # Plain slots, not a dataclass: a batch run would pay the dataclasses import for one marker class.
+    __slots__ = ("name", "reason")
+
+    def __init__(self, reason: str, name: str | None = None) -> None:
+        self.reason = reason
+        self.name = name  # the file that begins, when the stream names its files
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, NewFile) and (self.reason, self.name) == (other.reason, other.name)
+
+    def __hash__(self) -> int:
+        return hash((self.reason, self.name))
+
+    def __repr__(self) -> str:
+        return f"NewFile({self.reason!r}" + (f", {self.name!r})" if self.name is not None else ")")
 
 
 class SourceError(Exception):
@@ -53,6 +83,175 @@ def open_input(path: str) -> Input:
         fh.close()
         raise SourceError(f"input {path} is a directory, not a CSV file")
     return Input(path, fh, st.st_size if stat.S_ISREG(st.st_mode) else None)  # type: ignore[arg-type]
+
+
+class Spec:
+    """One input file after globs are expanded: a local path (``-`` is stdin) or an fsspec URL."""
+
+    __slots__ = ("name", "url")
+
+    def __init__(self, name: str, url: bool = False) -> None:
+        self.name = name
+        self.url = url  # opened through fsspec
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Spec) and (self.name, self.url) == (other.name, other.url)
+
+    def __hash__(self) -> int:
+        return hash((self.name, self.url))
+
+    def __repr__(self) -> str:
+        return f"Spec({self.name!r}, url={self.url})"
+
+    @property
+    def label(self) -> str:
+        """The input's name in messages."""
+        return "<stdin>" if self.name == "-" and not self.url else self.name
+
+    def open(self) -> Input:
+        return _open_url(self.name) if self.url else open_input(self.name)
+
+    def size(self) -> int | None:
+        """The size in bytes, or None for a stream (without opening the file)."""
+        if self.url:
+            fs, path = _filesystem(self.name)
+            try:
+                return int(fs.size(path))
+            except (OSError, TypeError, ValueError):
+                return None  # opening it will say why
+        if self.name == "-":
+            return None
+        try:
+            st = os.stat(self.name)
+        except OSError:
+            return None  # opening it will say why
+        return st.st_size if stat.S_ISREG(st.st_mode) else None
+
+
+def local_path(name: str) -> str | None:
+    """The path a name stands for when it is local (a path, or a ``file://`` URL); None for another protocol."""
+    m = _URL.match(name)
+    if m is None:
+        return name
+    if m.group(1).lower() != "file":
+        return None
+    from urllib.parse import unquote, urlsplit
+
+    parts = urlsplit(name)
+    if parts.netloc not in ("", "localhost"):
+        raise SourceError(f"{name}: a file:// URL names a file on this machine (file:///path), not on {parts.netloc}")
+    return unquote(parts.path)
+
+
+def expand(names: Sequence[str]) -> list[Spec]:
+    """The input files the ``--input`` arguments name, in order: each glob expanded in sorted order."""
+    specs: list[Spec] = []
+    for name in names:
+        path = local_path(name)
+        if path is None:
+            specs.extend(_expand_url(name))
+        elif path != "-" and _GLOB_CHARS.intersection(path) and not os.path.lexists(path):
+            import glob
+
+            found = sorted(p for p in glob.glob(path, recursive=True) if not os.path.isdir(p))
+            if not found:
+                raise SourceError(f"the input pattern {name} matches no file")
+            specs.extend(Spec(p) for p in found)
+        else:
+            specs.append(Spec(path))
+    return specs
+
+
+def concatenated(
+    specs: Sequence[Spec], size: int = CHUNK, opened: Callable[[int, Input], None] | None = None
+) -> Iterator[bytes | NewFile]:
+    """The inputs as one stream: each file's chunks, with ``NewFile("next", name)`` before every file after the first.
+
+    Files are opened one at a time, when their turn comes; ``opened(index, input)`` is told of each.
+    """
+    for i, spec in enumerate(specs):
+        inp = spec.open()
+        if opened is not None:
+            opened(i, inp)
+        try:
+            if i:
+                yield NewFile("next", inp.name)
+            yield from chunks(inp.fh, size)
+        finally:
+            if inp.fh is not sys.stdin.buffer:
+                inp.fh.close()
+
+
+# ---- object storage through fsspec -------------------------------------------------------------------------------
+
+
+def _protocol(url: str) -> str:
+    m = _URL.match(url)
+    assert m is not None
+    return m.group(1).lower()
+
+
+def _missing(url: str, packages: list[str]) -> SourceError:
+    proto = _protocol(url)
+    return SourceError(
+        f"reading {proto}:// URLs ({url}) needs {' and '.join(packages)}, not installed here: "
+        f"pip install {' '.join(packages)}"
+    )
+
+
+def _filesystem(url: str) -> tuple[Any, str]:
+    """fsspec's filesystem for ``url`` and the path within it; a clear error naming what to install if missing."""
+    try:
+        import fsspec
+    except ImportError:
+        raise _missing(url, ["fsspec", *_PACKAGES.get(_protocol(url), "").split()]) from None
+    proto = _protocol(url)
+    try:
+        cls = fsspec.get_filesystem_class(proto)
+    except ValueError:
+        raise SourceError(f"{url}: the protocol {proto}:// is not one fsspec knows") from None
+    except ImportError as exc:
+        from fsspec.registry import known_implementations
+
+        module = str(known_implementations.get(proto, {}).get("class", "")).split(".")[0]
+        packages = _PACKAGES.get(proto, module if module != "fsspec" else "").split()
+        if packages:
+            raise _missing(url, packages) from None
+        raise SourceError(f"reading {proto}:// URLs ({url}) needs more packages: {exc}") from None
+    try:
+        fs, path = fsspec.core.url_to_fs(url)
+    except (ImportError, ValueError, OSError) as exc:
+        raise SourceError(f"{url}: cannot reach it through fsspec ({cls.__name__}): {exc}") from None
+    return fs, path
+
+
+def _expand_url(url: str) -> list[Spec]:
+    fs, path = _filesystem(url)
+    if not _GLOB_CHARS.intersection(path):
+        return [Spec(url, url=True)]
+    try:
+        found = sorted(p for p in fs.glob(path) if not fs.isdir(p))
+    except OSError as exc:
+        raise SourceError(f"the input pattern {url} cannot be listed: {exc}") from None
+    if not found:
+        raise SourceError(f"the input pattern {url} matches no file")
+    return [Spec(fs.unstrip_protocol(p), url=True) for p in found]
+
+
+def _open_url(url: str) -> Input:
+    fs, path = _filesystem(url)
+    try:
+        size = int(fs.size(path))
+        fh = fs.open(path, "rb")
+    except FileNotFoundError:
+        raise SourceError(f"input {url} does not exist") from None
+    except IsADirectoryError:
+        raise SourceError(f"input {url} is a directory, not a CSV file") from None
+    except PermissionError:
+        raise SourceError(f"input {url} cannot be read: permission denied") from None
+    except OSError as exc:
+        raise SourceError(f"input {url} cannot be opened: {exc}") from None
+    return Input(url, fh, size)
 
 
 def chunks(fh: BinaryIO, size: int = CHUNK) -> Iterator[bytes]:

@@ -15,8 +15,9 @@ import pytest
 from stream import checkpoint, follow
 from stream.checkpoint import Checkpoint, CheckpointError
 from stream.engine import RollingSignal
-from stream.follow import FileFollower, NewFile, Stop
+from stream.follow import FileFollower, Stop
 from stream.reader import InputError, Reader
+from stream.source import NewFile
 from stream.tally import Tally
 
 

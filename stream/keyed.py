@@ -1,0 +1,86 @@
+"""Keyed windows: one RollingSignal per key (rows grouped by a column's value) and its counts, in first-seen order.
+
+The window semantics stay in the engine; this container only routes each row to its key's engine.
+
+>>> k = KeyedSignal(2)
+>>> [k.update(key, u, 0) for key, u in [("a", 1), ("b", 5), ("a", 3), ("b", 4), ("a", 2)]]
+[0, 0, 1, 0, 0]
+>>> {key: t.as_tuple() for key, t in k.tallies().items()}
+{'a': (3, 1, 0), 'b': (2, 0, 0)}
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from stream.engine import RollingSignal
+from stream.tally import Tally
+
+
+class Series:
+    """One key's engine and how many rows and signals it has had."""
+
+    __slots__ = ("engine", "hits", "rows")
+
+    def __init__(self, engine: RollingSignal, rows: int = 0, hits: int = 0) -> None:
+        self.engine = engine
+        self.rows = rows
+        self.hits = hits
+
+
+class KeyedSignal:
+    """The engines of every key seen so far; a key's engine starts empty at its first row."""
+
+    __slots__ = ("last", "series", "window")
+
+    def __init__(self, window: int) -> None:
+        if window < 1:
+            raise ValueError("window must be at least 1")
+        self.window = window
+        self.series: dict[str, Series] = {}  # insertion order is first-seen order
+        self.last: Series | None = None  # the series of the latest row (progress display)
+
+    def add(self, key: str) -> Series:
+        """The series of ``key``, created empty if the key is new."""
+        found = self.series.get(key)
+        if found is None:
+            found = self.series[key] = Series(RollingSignal(self.window))
+        return found
+
+    def update(self, key: str, units: int, scale: int) -> int:
+        """Take the next value of ``key``; return its signal against that key's own window."""
+        x = self.add(key)
+        signal = x.engine.update(units, scale)
+        x.rows += 1
+        x.hits += signal
+        self.last = x
+        return signal
+
+    def __len__(self) -> int:
+        return len(self.series)
+
+    def tallies(self) -> dict[str, Tally]:
+        return {key: Tally(x.rows, x.hits) for key, x in self.series.items()}
+
+    # What a display shows: the latest row's key.
+    def mean(self) -> float | None:
+        return self.last.engine.mean() if self.last is not None else None
+
+    def latest(self) -> tuple[int, int, int] | None:
+        return self.last.engine.latest() if self.last is not None else None
+
+    # State for checkpoints and for starting a block of a parallel run: every key's window and counts.
+    def state(self) -> dict[str, Any]:
+        keys = {}
+        for key, x in self.series.items():
+            s = x.engine.state()
+            keys[key] = {"scale": s["scale"], "held": s["held"], "rows": x.rows, "signals": x.hits}
+        return {"window": self.window, "keys": keys}
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> KeyedSignal:
+        keyed = cls(int(state["window"]))
+        for key, s in state["keys"].items():
+            engine = RollingSignal.from_state({"window": keyed.window, "scale": s["scale"], "held": s["held"]})
+            keyed.series[str(key)] = Series(engine, int(s["rows"]), int(s["signals"]))
+        return keyed
