@@ -119,3 +119,34 @@ def test_unwritable_output(run_cli, tmp_path: Path) -> None:
             )
         assert proc.returncode == 1
         assert proc.stderr == b"mlops-stream generate: error: cannot write stdout: no space left on device\n"
+
+
+@pytest.mark.parametrize(
+    ("rows", "symbols"), [(1_000, 7), (70_003, 3), (5, 12)]
+)  # crossing a block; fewer rows than symbols
+def test_a_multi_symbol_feed_is_one_consistent_walk_per_symbol(rows: int, symbols: int) -> None:
+    out = io.BytesIO()
+    generate.write(out, rows, 9, symbols=symbols)
+    lines = out.getvalue().decode().split("\n")
+    assert lines[0] == "timestamp,symbol,open,high,low,close,volume_btc,volume_usd" and lines[-1] == ""
+    records = [line.split(",") for line in lines[1:-1]]
+    assert len(records) == rows
+    names = generate.symbol_names(symbols)
+    assert len(set(names)) == symbols
+    start = datetime(2024, 1, 1)
+    prev: dict[str, int] = {}
+    for i, (stamp, symbol, o, h, lo, c, vb, _vu) in enumerate(records):
+        # Minute by minute, one candle of every symbol, in the same order each minute.
+        assert (stamp, symbol) == (
+            (start + timedelta(minutes=i // symbols)).strftime("%Y-%m-%d %H:%M:%S"),
+            names[i % symbols],
+        )
+        assert BTC.match(vb), vb
+        cents = [int(p.replace(".", "")) for p in (o, h, lo, c)]
+        assert cents[2] <= min(cents[0], cents[3]) and max(cents[0], cents[3]) <= cents[1]
+        if symbol in prev:
+            assert abs(cents[0] - prev[symbol]) <= 2  # each symbol opens at its own previous close
+        prev[symbol] = cents[3]
+    again = io.BytesIO()
+    generate.write(again, rows, 9, symbols=symbols)
+    assert again.getvalue() == out.getvalue()
