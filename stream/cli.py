@@ -39,6 +39,27 @@ def _seconds(text: str) -> float:
     return value
 
 
+def _size(text: str) -> int:
+    units = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
+    number, unit = (text[:-1], units[text[-1].upper()]) if text[-1:].upper() in units else (text, 1)
+    try:
+        value = int(number) * unit
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a size in bytes such as 4096, 512K or 32M, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1 byte, got {text}")
+    return value
+
+
+def _cluster(text: str) -> int | None:
+    from stream.executors import parse_cluster
+
+    try:
+        return parse_cluster(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="mlops-stream",
@@ -74,6 +95,23 @@ def build_parser() -> argparse.ArgumentParser:
     )
     live.add_argument(
         "--checkpoint", metavar="PATH", help="with --follow: keep state here; a restart continues exactly once"
+    )
+    scale = p.add_argument_group("scale-out (batch runs over files or URLs; the output is the one-process output)")
+    where = scale.add_mutually_exclusive_group()
+    where.add_argument("--workers", type=_positive_int, metavar="N", help="run on N worker processes on this machine")
+    where.add_argument(
+        "--cluster",
+        type=_cluster,
+        metavar="local[:N]",
+        default=False,
+        help="run on an embedded Dask cluster of N worker processes on 127.0.0.1 (default N: the cores)",
+    )
+    where.add_argument("--scheduler", metavar="ADDRESS", help="run on an existing Dask cluster (tcp://host:8786)")
+    scale.add_argument(
+        "--block-size",
+        type=_size,
+        metavar="SIZE",
+        help="bytes per block of the parallel plan (default 32M; smaller blocks, more tasks)",
     )
     p.add_argument("--no-progress", action="store_true", help="no live progress display on a terminal's stderr")
     from stream import __version__
@@ -112,6 +150,8 @@ def main(argv: list[str] | None = None) -> int:
         args.input = path
     else:
         args.input = args.inputs[0] if len(args.inputs) == 1 else None
+    if args.follow and (args.workers or args.cluster is not False or args.scheduler):
+        build_parser().error("--workers, --cluster and --scheduler apply to batch runs, not to --follow")
     if not args.follow and (args.idle_timeout is not None or args.checkpoint is not None):
         build_parser().error("--idle-timeout and --checkpoint apply to live runs: add --follow")
     if args.checkpoint is not None and args.input == "-":
@@ -208,6 +248,7 @@ class Job:
         sink = self._signals_sink(args, cfg.key)
         engine = KeyedSignal(cfg.window) if cfg.key is not None else RollingSignal(cfg.window)
         pipeline = Pipeline(engine, sink)
+        executor = self._executor(specs, sizes)
         t_read = time.perf_counter()
         done = [0]  # bytes of the inputs before the current one, for the progress bar
 
@@ -227,18 +268,61 @@ class Job:
             if display is not None:
                 display.tick()
 
+        result = None
         try:
-            tally = pipeline.run(reader.rows(concatenated(specs, opened=opened)), after_batch)
+            if executor is not None:
+                from stream import plan
+
+                def after_block(done_bytes: int, tally: Any) -> None:
+                    done[0] = done_bytes
+                    pipeline.restore(tally)
+                    after_batch()
+
+                result = plan.run(
+                    executor, specs, sizes, reader, sink, args.signals_format, args.block_size or plan.BLOCK_SIZE,
+                    cfg.window, after_block,
+                )  # fmt: skip
+                if result is None:
+                    log.info("the header is not within the first MiB of the input: reading it with one process")
+                    reader = Reader(
+                        cfg.column, cfg.on_bad_row, report=bad_log, keep_text=args.signals is not None, key=cfg.key,
+                        file=specs[0].label if several else None,
+                    )  # fmt: skip
+            if result is None:
+                tally = pipeline.run(reader.rows(concatenated(specs, opened=opened)), after_batch)
+                by_key = pipeline.by_key
+            else:
+                tally, by_key = result
         finally:
             if display is not None:
                 display.close()
+            if executor is not None:
+                executor.close()
         self._announce_layout(reader, cfg.window)
         if sink is not None:
             sink.flush()
             if self.signals_fh is not None and self.signals_fh is not sys.stdout.buffer:
                 self.signals_fh.close()
         bad_log.summary()
-        return self._summary(cfg, tally, reader, name, time.perf_counter() - t_read, pipeline.by_key)
+        return self._summary(cfg, tally, reader, name, time.perf_counter() - t_read, by_key)
+
+    def _executor(self, specs: list[Any], sizes: list[int | None]) -> Any:
+        """The executor the arguments ask for, started; None for one process (also when an input is a stream)."""
+        args = self.args
+        if not (args.workers and args.workers > 1) and args.cluster is False and not args.scheduler:
+            return None
+        if None in sizes:
+            streams = ", ".join(s.label for s, n in zip(specs, sizes) if n is None)
+            self.log.info("an input is a stream, not a file (%s): reading the inputs with one process", streams)
+            return None
+        from stream.executors import Dask, Processes
+
+        if args.cluster is not False or args.scheduler:
+            executor = Dask(args.cluster, args.scheduler)
+        else:
+            executor = Processes(args.workers)
+        self.log.info("executor: %s", executor.describe)
+        return executor
 
     def _announce_layout(self, reader: Any, window: int) -> None:
         """Log the input's layout once it is known."""
@@ -367,10 +451,11 @@ def _phrase(exc: Exception) -> str:
     """A person-facing sentence for a failure; the known failures carry their own."""
     from stream.checkpoint import CheckpointError
     from stream.config import ConfigError
+    from stream.executors import ExecutorError
     from stream.reader import InputError
     from stream.source import SourceError
 
-    if isinstance(exc, (CheckpointError, ConfigError, InputError, SourceError)):
+    if isinstance(exc, (CheckpointError, ConfigError, ExecutorError, InputError, SourceError)):
         return str(exc)
     if isinstance(exc, MemoryError):
         return "ran out of memory"

@@ -1,0 +1,326 @@
+"""The parallel plan gives the one-process output byte for byte: in-process over random quirky inputs and block
+sizes, then end to end with --workers 2, an embedded --cluster local:2 and a real two-worker Dask LocalCluster
+(separate processes on loopback) reached with --scheduler; a missing Dask is a clear error."""
+
+from __future__ import annotations
+
+import importlib.util
+import io
+import json
+import random
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import env_with_repo, write
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from stream import plan
+from stream.engine import RollingSignal
+from stream.keyed import KeyedSignal
+from stream.pipeline import Pipeline
+from stream.reader import BadRow, InputError, Reader
+from stream.signals import SignalSink
+from stream.source import Spec, concatenated
+
+HAVE_DASK = importlib.util.find_spec("distributed") is not None
+needs_dask = pytest.mark.skipif(not HAVE_DASK, reason="dask[distributed] is not installed (the test extra has it)")
+
+
+class Inline:
+    """Runs each task at once in this process: the plan's own logic, without processes in the way of a property
+    test. The executors proper are tested end to end below."""
+
+    workers = 2
+    local = True
+    describe = "inline"
+
+    def submit(self, fn: Any, arg: Any) -> Any:
+        return fn(arg)
+
+    def result(self, handle: Any) -> Any:
+        return handle
+
+    def done(self, handle: Any) -> bool:
+        return True
+
+
+# ---- random inputs --------------------------------------------------------------------------------------------
+
+VALUES = ["100", "100.0", "100.10", "100.1", "99.9", "100.2", "1.001e2", "-0.5", "123456789012345678901.5", "abc", ""]
+KEYS = ["A", "B", "C", '"D,E"', " A ", ""]
+
+
+def line(rng: random.Random, i: int, keyed: bool) -> str:
+    kind = rng.random()
+    if kind < 0.03:
+        return ""  # blank line
+    if kind < 0.05:
+        return f"t{i},A"  # too few fields
+    if kind < 0.06:
+        return f't{i},"A,{rng.choice(VALUES)}'  # a quote that does not close on its line
+    key = rng.choice(KEYS) + "," if keyed else ""
+    text = f"t{i},{key}{rng.choice(VALUES)}"
+    return f'"{text}"' if kind > 0.95 and '"' not in text else text
+
+
+def files(seed: int, count: int, rows: int, keyed: bool) -> list[bytes]:
+    rng = random.Random(seed)
+    header = "timestamp,sym,close" if keyed else "timestamp,close"
+    out = []
+    for f in range(count):
+        nl = "\r\n" if rng.random() < 0.3 else "\n"
+        lines = [line(rng, i, keyed) for i in range(rng.randint(0, rows))]
+        head = [header] if f == 0 or rng.random() < 0.8 else []
+        if rng.random() < 0.2:
+            head = ["", *head]
+        text = nl.join(head + lines) + (nl if rng.random() < 0.8 else "")
+        out.append((b"\xef\xbb\xbf" if f == 0 and rng.random() < 0.2 else b"") + text.encode())
+    return out
+
+
+def serial(specs: list[Spec], keyed: bool, window: int, skip: bool, fmt: str) -> tuple[Any, ...]:
+    bad: list[BadRow] = []
+    out = io.BytesIO()
+    key = "sym" if keyed else None
+    several = len(specs) > 1
+    reader = Reader(
+        on_bad_row="skip" if skip else "fail", report=bad.append, keep_text=True, key=key,
+        file=specs[0].label if several else None,
+    )  # fmt: skip
+    pipeline = Pipeline(KeyedSignal(window) if keyed else RollingSignal(window), SignalSink(out, fmt, key=key))
+    try:
+        tally = pipeline.run(reader.rows(concatenated(specs, size=997)))
+    except InputError as exc:
+        return ("error", str(exc), bad)
+    return (tally, pipeline.by_key, out.getvalue(), bad)
+
+
+def planned(specs: list[Spec], keyed: bool, window: int, skip: bool, fmt: str, block: int) -> tuple[Any, ...]:
+    bad: list[BadRow] = []
+    out = io.BytesIO()
+    key = "sym" if keyed else None
+    reader = Reader(
+        on_bad_row="skip" if skip else "fail", report=bad.append, key=key,
+        file=specs[0].label if len(specs) > 1 else None,
+    )  # fmt: skip
+    sizes = [Path(s.name).stat().st_size for s in specs]
+    try:
+        result = plan.run(Inline(), specs, sizes, reader, SignalSink(out, fmt, key=key), fmt, block, window)
+    except InputError as exc:
+        return ("error", str(exc), bad)
+    if result is None:
+        return ("no plan",)
+    return (result.tally, result.by_key, out.getvalue(), bad)
+
+
+@given(
+    seed=st.integers(0, 2**32),
+    count=st.integers(1, 4),
+    keyed=st.booleans(),
+    window=st.integers(1, 6),
+    skip=st.booleans(),
+    fmt=st.sampled_from(["csv", "jsonl"]),
+    block=st.integers(1, 400),
+)
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+def test_the_plan_gives_the_one_process_output(tmp_path_factory, seed, count, keyed, window, skip, fmt, block) -> None:
+    tmp = tmp_path_factory.mktemp("plan")
+    specs = [Spec(str(write(tmp / f"in{i}.csv", data))) for i, data in enumerate(files(seed, count, 40, keyed))]
+    one = serial(specs, keyed, window, skip, fmt)
+    many = planned(specs, keyed, window, skip, fmt, block)
+    if many == ("no plan",):
+        # Only an input whose header never comes is left to one process; it fails or has no rows there.
+        assert one[0] == "error" or one[0].rows == 0
+        return
+    if one[0] == "error":
+        assert many[:2] == one[:2]  # the same first error, with the same line (and file)
+        return
+    assert many == one
+
+
+def test_cuts_fall_at_line_starts_after_each_files_header(tmp_path: Path) -> None:
+    a = write(tmp_path / "a.csv", "\n \nclose\n" + "".join(f"{i}\n" for i in range(100)))
+    b = write(tmp_path / "b.csv", "close\n1\n2\n")
+    c = write(tmp_path / "c.csv", "close\n" + "".join(f"{i}\n" for i in range(50)))
+    specs = [Spec(str(p)) for p in (a, b, c)]
+    sizes = [p.stat().st_size for p in (a, b, c)]
+    tasks = plan.plan(specs, sizes, 64)
+    data = {str(p): p.read_bytes() for p in (a, b, c)}
+    pieces = [piece for task in tasks for piece in task]
+    assert [p.name for p in pieces if p.first] == [str(a), str(b), str(c)]
+    assert (b_piece := next(p for p in pieces if p.name == str(b))).end - b_piece.start == 10  # never cut, being small
+    for p in pieces:
+        assert p.start == 0 or data[p.path][p.start - 1 : p.start] == b"\n"
+        assert p.last == (p.end == len(data[p.path]))
+    assert pieces[0].end >= len(b"\n \nclose\n")  # the header is in the file's first piece
+    # The small file shares a task with its neighbours instead of being a task of its own.
+    assert any(len(task) > 1 and any(p.name == str(b) for p in task) for task in tasks)
+    assert sum(p.end - p.start for p in pieces) == sum(sizes)
+
+
+# ---- the command, with every executor ---------------------------------------------------------------------------
+
+
+def symbol_files(folder: Path, count: int = 3, rows: int = 3000) -> list[str]:
+    from stream import generate
+
+    names = []
+    for i in range(count):
+        buf = io.BytesIO()
+        generate.write(buf, rows, 100 + i, symbols=7)
+        data = buf.getvalue()
+        if i == 1:  # bad rows and a last line without a newline, in the middle of the stream
+            lines = data.split(b"\n")
+            lines[40] = b"2024-01-01 00:05:00,SYM1,1,1,1,oops,1,1"
+            lines[41] = b"2024-01-01 00:05:00,,1,1,1,100.5,1,1"
+            data = b"\n".join(lines).rstrip(b"\n")
+        names.append(write(folder / f"day{i}.csv", data).name)
+    return names
+
+
+def outputs(run_cli, folder: Path, args: list[str], extra: list[str]) -> tuple[dict, bytes, str]:
+    (folder / "run.log").unlink(missing_ok=True)  # the log is appended to
+    run = run_cli([*args, *extra, "--signals", "sig.out", "--output", "m.json", "--log-file", "run.log"], cwd=folder)
+    assert run.code == 0, run.stderr
+    run.assert_no_traceback()
+    doc = run.file_doc("m.json")
+    doc.pop("latency_ms")
+    log = run.log()
+    bad = [ln.split(" WARNING ", 1)[1] for ln in log.splitlines() if " WARNING " in ln]
+    return doc, (folder / "sig.out").read_bytes(), "\n".join(bad)
+
+
+def blocks(folder: Path) -> int:
+    found = re.search(r"parallel plan: (\d+) blocks", (folder / "run.log").read_text())
+    assert found, "the run should have used the parallel plan"
+    return int(found.group(1))
+
+
+@pytest.fixture(scope="module")
+def dask_scheduler() -> Any:
+    """One real two-worker LocalCluster (worker processes on loopback) for the module's --scheduler runs."""
+    if not HAVE_DASK:
+        pytest.skip("dask[distributed] is not installed (the test extra has it)")
+    import logging
+
+    from distributed import LocalCluster
+
+    cluster = LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None,
+        silence_logs=logging.ERROR, env={"PYTHONPATH": env_with_repo()["PYTHONPATH"]},
+    )  # fmt: skip
+    try:
+        yield cluster.scheduler_address
+    finally:
+        cluster.close()
+
+
+CASES = {
+    "keyed csv": ["--key", "symbol", "--window", "4", "--on-bad-row", "skip"],
+    "unkeyed jsonl": ["--window", "9", "--on-bad-row", "skip", "--signals-format", "jsonl"],
+}
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_workers_give_the_one_process_output(run_cli, tmp_path: Path, case: str) -> None:
+    names = symbol_files(tmp_path)
+    args = [a for n in names for a in ("--input", n)] + CASES[case]
+    want = outputs(run_cli, tmp_path, args, [])
+    got = outputs(run_cli, tmp_path, args, ["--workers", "2", "--block-size", "20K"])
+    assert got == want
+    assert blocks(tmp_path) >= 30  # 20 KiB blocks of three ~230 KB files
+
+
+@needs_dask
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_a_dask_cluster_gives_the_one_process_output(run_cli, tmp_path: Path, dask_scheduler: str, case: str) -> None:
+    names = symbol_files(tmp_path)
+    args = [a for n in names for a in ("--input", n)] + CASES[case]
+    want = outputs(run_cli, tmp_path, args, [])
+    got = outputs(run_cli, tmp_path, args, ["--scheduler", dask_scheduler, "--block-size", "20K"])
+    assert got == want
+    assert f"the Dask cluster at {dask_scheduler} (2 worker threads)" in (tmp_path / "run.log").read_text()
+    assert blocks(tmp_path) >= 30
+
+
+@needs_dask
+def test_an_embedded_cluster_gives_the_one_process_output(run_cli, tmp_path: Path) -> None:
+    names = symbol_files(tmp_path, count=2, rows=1500)
+    args = [a for n in names for a in ("--input", n)] + CASES["keyed csv"]
+    want = outputs(run_cli, tmp_path, args, [])
+    got = outputs(run_cli, tmp_path, args, ["--cluster", "local:2", "--block-size", "16K"])
+    assert got == want
+    assert (
+        "an embedded Dask LocalCluster of 2 worker processes at tcp://127.0.0.1:" in (tmp_path / "run.log").read_text()
+    )
+
+
+def test_the_first_bad_row_in_input_order_stops_every_executor(run_cli, tmp_path: Path) -> None:
+    names = symbol_files(tmp_path)
+    args = [a for n in names for a in ("--input", n)] + ["--key", "symbol"]
+    messages = set()
+    for extra in ([], ["--workers", "2", "--block-size", "8K"]):
+        run = run_cli([*args, *extra])
+        assert run.code == 1
+        messages.add(run.doc()["error_message"])
+    assert messages == {"bad row at day1.csv line 41: bad close value: 'oops' is not a decimal number: "
+                        "'2024-01-01 00:05:00,SYM1,1,1,1,oops,1,1' (fix the row, or run with --on-bad-row skip to "
+                        "leave such rows out)"}  # fmt: skip
+
+
+def test_a_missing_dask_is_a_clear_error(run_cli, tmp_path: Path) -> None:
+    # A module that fails to import exactly as an absent one does, first on the child's path.
+    shadow = tmp_path / "shadow"
+    (shadow / "distributed").mkdir(parents=True)
+    write(shadow / "distributed" / "__init__.py", "raise ModuleNotFoundError(\"No module named 'distributed'\")\n")
+    env = env_with_repo()
+    env["PYTHONPATH"] = f"{shadow}:{env['PYTHONPATH']}"
+    write(tmp_path / "in.csv", "close\n1\n2\n3\n")
+    for option in (["--cluster", "local:2"], ["--scheduler", "tcp://127.0.0.1:1"]):
+        run = run_cli(["--input", "in.csv", *option, "--output", "m.json"], env=env)
+        assert run.code == 1
+        assert run.file_doc("m.json")["error_message"] == (
+            "--cluster and --scheduler run the job on Dask, which is not installed: pip install 'mlops-stream[dask]' "
+            "(or pip install 'dask[distributed]')"
+        )
+        run.assert_no_traceback()
+
+
+@needs_dask
+def test_an_unreachable_scheduler_is_a_clear_error(run_cli, tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    write(tmp_path / "in.csv", "close\n1\n2\n3\n")
+    # Dask's own setting of how long to try, so the test does not wait its default 30 s.
+    env = {"DASK_DISTRIBUTED__COMM__TIMEOUTS__CONNECT": "2s"}
+    run = run_cli(["--input", "in.csv", "--scheduler", f"tcp://127.0.0.1:{port}"], env=env, timeout=90)
+    assert run.code == 1
+    assert run.doc()["error_message"].startswith(f"cannot reach the Dask scheduler at tcp://127.0.0.1:{port}")
+    run.assert_no_traceback()
+
+
+def test_scale_out_usage_errors(run_cli, tmp_path: Path) -> None:
+    write(tmp_path / "in.csv", "close\n1\n")
+    for args in (
+        ["--workers", "2", "--follow"],
+        ["--cluster", "remote"],
+        ["--cluster", "local:0"],
+        ["--workers", "2", "--cluster", "local"],
+        ["--block-size", "12Q"],
+    ):
+        run = run_cli(["--input", "in.csv", *args])
+        assert run.code == 2, (args, run.stderr)
+
+
+def test_a_stream_input_runs_in_one_process(run_cli, tmp_path: Path) -> None:
+    data = "close\n" + "".join(f"{i % 7}\n" for i in range(500))
+    one = run_cli(["--input", "-"], stdin=data.encode())
+    run = run_cli(["--input", "-", "--workers", "2", "--log-file", "run.log"], stdin=data.encode())
+    assert run.code == 0 and json.loads(run.out)["value"] == one.doc()["value"]
+    assert "an input is a stream, not a file (<stdin>): reading the inputs with one process" in run.log()
