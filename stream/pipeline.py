@@ -61,28 +61,17 @@ class Pipeline:
             self.last = (batch.closes[-1], self.engine.mean(), sigs[-1])
 
     def _consume_keyed(self, batch: Batch, keyed: KeyedSignal) -> None:
-        # KeyedSignal.update inlined: this loop is the keyed row path.
-        get, add = keyed.series.get, keyed.add
-        sigs: list[int] = []
-        x = None
+        update = keyed.update
         if self.signals is None:
-            for k, u, s in zip(batch.keys, batch.units, batch.scales):
-                x = get(k) or add(k)
-                sig = x.engine.update(u, s)
-                x.rows += 1
-                x.hits += sig
-                sigs.append(sig)
+            sigs = list(map(update, batch.keys, batch.units, batch.scales))
         else:
+            mean = keyed.mean  # the mean of the key just updated
+            sigs = []
             means: list[float | None] = []
             for k, u, s in zip(batch.keys, batch.units, batch.scales):
-                x = get(k) or add(k)
-                sig = x.engine.update(u, s)
-                x.rows += 1
-                x.hits += sig
-                sigs.append(sig)
-                means.append(x.engine.mean())
+                sigs.append(update(k, u, s))
+                means.append(mean())
             self.signals.write(self.rows + 1, batch.stamps, batch.closes, means, sigs, batch.keys)
-        keyed.last = x
         self.rows += len(sigs)
         self.hits += sum(sigs)
         if batch.closes:

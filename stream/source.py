@@ -58,6 +58,18 @@ class Input:
         return f"{self.name} ({kind})"
 
 
+def _open_failed(exc: OSError, what: str) -> SourceError:
+    """Why ``input {what}`` cannot be opened, in words ("file data.csv", or a URL)."""
+    name = what.removeprefix("file ")
+    if isinstance(exc, FileNotFoundError):
+        return SourceError(f"input {what} does not exist")
+    if isinstance(exc, IsADirectoryError):
+        return SourceError(f"input {name} is a directory, not a CSV file")
+    if isinstance(exc, PermissionError):
+        return SourceError(f"input {what} cannot be read: permission denied")
+    return SourceError(f"input {what} cannot be opened: {exc.strerror or exc}")
+
+
 def open_input(path: str) -> Input:
     """Open ``path`` (``-`` is stdin) for binary reading."""
     if path == "-":
@@ -70,14 +82,8 @@ def open_input(path: str) -> Input:
         return Input("<stdin>", fh, size)
     try:
         fh = open(path, "rb", buffering=0)  # noqa: SIM115 - the Input owns it
-    except FileNotFoundError:
-        raise SourceError(f"input file {path} does not exist") from None
-    except IsADirectoryError:
-        raise SourceError(f"input {path} is a directory, not a CSV file") from None
-    except PermissionError:
-        raise SourceError(f"input file {path} cannot be read: permission denied") from None
     except OSError as exc:
-        raise SourceError(f"input file {path} cannot be opened: {exc.strerror}") from None
+        raise _open_failed(exc, f"file {path}") from None
     st = os.fstat(fh.fileno())
     if stat.S_ISDIR(st.st_mode):
         fh.close()
@@ -243,14 +249,8 @@ def _open_url(url: str) -> Input:
     try:
         size = int(fs.size(path))
         fh = fs.open(path, "rb")
-    except FileNotFoundError:
-        raise SourceError(f"input {url} does not exist") from None
-    except IsADirectoryError:
-        raise SourceError(f"input {url} is a directory, not a CSV file") from None
-    except PermissionError:
-        raise SourceError(f"input {url} cannot be read: permission denied") from None
     except OSError as exc:
-        raise SourceError(f"input {url} cannot be opened: {exc}") from None
+        raise _open_failed(exc, url) from None
     return Input(url, fh, size)
 
 

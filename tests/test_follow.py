@@ -321,42 +321,56 @@ def test_a_different_header_in_a_new_file_is_an_error_that_says_so(tmp_path: Pat
 CKPT = (*LIVE, "--checkpoint", "ck.json")
 
 
-def test_repeated_kill_9_and_restart_give_exactly_once_results(tmp_path: Path) -> None:
-    live = tmp_path / "live.csv"
-    rows = make_rows(3000, 15)
-    live.write_text(HEADER)
+def write_in_bursts(
+    path: Path, lines: list[str], rng: random.Random, pause: float
+) -> tuple[threading.Thread, threading.Event]:
+    """A writer thread appending ``lines`` in bursts of 5-40, each split at random points; the event is set when
+    it is done."""
     done = threading.Event()
 
     def writer() -> None:
-        rng = random.Random(15)
         at = 0
-        while at < len(rows):
+        while at < len(lines):
             n = rng.randint(5, 40)
-            append(live, text(rows[at : at + n]), rng)
+            append(path, "".join(lines[at : at + n]), rng)
             at += n
-            time.sleep(0.03)
+            time.sleep(pause)
         done.set()
 
     thread = threading.Thread(target=writer)
     thread.start()
-    rng = random.Random(16)
+    return thread, done
+
+
+def kill_and_restart(
+    tmp: Path, args: tuple[str, ...], done: threading.Event, rng: random.Random, min_kills: int, short_every: int
+) -> None:
+    """Start the command and kill -9 it while rows flow, at times before and after a first checkpoint (every
+    ``short_every``-th run is killed early), until the writer is done and restarts from checkpoints have happened (a
+    loaded machine starts slowly, so they are counted rather than assumed)."""
     kills = 0
 
     def resumes() -> int:
-        return (tmp_path / "run.log").read_text().count("resuming from the checkpoint")
+        return (tmp / "run.log").read_text().count("resuming from the checkpoint")
 
+    while (not done.is_set() or kills < min_kills or resumes() < 2) and kills < 12:
+        p = start(tmp, *args)
+        time.sleep(rng.uniform(1.2, 2.0) if kills % short_every else rng.uniform(0.2, 0.5))
+        p.kill()
+        p.communicate(timeout=20)
+        kills += 1
+    assert resumes() >= 2, "the test should exercise restarts from checkpoints"
+
+
+def test_repeated_kill_9_and_restart_give_exactly_once_results(tmp_path: Path) -> None:
+    live = tmp_path / "live.csv"
+    rows = make_rows(3000, 15)
+    live.write_text(HEADER)
+    thread, done = write_in_bursts(live, [text([row]) for row in rows], random.Random(15), 0.03)
     try:
-        # Kill while rows flow, at times before and after a first checkpoint, until restarts from checkpoints have
-        # happened (a loaded machine starts slowly, so this is counted rather than assumed).
-        while (not done.is_set() or kills < 4 or resumes() < 2) and kills < 12:
-            p = start(tmp_path, *CKPT)
-            time.sleep(rng.uniform(1.2, 2.0) if kills % 3 else rng.uniform(0.2, 0.5))
-            p.kill()
-            p.communicate(timeout=20)
-            kills += 1
+        kill_and_restart(tmp_path, CKPT, done, random.Random(16), min_kills=4, short_every=3)
     finally:
         thread.join()
-    assert resumes() >= 2, "the test should exercise restarts from checkpoints"
     code, _out, err = finish(start(tmp_path, *CKPT, "--idle-timeout", "1"))
     assert code == 0, err
     check(tmp_path, rows)

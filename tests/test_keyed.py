@@ -7,8 +7,6 @@ import csv
 import io
 import json
 import random
-import threading
-import time
 from collections import deque
 from fractions import Fraction
 from pathlib import Path
@@ -263,43 +261,19 @@ def test_a_checkpoint_with_or_without_a_key_is_refused_by_the_other_kind_of_run(
 
 
 def test_a_keyed_follow_run_survives_kill_9_exactly(tmp_path: Path) -> None:
-    from test_follow import WINDOW, append, finish, start
+    from test_follow import WINDOW, finish, kill_and_restart, start, write_in_bursts
 
     live = tmp_path / "live.csv"
     rng = random.Random(41)
     rows = [(f"t{i}", rng.choice("ABCDE"), rng.choice(PRICES)) for i in range(1500)]
     live.write_text("timestamp,symbol,close\n")
-    done = threading.Event()
-
-    def writer() -> None:
-        wrng = random.Random(42)
-        at = 0
-        while at < len(rows):
-            n = wrng.randint(5, 40)
-            append(live, "".join(f"{t},{k},{c}\n" for t, k, c in rows[at : at + n]), wrng)
-            at += n
-            time.sleep(0.02)
-        done.set()
-
+    thread, done = write_in_bursts(live, [f"{t},{k},{c}\n" for t, k, c in rows], random.Random(42), 0.02)
     args = ("--input", "live.csv", "--follow", "--key", "symbol", "--signals", "sig.csv", "--output", "m.json",
             "--checkpoint", "ck.json")  # fmt: skip
-    thread = threading.Thread(target=writer)
-    thread.start()
-    kills = 0
-
-    def resumes() -> int:
-        return (tmp_path / "run.log").read_text().count("resuming from the checkpoint")
-
     try:
-        while (not done.is_set() or kills < 3 or resumes() < 2) and kills < 12:
-            p = start(tmp_path, *args)
-            time.sleep(rng.uniform(1.2, 1.8) if kills % 2 else rng.uniform(0.3, 0.6))
-            p.kill()
-            p.communicate(timeout=20)
-            kills += 1
+        kill_and_restart(tmp_path, args, done, rng, min_kills=3, short_every=2)
     finally:
         thread.join()
-    assert resumes() >= 2, "the test should exercise restarts from checkpoints"
     code, _out, err = finish(start(tmp_path, *args, "--idle-timeout", "1"))
     assert code == 0, err
     want, tallies, _ = reference(rows, WINDOW)
