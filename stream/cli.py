@@ -269,6 +269,7 @@ class Job:
                 display.tick()
 
         result = None
+        failed = True
         try:
             if executor is not None:
                 from stream import plan
@@ -293,11 +294,12 @@ class Job:
                 by_key = pipeline.by_key
             else:
                 tally, by_key = result
+            failed = False
         finally:
             if display is not None:
                 display.close()
             if executor is not None:
-                executor.close()
+                executor.close(abort=failed)
         self._announce_layout(reader, cfg.window)
         if sink is not None:
             sink.flush()

@@ -59,7 +59,11 @@ class Processes:
     def done(self, handle: Any) -> bool:
         return bool(handle.done())
 
-    def close(self) -> None:
+    def close(self, abort: bool = False) -> None:
+        """Stop the workers; ``abort`` (the run failed or was stopped) kills them instead of letting tasks finish."""
+        if abort:
+            for process in list(getattr(self.pool, "_processes", {}).values()):  # no public way to stop a task
+                process.kill()
         self.pool.shutdown(wait=True, cancel_futures=True)
 
 
@@ -113,7 +117,8 @@ class Dask:
     def done(self, handle: Any) -> bool:
         return bool(handle.done())
 
-    def close(self) -> None:
+    def close(self, abort: bool = False) -> None:
+        # Closing the client releases its futures: the scheduler drops the tasks no client wants any more.
         self.client.close()
         if self.cluster is not None:
             self.cluster.close()

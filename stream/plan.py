@@ -60,7 +60,7 @@ Task = tuple[Piece, ...]
 
 
 @dataclass(frozen=True)
-class Job:
+class Settings:
     """What every task needs besides its pieces: the settings of the run and the header of the inputs."""
 
     column: str
@@ -213,7 +213,7 @@ def find_header(specs: list[Spec], sizes: list[int], reader: Reader) -> str | No
 # ---- inside a worker --------------------------------------------------------------------------------------------
 
 
-def _reader(job: Job, report: Callable[[BadRow], None] | None, keep_text: bool) -> Reader:
+def _reader(job: Settings, report: Callable[[BadRow], None] | None, keep_text: bool) -> Reader:
     reader = Reader(job.column, "skip" if job.skip else "fail", report=report, keep_text=keep_text, key=job.key)
     reader.restore({"offset": 0, "line": 0, "header": job.header, "at_file_start": False})
     return reader
@@ -234,7 +234,7 @@ def _chunks(piece: Piece, chunk: int) -> Iterator[bytes]:
         inp.fh.close()
 
 
-def _batches(job: Job, task: Task, reader: Reader, first_lines: list[int], lines: list[int]) -> Iterator[Batch]:
+def _batches(job: Settings, task: Task, reader: Reader, first_lines: list[int], lines: list[int]) -> Iterator[Batch]:
     """The batches of a task's pieces, read as one process would read them; appends each piece's line count."""
     for piece, first_line in zip(task, first_lines):
         name = piece.name if job.name_files else None
@@ -249,7 +249,7 @@ def _batches(job: Job, task: Task, reader: Reader, first_lines: list[int], lines
         lines.append(reader.line_no - first_line)
 
 
-def summarize(arg: tuple[Job, Task]) -> Summary:
+def summarize(arg: tuple[Settings, Task]) -> Summary:
     """First pass over one block: rows, lines, the first error, each key's last ``window - 1`` values."""
     job, task = arg
     keep = job.window - 1
@@ -289,7 +289,7 @@ class _Collect:
             self.bad.append(bad)
 
 
-def process(arg: tuple[Job, Task, Start]) -> Output:
+def process(arg: tuple[Settings, Task, Start]) -> Output:
     """Second pass over one block: its rows through engines started from the values before it."""
     job, task, start = arg
     engine: RollingSignal | KeyedSignal
@@ -344,7 +344,7 @@ class Result(NamedTuple):
 
 def execute(
     executor: Any,
-    job: Job,
+    job: Settings,
     tasks: list[Task],
     report: Callable[[BadRow], None],
     add_unshown: Callable[[int], None],
@@ -462,7 +462,7 @@ def run(
         name = getattr(sink.out, "name", None)
         folder = os.path.dirname(os.path.abspath(name)) if isinstance(name, str) else None
         spill = tempfile.mkdtemp(prefix=".mlops-stream-", dir=folder)
-    job = Job(
+    job = Settings(
         column=reader.column, key=reader.key, skip=reader.skip, window=window, header=header, signals=sink is not None,
         fmt=fmt, with_timestamp=reader.layout.timestamp_index is not None, name_files=reader.file is not None,
         spill=spill,

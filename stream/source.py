@@ -94,11 +94,12 @@ def open_input(path: str) -> Input:
 class Spec:
     """One input file after globs are expanded: a local path (``-`` is stdin) or an fsspec URL."""
 
-    __slots__ = ("name", "url")
+    __slots__ = ("known_size", "name", "url")
 
-    def __init__(self, name: str, url: bool = False) -> None:
+    def __init__(self, name: str, url: bool = False, known_size: int | None = None) -> None:
         self.name = name
         self.url = url  # opened through fsspec
+        self.known_size = known_size  # from the listing that found it, which saves a request per file
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Spec) and (self.name, self.url) == (other.name, other.url)
@@ -119,6 +120,8 @@ class Spec:
 
     def size(self) -> int | None:
         """The size in bytes, or None for a stream (without opening the file)."""
+        if self.known_size is not None:
+            return self.known_size
         if self.url:
             fs, path = _filesystem(self.name)
             try:
@@ -236,12 +239,13 @@ def _expand_url(url: str) -> list[Spec]:
     if not _GLOB_CHARS.intersection(path):
         return [Spec(url, url=True)]
     try:
-        found = sorted(p for p in fs.glob(path) if not fs.isdir(p))
+        listing = fs.glob(path, detail=True)  # one listing gives the sizes too
     except OSError as exc:
         raise SourceError(f"the input pattern {url} cannot be listed: {exc}") from None
+    found = sorted((p, info) for p, info in listing.items() if info.get("type") != "directory")
     if not found:
         raise SourceError(f"the input pattern {url} matches no file")
-    return [Spec(fs.unstrip_protocol(p), url=True) for p in found]
+    return [Spec(fs.unstrip_protocol(p), url=True, known_size=info.get("size")) for p, info in found]
 
 
 def _open_url(url: str) -> Input:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import importlib.util
 import io
 import json
+import os
 import random
 import re
 from pathlib import Path
@@ -324,3 +325,59 @@ def test_a_stream_input_runs_in_one_process(run_cli, tmp_path: Path) -> None:
     run = run_cli(["--input", "-", "--workers", "2", "--log-file", "run.log"], stdin=data.encode())
     assert run.code == 0 and json.loads(run.out)["value"] == one.doc()["value"]
     assert "an input is a stream, not a file (<stdin>): reading the inputs with one process" in run.log()
+
+
+def _descendants(pid: int) -> list[int]:
+    found, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        for tid in os.listdir(f"/proc/{current}/task"):
+            try:
+                with open(f"/proc/{current}/task/{tid}/children") as fh:
+                    kids = [int(p) for p in fh.read().split()]
+            except OSError:
+                kids = []
+            found += kids
+            todo += kids
+    return found
+
+
+@pytest.mark.parametrize("how", ["kill a worker", "SIGTERM the run"])
+def test_a_dying_worker_or_a_stop_ends_the_run_clearly(tmp_path: Path, how: str) -> None:
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from stream import generate
+
+    with open(tmp_path / "big.csv", "wb") as fh:
+        generate.write(fh, 400_000, 3, symbols=50)
+    p = subprocess.Popen(
+        [sys.executable, "-m", "stream", "--input", "big.csv", "--key", "symbol", "--workers", "2", "--block-size",
+         "256K", "--signals", "sig.csv", "--output", "m.json"],
+        cwd=tmp_path, env=env_with_repo(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    deadline = time.monotonic() + 30
+    while len(_descendants(p.pid)) < 2 and time.monotonic() < deadline and p.poll() is None:
+        time.sleep(0.01)
+    time.sleep(0.2)
+    assert p.poll() is None, "the run should still be going"
+    workers = _descendants(p.pid)
+    if how == "kill a worker":
+        os.kill(workers[0], signal.SIGKILL)
+    else:
+        p.send_signal(signal.SIGTERM)
+    _out, err = p.communicate(timeout=30)  # a hang fails the test instead of blocking the suite
+    doc = json.loads((tmp_path / "m.json").read_text())
+    assert doc["status"] == "error"
+    if how == "kill a worker":
+        assert p.returncode == 1
+        assert doc["error_message"].startswith("a worker process died while running")
+    else:
+        assert p.returncode == 143
+        assert "stopped by SIGTERM" in doc["error_message"]
+    assert b"Traceback" not in err
+    time.sleep(0.2)
+    assert not [w for w in workers if Path(f"/proc/{w}").exists()], "no worker may outlive the run"
+    assert not list(tmp_path.glob(".mlops-stream-*")), "the spill folder is removed"
