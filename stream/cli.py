@@ -241,16 +241,20 @@ class Job:
                 "inputs: %d files read as one stream, in this order: %s", len(specs), ", ".join(s.label for s in specs)
             )
         bad_log = BadRowLog(log)
-        reader = Reader(
-            cfg.column, cfg.on_bad_row, report=bad_log, keep_text=args.signals is not None, key=cfg.key,
-            file=specs[0].label if several else None,
-        )  # fmt: skip
+
+        def new_reader() -> Reader:
+            return Reader(
+                cfg.column, cfg.on_bad_row, report=bad_log, keep_text=args.signals is not None, key=cfg.key,
+                file=specs[0].label if several else None,
+            )  # fmt: skip
+
+        reader = new_reader()
         sink = self._signals_sink(args, cfg.key)
         engine = KeyedSignal(cfg.window) if cfg.key is not None else RollingSignal(cfg.window)
         pipeline = Pipeline(engine, sink)
         executor = self._executor(specs, sizes)
         t_read = time.perf_counter()
-        done = [0]  # bytes of the inputs before the current one, for the progress bar
+        done = [0]  # bytes of the inputs before the current one (of the blocks written, in parallel), for progress
 
         def opened(i: int, inp: Any) -> None:
             log.info("input opened: %s", inp.describe())
@@ -279,16 +283,18 @@ class Job:
                     pipeline.restore(tally)
                     after_batch()
 
+                if display is not None:
+                    display.position = lambda: done[0]
+
                 result = plan.run(
                     executor, specs, sizes, reader, sink, args.signals_format, args.block_size or plan.BLOCK_SIZE,
                     cfg.window, after_block,
                 )  # fmt: skip
                 if result is None:
                     log.info("the header is not within the first MiB of the input: reading it with one process")
-                    reader = Reader(
-                        cfg.column, cfg.on_bad_row, report=bad_log, keep_text=args.signals is not None, key=cfg.key,
-                        file=specs[0].label if several else None,
-                    )  # fmt: skip
+                    reader = new_reader()
+                    if display is not None:
+                        display.position = lambda: done[0] + reader.offset
             if result is None:
                 tally = pipeline.run(reader.rows(concatenated(specs, opened=opened)), after_batch)
                 by_key = pipeline.by_key
