@@ -283,3 +283,23 @@ def test_a_keyed_follow_run_survives_kill_9_exactly(tmp_path: Path) -> None:
     doc = json.loads((tmp_path / "m.json").read_text())
     assert doc["rows_processed"] == len(rows) and doc["status"] == "success"
     assert doc["by_key"] == {k: {"rows_processed": t.rows, "value": t.rate()} for k, t in tallies.items()}
+
+
+@pytest.mark.parametrize(
+    ("line", "words"),
+    [
+        ('key: ""', "'key' must name a column, found an empty string"),
+        ("key: 3", "'key' must be a string, found int 3"),
+        ("key: close", "'key' and 'column' are both 'close': the key groups rows by another column"),
+    ],
+)
+def test_the_config_key_is_validated_like_the_others(tmp_path: Path, line: str, words: str) -> None:
+    from stream import config
+
+    path = write(tmp_path / "c.yaml", f"seed: 1\nwindow: 2\nversion: v1\n{line}\n")
+    with pytest.raises(config.ConfigError) as err:
+        config.load(str(path))
+    assert str(err.value) == f"config file {path}: {words}"
+    ok = write(tmp_path / "ok.yaml", "seed: 1\nwindow: 2\nversion: v1\nkey: symbol\n")
+    assert config.simple_yaml(ok.read_text()) is not None  # a plain word stays on the fast path
+    assert config.load(str(ok)).key == "symbol"
