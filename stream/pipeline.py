@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 
+from stream.block import Block
 from stream.engine import RollingSignal
 from stream.reader import Batch
 from stream.signals import SignalSink
@@ -25,10 +26,13 @@ class Pipeline:
     def tally(self) -> Tally:
         return Tally(self.rows, self.hits, self.skipped)
 
-    def consume(self, batch: Batch) -> None:
+    def consume(self, batch: Batch | Block) -> None:
         self.skipped += batch.skipped
         n = len(batch.units)
         if not n:
+            return
+        if isinstance(batch, Block):
+            self._consume_block(batch)
             return
         update = self.engine.update
         if self.signals is None:
@@ -46,7 +50,18 @@ class Pipeline:
         if batch.closes:
             self.last = (batch.closes[-1], self.engine.mean(), sigs[-1])
 
-    def run(self, batches: Iterable[Batch], after_batch: Callable[[], None] | None = None) -> Tally:
+    def _consume_block(self, block: Block) -> None:
+        sigs, means = self.engine.update_block(block.units, block.scale, means=self.signals is not None)
+        hits = int(sigs.sum())
+        if self.signals is not None:
+            assert means is not None
+            self.signals.write(self.rows + 1, block.stamps, block.closes, means, sigs.tolist())
+        self.rows += len(block.units)
+        self.hits += hits
+        if block.closes:
+            self.last = (block.closes[-1], self.engine.mean(), int(sigs[-1]))
+
+    def run(self, batches: Iterable[Batch | Block], after_batch: Callable[[], None] | None = None) -> Tally:
         for batch in batches:
             self.consume(batch)
             if self.signals is not None:
