@@ -44,6 +44,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--window", type=_positive_int, metavar="N", help="rolling window (overrides the config)")
     p.add_argument("--on-bad-row", choices=("fail", "skip"), help="bad-row policy (overrides the config)")
     p.add_argument("--quiet", action="store_true", help="print nothing but errors (and signals on stdout)")
+    p.add_argument(
+        "--workers",
+        type=_positive_int,
+        metavar="N",
+        help="worker processes for a regular file (default: the available cores for files of 32 MiB or more, else 1)",
+    )
     from stream import __version__
 
     p.add_argument("--version", action="version", version=f"mlops-stream {__version__}")
@@ -105,7 +111,7 @@ class Job:
         from stream.logsink import BadRowLog
         from stream.pipeline import Pipeline
         from stream.reader import Reader
-        from stream.source import chunks, open_input
+        from stream.source import open_input
 
         args, log = self.args, self.log
         log.info("mlops-stream started: %s", " ".join(sys.argv))
@@ -134,7 +140,9 @@ class Job:
                 log.info("warm-up: the first %d rows have no rolling mean (signal 0)", cfg.window - 1)
 
         try:
-            tally = pipeline.run(reader.rows(chunks(inp.fh)), after_batch)
+            from stream import parallel
+
+            tally = parallel.run(inp, reader, pipeline, args.workers, after_batch)
         finally:
             if inp.fh is not sys.stdin.buffer:
                 inp.fh.close()

@@ -53,6 +53,10 @@ class BadRowLog:
         elif self.count == self.show + 1:
             self.log.warning("more bad rows are being skipped; only their count is logged from here on")
 
+    def add_unshown(self, n: int) -> None:
+        """Count ``n`` more skipped rows that are past the ones shown (workers send only their first few)."""
+        self.count += n
+
     def summary(self) -> None:
         if self.count > self.show:
             self.log.warning("skipped %d bad rows in all (%d shown above)", self.count, self.show)
