@@ -240,10 +240,11 @@ def _reason(exc: OSError) -> str:
 def _phrase(exc: Exception) -> str:
     """A person-facing sentence for a failure; the known failures carry their own."""
     from stream.config import ConfigError
+    from stream.parallel import WorkerError
     from stream.reader import InputError
     from stream.source import SourceError
 
-    if isinstance(exc, (ConfigError, InputError, SourceError)):
+    if isinstance(exc, (ConfigError, InputError, SourceError, WorkerError)):
         return str(exc)
     if isinstance(exc, MemoryError):
         return "ran out of memory"

@@ -250,13 +250,13 @@ def _parallel(
         after_batch()
     _JOB = job
     try:
-        pool = multiprocessing.get_context("fork").Pool(min(workers, len(ranges)))
+        pool = _Workers(min(workers, len(ranges)))
     finally:
         _JOB = None
     try:
         offsets = [0] * len(ranges)
         if sink is not None:
-            counted = pool.map(_count, range(len(ranges)), chunksize=1)
+            counted = list(pool.map(_count, list(range(len(ranges)))))
             _raise_first_error(counted, reader.line_no)
             total = 0
             for k, res in enumerate(counted):
@@ -268,7 +268,7 @@ def _parallel(
         tally = Tally()
         lines = reader.line_no
         done: list[_Result] = []
-        for k, res in enumerate(pool.imap(_work, list(enumerate(offsets)), chunksize=1)):
+        for k, res in enumerate(pool.map(_work, list(enumerate(offsets)))):
             done.append(res)
             _raise_first_error(done, reader.line_no)
             tally += Tally(res.rows, res.signals, res.skipped)
@@ -280,12 +280,97 @@ def _parallel(
             if after_batch is not None:
                 after_batch()
         reader.line_no = lines
-        pool.close()
         return tally
     finally:
-        pool.terminate()
+        pool.stop()
         for f in spills:
             f.close()
+
+
+class WorkerError(Exception):
+    """A worker process ended without an answer (killed, or out of memory); the message says what to do."""
+
+
+class _Workers:
+    """Forked processes, each serving its share of the tasks in order over its own pipe.
+
+    Unlike a pool, a worker that dies is noticed at once (its sentinel), and stopping kills the others right away.
+    """
+
+    def __init__(self, count: int) -> None:
+        import multiprocessing
+
+        ctx = multiprocessing.get_context("fork")
+        self.conns: list[Any] = []
+        self.procs: list[Any] = []
+        for _ in range(count):
+            mine, theirs = ctx.Pipe()
+            proc = ctx.Process(target=_serve, args=(theirs, [*self.conns, mine]), daemon=True)
+            proc.start()
+            theirs.close()
+            self.conns.append(mine)
+            self.procs.append(proc)
+
+    def map(self, fn: Callable[[Any], _Result], tasks: list[Any]) -> Iterator[_Result]:
+        """Results in task order; task ``j`` runs on worker ``j % count``."""
+        from multiprocessing.connection import wait
+
+        n = len(self.procs)
+        for j, task in enumerate(tasks):
+            try:
+                self.conns[j % n].send((fn, task))
+            except OSError:  # BrokenPipeError too: that is the worker's pipe, not the signals output
+                raise self._died(self.procs[j % n]) from None
+        for j in range(len(tasks)):
+            conn, proc = self.conns[j % n], self.procs[j % n]
+            wait([conn, proc.sentinel])
+            try:
+                status, value = conn.recv()
+            except (EOFError, OSError):
+                raise self._died(proc) from None
+            if status == "error":
+                raise value
+            yield value
+
+    @staticmethod
+    def _died(proc: Any) -> WorkerError:
+        proc.join(1)
+        return WorkerError(
+            f"worker process {proc.pid} ended without finishing its part (exit code {proc.exitcode}; "
+            "killed or out of memory?); run again, or with --workers 1"
+        )
+
+    def stop(self) -> None:
+        for conn in self.conns:
+            conn.close()
+        for proc in self.procs:
+            if proc.is_alive():
+                proc.kill()
+            proc.join()
+
+
+def _serve(conn: Any, parent_ends: list[Any]) -> None:
+    """A worker's loop: run tasks until the parent closes its end (or goes away)."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group: the parent decides
+    for other in parent_ends:
+        other.close()  # inherited from the fork: holding them would hide the parent's going away
+    while True:
+        try:
+            fn, task = conn.recv()
+        except (EOFError, OSError):
+            return
+        try:
+            reply: tuple[str, Any] = ("ok", fn(task))
+        except Exception as exc:
+            reply = ("error", exc)
+        try:
+            conn.send(reply)
+        except (BrokenPipeError, OSError):
+            return
+        except Exception as exc:  # an exception that does not pickle
+            conn.send(("error", WorkerError(f"a worker process failed: {type(exc).__name__}: {exc}")))
 
 
 def _plan(fd: int, start: int, end: int, workers: int, window: int, line_bytes: float) -> list[tuple[int, int]]:

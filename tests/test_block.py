@@ -409,3 +409,23 @@ def test_workers_on_a_pipe_fall_back_to_one_process(tmp_path):
     assert run.returncode == 0
     assert "reading it with one process" in (tmp_path / "log").read_text()
     assert orjson.loads((tmp_path / "m.json").read_bytes())["rows_processed"] == 10000
+
+
+def test_a_killed_worker_is_a_clear_error_not_a_hang(tmp_path):
+    data = tmp_path / "data.csv"
+    cli("generate", "--rows", "200000", "--seed", "5", "--output", str(data))
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "MLOPS_STREAM_PATH": "row"}
+    out = tmp_path / "m.json"
+    cmd = [sys.executable, "-m", "stream", "--input", str(data), "--workers", "2", "--output", str(out), "--quiet"]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    children: list[int] = []
+    while not children and proc.poll() is None:
+        for task in Path(f"/proc/{proc.pid}/task").iterdir():
+            children += [int(c) for c in (task / "children").read_text().split()]
+    assert children, "the run ended before its workers could be seen"
+    os.kill(children[0], 9)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 1
+    message = orjson.loads(out.read_bytes())["error_message"]
+    assert f"worker process {children[0]} ended without finishing its part" in message
+    assert b"Traceback" not in err
