@@ -22,6 +22,9 @@ MAX_DIGITS = 18
 MIN_BLOCK_BYTES = 64 * 1024
 # With more runs of irregular lines than this share of the lines, the whole chunk goes to the Reader at once.
 IRREGULAR_RUNS = 1 / 16
+# Each block costs the engine O(window) on top of O(block); past this window a chunk's ~10k rows no longer pay for
+# it, and the row path (O(1) per row) is the faster one.
+MAX_WINDOW = 1 << 16
 
 
 @dataclass

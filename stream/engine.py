@@ -100,12 +100,17 @@ class RollingSignal:
             return signals, ([None] * n if means else None)
         # sums[k] is the sum of the window ending at ext[w - 1 + k].
         sums = np.empty(total - w + 1, np.int64)
-        sums[0] = ext[:w].sum()
+        sums[0] = self._sum if h == w else ext[:w].sum()
         np.cumsum(ext[w:] - ext[:-w], out=sums[1:])
         sums[1:] += sums[0]
         cold = max(0, w - 1 - h)  # block rows still in the warm-up
         np.greater(ext[h + cold :] * w, sums[h + cold - (w - 1) :], out=signals[cold:], casting="unsafe")
-        self._held = deque(ext[-w:].tolist())
+        if n >= w:
+            self._held = deque(units[-w:].tolist())
+        else:  # in place: O(block), not O(window)
+            for _ in range(total - w):
+                held.popleft()
+            held.extend(units.tolist())
         self._sum = int(sums[-1])
         mean_list: list[float | None] | None = None
         if means:

@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 
-from stream.block import BlockReader
+from stream.block import MAX_WINDOW, BlockReader
 from stream.engine import RollingSignal
 from stream.logsink import LOGGER, SHOW_BAD_ROWS
 from stream.pipeline import Pipeline
@@ -84,7 +84,7 @@ def run(
             tally = _parallel(inp, start, reader, pipeline, n, after_batch, explicit=workers is not None)
             if tally is not None:
                 return tally
-    return pipeline.run(_serial(fh, reader, remaining), after_batch)
+    return pipeline.run(_serial(fh, reader, remaining, pipeline.engine.window), after_batch)
 
 
 def _position(fh: BinaryIO) -> int | None:
@@ -97,11 +97,11 @@ def _position(fh: BinaryIO) -> int | None:
 # ---- one process ------------------------------------------------------------------------------------------------
 
 
-def _serial(fh: BinaryIO, reader: Reader, size: int | None) -> Iterator[Batch | Any]:
+def _serial(fh: BinaryIO, reader: Reader, size: int | None, window: int) -> Iterator[Batch | Any]:
     """Batches from one process: the row path, switching to the block path once the input proves big enough."""
     m = mode()
     switch_at: int | None  # bytes read before the block path takes over; None: never
-    if m == "row":
+    if m == "row" or (m == "auto" and window > MAX_WINDOW):
         switch_at = None
     elif m == "block":
         switch_at = 0
@@ -234,7 +234,7 @@ def _parallel(
         fd=fd, data_start=data_start, end=end, header=header, ranges=ranges, column=reader.column,
         skip=reader.skip, keep_text=sink is not None, window=pipeline.engine.window,
         fmt=sink.fmt if sink is not None else "csv", with_timestamp=layout.timestamp_index is not None,
-        block=mode() != "row",
+        block=mode() == "block" or (mode() == "auto" and pipeline.engine.window <= MAX_WINDOW),
     )  # fmt: skip
     spills: list[Any] = []
     if sink is not None:
