@@ -220,6 +220,7 @@ def main() -> int:
     best = 0.0
     for _ in range(max(1, args.repeat)):
         log = work / "row.log"
+        log.unlink(missing_ok=True)  # the log appends: read this run's figure only
         cmd = [exe, "--input", str(src), "--config", str(config), "--workers", "1", "--quiet", "--log-file", str(log)]
         measure(cmd, row_env)
         m = re.search(r"processed (\d+) rows .* in ([\d.]+) s", log.read_text())
