@@ -113,7 +113,8 @@ def csv_inputs(draw: st.DrawFn) -> bytes:
         header = '"' + header + '"'
     n = draw(st.integers(0, 120))
     body = [draw(lines(layout, i)) for i in range(n)]
-    data = b"\n".join([header.encode(), *body])
+    blanks = [b""] * draw(st.integers(0, 2))  # blank lines before the header are skipped
+    data = b"\n".join([*blanks, header.encode(), *body])
     if draw(st.booleans()):
         data += b"\n"
     if draw(st.integers(0, 7)) == 0:
@@ -208,14 +209,15 @@ def test_block_path_agrees_with_row_path_at_any_chunk_boundaries(data, source, w
     workers=st.integers(2, 4),
     chunk=st.sampled_from([7, 64, 1 << 20]),
     path=st.sampled_from(["block", "row"]),
+    fmt=st.sampled_from(["csv", "jsonl"]),
 )
-def test_workers_agree_with_one_process(source, window, policy, workers, chunk, path):
-    want = run_path(source, None, window, policy, "csv", block=False)
+def test_workers_agree_with_one_process(source, window, policy, workers, chunk, path, fmt):
+    want = run_path(source, None, window, policy, fmt, block=False)
     saved = {k: os.environ.get(k) for k in ("MLOPS_STREAM_PATH", "MLOPS_STREAM_CHUNK")}
     os.environ["MLOPS_STREAM_PATH"] = path
     os.environ["MLOPS_STREAM_CHUNK"] = str(chunk)
     try:
-        got = run_workers(source, window, policy, "csv", workers)
+        got = run_workers(source, window, policy, fmt, workers)
     finally:
         for k, v in saved.items():
             if v is None:
@@ -400,6 +402,22 @@ def test_default_workers_only_for_big_regular_files():
     assert parallel.default_workers(None) == 1
     assert parallel.default_workers(parallel.PARALLEL_MIN_BYTES - 1) == 1
     assert parallel.default_workers(parallel.PARALLEL_MIN_BYTES) == len(os.sched_getaffinity(0))
+
+
+def test_workers_read_stdin_when_it_is_a_regular_file(tmp_path):
+    src = ROOT / "data.csv"
+    outs = []
+    for workers in ("1", "3"):
+        with open(src, "rb") as fh:
+            run = subprocess.run(
+                [sys.executable, "-m", "stream", "--workers", workers, "--signals", "-", "--log-file",
+                 str(tmp_path / f"log{workers}")],
+                stdin=fh, capture_output=True, env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=60,
+            )  # fmt: skip
+        assert run.returncode == 0, run.stderr
+        outs.append(run.stdout)
+    assert outs[0] == outs[1] and outs[0].count(b"\n") == 10001
+    assert "worker processes: 3" in (tmp_path / "log3").read_text()
 
 
 def test_workers_on_a_pipe_fall_back_to_one_process(tmp_path):
