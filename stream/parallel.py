@@ -15,6 +15,7 @@ import itertools
 import logging
 import os
 import select
+from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO
@@ -300,7 +301,7 @@ class WorkerError(Exception):
 
 
 class _Workers:
-    """Forked processes, each serving its share of the tasks in order over its own pipe.
+    """Forked processes, each serving tasks in the order it gets them, over its own pipe.
 
     Unlike a pool, a worker that dies is noticed at once (its sentinel), and stopping kills the others right away.
     """
@@ -320,25 +321,42 @@ class _Workers:
             self.procs.append(proc)
 
     def map(self, fn: Callable[[Any], _Result], tasks: list[Any]) -> Iterator[_Result]:
-        """Results in task order; task ``j`` runs on worker ``j % count``."""
+        """Results in task order. Each worker holds two tasks at a time and gets the next one as it answers, so a
+        worker slowed down by the rest of the machine takes fewer ranges instead of holding the others up."""
         from multiprocessing.connection import wait
 
-        n = len(self.procs)
-        for j, task in enumerate(tasks):
-            try:
-                self.conns[j % n].send((fn, task))
-            except OSError:  # BrokenPipeError too: that is the worker's pipe, not the signals output
-                raise self._died(self.procs[j % n]) from None
+        todo = deque(enumerate(tasks))
+        queued: dict[int, deque[int]] = {i: deque() for i in range(len(self.procs))}  # task numbers, per worker
+        done: dict[int, _Result] = {}
+
+        def give(i: int) -> None:
+            if todo:
+                j, task = todo.popleft()
+                try:
+                    self.conns[i].send((fn, task))
+                except OSError:  # BrokenPipeError too: that is the worker's pipe, not the signals output
+                    raise self._died(self.procs[i]) from None
+                queued[i].append(j)
+
+        for _ in range(2):
+            for i in queued:
+                give(i)
         for j in range(len(tasks)):
-            conn, proc = self.conns[j % n], self.procs[j % n]
-            wait([conn, proc.sentinel])
-            try:
-                status, value = conn.recv()
-            except (EOFError, OSError):
-                raise self._died(proc) from None
-            if status == "error":
-                raise value
-            yield value
+            while j not in done:
+                busy = [i for i in queued if queued[i]]
+                ready = wait([self.conns[i] for i in busy] + [self.procs[i].sentinel for i in busy])
+                for i in busy:
+                    if self.conns[i] not in ready and self.procs[i].sentinel not in ready:
+                        continue
+                    try:
+                        status, value = self.conns[i].recv()
+                    except (EOFError, OSError):
+                        raise self._died(self.procs[i]) from None
+                    if status == "error":
+                        raise value
+                    done[queued[i].popleft()] = value
+                    give(i)
+            yield done.pop(j)
 
     @staticmethod
     def _died(proc: Any) -> WorkerError:
