@@ -14,13 +14,10 @@ from __future__ import annotations
 import itertools
 import logging
 import os
-import select
 from collections import deque
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
-from stream.block import MAX_WINDOW, BlockReader
 from stream.engine import RollingSignal
 from stream.logsink import LOGGER, SHOW_BAD_ROWS
 from stream.pipeline import Pipeline
@@ -28,6 +25,9 @@ from stream.reader import BadRow, BadRowError, Batch, Reader
 from stream.signals import SignalSink
 from stream.source import CHUNK, Input
 from stream.tally import Tally
+
+if TYPE_CHECKING:
+    from stream.block import BlockReader
 
 # numpy's import (~0.1 s) pays for itself only on inputs of several MiB; below this the row path is faster.
 BLOCK_MIN_BYTES = 8 << 20
@@ -102,7 +102,7 @@ def _serial(fh: BinaryIO, reader: Reader, size: int | None, window: int) -> Iter
     """Batches from one process: the row path, switching to the block path once the input proves big enough."""
     m = mode()
     switch_at: int | None  # bytes read before the block path takes over; None: never
-    if m == "row" or (m == "auto" and window > MAX_WINDOW):
+    if m == "row":
         switch_at = None
     elif m == "block":
         switch_at = 0
@@ -110,6 +110,11 @@ def _serial(fh: BinaryIO, reader: Reader, size: int | None, window: int) -> Iter
         switch_at = 0 if size >= BLOCK_MIN_BYTES else None  # a small regular file never pays for numpy
     else:
         switch_at = BLOCK_MIN_BYTES  # a stream proves itself big first
+    if switch_at is not None:
+        from stream.block import MAX_WINDOW, BlockReader
+
+        if m == "auto" and window > MAX_WINDOW:
+            switch_at = None
     block: list[BlockReader] = []  # a list, so the chunk source sees the switch
     seen = 0
     for chunk in _chunks(fh, lambda: bool(block)):
@@ -142,6 +147,8 @@ def _chunks(fh: BinaryIO, gulp: Callable[[], bool]) -> Iterator[bytes]:
             return
         if fd is not None and len(data) < size and gulp():
             # A fast pipe hands over 64 KiB at a time; take whatever is already waiting, never wait for more.
+            import select
+
             parts = [data]
             have = len(data)
             while have < size and select.select([fd], [], [], 0)[0]:
@@ -157,33 +164,35 @@ def _chunks(fh: BinaryIO, gulp: Callable[[], bool]) -> Iterator[bytes]:
 # ---- worker processes -------------------------------------------------------------------------------------------
 
 
-@dataclass
+# Plain classes rather than dataclasses: this module loads on every run, and a dataclass costs ~1 ms to build.
 class _Job:
-    """What every worker needs; set before the pool forks, so workers inherit it instead of unpickling it."""
+    """What every worker needs; set before the workers fork, so they inherit it instead of unpickling it."""
 
-    fd: int
-    data_start: int
-    end: int
-    header: bytes
-    ranges: list[tuple[int, int]]
-    column: str
-    skip: bool
-    keep_text: bool
-    window: int
-    fmt: str
-    with_timestamp: bool
-    block: bool
-    spill: list[int] = field(default_factory=list)  # one temporary file per range, for its signals
+    def __init__(self, **fields: Any) -> None:
+        self.fd: int = fields["fd"]
+        self.data_start: int = fields["data_start"]
+        self.header: bytes = fields["header"]  # the bytes before the first data line
+        self.ranges: list[tuple[int, int]] = fields["ranges"]
+        self.column: str = fields["column"]
+        self.skip: bool = fields["skip"]
+        self.keep_text: bool = fields["keep_text"]
+        self.window: int = fields["window"]
+        self.fmt: str = fields["fmt"]
+        self.with_timestamp: bool = fields["with_timestamp"]
+        self.block: bool = fields["block"]
+        self.spill: list[int] = []  # one temporary file per range, for its signals
 
 
-@dataclass
 class _Result:
-    rows: int = 0
-    signals: int = 0
-    skipped: int = 0
-    lines: int = 0  # lines of the range, for file line numbers
-    bad: list[BadRow] = field(default_factory=list)  # the first few skipped rows, line numbers local to the range
-    error: BadRow | None = None  # the first bad row under `fail`
+    """What a worker reports for one range."""
+
+    def __init__(self) -> None:
+        self.rows = 0
+        self.signals = 0
+        self.skipped = 0
+        self.lines = 0  # lines of the range, for file line numbers
+        self.bad: list[BadRow] = []  # the first few skipped rows, line numbers local to the range
+        self.error: BadRow | None = None  # the first bad row under `fail`
 
 
 _JOB: _Job | None = None
@@ -234,8 +243,10 @@ def _parallel(
         return None
     sink = pipeline.signals
     layout = reader.layout
+    from stream.block import MAX_WINDOW
+
     job = _Job(
-        fd=fd, data_start=data_start, end=end, header=header, ranges=ranges, column=reader.column,
+        fd=fd, data_start=data_start, header=header, ranges=ranges, column=reader.column,
         skip=reader.skip, keep_text=sink is not None, window=pipeline.engine.window,
         fmt=sink.fmt if sink is not None else "csv", with_timestamp=layout.timestamp_index is not None,
         block=mode() == "block" or (mode() == "auto" and pipeline.engine.window <= MAX_WINDOW),
@@ -511,6 +522,8 @@ def _range_batches(job: _Job, k: int, reader: Reader) -> Iterator[Any]:
                 return
             pos += len(data)
             yield data
+
+    from stream.block import BlockReader
 
     source = BlockReader(reader, 1 if mode() == "block" else None) if job.block else reader
     return source.rows(chunks())

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING
 
-from stream.block import Block
 from stream.engine import RollingSignal
 from stream.reader import Batch
 from stream.signals import SignalSink
 from stream.tally import Tally
+
+if TYPE_CHECKING:  # the block path's module (and numpy) load only when a run needs them
+    from stream.block import Block
 
 
 class Pipeline:
@@ -31,7 +34,7 @@ class Pipeline:
         n = len(batch.units)
         if not n:
             return
-        if isinstance(batch, Block):
+        if not isinstance(batch, Batch):
             self._consume_block(batch)
             return
         update = self.engine.update
