@@ -29,6 +29,16 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a positive number of seconds, got {text}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="mlops-stream",
@@ -50,6 +60,17 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="worker processes for a regular file (default: the available cores for files of 32 MiB or more, else 1)",
     )
+    live = p.add_argument_group("live mode")
+    live.add_argument(
+        "--follow", action="store_true", help="keep reading as the input grows, like tail -F; SIGINT/SIGTERM stops"
+    )
+    live.add_argument(
+        "--idle-timeout", type=_seconds, metavar="SECONDS", help="with --follow: stop after this long without new data"
+    )
+    live.add_argument(
+        "--checkpoint", metavar="PATH", help="with --follow: keep state here; a restart continues exactly once"
+    )
+    p.add_argument("--no-progress", action="store_true", help="no live progress display on a terminal's stderr")
     from stream import __version__
 
     p.add_argument("--version", action="version", version=f"mlops-stream {__version__}")
@@ -67,6 +88,10 @@ def main(argv: list[str] | None = None) -> int:
         if sys.stdin is None or sys.stdin.isatty():
             build_parser().error("no input: pass --input PATH, or pipe CSV into stdin")
         args.input = "-"
+    if not args.follow and (args.idle_timeout is not None or args.checkpoint is not None):
+        build_parser().error("--idle-timeout and --checkpoint apply to live runs: add --follow")
+    if args.checkpoint is not None and args.input == "-":
+        build_parser().error("--checkpoint needs --input PATH (a file): a pipe cannot be resumed at a position")
     return Job(args).run()
 
 
@@ -77,6 +102,7 @@ class Job:
         self.args = args
         self.version: str | None = None
         self.signals_fh: BinaryIO | None = None
+        self.announced = False
 
     def run(self) -> int:
         from stream import logsink
@@ -85,7 +111,8 @@ class Job:
         try:
             self.log = logsink.setup(args.log_file, args.quiet)
         except OSError as exc:
-            return self._unwritable(f"the log file {args.log_file} cannot be opened: {exc.strerror}")
+            self.log = logsink.setup(None, args.quiet)
+            return self._fail(f"the log file {args.log_file} cannot be opened: {_reason(exc)}")
         if args.output:
             from stream.atomic import check_writable
 
@@ -93,10 +120,17 @@ class Job:
                 check_writable(args.output)
             except OSError as exc:
                 return self._unwritable(f"the metrics file {args.output} cannot be written: {_reason(exc)}")
+        if not args.follow:
+            # As PID 1 in a container the job would otherwise ignore `docker stop`'s SIGTERM until killed.
+            import signal
+
+            signal.signal(signal.SIGTERM, _terminate)
         try:
             doc = self._process()
         except BrokenPipeError:
             return self._broken_pipe()
+        except _Terminated:
+            return self._fail("stopped by SIGTERM before the input was fully processed; no metrics were computed", 143)
         except KeyboardInterrupt:
             return self._fail("interrupted before the input was fully processed; no metrics were computed", 130)
         except JobError as exc:
@@ -106,7 +140,7 @@ class Job:
         return self._publish(doc, EXIT_OK)
 
     def _process(self) -> dict[str, Any]:
-        from stream import config, metrics, seeding
+        from stream import config, seeding
         from stream.engine import RollingSignal
         from stream.logsink import BadRowLog
         from stream.pipeline import Pipeline
@@ -114,7 +148,7 @@ class Job:
         from stream.source import open_input
 
         args, log = self.args, self.log
-        log.info("mlops-stream started: %s", " ".join(sys.argv))
+        log.info("mlops-stream started: %s", " ".join(["mlops-stream", *sys.argv[1:]]))
         cfg = config.load(args.config)
         self.version = cfg.version
         cfg = cfg.with_overrides(window=args.window, on_bad_row=args.on_bad_row)
@@ -123,6 +157,11 @@ class Job:
             cfg.source, cfg.seed, cfg.window, cfg.version, cfg.column, cfg.on_bad_row,
         )  # fmt: skip
         seeding.seed(cfg.seed)
+        if args.follow:
+            from stream.live import LiveRun
+
+            out = LiveRun(self, cfg, T0).run()
+            return self._summary(cfg, out.tally, out.reader, out.name, out.elapsed)
         inp = open_input(args.input)
         log.info("input opened: %s", inp.describe())
         bad_log = BadRowLog(log)
@@ -130,34 +169,52 @@ class Job:
         sink = self._signals_sink(args)
         pipeline = Pipeline(RollingSignal(cfg.window), sink)
         t_read = time.perf_counter()
-        announced = False
+        display = None
+        if sys.stderr.isatty():  # the common case, stderr elsewhere, does not even load the display's module
+            from stream import progress  # rich itself is imported only if the display starts
+
+            if progress.wanted(args):
+                display = progress.Progress(pipeline, inp.name, position=lambda: reader.offset, total=inp.size)
 
         def after_batch() -> None:
-            nonlocal announced
-            if not announced and reader.layout is not None:
-                announced = True
-                log.info("input layout: %s", reader.layout.describe())
-                log.info("warm-up: the first %d rows have no rolling mean (signal 0)", cfg.window - 1)
+            self._announce_layout(reader, cfg.window)
+            if display is not None:
+                display.tick()
 
         try:
             from stream import parallel
 
             tally = parallel.run(inp, reader, pipeline, args.workers, after_batch)
         finally:
+            if display is not None:
+                display.close()
             if inp.fh is not sys.stdin.buffer:
                 inp.fh.close()
-        after_batch()
+        self._announce_layout(reader, cfg.window)
         if sink is not None:
             sink.flush()
             if self.signals_fh is not None and self.signals_fh is not sys.stdout.buffer:
                 self.signals_fh.close()
         bad_log.summary()
+        return self._summary(cfg, tally, reader, inp.name, time.perf_counter() - t_read)
+
+    def _announce_layout(self, reader: Any, window: int) -> None:
+        """Log the input's layout once it is known."""
+        if not self.announced and reader.layout is not None:
+            self.announced = True
+            self.log.info("input layout: %s", reader.layout.describe())
+            self.log.info("warm-up: the first %d rows have no rolling mean (signal 0)", window - 1)
+
+    def _summary(self, cfg: Any, tally: Any, reader: Any, name: str, elapsed: float) -> dict[str, Any]:
+        """The end of every successful run: refuse an input without rows, log the totals, build the metrics."""
+        from stream import metrics
+
+        log = self.log
         if reader.layout is None:
-            raise JobError(f"the input {inp.name} is empty: expected a header line naming the columns")
+            raise JobError(f"the input {name} is empty: expected a header line naming the columns")
         if tally.rows == 0:
             skipped = f" ({tally.skipped} bad rows were skipped)" if tally.skipped else ""
-            raise JobError(f"the input {inp.name} has a header but no usable data rows{skipped}")
-        elapsed = time.perf_counter() - t_read
+            raise JobError(f"the input {name} has a header but no usable data rows{skipped}")
         log.info(
             "processed %d rows (%d signals, %d skipped) in %.3f s (%.0f rows/s)",
             tally.rows, tally.signals, tally.skipped, elapsed, tally.rows / elapsed if elapsed else 0.0,
@@ -190,12 +247,16 @@ class Job:
             except OSError as exc:
                 return self._unwritable(f"the metrics file {args.output} cannot be written: {_reason(exc)}")
         log.info("metrics: %s", metrics.encode(doc).decode().replace("\n", " "))
-        if not args.quiet and args.signals != "-":
+        if not args.quiet and args.signals != "-" and sys.stdout is not None:
             try:
                 sys.stdout.buffer.write(metrics.encode(doc))
                 sys.stdout.flush()
             except BrokenPipeError:
                 _silence_stdout()
+            except OSError as exc:  # e.g. redirected to a full disk: the printed copy is lost, so say so
+                _silence_stdout()
+                failed = self._unwritable(f"the metrics document could not be printed on stdout: {_reason(exc)}")
+                code = code or failed
         log.info("finished with exit code %d", code)
         return code
 
@@ -224,6 +285,14 @@ class Job:
         return EXIT_FAILED
 
 
+class _Terminated(Exception):
+    """SIGTERM arrived during a batch run."""
+
+
+def _terminate(signum: int, frame: object) -> None:
+    raise _Terminated
+
+
 def _silence_stdout() -> None:
     # Python flushes stdout at exit; once the reader is gone that flush would fail again, noisily.
     try:
@@ -239,12 +308,13 @@ def _reason(exc: OSError) -> str:
 
 def _phrase(exc: Exception) -> str:
     """A person-facing sentence for a failure; the known failures carry their own."""
+    from stream.checkpoint import CheckpointError
     from stream.config import ConfigError
     from stream.parallel import WorkerError
     from stream.reader import InputError
     from stream.source import SourceError
 
-    if isinstance(exc, (ConfigError, InputError, SourceError, WorkerError)):
+    if isinstance(exc, (CheckpointError, ConfigError, InputError, SourceError, WorkerError)):
         return str(exc)
     if isinstance(exc, MemoryError):
         return "ran out of memory"

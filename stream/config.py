@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, replace
+import re
 from typing import Any
 
 DEFAULTS = {"seed": 42, "window": 5, "version": "v1"}
@@ -14,17 +14,39 @@ class ConfigError(Exception):
     """A config that cannot be used; the message names the file, the key and what was expected."""
 
 
-@dataclass(frozen=True)
 class Config:
-    seed: int = 42
-    window: int = 5
-    version: str = "v1"
-    column: str = "close"
-    on_bad_row: str = "fail"
-    source: str = "built-in defaults"
+    """The validated settings of one run, and where they came from."""
+
+    FIELDS = ("seed", "window", "version", "column", "on_bad_row", "source")
+
+    def __init__(
+        self,
+        seed: int = 42,
+        window: int = 5,
+        version: str = "v1",
+        column: str = "close",
+        on_bad_row: str = "fail",
+        source: str = "built-in defaults",
+    ) -> None:
+        self.seed = seed
+        self.window = window
+        self.version = version
+        self.column = column
+        self.on_bad_row = on_bad_row
+        self.source = source
+
+    def as_dict(self) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in self.FIELDS}
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Config) and self.as_dict() == other.as_dict()
+
+    def __repr__(self) -> str:
+        return "Config(" + ", ".join(f"{k}={v!r}" for k, v in self.as_dict().items()) + ")"
 
     def with_overrides(self, **changes: Any) -> Config:
-        return replace(self, **{k: v for k, v in changes.items() if v is not None})
+        """A copy with the given settings replaced; None means "not given" and keeps the current value."""
+        return Config(**{**self.as_dict(), **{k: v for k, v in changes.items() if v is not None}})
 
 
 _REQUIRED = {"seed": int, "window": int, "version": str}
@@ -69,14 +91,75 @@ def validate(doc: Any, where: str) -> Config:
     return Config(**values, source=where)
 
 
+# A config is a handful of `key: value` lines. Those whose meaning is beyond doubt (a decimal integer without a
+# leading zero, or a word that YAML reads as a plain string) are read here; anything else (quotes, lists, anchors,
+# tags, `yes`, `0x10`, `1.5`, duplicates ...) goes to PyYAML, whose import costs more than a 10,000-row run.
+_SIMPLE_LINE = re.compile(
+    r"([A-Za-z_][A-Za-z0-9_]*):[ ]+"
+    r"""(-?(?:0|[1-9][0-9]*)|[A-Za-z][A-Za-z0-9_.-]*|"[A-Za-z0-9_. -]*"|'[A-Za-z0-9_. -]*')[ ]*(?:[ ]#.*)?""",
+    re.ASCII,
+)
+_YAML_WORDS = frozenset(["y", "n", "yes", "no", "true", "false", "on", "off", "null"])
+
+
+def simple_yaml(text: str) -> dict[str, Any] | None:
+    r"""Read a flat config of plain integers and words exactly as YAML would; None when it needs a real YAML parser.
+
+    >>> simple_yaml("seed: 42\nwindow: 5  # rows\nversion: v1\n")
+    {'seed': 42, 'window': 5, 'version': 'v1'}
+    >>> simple_yaml("version: 'v1'\ncolumn: \"close\"")
+    {'version': 'v1', 'column': 'close'}
+    >>> simple_yaml("seed: 042\n") is None  # octal to YAML 1.1: leave it to PyYAML
+    True
+    """
+    doc: dict[str, Any] = {}
+    for line in text.splitlines():
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        m = _SIMPLE_LINE.fullmatch(line)
+        if m is None or m.group(1) in doc:
+            return None
+        value = m.group(2)
+        if value[0] in "\"'":
+            doc[m.group(1)] = value[1:-1]
+        elif value[0].isalpha():
+            if value.lower() in _YAML_WORDS:
+                return None
+            doc[m.group(1)] = value
+        else:
+            doc[m.group(1)] = int(value)
+    return doc or None
+
+
+def _strict_loader(yaml: Any) -> type:
+    """PyYAML's SafeLoader, except that a key given twice is an error (YAML would silently keep the last)."""
+
+    class StrictLoader(yaml.SafeLoader):
+        pass
+
+    def mapping(loader: Any, node: Any) -> dict[Any, Any]:
+        seen = set()
+        for key_node, _ in node.value:
+            # A merge key ("<<") is YAML's own override mechanism, not a repeated setting.
+            if isinstance(key_node, yaml.ScalarNode) and key_node.tag != "tag:yaml.org,2002:merge":
+                key = loader.construct_object(key_node)
+                if key in seen:
+                    raise yaml.constructor.ConstructorError(
+                        None, None, f"the key {key!r} is given twice", key_node.start_mark
+                    )
+                seen.add(key)
+        return loader.construct_mapping(node)
+
+    StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, mapping)
+    return StrictLoader
+
+
 def load(path: str | None) -> Config:
     """Load ``path``; with None, use ./config.yaml when present, else the built-in defaults."""
     if path is None:
         if not os.path.exists("config.yaml"):
             return Config()
         path = "config.yaml"
-    import yaml  # only runs that have a config pay for the YAML import
-
     try:
         with open(path, encoding="utf-8-sig") as fh:
             text = fh.read()
@@ -88,9 +171,14 @@ def load(path: str | None) -> Config:
         raise ConfigError(f"config file {path} is not UTF-8 text") from None
     except OSError as exc:
         raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
+    simple = simple_yaml(text)
+    if simple is not None:
+        return validate(simple, f"config file {path}")
+    import yaml
+
     try:
-        # safe_load builds plain data only: a tag such as !!python/object is refused, never executed.
-        doc = yaml.safe_load(text)
+        # The safe loader builds plain data only: a tag such as !!python/object is refused, never executed.
+        doc = yaml.load(text, Loader=_strict_loader(yaml))
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = f" line {mark.line + 1}" if mark is not None else ""

@@ -146,6 +146,15 @@ class RollingSignal:
         # int / int is correctly rounded in Python, so this is the exact mean's nearest float.
         return self._sum / (self.window * _POW10[self._scale])
 
+    def latest(self) -> tuple[int, int, int] | None:
+        """The newest value as ``(units, scale)`` and the signal it was given, for displays; None before any value."""
+        held = self._held
+        if not held:
+            return None
+        units, scale = held[-1], self._scale
+        signal = 1 if len(held) == self.window and units * self.window > self._sum else 0
+        return units, scale, signal
+
     def _rescale(self, scale: int) -> None:
         factor = _POW10[scale - self._scale]
         self._held = deque(v * factor for v in self._held)

@@ -17,7 +17,9 @@ import re
 MAX_SCALE = 30
 MAX_INT_DIGITS = 30
 
-_LITERAL = re.compile(r"([+-]?)([0-9]*)(?:\.([0-9]*))?(?:[eE]([+-]?[0-9]{1,9}))?", re.ASCII)
+_LITERAL = re.compile(r"([+-]?)([0-9]*)(?:\.([0-9]*))?(?:[eE]([+-]?)([0-9]+))?", re.ASCII)
+# More exponent digits than this put any nonzero value far outside the limits above.
+MAX_EXP_DIGITS = 9
 
 
 class BadValue(ValueError):
@@ -43,13 +45,17 @@ def _parse_general(text: str) -> tuple[int, int]:
         if not text.strip():
             raise BadValue("the value is empty")
         raise BadValue(f"{text!r} is not a decimal number")
-    sign, whole, frac, exp = m.group(1), m.group(2) or "", m.group(3) or "", m.group(4)
+    sign, whole, frac, exp_sign, exp_digits = m.group(1), m.group(2) or "", m.group(3) or "", m.group(4), m.group(5)
     digits = (whole + frac).lstrip("0")
     if not digits:
         return 0, 0
     # Work out magnitude from the text before building any integer.
+    exp_digits = (exp_digits or "").lstrip("0")
+    if len(exp_digits) > MAX_EXP_DIGITS:
+        raise BadValue(f"{text!r} is out of range (its exponent is far too large)")
+    exp = -int(exp_digits) if exp_sign == "-" and exp_digits else int(exp_digits or "0")
     stripped = digits.rstrip("0")
-    scale = len(frac) - (int(exp) if exp else 0) - (len(digits) - len(stripped))
+    scale = len(frac) - exp - (len(digits) - len(stripped))
     int_digits = len(stripped) - scale
     if scale > MAX_SCALE or int_digits > MAX_INT_DIGITS:
         raise BadValue(f"{text!r} is out of range (more than {MAX_INT_DIGITS} integer digits or {MAX_SCALE} decimals)")
@@ -58,3 +64,14 @@ def _parse_general(text: str) -> tuple[int, int]:
         units *= 10**-scale
         scale = 0
     return (-units if sign == "-" else units), scale
+
+
+def format_decimal(units: int, scale: int) -> str:
+    """The inverse of ``parse_decimal`` for display: ``units / 10**scale`` written out exactly.
+
+    >>> format_decimal(10050, 2), format_decimal(-85, 7), format_decimal(7, 0)
+    ('100.50', '-0.0000085', '7')
+    """
+    digits = str(abs(units)).rjust(scale + 1, "0")
+    sign = "-" if units < 0 else ""
+    return sign + (f"{digits[:-scale]}.{digits[-scale:]}" if scale else digits)

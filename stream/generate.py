@@ -97,6 +97,8 @@ def main(argv: list[str]) -> int:
     except BrokenPipeError:
         return 141
     except OSError as exc:
-        sys.stderr.write(f"mlops-stream generate: error: cannot write {args.output}: {exc.strerror}\n")
+        where = "stdout" if args.output == "-" else args.output
+        reason = exc.strerror.lower() if exc.strerror else str(exc)
+        sys.stderr.write(f"mlops-stream generate: error: cannot write {where}: {reason}\n")
         return 1
     return 0

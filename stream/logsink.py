@@ -20,6 +20,33 @@ class _UTCFormatter(logging.Formatter):
         return f"{stamp}.{int(record.msecs):03d}Z"
 
 
+class _LogFile(logging.FileHandler):
+    """A log file that stops accepting lines (disk full, ...) says so once on stderr, not with a traceback a line."""
+
+    def __init__(self, path: str) -> None:
+        super().__init__(path, encoding="utf-8")
+        self.path = path
+        self.failed = False
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        if self.failed:
+            return
+        self.failed = True
+        exc = sys.exc_info()[1]
+        reason = exc.strerror.lower() if isinstance(exc, OSError) and exc.strerror else "write failed"
+        sys.stderr.write(
+            f"mlops-stream: warning: the log file {self.path} cannot be written ({reason}); "
+            "the rest of the log is lost\n"
+        )
+
+
+class _StderrFormatter(logging.Formatter):
+    """`mlops-stream: error: ...`, the shape argparse and most Unix tools use on stderr."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return f"mlops-stream: {record.levelname.lower()}: {record.getMessage()}"
+
+
 def setup(log_file: str | None, quiet: bool = False) -> logging.Logger:
     """Configure and return the job's logger. Raises OSError when the log file cannot be opened."""
     log = logging.getLogger(LOGGER)
@@ -27,13 +54,13 @@ def setup(log_file: str | None, quiet: bool = False) -> logging.Logger:
     log.setLevel(logging.DEBUG)
     log.propagate = False
     if log_file:
-        fh = logging.FileHandler(log_file, encoding="utf-8")
+        fh = _LogFile(log_file)
         fh.setLevel(logging.DEBUG)
         fh.setFormatter(_UTCFormatter("%(asctime)s %(levelname)s %(message)s"))
         log.addHandler(fh)
     err = logging.StreamHandler(sys.stderr)
     err.setLevel(logging.ERROR if quiet else logging.WARNING)
-    err.setFormatter(logging.Formatter("mlops-stream: %(levelname)s: %(message)s"))
+    err.setFormatter(_StderrFormatter())
     log.addHandler(err)
     return log
 

@@ -294,6 +294,9 @@ def _parallel(
             tally += Tally(res.rows, res.signals, res.skipped)
             _replay(reader, res, lines)
             lines += res.lines
+            # What a progress display reads: rows so far and bytes consumed.
+            pipeline.restore(tally)
+            reader.offset = job.ranges[k][1] - base
             if sink is not None:
                 sink.out.flush()
                 _copy(spills[k].fileno(), sink.out)
@@ -391,6 +394,7 @@ def _serve(conn: Any, parent_ends: list[Any]) -> None:
     import signal
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group: the parent decides
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # not the parent's handler: a terminated worker just ends
     for other in parent_ends:
         other.close()  # inherited from the fork: holding them would hide the parent's going away
     while True:

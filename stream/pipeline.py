@@ -29,6 +29,10 @@ class Pipeline:
     def tally(self) -> Tally:
         return Tally(self.rows, self.hits, self.skipped)
 
+    def restore(self, tally: Tally) -> None:
+        """Continue counting from a checkpoint's tally (the engine is restored separately, from its state)."""
+        self.rows, self.hits, self.skipped = tally.rows, tally.signals, tally.skipped
+
     def consume(self, batch: Batch | Block) -> None:
         self.skipped += batch.skipped
         n = len(batch.units)

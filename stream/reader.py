@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import csv
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from typing import Any
 
 from stream.exact import MAX_INT_DIGITS, MAX_SCALE, BadValue, parse_decimal
 
@@ -18,19 +18,36 @@ MAX_LINE_BYTES = 64 * 1024
 # Bytes of an offending line shown in an error message.
 SHOWN = 80
 TIMESTAMP_COLUMN = "timestamp"
+# Spaces after a comma are not part of a field, so `1, "a,b"` is two fields.
+DIALECT = {"skipinitialspace": True}
 
 
 class InputError(Exception):
     """The input cannot be processed at all (no header, missing column, ...); the message says what to do."""
 
 
-@dataclass(frozen=True)
 class BadRow:
     """A data row that cannot be used: where it is, why, and what it looked like (shortened)."""
 
-    line: int
-    reason: str
-    text: str
+    __slots__ = ("line", "reason", "text")
+
+    def __init__(self, line: int, reason: str, text: str) -> None:
+        self.line = line
+        self.reason = reason
+        self.text = text
+
+    def __repr__(self) -> str:
+        return f"BadRow(line={self.line}, reason={self.reason!r}, text={self.text!r})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, BadRow) and (self.line, self.reason, self.text) == (
+            other.line,
+            other.reason,
+            other.text,
+        )
+
+    def __hash__(self) -> int:
+        return hash((self.line, self.reason, self.text))
 
     def describe(self) -> str:
         return f"line {self.line}: {self.reason}: {self.text}"
@@ -44,29 +61,45 @@ class BadRowError(InputError):
         self.bad = bad
 
 
-@dataclass
 class Batch:
     """The rows completed by one push of bytes, as parallel lists (cheap to build, cheap to walk)."""
 
-    units: list[int] = field(default_factory=list)
-    scales: list[int] = field(default_factory=list)
-    closes: list[str] = field(default_factory=list)  # the close as written; kept only when asked for
-    stamps: list[str] = field(default_factory=list)  # the timestamp column, when the input has one
-    skipped: int = 0
-    end_offset: int = 0  # bytes of the current file consumed through the last complete line
+    # Plain slots, not a dataclass: dataclasses cost more import time than a 10,000-row run spends on its rows.
+    __slots__ = ("closes", "end_offset", "scales", "skipped", "stamps", "units")
+
+    def __init__(self, end_offset: int = 0) -> None:
+        self.units: list[int] = []
+        self.scales: list[int] = []
+        self.closes: list[str] = []  # the close as written; kept only when asked for
+        self.stamps: list[str] = []  # the timestamp column, when the input has one and text is kept
+        self.skipped = 0
+        self.end_offset = end_offset  # bytes of the current file consumed through the last complete line
+
+    def __repr__(self) -> str:
+        return f"Batch(rows={len(self.units)}, skipped={self.skipped}, end_offset={self.end_offset})"
 
     def __len__(self) -> int:
         return len(self.units)
 
 
-@dataclass
 class Layout:
-    columns: list[str]
-    close_index: int
-    timestamp_index: int | None
-    quoted_lines: bool
-    bom: bool
-    header_line: int
+    """What the header said: the columns, where the close and timestamp are, and how the file is written."""
+
+    def __init__(
+        self,
+        columns: list[str],
+        close_index: int,
+        timestamp_index: int | None,
+        quoted_lines: bool,
+        bom: bool,
+        header_line: int,
+    ) -> None:
+        self.columns = columns
+        self.close_index = close_index
+        self.timestamp_index = timestamp_index
+        self.quoted_lines = quoted_lines
+        self.bom = bom
+        self.header_line = header_line
 
     def describe(self) -> str:
         ts = self.columns[self.timestamp_index] if self.timestamp_index is not None else "none"
@@ -80,6 +113,34 @@ class Layout:
 def _show(text: str) -> str:
     text = text.rstrip("\r\n")
     return repr(text if len(text) <= SHOWN else text[:SHOWN] + "...")
+
+
+def _spans_lines(line: str) -> bool:
+    """True when the csv module, reading ``line``, would still be inside a quoted field at its end.
+
+    Counting quotes is not enough: a quote inside an unquoted field is a literal character to the csv module.
+    """
+    rdr = csv.reader([line, ""], **DIALECT)
+    try:
+        next(rdr, None)
+    except csv.Error:
+        return False  # a malformed line that ends where it should: reported as such by the row parser
+    return rdr.line_num > 1
+
+
+def _numeric(text: str) -> bool:
+    try:
+        parse_decimal(text)
+    except BadValue:
+        return False
+    return True
+
+
+def _csv_reason(exc: csv.Error) -> str:
+    """The csv module's complaint in words about the input (its own text suggests opening files differently)."""
+    if "new-line" in str(exc):
+        return "a carriage return inside an unquoted field"
+    return str(exc)
 
 
 def _fields(line: str) -> list[str]:
@@ -151,19 +212,44 @@ class Reader:
         batch.end_offset = self.offset
         return batch
 
-    def new_file(self) -> Batch:
-        """The current file is over and another begins (rotation, truncation, the next input): a header may follow."""
+    def new_file(self, complete_partial: bool = True) -> Batch:
+        """The current file is over and another begins (rotation, truncation, the next input): a header may follow.
+
+        A held partial line is complete when its file will not grow any more (the next input, a rotated file); after
+        a truncation it was cut short, so the caller passes ``complete_partial=False`` and the line is dropped.
+        """
         batch = Batch()
         if self._pending:
-            # The old file will not grow any more, so its last line is complete.
             tail, self._pending = self._pending, b""
-            batch = self._lines(tail + b"\n", count_bytes=len(tail))
+            if complete_partial:
+                batch = self._lines(tail + b"\n", count_bytes=len(tail))
         self._overlong = False
         self.line_no = 0
         self.offset = 0
         self.at_file_start = True
         batch.end_offset = 0
         return batch
+
+    def state(self) -> dict[str, Any]:
+        """Where the reader stands in the current file, for a checkpoint (valid between pushes of bytes)."""
+        return {
+            "offset": self.offset,
+            "line": self.line_no,
+            "header": self.header_text,
+            "at_file_start": self.at_file_start,
+        }
+
+    def restore(self, state: dict[str, Any]) -> None:
+        """Continue from ``state()``: the layout comes back from the header text, the bytes from ``offset`` on."""
+        self.offset = int(state["offset"])
+        self.line_no = int(state["line"])
+        self.at_file_start = bool(state["at_file_start"])
+        self._pending = b""
+        self._overlong = False
+        header = state["header"]
+        if header is not None:
+            self.header_text = header
+            self.layout = self._layout([c.strip() for c in _fields(header)], header, 1)
 
     @property
     def pending(self) -> bytes:
@@ -220,7 +306,7 @@ class Reader:
                     lines.append("")
             has_quotes = any('"' in ln for ln in lines)
         if self.at_file_start:
-            start = self._header(lines, first)
+            start = self._header(lines, first, flagged)
             if start is None:
                 return batch
         else:
@@ -246,46 +332,74 @@ class Reader:
         out = []
         for i, ln in enumerate(lines):
             if '"' in ln:
-                n = ln.count('"')
-                if n % 2:
-                    flagged[i] = ("a quoted field is not closed on this line", ln.encode())
-                    ln = ""
-                elif n == 2 and ncols > 1:
+                if ncols > 1 and ln.count('"') == 2:
                     s = ln.strip()
                     if s[:1] == '"' and s[-1:] == '"' and "," in s:
-                        ln = s[1:-1]
+                        out.append(s[1:-1])
+                        continue
+                if _spans_lines(ln):
+                    flagged[i] = ("a quoted field is not closed on this line", ln.encode())
+                    ln = ""
             out.append(ln)
         return out
 
-    def _header(self, lines: list[str], first: int) -> int | None:
+    def _header(self, lines: list[str], first: int, flagged: dict[int, tuple[str, bytes]]) -> int | None:
         """Find the header among the first lines of a file; return the index of the first data line."""
         for i, ln in enumerate(lines):
+            if i in flagged:
+                # An undecodable line reads as "" but is not blank: it is the header, or in a later file a bad row.
+                if self.layout is None:
+                    reason, raw = flagged[i]
+                    shown = _show(raw[: SHOWN * 4].decode("utf-8", "replace"))
+                    raise InputError(f"the header (line {first + i}) cannot be read: {reason}: {shown}")
+                self.at_file_start = False
+                return i
             if not ln.strip():
                 continue
             self.at_file_start = False
             stripped = ln.lstrip("\ufeff").strip()
+            try:
+                names = [c.strip() for c in _fields(stripped)]
+            except csv.Error as exc:
+                if self.layout is not None:
+                    return i  # a later file's first line: an ordinary bad row
+                raise InputError(
+                    f"the header (line {first + i}) is not a CSV record ({_csv_reason(exc)}): {_show(stripped)}"
+                ) from None
             if self.layout is not None:
                 # A later file (rotation, truncation, another input): its header must be ours, or absent.
-                if stripped == self.header_text:
+                if names == self.layout.columns:  # compared as fields: quoting and spacing may differ
                     return i + 1
-                names = [c.strip() for c in _fields(stripped)]
-                if self.layout.columns[self.layout.close_index] in names or TIMESTAMP_COLUMN in names:
+                if self._header_like(names):
                     raise InputError(
                         f"line {first + i}: a new header {_show(stripped)} differs from the first one "
                         f"{_show(self.header_text or '')}; the inputs do not share one layout"
                     )
                 return i
-            names = [c.strip() for c in _fields(stripped)]
             self.header_text = stripped
             self.layout = self._layout(names, stripped, first + i)
             return i + 1
         return None
 
+    def _header_like(self, names: list[str]) -> bool:
+        """Whether the first line of a later file is a header rather than data: it names our close or timestamp
+        column, or none of its several fields is a number (a data row of OHLCV has numbers beside its timestamp)."""
+        assert self.layout is not None
+        if self.layout.columns[self.layout.close_index] in names or TIMESTAMP_COLUMN in names:
+            return True
+        return len(names) >= 2 and not any(_numeric(n) for n in names)
+
     def _layout(self, names: list[str], line: str, line_no: int) -> Layout:
         if self.column not in names:
             found = ", ".join(repr(n) for n in names)
             hint = [n for n in names if n.lower() == self.column.lower()]
-            tip = f"; did you mean {hint[0]!r}? (column names are matched exactly)" if hint else ""
+            tip = (
+                f"; did you mean {hint[0]!r}? (names match exactly: set 'column: {hint[0]}' in the config)"
+                if hint
+                else ""
+            )
+            if not hint and sum(_numeric(n) for n in names) * 2 >= len(names):
+                tip = "; the first line looks like data: the input needs a header row naming its columns"
             raise InputError(f"the header (line {line_no}) has no column {self.column!r}; columns found: {found}{tip}")
         if names.count(self.column) > 1:
             raise InputError(f"the header (line {line_no}) names the column {self.column!r} more than once")
@@ -300,7 +414,7 @@ class Reader:
         ti = self.layout.timestamp_index
         keep = self.keep_text
         units, scales, closes, stamps = batch.units, batch.scales, batch.closes, batch.stamps
-        rdr = csv.reader(lines, skipinitialspace=True)
+        rdr = csv.reader(lines, **DIALECT)
         i = -1
         while True:
             try:
@@ -323,6 +437,8 @@ class Reader:
                         units.append(int(digits))
                         scales.append(len(frac))
                     else:
+                        if ncols == 1 and not lines[i].strip():
+                            continue  # in a one-column file a whitespace-only line parses as one empty field
                         try:
                             u, s = parse_decimal(text.strip())
                         except BadValue as exc:
@@ -338,7 +454,7 @@ class Reader:
                 break
             except csv.Error as exc:
                 i += 1
-                self._bad(batch, first + i, f"not a CSV record ({exc})", lines[i])
+                self._bad(batch, first + i, f"not a CSV record ({_csv_reason(exc)})", lines[i])
 
     def _odd(
         self,
@@ -358,7 +474,12 @@ class Reader:
         if not rec or (len(rec) == 1 and not rec[0].strip()):
             return None  # blank or whitespace-only line
         if len(rec) == 1 and ncols > 1 and "," in rec[0]:
-            inner = next(csv.reader([rec[0]], skipinitialspace=True), [])
+            try:
+                inner = next(csv.reader([rec[0]], **DIALECT), [])
+            except csv.Error as exc:
+                # Reported here: the caller's csv.Error handler would blame the next line.
+                self._bad(batch, first + i, f"not a CSV record ({_csv_reason(exc)})", lines[i])
+                return None
             if len(inner) == ncols:
                 return inner
             rec = inner

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from typing import BinaryIO
 
-import orjson
-
 HEADER = ("row", "timestamp", "close", "rolling_mean", "signal")
 
 
@@ -48,6 +46,8 @@ class SignalSink:
             self.header()
         rows = range(first_row, first_row + len(signals))
         if self.fmt == "jsonl":
+            import orjson
+
             dumps = orjson.dumps
             if self.with_timestamp:
                 parts = [

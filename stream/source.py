@@ -6,7 +6,6 @@ import os
 import stat
 import sys
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import BinaryIO
 
 CHUNK = 1 << 20
@@ -16,11 +15,13 @@ class SourceError(Exception):
     """An input that cannot be opened; the message says which and why."""
 
 
-@dataclass
 class Input:
-    name: str
-    fh: BinaryIO
-    size: int | None  # bytes, for a regular file (progress, parallel splitting); None for pipes and terminals
+    """An opened input: its name for messages, its binary handle, and its size when it is a regular file."""
+
+    def __init__(self, name: str, fh: BinaryIO, size: int | None) -> None:
+        self.name = name
+        self.fh = fh
+        self.size = size  # bytes, for a regular file (progress, parallel splitting); None for pipes and terminals
 
     def describe(self) -> str:
         kind = f"regular file, {self.size} bytes" if self.size is not None else "stream"

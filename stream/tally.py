@@ -2,27 +2,45 @@
 
 >>> Tally(rows=3, signals=1) + Tally(rows=2, signals=2, skipped=1)
 Tally(rows=5, signals=3, skipped=1)
->>> (Tally(rows=8, signals=3)).rate()
+>>> Tally(rows=8, signals=3).rate()
 0.375
+>>> Tally(rows=20000, signals=1).rate()  # 0.00005 is a tie at 4 decimals: half to even
+0.0
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from fractions import Fraction
 
-
-@dataclass(frozen=True)
 class Tally:
-    rows: int = 0
-    signals: int = 0
-    skipped: int = 0
+    __slots__ = ("rows", "signals", "skipped")
+
+    def __init__(self, rows: int = 0, signals: int = 0, skipped: int = 0) -> None:
+        self.rows = rows
+        self.signals = signals
+        self.skipped = skipped
 
     def __add__(self, other: Tally) -> Tally:
         return Tally(self.rows + other.rows, self.signals + other.signals, self.skipped + other.skipped)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Tally) and self.as_tuple() == other.as_tuple()
+
+    def __hash__(self) -> int:
+        return hash(self.as_tuple())
+
+    def __repr__(self) -> str:
+        return f"Tally(rows={self.rows}, signals={self.signals}, skipped={self.skipped})"
+
+    def as_tuple(self) -> tuple[int, int, int]:
+        return (self.rows, self.signals, self.skipped)
 
     def rate(self, digits: int = 4) -> float:
         """Signals per processed row, rounded exactly (half to even) to ``digits`` decimals; 0.0 with no rows."""
         if not self.rows:
             return 0.0
-        return float(round(Fraction(self.signals, self.rows), digits))
+        # Integer rounding of signals/rows at 10**digits, so no float ever decides the last digit.
+        scale = 10**digits
+        q, r = divmod(self.signals * scale, self.rows)
+        if 2 * r > self.rows or (2 * r == self.rows and q % 2):
+            q += 1
+        return q / scale

@@ -1,0 +1,339 @@
+"""The live run (``--follow``): rows go through the pipeline as they arrive; "running" metrics and checkpoints are
+written in the background; SIGINT, SIGTERM or ``--idle-timeout`` end it cleanly."""
+
+from __future__ import annotations
+
+import os
+import stat
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from stream import checkpoint, metrics
+from stream.checkpoint import Checkpoint
+from stream.engine import RollingSignal
+from stream.follow import FileFollower, NewFile, Stop, StreamFollower
+from stream.logsink import BadRowLog
+from stream.pipeline import Pipeline
+from stream.reader import SHOWN, Batch, Reader
+from stream.signals import SignalSink
+from stream.source import SourceError, open_input
+from stream.tally import Tally
+
+CHECKPOINT_EVERY = 1.0  # seconds between checkpoints while rows flow
+METRICS_EVERY = 2.0  # seconds between "running" metrics documents
+HOUSEKEEPING_EVERY = 0.25
+
+
+@dataclass
+class Outcome:
+    tally: Tally
+    reader: Reader
+    name: str
+    elapsed: float
+
+
+class _Background:
+    """Durable writes off the row path: an fsync or a rename can take milliseconds a row's latency should not pay.
+
+    Only the newest pending document of each kind is written; an error is raised on the row path's next call.
+    """
+
+    def __init__(self) -> None:
+        self._pending: dict[str, Callable[[], None]] = {}
+        self._cond = threading.Condition()
+        self._closing = False
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._work, name="mlops-stream-writer", daemon=True)
+        self._thread.start()
+
+    def submit(self, kind: str, job: Callable[[], None]) -> None:
+        self.check()
+        with self._cond:
+            self._pending[kind] = job
+            self._cond.notify()
+
+    def check(self) -> None:
+        if self._error is not None:
+            error, self._error = self._error, None
+            raise error
+
+    def _work(self) -> None:
+        while True:
+            with self._cond:
+                while not self._pending and not self._closing:
+                    self._cond.wait()
+                if not self._pending:
+                    return
+                jobs = list(self._pending.values())
+                self._pending.clear()
+            for job in jobs:
+                try:
+                    job()
+                except BaseException as exc:  # handed to the row path, which reports it
+                    if self._error is None:
+                        self._error = exc
+
+    def close(self) -> None:
+        """Write what is pending and stop; raise the first error the writes met."""
+        with self._cond:
+            self._closing = True
+            self._cond.notify()
+        self._thread.join()
+        self.check()
+
+
+class LiveRun:
+    """One ``--follow`` run of a Job; returns its Outcome for the job to publish."""
+
+    def __init__(self, job: Any, cfg: Any, t0: float) -> None:
+        self.job = job
+        self.args = job.args
+        self.log = job.log
+        self.cfg = cfg
+        self.t0 = t0
+        self.display: Any = None
+        self.writer: _Background | None = None
+        self.follower: FileFollower | StreamFollower | None = None
+        self.signals_fh: Any = None
+        self.dirty = False
+        self._id_cache: checkpoint.InputId | None = None
+
+    def run(self) -> Outcome:
+        stop = Stop()
+        stop.install()
+        try:
+            return self._run(stop)
+        finally:
+            stop.close()
+            if self.display is not None:
+                self.display.close()
+            if self.writer is not None:
+                try:
+                    self.writer.close()
+                except BaseException:  # the run is failing already; its own error is the one to report
+                    pass
+            if self.follower is not None:
+                self.follower.close()
+            if self.signals_fh is not None and self.signals_fh is not sys.stdout.buffer:
+                self.signals_fh.close()
+
+    def _run(self, stop: Stop) -> Outcome:
+        args, cfg, log = self.args, self.cfg, self.log
+        ckpt = checkpoint.load(args.checkpoint) if args.checkpoint else None
+        if ckpt is not None:
+            checkpoint.check_settings(
+                ckpt, args.checkpoint, input_path=args.input, window=cfg.window, column=cfg.column,
+                signals=args.signals, fmt=args.signals_format,
+            )  # fmt: skip
+        self.bad_log = BadRowLog(log)
+        reader = Reader(
+            cfg.column, cfg.on_bad_row, report=self.bad_log, keep_text=args.signals is not None,
+            final_line_needs_newline=True,
+        )  # fmt: skip
+        engine = RollingSignal(cfg.window)
+        if ckpt is not None:
+            reader.restore(ckpt.reader)
+            engine = RollingSignal.from_state(ckpt.engine)
+        self.reader = reader
+        self.follower = follower = self._follower(ckpt, stop)
+        if args.signals == "-" and stat.S_ISFIFO(os.fstat(sys.stdout.fileno()).st_mode):
+            follower.out_fd = sys.stdout.fileno()
+        self.sink = self._sink(ckpt)
+        self.pipeline = Pipeline(engine, self.sink)
+        if ckpt is not None:
+            self.pipeline.restore(ckpt.tally)
+            log.info(
+                "resuming from the checkpoint %s: %d rows done (%d signals, %d skipped), input line %d, byte %d",
+                args.checkpoint, ckpt.tally.rows, ckpt.tally.signals, ckpt.tally.skipped,
+                ckpt.reader["line"], ckpt.offset,
+            )  # fmt: skip
+        name = "<stdin>" if args.input == "-" else args.input
+        watching = getattr(follower, "watching", "a pipe")
+        idle = f"; stopping after {args.idle_timeout:g} s without data" if args.idle_timeout else ""
+        log.info("following %s (waiting with %s)%s; SIGINT or SIGTERM stops", name, watching, idle)
+        from stream import progress
+
+        if progress.wanted(args):
+            self.display = progress.Progress(self.pipeline, name, follower=follower)
+        self.writer = _Background()
+        now = time.monotonic()
+        self.last_checkpoint = self.last_metrics = now
+        self.next_housekeeping = now + HOUSEKEEPING_EVERY
+        self._running_metrics()
+        t_read = time.perf_counter()
+        feed, consume = reader.feed, self._consume
+        for event in follower:
+            if event.__class__ is bytes:
+                if event:
+                    consume(feed(event))
+            else:
+                self._new_file(event)  # type: ignore[arg-type]
+            now = time.monotonic()
+            if now >= self.next_housekeeping:
+                self._housekeeping(now)
+        self._finish()
+        return Outcome(self.pipeline.tally, reader, name, time.perf_counter() - t_read)
+
+    # ---- set-up ---------------------------------------------------------------------------------------------------
+
+    def _follower(self, ckpt: Checkpoint | None, stop: Stop) -> FileFollower | StreamFollower:
+        args, log = self.args, self.log
+        idle = args.idle_timeout
+        if args.input == "-":
+            fd = sys.stdin.fileno()
+            if stat.S_ISREG(os.fstat(fd).st_mode):  # a file redirected into stdin: followed through its descriptor
+                return FileFollower(None, stop, idle, fd=os.dup(fd), offset=os.lseek(fd, 0, os.SEEK_CUR), log=log)
+            return StreamFollower(fd, stop, idle)
+        path = args.input
+        offset = 0
+        fd: int | None = None
+        if ckpt is not None:
+            fd, found = checkpoint.open_input(ckpt, path, args.checkpoint)
+            offset = ckpt.offset if fd is not None else 0
+            if found != path:
+                log.warning(
+                    "%s was replaced while mlops-stream was not running; reading the rest of the old file, now "
+                    "named %s, before the new one",
+                    path, found,
+                )  # fmt: skip
+        elif os.path.lexists(path):
+            inp = open_input(path)  # its errors (a folder, no permission) are the batch mode's
+            fd = os.dup(inp.fh.fileno())
+            inp.fh.close()
+            if inp.size is None:  # a FIFO or a device: read as a stream, no name to follow
+                if args.checkpoint:
+                    os.close(fd)
+                    raise SourceError(f"--checkpoint needs a regular file as input; {path} is a stream")
+                return StreamFollower(fd, stop, idle, owns_fd=True)
+        else:
+            folder = os.path.dirname(os.path.abspath(path))
+            if not os.path.isdir(folder):
+                raise SourceError(f"input file {path} does not exist, and neither does its folder {folder}")
+            log.warning("input %s does not exist yet; waiting for it to appear", path)
+        return FileFollower(path, stop, idle, fd=fd, offset=offset, log=log)
+
+    def _sink(self, ckpt: Checkpoint | None) -> SignalSink | None:
+        args = self.args
+        if args.signals is None:
+            return None
+        recorded = ckpt.signals if ckpt is not None else None
+        if recorded is not None and args.signals != "-":
+            self.signals_fh = checkpoint.reopen_signals(ckpt, args.signals, args.checkpoint)  # type: ignore[arg-type]
+            sink = SignalSink(self.signals_fh, args.signals_format, with_timestamp=recorded["timestamp"])
+            sink.header_written = int(recorded["bytes"]) > 0
+            return sink
+        sink = self.job._signals_sink(args)
+        self.signals_fh = self.job.signals_fh
+        if recorded is not None:
+            sink.with_timestamp = recorded["timestamp"]
+        return sink
+
+    # ---- the row path -----------------------------------------------------------------------------------------
+
+    def _consume(self, batch: Batch) -> None:
+        self.pipeline.consume(batch)
+        if batch.units and self.sink is not None:
+            self.sink.flush()
+        self.dirty = True
+
+    def _new_file(self, event: NewFile) -> None:
+        reader = self.reader
+        truncated = event.reason == "truncated"
+        if truncated and reader.pending:
+            self.log.warning(
+                "line %d was cut short by the truncation of %s and is dropped: %r",
+                reader.line_no + 1, self.args.input, reader.pending[:SHOWN].decode("utf-8", "replace"),
+            )  # fmt: skip
+        self._consume(reader.new_file(complete_partial=not truncated))
+
+    def _housekeeping(self, now: float) -> None:
+        self.next_housekeeping = now + HOUSEKEEPING_EVERY
+        self.job._announce_layout(self.reader, self.cfg.window)
+        assert self.writer is not None
+        self.writer.check()
+        if self.args.checkpoint and self.dirty and now - self.last_checkpoint >= CHECKPOINT_EVERY:
+            snapshot = self._snapshot()
+            self.writer.submit("checkpoint", lambda: self._save(snapshot))
+            self.dirty = False
+            self.last_checkpoint = now
+        if now - self.last_metrics >= METRICS_EVERY:
+            self._running_metrics()
+            self.last_metrics = now
+        if self.display is not None:
+            self.display.tick()
+
+    # ---- durable state ------------------------------------------------------------------------------------------
+
+    def _running_metrics(self) -> None:
+        output = self.args.output
+        if not output:
+            return
+        cfg = self.cfg
+        latency_ms = int((time.perf_counter() - self.t0) * 1000)
+        doc = metrics.running(cfg.version, cfg.seed, self.pipeline.tally, latency_ms, cfg.on_bad_row == "skip")
+        assert self.writer is not None
+        self.writer.submit("metrics", lambda: metrics.write(output, doc))
+
+    def _snapshot(self) -> Checkpoint:
+        """The state after the rows processed so far; taken between pushes of bytes, after the signals flush."""
+        f, reader = self.follower, self.reader
+        ident = None
+        if isinstance(f, FileFollower) and f.fd is not None and f.path is not None:
+            cached = self._id_cache
+            if (
+                cached is not None
+                and cached.size == checkpoint.FINGERPRINT
+                and f.identity == (cached.device, cached.inode)
+                and reader.offset >= cached.size
+            ):
+                ident = cached  # the fingerprint of a file's first bytes does not change while it grows
+            else:
+                ident = self._id_cache = checkpoint.identify(f.fd, f.path, reader.offset)
+        signals = None
+        if self.sink is not None:
+            to_stdout = self.args.signals == "-"
+            signals = {
+                "path": "-" if to_stdout else os.path.abspath(self.args.signals),
+                "format": self.args.signals_format,
+                "bytes": None if to_stdout else self.signals_fh.tell(),
+                "timestamp": self.sink.with_timestamp,
+            }
+        return Checkpoint(
+            ident, reader.state(), self.pipeline.engine.state(), self.pipeline.tally, self.cfg.column, signals
+        )
+
+    def _save(self, snapshot: Checkpoint) -> None:
+        # The rows a checkpoint covers must be on disk before it says so.
+        if self.signals_fh is not None and self.args.signals != "-":
+            os.fsync(self.signals_fh.fileno())
+        checkpoint.save(self.args.checkpoint, snapshot)
+
+    def _finish(self) -> None:
+        f, reader, log = self.follower, self.reader, self.log
+        if isinstance(f, FileFollower) and f.identity is None and f.path is not None:
+            raise SourceError(f"input file {f.path} does not exist (it did not appear before the run stopped)")
+        log.info("stopping: %s", f.stopped_by if f is not None else "done")
+        if isinstance(f, StreamFollower) and f.ended:
+            # The pipe is closed: a last line without a newline is complete, as in batch mode.
+            reader.final_line_needs_newline = False
+            self._consume(reader.finish())
+        elif reader.pending:
+            later = "left for the next run" if self.args.checkpoint else "not processed"
+            log.warning(
+                "line %d has no newline yet (%d bytes: %r); it is %s",
+                reader.line_no + 1, len(reader.pending), reader.pending[:SHOWN].decode("utf-8", "replace"), later,
+            )  # fmt: skip
+        self.job._announce_layout(reader, self.cfg.window)
+        if self.sink is not None:
+            self.sink.flush()
+        assert self.writer is not None
+        writer, self.writer = self.writer, None
+        writer.close()
+        if self.args.checkpoint:
+            self._save(self._snapshot())
+            log.info("checkpoint written to %s at input byte %d", self.args.checkpoint, reader.offset)
+        self.bad_log.summary()

@@ -1,0 +1,172 @@
+"""Shared helpers: run the real command in a subprocess, build CSV inputs, and find the assessment dataset."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+# Plain `pytest` (not `python -m pytest`) on a checkout that is not installed must still import this package.
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+ASSESSMENT_NAME = Path("shared", "data", "assessment-data.csv")
+
+SUCCESS_KEYS = ["version", "rows_processed", "metric", "value", "latency_ms", "seed", "status"]
+ERROR_KEYS = ["version", "status", "error_message"]
+OHLCV_HEADER = "timestamp,open,high,low,close,volume_btc,volume_usd"
+
+# Python's own run-time error output; none of it may reach a user's terminal.
+TRACEBACK_MARKERS = ("Traceback (most recent call last)", "--- Logging error ---")
+
+
+def env_with_repo(extra: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment for a child Python that imports the package from this checkout."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(ROOT) + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    env.pop("PYTHONWARNINGS", None)
+    if extra:
+        env.update(extra)
+    return env
+
+
+@dataclass
+class Run:
+    """The outcome of one command run: exit code, raw stdout, decoded stderr, and the folder it ran in."""
+
+    args: list[str]
+    code: int
+    stdout: bytes
+    stderr: str
+    cwd: Path
+
+    @property
+    def out(self) -> str:
+        return self.stdout.decode("utf-8")
+
+    def doc(self) -> dict[str, Any]:
+        """The metrics document printed on stdout."""
+        return json.loads(self.stdout)
+
+    def file_doc(self, name: str = "metrics.json") -> dict[str, Any]:
+        return json.loads((self.cwd / name).read_text(encoding="utf-8"))
+
+    def log(self, name: str = "run.log") -> str:
+        return (self.cwd / name).read_text(encoding="utf-8")
+
+    def assert_no_traceback(self) -> None:
+        for marker in TRACEBACK_MARKERS:
+            assert marker not in self.stderr, f"stderr of {self.args} shows a traceback:\n{self.stderr}"
+            assert marker.encode() not in self.stdout, f"stdout of {self.args} shows a traceback"
+
+
+def run_command(
+    args: Sequence[str],
+    cwd: Path,
+    stdin: bytes | None = None,
+    env: dict[str, str] | None = None,
+    timeout: float = 60,
+    python_args: Sequence[str] = (),
+) -> Run:
+    """Run ``python -m stream ARGS`` in ``cwd``; ``stdin`` bytes arrive through a real pipe (None: /dev/null)."""
+    cmd = [sys.executable, *python_args, "-m", "stream", *args]
+    proc = subprocess.run(
+        cmd,
+        cwd=cwd,
+        input=stdin,
+        stdin=None if stdin is not None else subprocess.DEVNULL,
+        capture_output=True,
+        env=env_with_repo(env),
+        timeout=timeout,
+    )
+    return Run(list(args), proc.returncode, proc.stdout, proc.stderr.decode("utf-8", "replace"), cwd)
+
+
+def start_command(
+    args: Sequence[str], cwd: Path, code: str | None = None, stdin: int | None = subprocess.PIPE
+) -> subprocess.Popen:
+    """Start ``python -m stream ARGS`` (or ``python -c CODE ARGS``) with pipes, for tests that talk to it live."""
+    head = ["-c", code] if code is not None else ["-m", "stream"]
+    return subprocess.Popen(
+        [sys.executable, *head, *args],
+        cwd=cwd,
+        stdin=stdin,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env_with_repo(),
+    )
+
+
+@pytest.fixture
+def run_cli(tmp_path: Path) -> Callable[..., Run]:
+    """``run_cli(args, stdin=b"...")`` runs the command in a fresh temporary folder (no config.yaml unless written)."""
+
+    def run(args: Sequence[str], stdin: bytes | None = None, **kw: Any) -> Run:
+        return run_command([str(a) for a in args], kw.pop("cwd", tmp_path), stdin=stdin, **kw)
+
+    return run
+
+
+def ohlcv_csv(closes: Iterable[str], newline: str = "\n", header: str = OHLCV_HEADER) -> str:
+    """A 7-column candle file whose close column carries ``closes`` as written; the other fields are plausible."""
+    lines = [header]
+    for i, c in enumerate(closes):
+        lines.append(f"2024-01-01 {i // 60 % 24:02d}:{i % 60:02d}:00,100.00,101.00,99.00,{c},1.500000,150.00")
+    return newline.join(lines) + newline
+
+
+def write(path: Path, text: str | bytes) -> Path:
+    path.write_bytes(text.encode("utf-8") if isinstance(text, str) else text)
+    return path
+
+
+def write_config(folder: Path, text: str = 'seed: 42\nwindow: 5\nversion: "v1"\n', name: str = "config.yaml") -> Path:
+    return write(folder / name, text)
+
+
+def find_assessment_data() -> Path | None:
+    """``../shared/data/assessment-data.csv`` beside the repository (or beside a folder holding this worktree)."""
+    for parent in ROOT.parents:
+        candidate = parent / ASSESSMENT_NAME
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+@pytest.fixture
+def assessment_data() -> Path:
+    path = find_assessment_data()
+    if path is None:
+        pytest.skip(f"the assessment dataset ../{ASSESSMENT_NAME.as_posix()} is not present beside the repository")
+    return path
+
+
+def read_signals_csv(text: str) -> list[dict[str, str]]:
+    import csv
+    import io
+
+    return list(csv.DictReader(io.StringIO(text)))
+
+
+def exact_signals(closes: Sequence[str], window: int) -> tuple[list[int], list[Any]]:
+    """The reference: per-row signal and exact mean (Fraction, None in warm-up) computed with fractions."""
+    from fractions import Fraction
+
+    values = [Fraction(c.strip()) for c in closes]
+    signals, means = [], []
+    for i, v in enumerate(values):
+        if i + 1 < window:
+            signals.append(0)
+            means.append(None)
+            continue
+        mean = sum(values[i + 1 - window : i + 1], Fraction(0)) / window
+        signals.append(1 if v > mean else 0)
+        means.append(mean)
+    return signals, means

@@ -1,0 +1,190 @@
+"""Contract points 5 and 6: the exact rolling mean and the signal, checked against a fractions.Fraction reference."""
+
+from __future__ import annotations
+
+import io
+import json
+import random
+from fractions import Fraction
+
+import pytest
+from conftest import exact_signals
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from stream.engine import RollingSignal
+from stream.exact import parse_decimal
+from stream.pipeline import Pipeline
+from stream.reader import Reader
+from stream.signals import SignalSink
+
+# A handful of nearby prices, each writable several ways: windows of them are full of exact ties.
+CENTS = [10005, 10010, 10015, 10020, 10030]
+
+
+def spell(cents: int, style: int) -> str:
+    """One price in one of several spellings that all mean the same value."""
+    whole, frac = divmod(cents, 100)
+    base = f"{whole}.{frac:02d}"
+    return [
+        base,  # 100.10
+        base.rstrip("0").rstrip("."),  # 100.1
+        base + "00",  # 100.1000
+        f"{cents}e-2",  # 10010e-2
+        f"{cents}E-2",  # the same with a capital E
+        f"+{base}",  # +100.10
+        f"{base}e0",  # 100.10e0
+        f"0.{cents:07d}e5",  # 0.0010010e5
+    ][style]
+
+
+tick = st.tuples(st.sampled_from(CENTS), st.integers(min_value=0, max_value=7))
+ticks = st.lists(tick, min_size=0, max_size=80)
+windows = st.integers(min_value=1, max_value=12)
+
+
+def engine_run(closes: list[str], window: int) -> tuple[list[int], list[float | None]]:
+    engine = RollingSignal(window)
+    signals, means = [], []
+    for text in closes:
+        signals.append(engine.update(*parse_decimal(text)))
+        means.append(engine.mean())
+    return signals, means
+
+
+@given(ticks, windows)
+@settings(max_examples=300, deadline=None)
+def test_signals_and_means_match_the_exact_reference(data: list[tuple[int, int]], window: int) -> None:
+    closes = [spell(c, s) for c, s in data]
+    assert all(Fraction(t) == Fraction(c, 100) for t, (c, _) in zip(closes, data))
+    ref_signals, ref_means = exact_signals(closes, window)
+    signals, means = engine_run(closes, window)
+    assert signals == ref_signals
+    # mean() is the exact mean rounded once: the same float as float(Fraction).
+    assert means == [None if m is None else float(m) for m in ref_means]
+
+
+def test_such_tick_data_is_full_of_exact_ties() -> None:
+    # The generated data above is meant to exercise ties; show that it does, over every window it draws.
+    rng = random.Random(1)
+    closes = [spell(rng.choice(CENTS), rng.randrange(8)) for _ in range(1500)]
+    for window in range(2, 13):
+        ref_signals, ref_means = exact_signals(closes, window)
+        ties = sum(1 for c, m in zip(closes, ref_means) if m is not None and Fraction(c) == m)
+        assert ties >= 5, (window, ties)
+        assert engine_run(closes, window)[0] == ref_signals
+
+
+@given(
+    st.lists(
+        st.tuples(st.integers(min_value=-(10**12), max_value=10**12), st.integers(min_value=0, max_value=9)),
+        max_size=60,
+    ),
+    windows,
+)
+@settings(max_examples=300, deadline=None)
+def test_any_scales_in_any_order(values: list[tuple[int, int]], window: int) -> None:
+    # Scales that grow and shrink mid-stream force the engine to rescale what it holds; nothing may be rounded.
+    engine = RollingSignal(window)
+    exact = [Fraction(u, 10**s) for u, s in values]
+    for i, (u, s) in enumerate(values):
+        signal = engine.update(u, s)
+        held = exact[max(0, i + 1 - window) : i + 1]
+        if i + 1 < window:
+            assert signal == 0
+            assert engine.mean() is None
+            assert not engine.warm
+        else:
+            mean = sum(held, Fraction(0)) / window
+            assert signal == (1 if exact[i] > mean else 0)
+            assert engine.mean() == float(mean)
+            assert engine.warm
+
+
+def test_the_scale_grows_mid_stream() -> None:
+    engine = RollingSignal(3)
+    assert [engine.update(u, 0) for u in (100, 101, 102)] == [0, 0, 1]
+    assert engine.state()["scale"] == 0
+    # 101.000001 arrives at scale 6: the held 101 and 102 are rescaled; mean 101.333333667, so no signal.
+    assert engine.update(101000001, 6) == 0
+    assert engine.state() == {"window": 3, "scale": 6, "held": [101000000, 102000000, 101000001]}
+    # Values at a smaller scale are brought up to the engine's: 101.6 > mean(101.000001, 101.5, 101.6).
+    assert engine.update(1015, 1) == 0
+    assert engine.update(1016, 1) == 1
+    assert engine.state()["scale"] == 6
+    # 101.55 is exactly the mean of 101.5, 101.6 and itself: a tie, even across scales.
+    assert engine.update(10155, 2) == 0
+    assert engine.mean() == 101.55
+    # 101.575 would tie with 101.6 and 101.55; 1e-17 more is above the mean, a difference no float can hold.
+    assert float("101.57500000000000001") == 101.575
+    assert engine.update(*parse_decimal("101.57500000000000001")) == 1
+    assert engine.state()["scale"] == 17
+
+
+def test_the_same_value_written_differently_is_a_tie() -> None:
+    engine = RollingSignal(2)
+    assert engine.update(*parse_decimal("100.1")) == 0
+    assert engine.update(*parse_decimal("100.10")) == 0  # equal to its mean: a tie is not a signal
+    assert engine.mean() == 100.1
+    assert engine.update(*parse_decimal("100.100000001")) == 1
+
+
+def test_a_flat_window_has_its_price_as_mean() -> None:
+    for price in ("0.1", "100.1", "42000.07", "8.5e-06", "-3.3"):
+        engine = RollingSignal(7)
+        signals = [engine.update(*parse_decimal(price)) for _ in range(50)]
+        assert signals == [0] * 50
+        assert engine.mean() == float(price)
+
+
+def test_warm_up_follows_pandas_min_periods() -> None:
+    engine = RollingSignal(4)
+    assert [engine.update(u, 0) for u in (1, 2, 3, 4, 5)] == [0, 0, 0, 1, 1]
+    assert RollingSignal(1).update(5, 0) == 0  # a window of one: the close is its own mean
+
+
+def test_window_must_be_positive() -> None:
+    with pytest.raises(ValueError):
+        RollingSignal(0)
+
+
+@given(ticks, windows, st.integers(min_value=0, max_value=80))
+@settings(max_examples=150, deadline=None)
+def test_state_round_trip_continues_identically(data: list[tuple[int, int]], window: int, cut: int) -> None:
+    closes = [parse_decimal(spell(c, s)) for c, s in data]
+    whole = RollingSignal(window)
+    expected = [whole.update(u, s) for u, s in closes]
+    first = RollingSignal(window)
+    head = [first.update(u, s) for u, s in closes[:cut]]
+    second = RollingSignal.from_state(first.state())
+    assert head + [second.update(u, s) for u, s in closes[cut:]] == expected
+
+
+@given(ticks, windows, st.lists(st.integers(min_value=1, max_value=300), max_size=6), st.booleans())
+@settings(max_examples=100, deadline=None)
+def test_reader_pipeline_and_signals_agree_with_the_reference(data, window, cuts, jsonl) -> None:
+    # The whole in-process path: CSV bytes in arbitrary pieces -> reader -> engine -> signals sink.
+    closes = [spell(c, s) for c, s in data]
+    csv_bytes = ("timestamp,close\n" + "".join(f"t{i},{c}\n" for i, c in enumerate(closes))).encode()
+    pieces, start = [], 0
+    for cut in sorted(set(cuts)):
+        pieces.append(csv_bytes[start:cut])
+        start = max(start, cut)
+    pieces.append(csv_bytes[start:])
+    out = io.BytesIO()
+    pipeline = Pipeline(RollingSignal(window), SignalSink(out, "jsonl" if jsonl else "csv"))
+    tally = pipeline.run(Reader(keep_text=True).rows(pieces))
+    ref_signals, ref_means = exact_signals(closes, window)
+    assert (tally.rows, tally.signals) == (len(closes), sum(ref_signals))
+    lines = out.getvalue().decode().splitlines()
+    if not jsonl and closes:
+        assert lines.pop(0) == "row,timestamp,close,rolling_mean,signal"
+    assert len(lines) == len(closes)
+    for i, line in enumerate(lines):
+        if jsonl:
+            row, stamp, close, mean, signal = json.loads(line).values()
+        else:
+            row, stamp, close, mean_text, signal = line.split(",")
+            row, signal, mean = int(row), int(signal), (float(mean_text) if mean_text else None)
+        assert (row, stamp, close, signal) == (i + 1, f"t{i}", closes[i], ref_signals[i])
+        assert mean == (None if ref_means[i] is None else float(ref_means[i]))

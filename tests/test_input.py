@@ -1,0 +1,277 @@
+"""Contract point 2: the CSV quirks real exports contain are read correctly, and columns are found by name."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from conftest import ohlcv_csv, write
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from stream.reader import BadRow, InputError, Reader
+
+CLOSES = ["100.10", "100.1", "99.95", "101", "100.2"]
+
+
+def read(data: bytes, chunk: int | None = None, **kw) -> tuple[list[str], list[str], list[BadRow], Reader]:
+    """Run the reader over ``data`` (in ``chunk``-byte pieces); return closes, timestamps, bad rows, the reader."""
+    bad: list[BadRow] = []
+    kw.setdefault("on_bad_row", "skip")
+    reader = Reader(keep_text=True, report=bad.append, **kw)
+    pieces = [data] if chunk is None else [data[i : i + chunk] for i in range(0, len(data), chunk)]
+    closes: list[str] = []
+    stamps: list[str] = []
+    for batch in reader.rows(pieces):
+        assert len(batch.units) == len(batch.scales) == len(batch.closes)
+        closes += batch.closes
+        stamps += batch.stamps
+    return closes, stamps, bad, reader
+
+
+def quote_lines(text: str, header: bool = True, data: bool = True) -> str:
+    lines = text.split("\n")
+    out = []
+    for i, line in enumerate(lines):
+        wrap = line and ((i == 0 and header) or (i > 0 and data))
+        out.append(f'"{line}"' if wrap else line)
+    return "\n".join(out)
+
+
+PLAIN = ohlcv_csv(CLOSES)
+
+
+@pytest.mark.parametrize("chunk", [None, 1, 7])
+@pytest.mark.parametrize(
+    "variant",
+    [
+        "plain",
+        "bom",
+        "crlf",
+        "no-final-newline",
+        "crlf-no-final-newline",
+        "blank-lines",
+        "spaces",
+        "quoted-header",
+        "quoted-data",
+        "quoted-both",
+        "assessment-like",
+    ],
+)
+def test_every_quirk_gives_the_same_rows(variant: str, chunk: int | None) -> None:
+    text = {
+        "plain": PLAIN,
+        "bom": "\ufeff" + PLAIN,
+        "crlf": PLAIN.replace("\n", "\r\n"),
+        "no-final-newline": PLAIN.rstrip("\n"),
+        "crlf-no-final-newline": PLAIN.rstrip("\n").replace("\n", "\r\n"),
+        "blank-lines": "\n  \n" + PLAIN.replace("\n", "\n\n \t \n", 2) + "\n   \n\n",
+        "spaces": "\n".join(" " + ",  ".join(f.strip() for f in ln.split(",")) + "  " for ln in PLAIN.split("\n")[:-1]),
+        "quoted-header": quote_lines(PLAIN, data=False),
+        "quoted-data": quote_lines(PLAIN, header=False),
+        "quoted-both": quote_lines(PLAIN),
+        # What the assessment dataset looks like: every line quoted, CRLF, no newline after the last line.
+        "assessment-like": quote_lines(PLAIN).rstrip("\n").replace("\n", "\r\n"),
+    }[variant]
+    closes, stamps, bad, reader = read(text.encode("utf-8"), chunk)
+    assert bad == []
+    assert closes == CLOSES
+    assert stamps == [f"2024-01-01 00:{i:02d}:00" for i in range(len(CLOSES))]
+    assert reader.layout is not None
+    assert reader.layout.columns == ["timestamp", "open", "high", "low", "close", "volume_btc", "volume_usd"]
+    assert reader.layout.bom == (variant == "bom")
+    assert reader.layout.quoted_lines == (variant in ("quoted-header", "quoted-both", "assessment-like"))
+
+
+def test_blank_lines_count_for_line_numbers() -> None:
+    text = "\r\nclose\r\n\r\n1\r\n   \r\nx\r\n2"
+    closes, _, bad, reader = read(text.encode())
+    assert closes == ["1", "2"]
+    assert [b.line for b in bad] == [6]
+    assert reader.layout is not None and reader.layout.header_line == 2
+
+
+def test_whitespace_only_lines_are_ignored_in_a_one_column_file() -> None:
+    closes, _, bad, _ = read(b"close\n1\n   \n\t\n \r\n2\n")
+    assert bad == []
+    assert closes == ["1", "2"]
+
+
+def test_columns_are_found_by_name_in_any_order() -> None:
+    text = "volume, close ,timestamp,extra\n5,100.5,t1,x\n6, 101 ,t2,y\n"
+    closes, stamps, bad, reader = read(text.encode())
+    assert (closes, stamps, bad) == (["100.5", "101"], ["t1", "t2"], [])
+    assert reader.layout is not None and reader.layout.close_index == 1
+
+
+def test_a_configured_column_name_is_used() -> None:
+    closes, _, _, _ = read(b"ts,Close,last\nt,1,2\nt,3,4\n", column="last")
+    assert closes == ["2", "4"]
+
+
+def test_no_timestamp_column_means_no_stamps() -> None:
+    closes, stamps, _, reader = read(b"close,open\n1,2\n")
+    assert (closes, stamps) == (["1"], [])
+    assert reader.layout is not None and reader.layout.timestamp_index is None
+
+
+def test_quoted_fields_inside_an_ordinary_row() -> None:
+    text = 'timestamp,note,close\n"2024-01-01 00:00:00","a, b",100.5\n2024,"say ""hi""","7"\n'
+    closes, stamps, bad, _ = read(text.encode())
+    assert (closes, stamps, bad) == (["100.5", "7"], ["2024-01-01 00:00:00", "2024"], [])
+
+
+@pytest.mark.parametrize(
+    ("header", "column", "suggestion"),
+    [
+        ("timestamp,open,Close", "close", "'Close'"),
+        ("timestamp,open,CLOSE", "close", "'CLOSE'"),
+        ("timestamp,open,price", "close", None),
+        ("ts,close", "Close", "'close'"),
+    ],
+)
+def test_a_missing_column_lists_what_was_found(header: str, column: str, suggestion: str | None) -> None:
+    with pytest.raises(InputError) as info:
+        read(f"{header}\n1,2,3\n".encode(), column=column)
+    message = str(info.value)
+    assert f"no column {column!r}" in message
+    assert "line 1" in message
+    for name in header.split(","):
+        assert repr(name) in message
+    if suggestion:
+        assert f"did you mean {suggestion}?" in message
+    else:
+        assert "did you mean" not in message
+
+
+def test_a_column_named_twice_is_an_error() -> None:
+    with pytest.raises(InputError, match="more than once"):
+        read(b"close,close\n1,2\n")
+
+
+def test_an_undecodable_header_is_not_mistaken_for_a_blank_line() -> None:
+    # Without care, the unreadable header is skipped like a blank line and the first data row becomes the header.
+    with pytest.raises(InputError) as info:
+        read(b"timestamp,op\xffen,close\n2024,1,2\n")
+    message = str(info.value)
+    assert "line 1" in message
+    assert "UTF-8" in message
+
+
+def test_empty_input_has_no_layout() -> None:
+    closes, _, bad, reader = read(b"\n \r\n")
+    assert (closes, bad, reader.layout) == ([], [], None)
+
+
+# ---- chunking never changes the result ----------------------------------------------------------------------------
+
+row = st.tuples(
+    st.sampled_from(["100.1", "100.10", " 99.5 ", "1e2", "-0.5", "x", "", "nan"]),
+    st.sampled_from(["plain", "quoted", "blank", "spaces", "extra-field"]),
+)
+
+
+@given(
+    rows=st.lists(row, min_size=0, max_size=25),
+    crlf=st.booleans(),
+    bom=st.booleans(),
+    quoted_header=st.booleans(),
+    final_newline=st.booleans(),
+    cuts=st.lists(st.integers(min_value=1, max_value=400), max_size=12),
+)
+@settings(max_examples=150, deadline=None)
+def test_chunk_boundaries_do_not_matter(rows, crlf, bom, quoted_header, final_newline, cuts) -> None:
+    lines = ['"ts,close"' if quoted_header else "ts,close"]
+    for i, (close, shape) in enumerate(rows):
+        lines.append(
+            {
+                "plain": f"t{i},{close}",
+                "quoted": f'"t{i},{close}"',
+                "blank": "  ",
+                "spaces": f"  t{i} ,  {close}  ",
+                "extra-field": f"t{i},{close},z",
+            }[shape]
+        )
+    nl = "\r\n" if crlf else "\n"
+    text = ("\ufeff" if bom else "") + nl.join(lines) + (nl if final_newline else "")
+    data = text.encode()
+    whole = read(data)
+    pieces, start = [], 0
+    for cut in sorted(set(cuts)):
+        if cut < len(data):
+            pieces.append(data[start:cut])
+            start = cut
+    pieces.append(data[start:])
+    bad: list[BadRow] = []
+    reader = Reader(keep_text=True, on_bad_row="skip", report=bad.append)
+    closes: list[str] = []
+    for batch in reader.rows(pieces):
+        closes += batch.closes
+    assert closes == whole[0]
+    assert bad == whole[2]
+    # Every good row is read, every bad one reported at its own line (header = line 1).
+    expected_lines = [
+        i + 2
+        for i, (close, shape) in enumerate(rows)
+        if shape == "extra-field" or (shape != "blank" and close.strip() in ("x", "", "nan"))
+    ]
+    assert [b.line for b in bad] == expected_lines
+
+
+# ---- end to end: the command reads each variant the same way -----------------------------------------------------
+
+
+def test_the_command_reads_every_variant_alike(run_cli, tmp_path: Path) -> None:
+    closes = [f"{100 + (i * 7919) % 13 / 10:.2f}" for i in range(40)]
+    text = ohlcv_csv(closes)
+    variants = {
+        "plain.csv": text,
+        "bom-crlf.csv": "\ufeff" + text.replace("\n", "\r\n"),
+        "quoted.csv": quote_lines(text).rstrip("\n").replace("\n", "\r\n"),
+        "messy.csv": "\n\n" + text.replace("\n", "\n   \n", 10).replace(",", " , "),
+    }
+    outputs = set()
+    for name, content in variants.items():
+        write(tmp_path / name, content)
+        run = run_cli(["--input", name, "--signals", "-", "--window", "3"])
+        assert run.code == 0, (name, run.stderr)
+        outputs.add(run.stdout)
+    assert len(outputs) == 1
+
+
+def test_an_undecodable_first_line_of_a_later_file_is_a_bad_row() -> None:
+    bad: list[BadRow] = []
+    reader = Reader(keep_text=True, on_bad_row="skip", report=bad.append)
+    first = reader.feed(b"ts,close\nt0,1\n")
+    reader.new_file()
+    later = reader.feed(b"t1,\xff\nt2,2\n")
+    assert first.closes + later.closes == ["1", "2"]
+    assert [(b.line, "UTF-8" in b.reason) for b in bad] == [(1, True)]
+
+
+@given(
+    lines=st.lists(
+        st.one_of(
+            st.text(alphabet=',"\r\t 1.5xe-\x00', max_size=12),
+            st.binary(max_size=8).map(lambda b: b.replace(b"\n", b"").decode("latin-1")),
+        ),
+        max_size=20,
+    ),
+    cut=st.integers(min_value=1, max_value=60),
+)
+@settings(max_examples=300, deadline=None)
+def test_any_garbage_is_rows_or_bad_rows_at_the_right_lines(lines: list[str], cut: int) -> None:
+    # Whatever the lines hold, the reader never fails with anything but a bad row, and accounts for each line.
+    data = ("ts,close\n" + "".join(line + "\n" for line in lines)).encode("utf-8", "surrogateescape")
+    results = []
+    for chunk in (None, cut):
+        bad: list[BadRow] = []
+        reader = Reader(keep_text=True, on_bad_row="skip", report=bad.append)
+        pieces = [data] if chunk is None else [data[i : i + chunk] for i in range(0, len(data), chunk)]
+        closes = [c for batch in reader.rows(pieces) for c in batch.closes]
+        numbers = [b.line for b in bad]
+        assert numbers == sorted(set(numbers))
+        assert all(2 <= n <= len(lines) + 1 for n in numbers)
+        assert len(closes) + len(bad) <= len(lines)
+        results.append((closes, bad))
+    assert results[0] == results[1]

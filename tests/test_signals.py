@@ -1,0 +1,136 @@
+"""Contract point 9: per-row signals as CSV or JSON Lines, to a file or stdout, written as rows are processed."""
+
+from __future__ import annotations
+
+import json
+import os
+import select
+from fractions import Fraction
+from pathlib import Path
+
+import pytest
+from conftest import exact_signals, ohlcv_csv, read_signals_csv, start_command, write
+
+CLOSES = ["100.10", "100.1", "100.3", "8.5e-06", "100.2", "100.20", "+100.4", "100.4"]
+
+
+def check_rows(rows: list[dict], closes: list[str], window: int, with_timestamp: bool = True) -> None:
+    signals, means = exact_signals(closes, window)
+    assert [int(r["row"]) for r in rows] == list(range(1, len(closes) + 1))
+    for i, r in enumerate(rows):
+        assert r["close"] == closes[i].strip()  # as written
+        assert int(r["signal"]) == signals[i]
+        mean = r["rolling_mean"]
+        if means[i] is None:
+            assert mean in ("", None)  # warm-up: no mean
+        else:
+            assert float(mean) == float(means[i])  # the exact mean, rounded once
+            assert isinstance(mean, float) or mean == repr(float(means[i]))
+        if with_timestamp:
+            assert r["timestamp"] == f"2024-01-01 {i // 60:02d}:{i % 60:02d}:00"
+
+
+def test_csv_signals_file(run_cli, tmp_path: Path) -> None:
+    write(tmp_path / "in.csv", ohlcv_csv(CLOSES))
+    run = run_cli(["--input", "in.csv", "--window", "3", "--signals", "signals.csv"])
+    assert run.code == 0, run.stderr
+    text = (tmp_path / "signals.csv").read_text()
+    assert text.splitlines()[0] == "row,timestamp,close,rolling_mean,signal"
+    rows = read_signals_csv(text)
+    check_rows(rows, CLOSES, 3)
+    assert text.splitlines()[1:3] == ["1,2024-01-01 00:00:00,100.10,,0", "2,2024-01-01 00:01:00,100.1,,0"]
+    assert run.doc()["value"] == round(sum(int(r["signal"]) for r in rows) / len(rows), 4)
+
+
+def test_jsonl_signals(run_cli, tmp_path: Path) -> None:
+    write(tmp_path / "in.csv", ohlcv_csv(CLOSES))
+    run = run_cli(["--input", "in.csv", "--window", "3", "--signals", "s.jsonl", "--signals-format", "jsonl"])
+    assert run.code == 0, run.stderr
+    lines = (tmp_path / "s.jsonl").read_text().splitlines()
+    rows = [json.loads(line) for line in lines]
+    assert [list(r) for r in rows] == [["row", "timestamp", "close", "rolling_mean", "signal"]] * len(CLOSES)
+    check_rows(rows, CLOSES, 3)
+    assert rows[0]["rolling_mean"] is None
+    assert all(isinstance(r["row"], int) and isinstance(r["signal"], int) for r in rows)
+
+
+@pytest.mark.parametrize("fmt", ["csv", "jsonl"])
+def test_without_a_timestamp_column(run_cli, tmp_path: Path, fmt: str) -> None:
+    write(tmp_path / "in.csv", "close,volume\n" + "".join(f"{c},1\n" for c in CLOSES))
+    run = run_cli(["--input", "in.csv", "--window", "2", "--signals", "-", "--signals-format", fmt])
+    assert run.code == 0, run.stderr
+    if fmt == "csv":
+        assert run.out.splitlines()[0] == "row,close,rolling_mean,signal"
+        rows = read_signals_csv(run.out)
+    else:
+        rows = [json.loads(line) for line in run.out.splitlines()]
+        assert list(rows[0]) == ["row", "close", "rolling_mean", "signal"]
+    check_rows(rows, CLOSES, 2, with_timestamp=False)
+
+
+def test_skipped_rows_get_no_signal_and_rows_stay_consecutive(run_cli, tmp_path: Path) -> None:
+    closes = ["1", "bad", "2", "", "3"]
+    write(tmp_path / "in.csv", ohlcv_csv(closes))
+    run = run_cli(["--input", "in.csv", "--window", "2", "--on-bad-row", "skip", "--signals", "-"])
+    assert run.code == 0, run.stderr
+    rows = read_signals_csv(run.out)
+    assert [(r["row"], r["close"], r["rolling_mean"], r["signal"]) for r in rows] == [
+        ("1", "1", "", "0"),
+        ("2", "2", "1.5", "1"),
+        ("3", "3", "2.5", "1"),
+    ]
+
+
+def test_a_timestamp_with_a_comma_is_quoted(run_cli, tmp_path: Path) -> None:
+    write(tmp_path / "in.csv", 'timestamp,close\n"Jan 1, 2024",5\n"Jan 2, 2024",6\n')
+    run = run_cli(["--input", "in.csv", "--window", "1", "--signals", "-"])
+    assert run.code == 0
+    assert [r["timestamp"] for r in read_signals_csv(run.out)] == ["Jan 1, 2024", "Jan 2, 2024"]
+
+
+def test_csv_and_jsonl_carry_the_same_values(run_cli, tmp_path: Path) -> None:
+    closes = [f"{100 + (i * 37) % 11 / 4}" for i in range(300)]
+    write(tmp_path / "in.csv", ohlcv_csv(closes))
+    as_csv = read_signals_csv(run_cli(["--input", "in.csv", "--window", "7", "--signals", "-"]).out)
+    as_jsonl = [
+        json.loads(line)
+        for line in run_cli(
+            ["--input", "in.csv", "--window", "7", "--signals", "-", "--signals-format", "jsonl"]
+        ).out.splitlines()
+    ]
+    assert len(as_csv) == len(as_jsonl) == 300
+    for c, j in zip(as_csv, as_jsonl):
+        assert int(c["row"]) == j["row"] and c["close"] == j["close"] and int(c["signal"]) == j["signal"]
+        assert (float(c["rolling_mean"]) if c["rolling_mean"] else None) == j["rolling_mean"]
+    check_rows(as_jsonl, closes, 7)
+    assert Fraction(as_jsonl[-1]["close"]) == Fraction(closes[-1])
+
+
+def test_signals_are_written_as_rows_arrive(tmp_path: Path) -> None:
+    # Through a pipe that stays open: the signals for the rows sent so far appear before the input ends.
+    proc = start_command(["--signals", "-", "--window", "2"], tmp_path)
+    assert proc.stdin is not None and proc.stdout is not None
+    try:
+        proc.stdin.write(b"close\n1\n2\n3\n")
+        proc.stdin.flush()
+        got = b""
+        fd = proc.stdout.fileno()
+        while got.count(b"\n") < 4:
+            ready, _, _ = select.select([fd], [], [], 30)
+            assert ready, f"no signals before the input ended; got {got!r}"
+            chunk = os.read(fd, 4096)
+            assert chunk, "stdout closed early"
+            got += chunk
+        assert got == b"row,close,rolling_mean,signal\n1,1,,0\n2,2,1.5,1\n3,3,2.5,1\n"
+        assert proc.poll() is None  # still running: the input is not over
+        proc.stdin.write(b"1\n")
+        proc.stdin.close()
+        rest = proc.stdout.read()
+        assert rest == b"4,1,2.0,0\n"
+        assert proc.wait(timeout=30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        proc.stdout.close()
+        proc.stderr.close()
