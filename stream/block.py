@@ -145,7 +145,7 @@ def _merge(pieces: list[tuple[int, int] | Batch], parsed: _Parsed, end_offset: i
         elif keep:
             closes += parsed.closes[p[0] : p[1]]
             stamps += parsed.stamps[p[0] : p[1]]
-    if biggest < 10**MAX_DIGITS:
+    if biggest < 10**MAX_DIGITS and scale - parsed.scale <= MAX_DIGITS:  # values and the factor fit int64
         factor = 10 ** (scale - parsed.scale)
         arrays = [
             np.array([u * 10 ** (scale - s) for u, s in zip(p.units, p.scales)], np.int64)
@@ -154,7 +154,8 @@ def _merge(pieces: list[tuple[int, int] | Batch], parsed: _Parsed, end_offset: i
             for p in pieces
         ]
         return Block(np.concatenate(arrays), scale, closes, stamps, skipped, end_offset)
-    merged = Batch(closes=closes, stamps=stamps, skipped=skipped, end_offset=end_offset)
+    merged = Batch(end_offset)
+    merged.closes, merged.stamps, merged.skipped = closes, stamps, skipped
     for p in pieces:
         if isinstance(p, Batch):
             merged.units += p.units

@@ -82,8 +82,10 @@ class RollingSignal:
         biggest = max(-min(self._held, default=0), max(self._held, default=0))
         if n:
             biggest = max(biggest, -int(units.min()), int(units.max()))
-        # Everything is done at the larger scale: check that scaling and summing stay far inside int64.
-        if n == 0 or w * biggest * _POW10[top - min(scale, self._scale)] >= 2**62:
+        # Everything is done at the larger scale: check that scaling and summing stay far inside int64 (the factor
+        # itself too, even when every value is 0).
+        factor = _POW10[top - min(scale, self._scale)]
+        if n == 0 or factor >= 2**62 or w * biggest * factor >= 2**62:
             return self._update_rows(units.tolist(), scale, means)
         if scale < top:
             units = units * _POW10[top - scale]
