@@ -207,7 +207,8 @@ def _parallel(
     after_batch: Callable[[], None] | None,
     explicit: bool = False,
 ) -> Tally | None:
-    """Run over worker processes; None (with nothing consumed) when the input does not suit them."""
+    """Run over worker processes; None when the input does not suit them (one process then reads on from wherever
+    the header probe left the reader and the file)."""
     global _JOB
     import multiprocessing
 
