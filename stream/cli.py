@@ -98,7 +98,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     scale = p.add_argument_group("scale-out (batch runs over files or URLs; the output is the one-process output)")
     where = scale.add_mutually_exclusive_group()
-    where.add_argument("--workers", type=_positive_int, metavar="N", help="run on N worker processes on this machine")
+    where.add_argument(
+        "--workers",
+        type=_positive_int,
+        metavar="N",
+        help="worker processes on this machine (default: the available cores for files of 32 MiB or more, else 1)",
+    )
     where.add_argument(
         "--cluster",
         type=_cluster,
@@ -210,7 +215,7 @@ class Job:
         from stream.logsink import BadRowLog
         from stream.pipeline import Pipeline
         from stream.reader import Reader
-        from stream.source import concatenated, expand, open_input
+        from stream.source import expand, open_input
 
         args, log = self.args, self.log
         log.info("mlops-stream started: %s", " ".join(["mlops-stream", *sys.argv[1:]]))
@@ -241,20 +246,15 @@ class Job:
                 "inputs: %d files read as one stream, in this order: %s", len(specs), ", ".join(s.label for s in specs)
             )
         bad_log = BadRowLog(log)
-
-        def new_reader() -> Reader:
-            return Reader(
-                cfg.column, cfg.on_bad_row, report=bad_log, keep_text=args.signals is not None, key=cfg.key,
-                file=specs[0].label if several else None,
-            )  # fmt: skip
-
-        reader = new_reader()
+        reader = Reader(
+            cfg.column, cfg.on_bad_row, report=bad_log, keep_text=args.signals is not None, key=cfg.key,
+            file=specs[0].label if several else None,
+        )  # fmt: skip
         sink = self._signals_sink(args, cfg.key)
         engine = KeyedSignal(cfg.window) if cfg.key is not None else RollingSignal(cfg.window)
         pipeline = Pipeline(engine, sink)
-        executor = self._executor(specs, sizes)
         t_read = time.perf_counter()
-        done = [0]  # bytes of the inputs before the current one (of the blocks written, in parallel), for progress
+        done = [0]  # bytes of the inputs before the current one, for progress (parallel runs move reader.offset)
 
         def opened(i: int, inp: Any) -> None:
             log.info("input opened: %s", inp.describe())
@@ -272,40 +272,16 @@ class Job:
             if display is not None:
                 display.tick()
 
-        result = None
-        failed = True
         try:
-            if executor is not None:
-                from stream import plan
+            from stream import parallel
 
-                def after_block(done_bytes: int, tally: Any) -> None:
-                    done[0] = done_bytes
-                    pipeline.restore(tally)
-                    after_batch()
-
-                if display is not None:
-                    display.position = lambda: done[0]
-
-                result = plan.run(
-                    executor, specs, sizes, reader, sink, args.signals_format, args.block_size or plan.BLOCK_SIZE,
-                    cfg.window, after_block,
-                )  # fmt: skip
-                if result is None:
-                    log.info("the header is not within the first MiB of the input: reading it with one process")
-                    reader = new_reader()
-                    if display is not None:
-                        display.position = lambda: done[0] + reader.offset
-            if result is None:
-                tally = pipeline.run(reader.rows(concatenated(specs, opened=opened)), after_batch)
-                by_key = pipeline.by_key
-            else:
-                tally, by_key = result
-            failed = False
+            tally, by_key = parallel.run(
+                specs, sizes, reader, pipeline, args.workers, after_batch, cluster=args.cluster,
+                scheduler=args.scheduler, block_size=args.block_size, opened=opened,
+            )  # fmt: skip
         finally:
             if display is not None:
                 display.close()
-            if executor is not None:
-                executor.close(abort=failed)
         self._announce_layout(reader, cfg.window)
         if sink is not None:
             sink.flush()
@@ -313,24 +289,6 @@ class Job:
                 self.signals_fh.close()
         bad_log.summary()
         return self._summary(cfg, tally, reader, name, time.perf_counter() - t_read, by_key)
-
-    def _executor(self, specs: list[Any], sizes: list[int | None]) -> Any:
-        """The executor the arguments ask for, started; None for one process (also when an input is a stream)."""
-        args = self.args
-        if not (args.workers and args.workers > 1) and args.cluster is False and not args.scheduler:
-            return None
-        if None in sizes:
-            streams = ", ".join(s.label for s, n in zip(specs, sizes) if n is None)
-            self.log.info("an input is a stream, not a file (%s): reading the inputs with one process", streams)
-            return None
-        from stream.executors import Dask, Processes
-
-        if args.cluster is not False or args.scheduler:
-            executor = Dask(args.cluster, args.scheduler)
-        else:
-            executor = Processes(args.workers)
-        self.log.info("executor: %s", executor.describe)
-        return executor
 
     def _announce_layout(self, reader: Any, window: int) -> None:
         """Log the input's layout once it is known."""

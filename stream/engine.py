@@ -66,6 +66,76 @@ class RollingSignal:
         """Feed a run of values that share one scale; return their signals in order."""
         return [self.update(u, scale) for u in units]
 
+    def update_block(self, units: Any, scale: int, means: bool = False) -> tuple[Any, list[float | None] | None]:
+        """Feed a numpy int64 array of values at one ``scale``; return their signals (an int8 array) and, on request,
+        each row's mean (None in the warm-up) — exactly what ``update`` and ``mean`` give row by row.
+
+        The window sums are a running sum of ``new - dropped``: every partial sum of those differences is a window sum
+        minus the first one, so int64 is exact whenever ``window * max|value|`` is below 2**62. When that bound (or
+        the rescaling to a common scale) does not hold, the block is fed row by row through ``update``.
+        """
+        import numpy as np
+
+        w = self.window
+        n = len(units)
+        top = max(scale, self._scale)
+        biggest = max(-min(self._held, default=0), max(self._held, default=0))
+        if n:
+            biggest = max(biggest, -int(units.min()), int(units.max()))
+        # Everything is done at the larger scale: check that scaling and summing stay far inside int64 (the factor
+        # itself too, even when every value is 0).
+        factor = _POW10[top - min(scale, self._scale)]
+        if n == 0 or factor >= 2**62 or w * biggest * factor >= 2**62:
+            return self._update_rows(units.tolist(), scale, means)
+        if scale < top:
+            units = units * _POW10[top - scale]
+        elif scale > self._scale:
+            self._rescale(scale)
+        held = self._held
+        h = len(held)
+        ext = np.concatenate((np.fromiter(held, np.int64, h), units)) if h else units
+        signals = np.zeros(n, np.int8)
+        total = h + n
+        if total < w:  # still warming up: no window is complete yet
+            self._held.extend(units.tolist())
+            self._sum += int(units.sum())
+            return signals, ([None] * n if means else None)
+        # sums[k] is the sum of the window ending at ext[w - 1 + k].
+        sums = np.empty(total - w + 1, np.int64)
+        sums[0] = self._sum if h == w else ext[:w].sum()
+        np.cumsum(ext[w:] - ext[:-w], out=sums[1:])
+        sums[1:] += sums[0]
+        cold = max(0, w - 1 - h)  # block rows still in the warm-up
+        np.greater(ext[h + cold :] * w, sums[h + cold - (w - 1) :], out=signals[cold:], casting="unsafe")
+        if n >= w:
+            self._held = deque(units[-w:].tolist())
+        else:  # in place: O(block), not O(window)
+            for _ in range(total - w):
+                held.popleft()
+            held.extend(units.tolist())
+        self._sum = int(sums[-1])
+        mean_list: list[float | None] | None = None
+        if means:
+            mine = sums[h + cold - (w - 1) :]
+            den = w * _POW10[self._scale]
+            # A float64 division of two exactly representable integers is correctly rounded, as int / int is.
+            if den <= 2**53 and max(-int(mine.min()), int(mine.max())) <= 2**53:
+                mean_list = [None] * cold + (mine / den).tolist()
+            else:
+                mean_list = [None] * cold + [s / den for s in mine.tolist()]
+        return signals, mean_list
+
+    def _update_rows(self, units: list[int], scale: int, means: bool) -> tuple[Any, list[float | None] | None]:
+        import numpy as np
+
+        if not means:
+            return np.array([self.update(u, scale) for u in units], np.int8), None
+        sigs, mean_list = [], []
+        for u in units:
+            sigs.append(self.update(u, scale))
+            mean_list.append(self.mean())
+        return np.array(sigs, np.int8), mean_list
+
     @property
     def warm(self) -> bool:
         """True once the window is full and a mean exists."""

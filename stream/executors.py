@@ -1,70 +1,172 @@
-"""Where the parallel plan's tasks run: worker processes on this machine, or a Dask cluster (an embedded
-LocalCluster on 127.0.0.1, or an existing one at a scheduler address). Both take the same picklable tasks."""
+"""Where the parallel plan's tasks run: forked worker processes on this machine, or a Dask cluster (an embedded
+LocalCluster on 127.0.0.1, or an existing one at a scheduler address). Both take the same picklable tasks through
+``submit(fn, arg)`` -> handle, ``result(handle)``, ``done(handle)`` and ``close(abort)``."""
 
 from __future__ import annotations
 
 import logging
-import os
+from collections import deque
 from typing import Any
-
-from stream.logsink import LOGGER
 
 DASK_MISSING = (
     "--cluster and --scheduler run the job on Dask, which is not installed: pip install 'mlops-stream[dask]' "
     "(or pip install 'dask[distributed]')"
 )
 
-log = logging.getLogger(LOGGER)
-
 
 class ExecutorError(Exception):
-    """An executor that cannot start; the message says why and what to do."""
+    """An executor that cannot start or went wrong; the message says why and what to do."""
 
 
-def cores() -> int:
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # pragma: no cover - not Linux
-        return max(1, os.cpu_count() or 1)
+class WorkerError(ExecutorError):
+    """A worker process ended without an answer (killed, or out of memory); the message says what to do."""
+
+
+class Inline:
+    """Runs each task at once, in this process: the plan without processes (tests, debugging)."""
+
+    local = True
+    workers = 1
+    describe = "this process, task by task"
+
+    def __init__(self) -> None:
+        self.tasks = 0
+        self.functions: set[Any] = set()  # which task functions ran
+
+    def submit(self, fn: Any, arg: Any) -> Any:
+        self.tasks += 1
+        self.functions.add(fn)
+        return fn(arg)
+
+    def result(self, handle: Any) -> Any:
+        return handle
+
+    def done(self, handle: Any) -> bool:
+        return True
+
+    def close(self, abort: bool = False) -> None:
+        pass
 
 
 class Processes:
-    """Worker processes on this machine. A worker that dies (killed, out of memory) fails the run, never hangs it."""
+    """Forked processes, each serving the tasks it is given in order, over its own pipe.
 
-    local = True  # the workers share this machine's file system (signals are spilled to files, not sent back)
+    Unlike a pool, a worker that dies is noticed at once (its sentinel), and stopping kills the others right away. A
+    task waits in the parent until a worker has fewer than two, so a worker slowed down by the rest of the machine
+    takes fewer tasks instead of holding the others up.
+    """
 
-    def __init__(self, workers: int) -> None:
+    local = True  # the workers share this machine's files: signals go to spill files, not through the pipes
+    PER_WORKER = 2
+
+    def __init__(self, count: int) -> None:
         import multiprocessing
-        from concurrent.futures import ProcessPoolExecutor
 
-        # fork starts workers in milliseconds with everything imported; spawn where the platform has no fork.
-        method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
-        self.workers = workers
-        self.pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context(method))
-        self.describe = f"{workers} worker processes"
+        ctx = multiprocessing.get_context("fork")
+        self.workers = count
+        self.describe = f"worker processes: {count}"
+        self.conns: list[Any] = []
+        self.procs: list[Any] = []
+        for _ in range(count):
+            mine, theirs = ctx.Pipe()
+            proc = ctx.Process(target=_serve, args=(theirs, [*self.conns, mine]), daemon=True)
+            proc.start()
+            theirs.close()
+            self.conns.append(mine)
+            self.procs.append(proc)
+        self._todo: deque[tuple[int, Any, Any]] = deque()
+        self._queued: list[deque[int]] = [deque() for _ in self.procs]  # task handles, per worker, in order
+        self._done: dict[int, Any] = {}
+        self._next = 0
 
-    def submit(self, fn: Any, arg: Any) -> Any:
-        return self.pool.submit(fn, arg)
+    def submit(self, fn: Any, arg: Any) -> int:
+        handle = self._next
+        self._next += 1
+        self._todo.append((handle, fn, arg))
+        self._give()
+        return handle
 
-    def result(self, handle: Any) -> Any:
-        from concurrent.futures.process import BrokenProcessPool
+    def result(self, handle: int) -> Any:
+        while handle not in self._done:
+            self._collect(None)
+        return self._done.pop(handle)
 
-        try:
-            return handle.result()
-        except BrokenProcessPool:
-            raise ExecutorError(
-                "a worker process died while running (killed, or out of memory); no metrics were computed"
-            ) from None
+    def done(self, handle: int) -> bool:
+        if handle not in self._done:
+            self._collect(0)
+        return handle in self._done
 
-    def done(self, handle: Any) -> bool:
-        return bool(handle.done())
+    def _give(self) -> None:
+        for i, queued in enumerate(self._queued):
+            while self._todo and len(queued) < self.PER_WORKER:
+                handle, fn, arg = self._todo.popleft()
+                try:
+                    self.conns[i].send((fn, arg))
+                except OSError:  # BrokenPipeError too: that is the worker's pipe, not the signals output
+                    raise self._died(self.procs[i]) from None
+                queued.append(handle)
+
+    def _collect(self, timeout: float | None) -> None:
+        """Take the answers that are ready (waiting up to ``timeout``; None: until one is)."""
+        from multiprocessing.connection import wait
+
+        busy = [i for i, queued in enumerate(self._queued) if queued]
+        if not busy:
+            return
+        ready = wait([self.conns[i] for i in busy] + [self.procs[i].sentinel for i in busy], timeout)
+        for i in busy:
+            if self.conns[i] not in ready and self.procs[i].sentinel not in ready:
+                continue
+            try:
+                status, value = self.conns[i].recv()
+            except (EOFError, OSError):
+                raise self._died(self.procs[i]) from None
+            if status == "error":
+                raise value
+            self._done[self._queued[i].popleft()] = value
+        self._give()
+
+    @staticmethod
+    def _died(proc: Any) -> WorkerError:
+        proc.join(1)
+        return WorkerError(
+            f"worker process {proc.pid} ended without finishing its part (exit code {proc.exitcode}; "
+            "killed or out of memory?); run again, or with --workers 1"
+        )
 
     def close(self, abort: bool = False) -> None:
-        """Stop the workers; ``abort`` (the run failed or was stopped) kills them instead of letting tasks finish."""
-        if abort:
-            for process in list(getattr(self.pool, "_processes", {}).values()):  # no public way to stop a task
-                process.kill()
-        self.pool.shutdown(wait=True, cancel_futures=True)
+        """Stop the workers: at once, whatever they were doing (their answers are no longer wanted either way)."""
+        for conn in self.conns:
+            conn.close()
+        for proc in self.procs:
+            if proc.is_alive():
+                proc.kill()
+            proc.join()
+
+
+def _serve(conn: Any, parent_ends: list[Any]) -> None:
+    """A worker's loop: run tasks until the parent closes its end (or goes away)."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group: the parent decides
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # not the parent's handler: a terminated worker just ends
+    for other in parent_ends:
+        other.close()  # inherited from the fork: holding them would hide the parent's going away
+    while True:
+        try:
+            fn, task = conn.recv()
+        except (EOFError, OSError):
+            return
+        try:
+            reply: tuple[str, Any] = ("ok", fn(task))
+        except Exception as exc:
+            reply = ("error", exc)
+        try:
+            conn.send(reply)
+        except (BrokenPipeError, OSError):
+            return
+        except Exception as exc:  # an exception that does not pickle
+            conn.send(("error", WorkerError(f"a worker process failed: {type(exc).__name__}: {exc}")))
 
 
 def parse_cluster(text: str) -> int | None:
@@ -82,21 +184,21 @@ def parse_cluster(text: str) -> int | None:
 class Dask:
     """A Dask cluster: embedded (``workers`` processes on 127.0.0.1, no dashboard) or at ``scheduler``."""
 
-    def __init__(self, workers: int | None = None, scheduler: str | None = None) -> None:
+    def __init__(self, workers: int, scheduler: str | None = None) -> None:
         try:
             import distributed
         except ImportError:
             raise ExecutorError(DASK_MISSING) from None
         self.cluster: Any = None
         if scheduler is None:
-            n = workers or cores()
             self.cluster = distributed.LocalCluster(
-                n_workers=n, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None,
+                n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None,
                 silence_logs=logging.ERROR,
             )  # fmt: skip
             self.client = distributed.Client(self.cluster)
             self.local = True
-            self.describe = f"an embedded Dask LocalCluster of {n} worker processes at {self.cluster.scheduler_address}"
+            self.describe = f"an embedded Dask LocalCluster of {workers} worker processes at "
+            self.describe += str(self.cluster.scheduler_address)
         else:
             try:
                 # How long to try is Dask's own setting (distributed.comm.timeouts.connect, 30 s unless configured).

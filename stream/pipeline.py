@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING
 
 from stream.engine import RollingSignal
 from stream.keyed import KeyedSignal
 from stream.reader import Batch
 from stream.signals import SignalSink
 from stream.tally import Tally
+
+if TYPE_CHECKING:  # the block path's module (and numpy) load only when a run needs them
+    from stream.block import Block
 
 
 class Pipeline:
@@ -36,13 +40,16 @@ class Pipeline:
         """Each key's tally in first-seen order; None when rows are not keyed."""
         return self.engine.tallies() if isinstance(self.engine, KeyedSignal) else None
 
-    def consume(self, batch: Batch) -> None:
+    def consume(self, batch: Batch | Block) -> None:
         self.skipped += batch.skipped
         n = len(batch.units)
         if not n:
             return
         if isinstance(self.engine, KeyedSignal):
-            self._consume_keyed(batch, self.engine)
+            self._consume_keyed(batch, self.engine)  # keyed runs take the row path: their batches carry keys
+            return
+        if not isinstance(batch, Batch):
+            self._consume_block(batch)
             return
         update = self.engine.update
         if self.signals is None:
@@ -77,7 +84,18 @@ class Pipeline:
         if batch.closes:
             self.last = (batch.closes[-1], keyed.mean(), sigs[-1])
 
-    def run(self, batches: Iterable[Batch], after_batch: Callable[[], None] | None = None) -> Tally:
+    def _consume_block(self, block: Block) -> None:
+        sigs, means = self.engine.update_block(block.units, block.scale, means=self.signals is not None)
+        hits = int(sigs.sum())
+        if self.signals is not None:
+            assert means is not None
+            self.signals.write(self.rows + 1, block.stamps, block.closes, means, sigs.tolist())
+        self.rows += len(block.units)
+        self.hits += hits
+        if block.closes:
+            self.last = (block.closes[-1], self.engine.mean(), int(sigs[-1]))
+
+    def run(self, batches: Iterable[Batch | Block], after_batch: Callable[[], None] | None = None) -> Tally:
         for batch in batches:
             self.consume(batch)
             if self.signals is not None:

@@ -1,35 +1,37 @@
-"""One parallel plan for every executor: the inputs cut into byte blocks at line starts, each block started with the
-state the blocks before it leave, so any number of processes or machines give the one-process output byte for byte.
+"""One parallel plan for every executor: the inputs cut into blocks at line starts, each block started with the state
+the blocks before it leave, so any number of processes or machines give the one-process output byte for byte.
 
 1. Plan: every input is cut at line starts into blocks of about ``block_size`` bytes; small files are grouped into one
    block. A record is one line (a quote never spans lines in this reader), so no cut can split a record.
-2. First pass, per block, in parallel: the rows, the lines of each piece, the first error, and each key's last
-   ``window - 1`` values (one key, ``None``, in unkeyed runs).
+2. First pass, per block, in parallel: its rows and lines, its first error, and each key's last ``window - 1`` values
+   (one key, ``None``, in unkeyed runs).
 3. Prefix combine, in order: a key's values before block k are its values before block k-1 followed by block k-1's
-   last ones, cut to ``window - 1``: block k's engines start from those, row numbers and line numbers from the sums.
-4. Second pass, per block, in parallel: the rows through the engines, signals into a spill file or returned bytes.
-5. Tallies merge with ``+`` and signals are copied out in input order; bad rows are reported in order, with the same
-   line numbers (and file names) as in one process; under ``fail`` the first bad row in input order stops the run.
+   last ones, cut to ``window - 1``; block k's engines start from those, and its rows are numbered from the sum.
+4. Second pass, per block, in parallel: the rows through the engines, signals into a spill file (executors on this
+   machine) or returned as bytes (a remote cluster).
+5. Tallies merge with ``+``; signals are copied out in input order; skipped rows are reported in order with their
+   line numbers in their file; under ``fail`` the first bad row in input order stops the run.
 
-The task functions (``summarize``, ``process``) take and return plain picklable data, so a local process pool and a
-Dask cluster run the same plan; the inputs must be readable by the workers under the same names (absolute paths on a
-shared file system, or URLs).
+An unkeyed run over one input without signals needs neither row numbers nor keys: it skips the first pass, and each
+block reads the ``window - 1`` valid rows before it backwards from its start instead (cheap for small windows).
+
+The task functions (``summarize``, ``process``) take and return plain picklable data, so worker processes on this
+machine and a Dask cluster run the same plan; the inputs must be readable by the workers under the same names
+(absolute paths on a shared file system, or URLs).
 """
 
 from __future__ import annotations
 
-import logging
 import os
-import shutil
 import tempfile
 from collections import deque
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from itertools import repeat
 from typing import Any, NamedTuple
 
 from stream.engine import RollingSignal
 from stream.keyed import KeyedSignal
-from stream.logsink import LOGGER, SHOW_BAD_ROWS
+from stream.logsink import SHOW_BAD_ROWS
 from stream.pipeline import Pipeline
 from stream.reader import BadRow, BadRowError, Batch, InputError, Reader
 from stream.signals import SignalSink
@@ -38,14 +40,16 @@ from stream.tally import Tally
 
 # Blocks of tens of MiB keep task counts low (a 10 GiB history is ~300 blocks) and per-task overheads negligible.
 BLOCK_SIZE = 32 << 20
-# Where a file's header (or first line) must be found for it to be cut; a file without one there is one piece.
+# Where a file's header (or first line) must be found for it to be cut, and the header of the inputs for a plan.
 PROBE = 1 << 20
 # How many tasks of each pass may be in flight per worker: enough to keep workers busy, few enough to bound memory.
 AHEAD_PER_WORKER = 2
+# Backward context reads go in pieces up to this size, so a long run of bad rows cannot blow up memory.
+CONTEXT_PIECE = 1 << 20
 
 
 class Piece(NamedTuple):
-    """Bytes ``start``..``end`` of one input; ``first``: it starts the file, ``last``: it ends it."""
+    """Bytes ``start``..``end`` of one input; ``first``: it starts the file's data, ``last``: it ends the file."""
 
     name: str  # as given, for messages
     path: str  # what workers open: an absolute path or a URL
@@ -59,50 +63,47 @@ class Piece(NamedTuple):
 Task = tuple[Piece, ...]
 
 
-@dataclass(frozen=True)
+# Plain classes rather than dataclasses: the parallel path loads on every big run, and a dataclass costs ~1 ms.
 class Settings:
-    """What every task needs besides its pieces: the settings of the run and the header of the inputs."""
+    """What every task needs besides its pieces: the run's settings and the header of the inputs."""
 
-    column: str
-    key: str | None
-    skip: bool
-    window: int
-    header: str
-    signals: bool
-    fmt: str
-    with_timestamp: bool
-    name_files: bool  # several inputs: messages name the file
-    spill: str | None = None  # a folder on the workers' machine for signals; None: return them as bytes
-    chunk: int = CHUNK
+    def __init__(self, **fields: Any) -> None:
+        self.column: str = fields["column"]
+        self.key: str | None = fields["key"]
+        self.skip: bool = fields["skip"]
+        self.window: int = fields["window"]
+        self.header: str = fields["header"]
+        self.signals: bool = fields["signals"]
+        self.fmt: str = fields["fmt"]
+        self.with_timestamp: bool = fields["with_timestamp"]
+        self.name_files: bool = fields["name_files"]  # several inputs: messages name the file
+        self.block: bool = fields["block"]  # parse with the block path (unkeyed runs)
+        self.min_block: int | None = fields.get("min_block")
+        self.chunk: int = fields.get("chunk", CHUNK)
+        self.spill: str | None = fields.get("spill")  # a folder for signals on this machine; None: return bytes
+        self.context_floor: int | None = fields.get("context_floor")  # set: no first pass, read context backwards
 
 
-@dataclass
 class Summary:
     """What the first pass learns of a block."""
 
-    rows: int = 0
-    lines: list[int] = field(default_factory=list)  # lines of each piece
-    tails: dict[str | None, list[tuple[int, int]]] = field(default_factory=dict)  # key -> last window-1 values
-    error: tuple[int, str, BadRow | None] | None = None  # piece index, message, bad row (line local to the piece)
+    def __init__(self) -> None:
+        self.rows = 0
+        self.lines: list[int] = []  # lines of each piece
+        self.tails: dict[str | None, list[tuple[int, int]]] = {}  # key -> its last window-1 values in the block
+        self.error: tuple[int, BadRow | str] | None = None  # piece index and bad row (its line local) or message
 
 
-@dataclass
-class Start:
-    """What the prefix combine gives a block: its first row number, each piece's first line, its keys' values."""
-
-    row: int
-    lines: list[int]
-    values: dict[str | None, list[tuple[int, int]]]
-
-
-@dataclass
 class Output:
     """What the second pass returns for a block."""
 
-    tally: Tally
-    by_key: dict[str, tuple[int, int]] | None  # key -> (rows, signals), in first-seen order
-    bad: list[BadRow]  # the first SHOW_BAD_ROWS + 1 skipped rows
-    signals: bytes | str | None  # the signal lines (bytes), or the spill file holding them
+    def __init__(self) -> None:
+        self.tally = Tally()
+        self.by_key: dict[str, tuple[int, int]] | None = None  # key -> (rows, signals), in first-seen order
+        self.lines: list[int] = []  # lines of each piece
+        self.bad: list[tuple[int, BadRow]] = []  # the first SHOW_BAD_ROWS + 1 skipped rows: piece index, local line
+        self.error: tuple[int, BadRow | str] | None = None
+        self.signals: bytes | str | None = None  # the signal lines, or the spill file holding them
 
 
 # ---- planning -----------------------------------------------------------------------------------------------------
@@ -114,18 +115,19 @@ def plan(specs: list[Spec], sizes: list[int], block_size: int = BLOCK_SIZE) -> l
     current: list[Piece] = []
     room = block_size
     for spec, size in zip(specs, sizes):
-        path = spec.name if spec.url else os.path.abspath(spec.name)
-        pos = 0
+        path = spec.path
+        begin = spec.base
+        pos, end = begin, begin + size
         earliest = None  # the first offset a cut may take: after the file's first line
-        while pos < size:
-            if size - pos <= room:
-                current.append(Piece(spec.label, path, spec.url, pos, size, pos == 0, True))
-                room -= size - pos
+        while pos < end:
+            if end - pos <= room:
+                current.append(Piece(spec.label, path, spec.url, pos, end, pos == begin, True))
+                room -= end - pos
                 break
             if earliest is None:
-                earliest = _first_line_end(spec, size)
-            cut = _line_start(spec, max(pos + room, earliest), size)
-            current.append(Piece(spec.label, path, spec.url, pos, cut, pos == 0, cut == size))
+                earliest = _first_line_end(spec, begin, end)
+            cut = _line_start(spec, max(pos + room, earliest), end)
+            current.append(Piece(spec.label, path, spec.url, pos, cut, pos == begin, cut == end))
             pos = cut
             tasks.append(tuple(current))
             current, room = [], block_size
@@ -137,8 +139,9 @@ def plan(specs: list[Spec], sizes: list[int], block_size: int = BLOCK_SIZE) -> l
     return tasks
 
 
-def _read_at(spec: Spec, offset: int, size: int) -> bytes:
-    inp = spec.open()
+def _read_at(path: str, url: bool, offset: int, size: int) -> bytes:
+    """``size`` bytes from ``offset`` (fewer at the end of the file), through a handle of our own."""
+    inp = Spec(path, url).open()
     try:
         inp.fh.seek(offset)
         parts, left = [], size
@@ -153,60 +156,57 @@ def _read_at(spec: Spec, offset: int, size: int) -> bytes:
         inp.fh.close()
 
 
-def _first_line_end(spec: Spec, size: int) -> int:
+def _first_line_end(spec: Spec, begin: int, end: int) -> int:
     """The end of the file's first line that is not blank as the reader sees it (the header, or a first row); the
-    file's size when it is not within the first ``PROBE`` bytes."""
-    data = _read_at(spec, 0, min(PROBE, size))
+    file's end when it is not within the first ``PROBE`` bytes."""
+    data = _read_at(spec.path, spec.url, begin, min(PROBE, end - begin))
     at = 3 if data.startswith(b"\xef\xbb\xbf") else 0
     while True:
-        end = data.find(b"\n", at)
-        if end < 0:
-            return size
-        if data[at:end].decode("utf-8", "replace").strip():  # str.strip, as the reader's: NBSP and kin are blank
-            return end + 1
-        at = end + 1
+        nl = data.find(b"\n", at)
+        if nl < 0:
+            return end
+        if data[at:nl].decode("utf-8", "replace").strip():  # str.strip, as the reader's: NBSP and kin are blank
+            return begin + nl + 1
+        at = nl + 1
 
 
-def _line_start(spec: Spec, at: int, size: int) -> int:
-    """The first line start at or after ``at`` (the file's size if there is none)."""
+def _line_start(spec: Spec, at: int, end: int) -> int:
+    """The first line start at or after ``at`` (the file's end if there is none)."""
     pos = at - 1
-    inp = spec.open()
-    try:
-        while pos < size:
-            inp.fh.seek(pos)
-            data = inp.fh.read(1 << 16)
-            if not data:
-                break
-            cut = data.find(b"\n")
-            if cut >= 0:
-                return min(pos + cut + 1, size)
-            pos += len(data)
-    finally:
-        inp.fh.close()
-    return size
+    while pos < end:
+        data = _read_at(spec.path, spec.url, pos, min(1 << 16, end - pos))
+        if not data:
+            break
+        cut = data.find(b"\n")
+        if cut >= 0:
+            return min(pos + cut + 1, end)
+        pos += len(data)
+    return end
 
 
-def find_header(specs: list[Spec], sizes: list[int], reader: Reader) -> str | None:
-    """Read the inputs' first lines with ``reader`` until the header is known; its text, or None if it is not within
-    the first ``PROBE`` bytes. Errors in the header are the reader's, as in one process."""
+def find_header(specs: list[Spec], sizes: list[int], reader: Reader) -> tuple[str, int, float] | None:
+    """Read the inputs' first lines with ``reader`` until the header is known: its text, where the first input's data
+    starts and the bytes per line of the data sampled; None if it is not within the first ``PROBE`` bytes. Errors in
+    the header are the reader's, as in one process."""
     for i, (spec, size) in enumerate(zip(specs, sizes)):
         if i:
             reader.new_file(file=spec.label if reader.file is not None else None)
-        data = _read_at(spec, 0, min(PROBE, size))
+        data = _read_at(spec.path, spec.url, spec.base, min(PROBE, size))
         at = 0
         while reader.layout is None:
             end = data.find(b"\n", at) + 1
             if not end:
                 if len(data) < size:
                     return None  # no header in the first PROBE bytes: leave this input to one process
-                end = len(data)
-                reader.feed(data[at:end])
+                reader.feed(data[at:])
                 reader.finish()
                 break
             reader.feed(data[at:end])
             at = end
-        if reader.layout is not None:
-            return reader.header_text
+        if reader.layout is not None and reader.header_text is not None:
+            sample = data[at:]
+            lines = sample.count(b"\n")
+            return reader.header_text, spec.base + at if i == 0 else -1, len(sample) / lines if lines else 100.0
     return None
 
 
@@ -234,19 +234,47 @@ def _chunks(piece: Piece, chunk: int) -> Iterator[bytes]:
         inp.fh.close()
 
 
-def _batches(job: Settings, task: Task, reader: Reader, first_lines: list[int], lines: list[int]) -> Iterator[Batch]:
-    """The batches of a task's pieces, read as one process would read them; appends each piece's line count."""
-    for piece, first_line in zip(task, first_lines):
+class _Tracker:
+    """Tells which piece a bad row or an error belongs to while a task's pieces are read."""
+
+    def __init__(self, report: Callable[[tuple[int, BadRow]], None] | None = None) -> None:
+        self.piece = 0
+        self.lines: list[int] = []
+        self._report = report
+
+    def __call__(self, bad: BadRow) -> None:
+        if self._report is not None:
+            self._report((self.piece, bad))
+
+
+def _batches(job: Settings, task: Task, reader: Reader, tracker: _Tracker) -> Iterator[Any]:
+    """The batches of a task's pieces, read as one process would read them; line numbers are local to each piece
+    that does not start its file (the parent adds the lines before it)."""
+    source: Any = reader
+    if job.block:
+        from stream.block import BlockReader
+
+        source = BlockReader(reader, job.min_block)
+    for i, piece in enumerate(task):
+        tracker.piece = i
         name = piece.name if job.name_files else None
         if piece.first:
             yield reader.new_file(file=name)
         else:
-            reader.line_no, reader.offset, reader.file = first_line, piece.start, name
+            reader.line_no, reader.offset, reader.file = 0, piece.start, name
         for data in _chunks(piece, job.chunk):
-            yield reader.feed(data)
+            if source is reader:
+                yield reader.feed(data)
+            else:
+                yield from source.feed(data)
         if piece.last:
             yield reader.finish()  # a last line without a newline is complete: its file ends here
-        lines.append(reader.line_no - first_line)
+        tracker.lines.append(reader.line_no)
+
+
+def _failure(exc: InputError, piece: int) -> tuple[int, BadRow | str]:
+    # Exceptions do not travel well between processes (BadRowError's own arguments are lost): send the parts.
+    return (piece, exc.bad if isinstance(exc, BadRowError) else str(exc))
 
 
 def summarize(arg: tuple[Settings, Task]) -> Summary:
@@ -255,15 +283,22 @@ def summarize(arg: tuple[Settings, Task]) -> Summary:
     keep = job.window - 1
     summary = Summary()
     tails: dict[str | None, deque[tuple[int, int]]] = {}
+    tracker = _Tracker()
     reader = _reader(job, None, keep_text=False)
     try:
-        for batch in _batches(job, task, reader, [0] * len(task), summary.lines):
-            summary.rows += len(batch.units)
+        for batch in _batches(job, task, reader, tracker):
+            n = len(batch.units)
+            if not n:
+                continue
+            summary.rows += n
             if job.key is None:
                 tail = tails.get(None)
                 if tail is None:
                     tail = tails[None] = deque(maxlen=keep)
-                tail.extend(zip(batch.units, batch.scales))
+                if isinstance(batch, Batch):
+                    tail.extend(zip(batch.units, batch.scales))
+                elif keep:  # a Block: one scale, a numpy array of units
+                    tail.extend(zip(batch.units[-keep:].tolist(), repeat(batch.scale)))
                 continue
             for k, u, s in zip(batch.keys, batch.units, batch.scales):
                 tail = tails.get(k)
@@ -271,37 +306,28 @@ def summarize(arg: tuple[Settings, Task]) -> Summary:
                     tail = tails[k] = deque(maxlen=keep)
                 tail.append((u, s))
     except InputError as exc:
-        # Exceptions do not travel well between processes (BadRowError's own arguments are lost): send the parts.
-        summary.error = (len(summary.lines), str(exc), exc.bad if isinstance(exc, BadRowError) else None)
+        summary.error = _failure(exc, tracker.piece)
+    summary.lines = tracker.lines
     summary.tails = {k: list(v) for k, v in tails.items()}
     return summary
 
 
-class _Collect:
-    """Keeps the first skipped rows of a block for the parent to report in order."""
-
-    def __init__(self) -> None:
-        self.bad: list[BadRow] = []
-
-    def __call__(self, bad: BadRow) -> None:
-        # One more than can be shown: the parent's log says "more bad rows..." at the same row as one process.
-        if len(self.bad) <= SHOW_BAD_ROWS:
-            self.bad.append(bad)
-
-
-def process(arg: tuple[Settings, Task, Start]) -> Output:
-    """Second pass over one block: its rows through engines started from the values before it."""
-    job, task, start = arg
+def process(arg: tuple[Settings, Task, int, dict[str | None, list[tuple[int, int]]] | None]) -> Output:
+    """Second pass over one block: its rows through engines started from the values before it (``values``; None:
+    read them backwards from the block's start), rows numbered on from ``row``."""
+    job, task, row, values = arg
+    if values is None:
+        values = {None: _context(job, task[0])}
     engine: RollingSignal | KeyedSignal
     if job.key is None:
         engine = RollingSignal(job.window)
-        for u, s in start.values.get(None, ()):
+        for u, s in values.get(None, ()):
             engine.update(u, s)
     else:
         engine = KeyedSignal(job.window)
-        for k, values in start.values.items():
+        for k, held in values.items():
             series = engine.add(k)  # type: ignore[arg-type]
-            for u, s in values:
+            for u, s in held:
                 series.engine.update(u, s)
     out: Any = None
     spill = None
@@ -316,22 +342,74 @@ def process(arg: tuple[Settings, Task, Start]) -> Output:
             out = io.BytesIO()
         sink = SignalSink(out, job.fmt, job.with_timestamp, key=job.key)
         sink.header_written = True  # the parent writes the one header
-    collect = _Collect()
+    result = Output()
+
+    def keep_bad(bad: tuple[int, BadRow]) -> None:
+        # One more than can be shown: the parent's log says "more bad rows..." at the same row as one process.
+        if len(result.bad) <= SHOW_BAD_ROWS:
+            result.bad.append(bad)
+
+    tracker = _Tracker(keep_bad)
     pipeline = Pipeline(engine, sink)
-    pipeline.restore(Tally(start.row, 0, 0))  # rows are numbered on from the blocks before
-    reader = _reader(job, collect, keep_text=job.signals)
+    pipeline.restore(Tally(row, 0, 0))  # rows are numbered on from the blocks before
+    reader = _reader(job, tracker, keep_text=job.signals)
     try:
-        for batch in _batches(job, task, reader, start.lines, []):
+        for batch in _batches(job, task, reader, tracker):
             pipeline.consume(batch)
+    except InputError as exc:
+        result.error = _failure(exc, tracker.piece)
     finally:
         if out is not None and spill is not None:
             out.close()
-    signals: bytes | str | None = spill if spill is not None else (out.getvalue() if out is not None else None)
-    by_key = None
+    result.signals = spill if spill is not None else (out.getvalue() if out is not None else None)
     if isinstance(engine, KeyedSignal):
-        by_key = {k: (x.rows, x.hits) for k, x in engine.series.items() if x.rows}
-    tally = Tally(pipeline.rows - start.row, pipeline.hits, pipeline.skipped)
-    return Output(tally, by_key, collect.bad, signals)
+        result.by_key = {k: (x.rows, x.hits) for k, x in engine.series.items() if x.rows}
+    result.tally = Tally(pipeline.rows - row, pipeline.hits, pipeline.skipped)
+    result.lines = tracker.lines
+    return result
+
+
+def _context(job: Settings, piece: Piece) -> list[tuple[int, int]]:
+    """The last ``window - 1`` valid rows before ``piece`` in its file (an unkeyed run over one input), found by
+    reading backwards from its start down to where the file's data begins."""
+    need = job.window - 1
+    floor = job.context_floor
+    assert floor is not None
+    found: list[tuple[int, int]] = []
+    end = piece.start  # always a line start
+    size = min(CONTEXT_PIECE, max(4096, need * 256))
+    while need and len(found) < need and end > floor:
+        start = max(floor, end - size)
+        data = _read_at(piece.path, piece.url, start, end - start)
+        if start > floor:
+            # The first line may have begun before `start`: leave it to the next piece back.
+            cut = data.find(b"\n") + 1
+            if cut == len(data):  # the piece lies inside the line that ends at `end`
+                if size < CONTEXT_PIECE:
+                    size = min(CONTEXT_PIECE, size * 2)
+                else:  # a line longer than MAX_LINE_BYTES is a bad row, never context
+                    end = _after_previous_newline(piece, start, floor)
+                continue
+            data = data[cut:]
+            start += cut
+        reader = _reader(job, None, keep_text=False)
+        reader.skip = True
+        batch = reader.feed(data)
+        found = list(zip(batch.units, batch.scales))[-(need - len(found)) :] + found
+        end = start
+        size = min(CONTEXT_PIECE, size * 2)
+    return found[-need:] if need else []
+
+
+def _after_previous_newline(piece: Piece, pos: int, floor: int) -> int:
+    """The start of the line that contains byte ``pos - 1``."""
+    while pos > floor:
+        start = max(floor, pos - (1 << 16))
+        cut = _read_at(piece.path, piece.url, start, pos - start).rfind(b"\n")
+        if cut >= 0:
+            return start + cut + 1
+        pos = start
+    return floor
 
 
 # ---- the parent -------------------------------------------------------------------------------------------------
@@ -340,6 +418,30 @@ def process(arg: tuple[Settings, Task, Start]) -> Output:
 class Result(NamedTuple):
     tally: Tally
     by_key: dict[str, Tally] | None
+
+
+class _Lines:
+    """Line numbers in each file, from the line counts of the pieces written out so far (in order)."""
+
+    def __init__(self) -> None:
+        self.before = 0  # lines of the current file before the next piece
+
+    def offsets(self, task: Task, counts: list[int]) -> list[int]:
+        """Each piece's first line (0 for a piece that starts its file); advances past the counted pieces."""
+        out = []
+        for piece, count in zip(task, [*counts, *[0] * (len(task) - len(counts))]):
+            if piece.first:
+                self.before = 0
+            out.append(self.before)
+            self.before += count
+        return out
+
+
+def _raise(error: tuple[int, BadRow | str], offsets: list[int]) -> None:
+    index, what = error
+    if isinstance(what, str):
+        raise InputError(what)  # a header: at its file's start, so its line number is right as it is
+    raise BadRowError(BadRow(what.line + offsets[index], what.reason, what.text, what.file))
 
 
 def execute(
@@ -351,29 +453,32 @@ def execute(
     sink: SignalSink | None = None,
     after_block: Callable[[int, Tally], None] | None = None,
 ) -> Result:
-    """Run both passes of ``tasks`` on ``executor`` (``submit(fn, arg)`` -> handle, ``result(handle)``, ``done``,
-    ``workers``); write signals to ``sink`` in input order; report skipped rows in order. Spill files are removed
-    as they are copied; the caller removes the spill folder."""
+    """Run the passes of ``tasks`` on ``executor`` (``submit(fn, arg)`` -> handle, ``result(handle)``,
+    ``done(handle)``, ``workers``); write signals to ``sink`` in input order; report skipped rows in order."""
     ahead = max(2, AHEAD_PER_WORKER * executor.workers)
     keep = job.window - 1
+    first_pass = job.context_floor is None
     values: dict[str | None, deque[tuple[int, int]]] = {}
     firsts: deque[Any] = deque()
-    seconds: deque[Any] = deque()
+    seconds: deque[tuple[Any, Task]] = deque()
     submitted = 0
     row = 0
-    file_lines = 0  # lines of the current file before the next piece
+    lines = _Lines()
     tally = Tally()
     by_key: dict[str, Tally] | None = {} if job.key is not None else None
     done_bytes = 0
 
     def write_out(output: Output, task: Task) -> None:
         nonlocal tally, done_bytes
+        offsets = lines.offsets(task, output.lines)
+        for index, bad in output.bad:
+            report(BadRow(bad.line + offsets[index], bad.reason, bad.text, bad.file))
+        if output.error is not None:
+            _raise(output.error, offsets)
         tally += output.tally
         if by_key is not None and output.by_key:
             for k, (rows, hits) in output.by_key.items():
                 by_key[k] = by_key.get(k, Tally()) + Tally(rows, hits)
-        for bad in output.bad:
-            report(bad)
         if output.tally.skipped > len(output.bad):
             add_unshown(output.tally.skipped - len(output.bad))
         if sink is not None and output.signals is not None:
@@ -396,24 +501,19 @@ def execute(
             write_out(executor.result(handle), done_task)
 
     for k, task in enumerate(tasks):
+        if not first_pass:
+            seconds.append((executor.submit(process, (job, task, 0, None)), task))
+            flush(everything=False)
+            continue
         while submitted < len(tasks) and submitted < k + ahead:
             firsts.append(executor.submit(summarize, (job, tasks[submitted])))
             submitted += 1
         summary: Summary = executor.result(firsts.popleft())
-        lines = []
-        for piece, count in zip(task, summary.lines + [0] * (len(task) - len(summary.lines))):
-            if piece.first:
-                file_lines = 0
-            lines.append(file_lines)
-            file_lines += count
         if summary.error is not None:
             flush(everything=True)  # the blocks before this one, as far as one process would have got
-            index, message, bad = summary.error
-            if bad is None:
-                raise InputError(message)
-            raise BadRowError(BadRow(bad.line + lines[index], bad.reason, bad.text, bad.file))
-        start = Start(row, lines, {key: list(values[key]) for key in summary.tails if key in values})
-        seconds.append((executor.submit(process, (job, task, start)), task))
+            _raise(summary.error, lines.offsets(task, summary.lines))
+        start = {key: list(values[key]) for key in summary.tails if key in values}
+        seconds.append((executor.submit(process, (job, task, row, start)), task))
         row += summary.rows
         if keep:
             for key, tail in summary.tails.items():
@@ -433,49 +533,3 @@ def _copy(path: str, out: Any) -> None:
             if not data:
                 return
             out.write(data)
-
-
-def run(
-    executor: Any,
-    specs: list[Spec],
-    sizes: list[int],
-    reader: Reader,
-    sink: SignalSink | None,
-    fmt: str,
-    block_size: int = BLOCK_SIZE,
-    window: int = 5,
-    after_block: Callable[[int, Tally], None] | None = None,
-) -> Result | None:
-    """Run the whole job over ``executor``; ``reader`` (fresh, with the run's settings and its bad-row report) reads
-    the header and reports the skipped rows. None, with nothing read but the header, when the plan does not fit."""
-    header = find_header(specs, sizes, reader)
-    if header is None or reader.layout is None:
-        return None
-    tasks = plan(specs, sizes, block_size)
-    log = logging.getLogger(LOGGER)
-    log.info(
-        "parallel plan: %d blocks of about %d bytes over %d inputs, on %s",
-        len(tasks), sum(sizes) // max(1, len(tasks)), len(specs), executor.describe,
-    )  # fmt: skip
-    spill = None
-    if sink is not None and executor.local:
-        name = getattr(sink.out, "name", None)
-        folder = os.path.dirname(os.path.abspath(name)) if isinstance(name, str) else None
-        spill = tempfile.mkdtemp(prefix=".mlops-stream-", dir=folder)
-    job = Settings(
-        column=reader.column, key=reader.key, skip=reader.skip, window=window, header=header, signals=sink is not None,
-        fmt=fmt, with_timestamp=reader.layout.timestamp_index is not None, name_files=reader.file is not None,
-        spill=spill,
-    )  # fmt: skip
-    if sink is not None:
-        sink.with_timestamp = job.with_timestamp
-    try:
-        return execute(executor, job, tasks, reader.report, _unshown(reader.report), sink, after_block)
-    finally:
-        if spill is not None:
-            shutil.rmtree(spill, ignore_errors=True)
-
-
-def _unshown(report: Any) -> Callable[[int], None]:
-    add = getattr(report, "add_unshown", None)
-    return add if add is not None else (lambda n: None)

@@ -210,7 +210,7 @@ class Reader:
         rest = buf[cut:]
         if len(rest) > MAX_LINE_BYTES:
             self.line_no += 1
-            self._bad(batch, self.line_no, f"line is longer than {MAX_LINE_BYTES} bytes", rest[:SHOWN])
+            self._bad(batch, self.line_no, f"line is longer than {MAX_LINE_BYTES} bytes", rest[: SHOWN * 4])
             self._overlong = True
             self.offset += len(rest)
             rest = b""
@@ -273,6 +273,16 @@ class Reader:
     def pending(self) -> bytes:
         """The bytes of a line whose newline has not arrived yet."""
         return self._pending
+
+    @property
+    def at_line_start(self) -> bool:
+        """True when the next byte fed starts a line of a file whose header has been read."""
+        return not self._pending and not self._overlong and not self.at_file_start and self.layout is not None
+
+    def consumed(self, lines: int, nbytes: int) -> None:
+        """Account for complete lines another parser (the block path) turned into rows, so line numbers carry on."""
+        self.line_no += lines
+        self.offset += nbytes
 
     def rows(self, chunks: Iterable[bytes | NewFile]) -> Iterator[Batch]:
         """Generator form for a byte stream: feed every chunk (a NewFile marker starts the next file), then finish."""

@@ -94,12 +94,13 @@ def open_input(path: str) -> Input:
 class Spec:
     """One input file after globs are expanded: a local path (``-`` is stdin) or an fsspec URL."""
 
-    __slots__ = ("known_size", "name", "url")
+    __slots__ = ("base", "known_size", "name", "url")
 
     def __init__(self, name: str, url: bool = False, known_size: int | None = None) -> None:
         self.name = name
         self.url = url  # opened through fsspec
         self.known_size = known_size  # from the listing that found it, which saves a request per file
+        self.base = 0  # where the input starts in its file: stdin redirected from a file may be past its start
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Spec) and (self.name, self.url) == (other.name, other.url)
@@ -115,6 +116,13 @@ class Spec:
         """The input's name in messages."""
         return "<stdin>" if self.name == "-" and not self.url else self.name
 
+    @property
+    def path(self) -> str:
+        """A name that opens the input again from any process of this machine (or any machine, for a URL)."""
+        if self.url:
+            return self.name
+        return "/dev/stdin" if self.name == "-" else os.path.abspath(self.name)
+
     def open(self) -> Input:
         return _open_url(self.name) if self.url else open_input(self.name)
 
@@ -128,11 +136,15 @@ class Spec:
                 return int(fs.size(path))
             except (OSError, TypeError, ValueError):
                 return None  # opening it will say why
-        if self.name == "-":
-            return None
         try:
+            if self.name == "-":
+                st = os.fstat(sys.stdin.fileno())
+                if stat.S_ISREG(st.st_mode):  # a file redirected into stdin: what is left of it from here
+                    self.base = os.lseek(sys.stdin.fileno(), 0, os.SEEK_CUR)
+                    return st.st_size - self.base
+                return None
             st = os.stat(self.name)
-        except OSError:
+        except (OSError, ValueError, AttributeError):
             return None  # opening it will say why
         return st.st_size if stat.S_ISREG(st.st_mode) else None
 
@@ -172,11 +184,15 @@ def expand(names: Sequence[str]) -> list[Spec]:
 
 
 def concatenated(
-    specs: Sequence[Spec], size: int = CHUNK, opened: Callable[[int, Input], None] | None = None
+    specs: Sequence[Spec],
+    size: int = CHUNK,
+    opened: Callable[[int, Input], None] | None = None,
+    read: Callable[[BinaryIO], Iterator[bytes]] | None = None,
 ) -> Iterator[bytes | NewFile]:
     """The inputs as one stream: each file's chunks, with ``NewFile("next", name)`` before every file after the first.
 
-    Files are opened one at a time, when their turn comes; ``opened(index, input)`` is told of each.
+    Files are opened one at a time, when their turn comes; ``opened(index, input)`` is told of each. ``read`` turns
+    an open file into chunks (default: ``chunks`` of ``size`` bytes).
     """
     for i, spec in enumerate(specs):
         inp = spec.open()
@@ -185,7 +201,7 @@ def concatenated(
         try:
             if i:
                 yield NewFile("next", inp.name)
-            yield from chunks(inp.fh, size)
+            yield from (read(inp.fh) if read is not None else chunks(inp.fh, size))
         finally:
             if inp.fh is not sys.stdin.buffer:
                 inp.fh.close()

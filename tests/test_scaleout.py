@@ -18,34 +18,17 @@ from conftest import env_with_repo, write
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from stream import plan
+from stream import parallel, plan
 from stream.engine import RollingSignal
+from stream.executors import Inline
 from stream.keyed import KeyedSignal
 from stream.pipeline import Pipeline
 from stream.reader import BadRow, InputError, Reader
 from stream.signals import SignalSink
-from stream.source import Spec, concatenated
+from stream.source import Spec
 
 HAVE_DASK = importlib.util.find_spec("distributed") is not None
 needs_dask = pytest.mark.skipif(not HAVE_DASK, reason="dask[distributed] is not installed (the test extra has it)")
-
-
-class Inline:
-    """Runs each task at once in this process: the plan's own logic, without processes in the way of a property
-    test. The executors proper are tested end to end below."""
-
-    workers = 2
-    local = True
-    describe = "inline"
-
-    def submit(self, fn: Any, arg: Any) -> Any:
-        return fn(arg)
-
-    def result(self, handle: Any) -> Any:
-        return handle
-
-    def done(self, handle: Any) -> bool:
-        return True
 
 
 # ---- random inputs --------------------------------------------------------------------------------------------
@@ -82,39 +65,24 @@ def files(seed: int, count: int, rows: int, keyed: bool) -> list[bytes]:
     return out
 
 
-def serial(specs: list[Spec], keyed: bool, window: int, skip: bool, fmt: str) -> tuple[Any, ...]:
-    bad: list[BadRow] = []
-    out = io.BytesIO()
-    key = "sym" if keyed else None
-    several = len(specs) > 1
-    reader = Reader(
-        on_bad_row="skip" if skip else "fail", report=bad.append, keep_text=True, key=key,
-        file=specs[0].label if several else None,
-    )  # fmt: skip
-    pipeline = Pipeline(KeyedSignal(window) if keyed else RollingSignal(window), SignalSink(out, fmt, key=key))
-    try:
-        tally = pipeline.run(reader.rows(concatenated(specs, size=997)))
-    except InputError as exc:
-        return ("error", str(exc), bad)
-    return (tally, pipeline.by_key, out.getvalue(), bad)
-
-
-def planned(specs: list[Spec], keyed: bool, window: int, skip: bool, fmt: str, block: int) -> tuple[Any, ...]:
+def run(specs: list[Spec], keyed: bool, window: int, skip: bool, fmt: str | None, executor: Any, block: int) -> Any:
+    """One process (``executor`` None) or the plan on ``executor``: the tally, each key's, signals, bad rows, or the
+    error message."""
     bad: list[BadRow] = []
     out = io.BytesIO()
     key = "sym" if keyed else None
     reader = Reader(
-        on_bad_row="skip" if skip else "fail", report=bad.append, key=key,
+        on_bad_row="skip" if skip else "fail", report=bad.append, keep_text=fmt is not None, key=key,
         file=specs[0].label if len(specs) > 1 else None,
     )  # fmt: skip
+    sink = SignalSink(out, fmt, key=key) if fmt is not None else None
+    pipeline = Pipeline(KeyedSignal(window) if keyed else RollingSignal(window), sink)
     sizes = [Path(s.name).stat().st_size for s in specs]
     try:
-        result = plan.run(Inline(), specs, sizes, reader, SignalSink(out, fmt, key=key), fmt, block, window)
+        tally, by_key = parallel.run(specs, sizes, reader, pipeline, 1, executor=executor, block_size=block)
     except InputError as exc:
         return ("error", str(exc), bad)
-    if result is None:
-        return ("no plan",)
-    return (result.tally, result.by_key, out.getvalue(), bad)
+    return (tally, by_key, out.getvalue(), bad)
 
 
 @given(
@@ -123,23 +91,43 @@ def planned(specs: list[Spec], keyed: bool, window: int, skip: bool, fmt: str, b
     keyed=st.booleans(),
     window=st.integers(1, 6),
     skip=st.booleans(),
-    fmt=st.sampled_from(["csv", "jsonl"]),
+    fmt=st.sampled_from(["csv", "jsonl", None]),
     block=st.integers(1, 400),
 )
-@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 def test_the_plan_gives_the_one_process_output(tmp_path_factory, seed, count, keyed, window, skip, fmt, block) -> None:
     tmp = tmp_path_factory.mktemp("plan")
     specs = [Spec(str(write(tmp / f"in{i}.csv", data))) for i, data in enumerate(files(seed, count, 40, keyed))]
-    one = serial(specs, keyed, window, skip, fmt)
-    many = planned(specs, keyed, window, skip, fmt, block)
-    if many == ("no plan",):
-        # Only an input whose header never comes is left to one process; it fails or has no rows there.
-        assert one[0] == "error" or one[0].rows == 0
-        return
+    one = run(specs, keyed, window, skip, fmt, None, block)
+    inline = Inline()
+    many = run(specs, keyed, window, skip, fmt, inline, block)
     if one[0] == "error":
         assert many[:2] == one[:2]  # the same first error, with the same line (and file)
         return
     assert many == one
+    # Only an input whose header is not found (all blank, or missing) is left to one process.
+    assert inline.tasks or not one[0].rows
+
+
+@given(
+    seed=st.integers(0, 2**32),
+    window=st.integers(2, 8),
+    skip=st.booleans(),
+    block=st.integers(1, 300),
+    rows=st.integers(0, 120),
+)
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+def test_one_unkeyed_input_without_signals_reads_each_blocks_context_backwards(
+    tmp_path_factory, seed, window, skip, block, rows
+) -> None:
+    # Neither row numbers nor keys are needed: no first pass, each block reads the rows before it from the file.
+    tmp = tmp_path_factory.mktemp("context")
+    specs = [Spec(str(write(tmp / "in.csv", files(seed, 1, rows, False)[0])))]
+    one = run(specs, False, window, skip, None, None, block)
+    inline = Inline()
+    many = run(specs, False, window, skip, None, inline, block)
+    assert many[:2] == one[:2] if one[0] == "error" else many == one
+    assert inline.tasks == 0 or all(fn is plan.process for fn in inline.functions)
 
 
 def test_cuts_fall_at_line_starts_after_each_files_header(tmp_path: Path) -> None:
@@ -195,7 +183,7 @@ def outputs(run_cli, folder: Path, args: list[str], extra: list[str]) -> tuple[d
 
 
 def blocks(folder: Path) -> int:
-    found = re.search(r"parallel plan: (\d+) blocks", (folder / "run.log").read_text())
+    found = re.search(r" over (\d+) blocks of about", (folder / "run.log").read_text())
     assert found, "the run should have used the parallel plan"
     return int(found.group(1))
 
@@ -324,7 +312,7 @@ def test_a_stream_input_runs_in_one_process(run_cli, tmp_path: Path) -> None:
     one = run_cli(["--input", "-"], stdin=data.encode())
     run = run_cli(["--input", "-", "--workers", "2", "--log-file", "run.log"], stdin=data.encode())
     assert run.code == 0 and json.loads(run.out)["value"] == one.doc()["value"]
-    assert "an input is a stream, not a file (<stdin>): reading the inputs with one process" in run.log()
+    assert "an input is a stream, not a regular file (<stdin>); reading it with one process" in run.log()
 
 
 def _descendants(pid: int) -> list[int]:
@@ -373,7 +361,7 @@ def test_a_dying_worker_or_a_stop_ends_the_run_clearly(tmp_path: Path, how: str)
     assert doc["status"] == "error"
     if how == "kill a worker":
         assert p.returncode == 1
-        assert doc["error_message"].startswith("a worker process died while running")
+        assert doc["error_message"].startswith(f"worker process {workers[0]} ended without finishing its part")
     else:
         assert p.returncode == 143
         assert "stopped by SIGTERM" in doc["error_message"]

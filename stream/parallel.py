@@ -1,0 +1,301 @@
+"""Runs a batch job: one process (row or block path), or the parallel plan (stream/plan.py) on worker processes or a
+Dask cluster. The output is byte-identical to one process's, whichever runs it.
+
+Worker processes are the default for regular files of ``PARALLEL_MIN_BYTES`` or more (as many as the cores);
+``--workers N`` asks for N, ``--cluster local[:N]`` and ``--scheduler ADDRESS`` for Dask. Streams (pipes) and inputs
+whose header is not within the first MiB are read by one process, and the log says so.
+
+Knobs for tests and benchmarks: ``MLOPS_STREAM_PATH=row|block|auto`` forces the row path or the block path (default
+auto: the block path for inputs of at least ``BLOCK_MIN_BYTES``), ``MLOPS_STREAM_CHUNK`` sets the read size in bytes.
+Keyed runs take the row path: their rows carry keys, which the block parser does not read.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Iterable, Iterator
+from typing import TYPE_CHECKING, Any, BinaryIO
+
+from stream.logsink import LOGGER
+from stream.pipeline import Pipeline
+from stream.reader import Batch, Reader
+from stream.source import CHUNK, NewFile, Spec, concatenated
+from stream.tally import Tally
+
+if TYPE_CHECKING:
+    from stream.block import BlockReader
+
+# numpy's import (~0.1 s) pays for itself only on inputs of several MiB; below this the row path is faster.
+BLOCK_MIN_BYTES = 8 << 20
+# Worker processes by default only for regular files at least this big: forking and planning cost ~50 ms.
+PARALLEL_MIN_BYTES = 32 << 20
+# Byte ranges are at least this big, and there are up to this many per worker (to even out uneven progress).
+RANGE_MIN_BYTES = 4 << 20
+RANGES_PER_WORKER = 4
+log = logging.getLogger(LOGGER)
+
+
+def mode() -> str:
+    value = os.environ.get("MLOPS_STREAM_PATH", "auto")
+    return value if value in ("row", "block") else "auto"
+
+
+def chunk_size() -> int:
+    try:
+        return max(1, int(os.environ.get("MLOPS_STREAM_CHUNK", "")))
+    except ValueError:
+        return CHUNK
+
+
+def default_workers(size: int | None) -> int:
+    return 1 if size is None or size < PARALLEL_MIN_BYTES else cores()
+
+
+def run(
+    specs: list[Spec],
+    sizes: list[int | None],
+    reader: Reader,
+    pipeline: Pipeline,
+    workers: int | None = None,
+    after_batch: Callable[[], None] | None = None,
+    *,
+    cluster: int | bool | None = False,
+    scheduler: str | None = None,
+    block_size: int | None = None,
+    opened: Callable[[int, Any], None] | None = None,
+    executor: Any = None,
+) -> tuple[Tally, dict[str, Tally] | None]:
+    """Process the inputs; returns the tally and, in keyed runs, each key's. ``workers=None`` picks the default for
+    the inputs' size; ``cluster`` (False: not asked; None or N: an embedded cluster of N workers, default the cores)
+    and ``scheduler`` run on Dask; ``executor`` runs the plan on one already made (stream.executors.Inline, say)."""
+    total = None if None in sizes else sum(sizes)  # type: ignore[arg-type]
+    dask = cluster is not False or scheduler is not None
+    n = (cluster or cores()) if dask else (workers if workers is not None else default_workers(total))
+    if executor is not None and total is not None:
+        done = _parallel(
+            specs, sizes, reader, pipeline, executor.workers, after_batch, dask=False, scheduler=None,
+            block_size=block_size, explicit=True, executor=executor,
+        )  # fmt: skip
+        if done is not None:
+            return done
+    elif dask or n > 1:
+        what = "Dask" if dask else f"--workers {n}"
+        if total is None:
+            streams = ", ".join(s.label for s, size in zip(specs, sizes) if size is None)
+            log.info("%s: an input is a stream, not a regular file (%s); reading it with one process", what, streams)
+        elif dask and any(not s.url and s.name == "-" for s in specs):
+            log.info("%s: stdin cannot be read by a cluster's workers; reading it with one process", what)
+        else:
+            done = _parallel(
+                specs, sizes, reader, pipeline, int(n), after_batch, dask=dask, scheduler=scheduler,
+                block_size=block_size, explicit=dask or workers is not None,
+            )  # fmt: skip
+            if done is not None:
+                return done
+    keyed = reader.key is not None
+    window = pipeline.engine.window
+    tally = pipeline.run(_serial(specs, reader, total, window, keyed, opened), after_batch)
+    return tally, pipeline.by_key
+
+
+def cores() -> int:
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+# ---- one process ------------------------------------------------------------------------------------------------
+
+
+def _serial(
+    specs: list[Spec],
+    reader: Reader,
+    size: int | None,
+    window: int,
+    keyed: bool,
+    opened: Callable[[int, Any], None] | None,
+) -> Iterator[Batch | Any]:
+    """Batches from one process: the row path, switching to the block path once the input proves big enough."""
+    m = mode()
+    switch_at: int | None  # bytes read before the block path takes over; None: never
+    if m == "row" or keyed:
+        switch_at = None
+    elif m == "block":
+        switch_at = 0
+    elif size is not None:
+        switch_at = 0 if size >= BLOCK_MIN_BYTES else None  # a small regular file never pays for numpy
+    else:
+        switch_at = BLOCK_MIN_BYTES  # a stream proves itself big first
+    if switch_at is not None:
+        from stream.block import MAX_WINDOW, BlockReader
+
+        if m == "auto" and window > MAX_WINDOW:
+            switch_at = None
+    block: list[BlockReader] = []  # a list, so the chunk source sees the switch
+    seen = 0
+    for event in concatenated(specs, opened=opened, read=lambda fh: _chunks(fh, lambda: bool(block))):
+        if isinstance(event, NewFile):
+            batch = reader.new_file(file=event.name)
+            if len(batch) or batch.skipped:
+                yield batch
+            continue
+        seen += len(event)
+        if not block and switch_at is not None and seen > switch_at:
+            block.append(BlockReader(reader, 1 if m == "block" else None))
+            log.info("block path: parsing chunks with numpy from byte %d on", seen - len(event))
+        batches: Iterable[Any] = block[0].feed(event) if block else (reader.feed(event),)
+        for batch in batches:
+            if len(batch) or batch.skipped:
+                yield batch
+    last = reader.finish()
+    if last.units or last.skipped:
+        yield last
+    if block:
+        log.info("block path: %d lines parsed with numpy, the other %d by the row path",
+                 block[0].lines, reader.line_no - block[0].lines)  # fmt: skip
+
+
+def _chunks(fh: BinaryIO, gulp: Callable[[], bool]) -> Iterator[bytes]:
+    """The stream's bytes as they arrive; once ``gulp()`` says so, a pipe's ready data is joined into big chunks."""
+    size = chunk_size()
+    read = getattr(fh, "read1", None) or fh.read
+    try:
+        fd: int | None = fh.fileno()
+    except (OSError, ValueError, AttributeError):
+        fd = None
+    while True:
+        data = read(size)
+        if not data:
+            return
+        if fd is not None and len(data) < size and gulp():
+            # A fast pipe hands over 64 KiB at a time; take whatever is already waiting, never wait for more.
+            import select
+
+            parts = [data]
+            have = len(data)
+            while have < size and select.select([fd], [], [], 0)[0]:
+                more = read(size - have)
+                if not more:
+                    break
+                parts.append(more)
+                have += len(more)
+            data = b"".join(parts)
+        yield data
+
+
+# ---- the parallel plan -------------------------------------------------------------------------------------------
+
+
+def _parallel(
+    specs: list[Spec],
+    sizes: list[int],
+    reader: Reader,
+    pipeline: Pipeline,
+    workers: int,
+    after_batch: Callable[[], None] | None,
+    *,
+    dask: bool,
+    scheduler: str | None,
+    block_size: int | None,
+    explicit: bool,
+    executor: Any = None,
+) -> tuple[Tally, dict[str, Tally] | None] | None:
+    """Run the parallel plan; None, with nothing consumed, when the inputs do not suit it (one process then reads
+    them from the start)."""
+    import multiprocessing
+
+    from stream import plan
+
+    if not dask and executor is None and "fork" not in multiprocessing.get_all_start_methods():
+        log.info("worker processes need the fork start method, which this platform lacks; using one process")
+        return None
+    scratch = Reader(reader.column, "skip" if reader.skip else "fail", key=reader.key, file=reader.file)
+    found = plan.find_header(specs, sizes, scratch)
+    if found is None:
+        log.info("the header is not within the first MiB of the input; reading it with one process")
+        return None
+    header, data_start, line_bytes = found
+    total = sum(sizes)
+    window = pipeline.engine.window
+    if block_size is None:
+        count = max(workers, min(workers * RANGES_PER_WORKER, total // RANGE_MIN_BYTES))
+        if not explicit:
+            # Each block carries about window - 1 rows of context: keep that well below the block itself.
+            count = min(count, max(1, int(total / (8 * max(1.0, (window - 1) * line_bytes)))))
+        block_size = min(plan.BLOCK_SIZE, max(1, -(-total // count)))
+    tasks = plan.plan(specs, sizes, block_size)
+    if len(tasks) < 2 and not dask and executor is None:
+        log.info("the input is too small for %d workers over a window of %d rows; using one process", workers, window)
+        return None
+    reader.restore({"offset": 0, "line": 0, "header": header, "at_file_start": False})  # the layout, for the log
+    sink = pipeline.signals
+    from stream.block import MAX_WINDOW
+
+    m = mode()
+    block = reader.key is None and (m == "block" or (m == "auto" and window <= MAX_WINDOW))
+    single = len(specs) == 1 and data_start >= 0
+    spill = None
+    try:
+        if executor is None:
+            executor = _start(dask, workers, scheduler, block, len(tasks))
+        if sink is not None and executor.local:
+            spill = tempfile.mkdtemp(prefix=".mlops-stream-", dir=_folder_of(sink.out))
+        job = plan.Settings(
+            column=reader.column, key=reader.key, skip=reader.skip, window=window, header=header,
+            signals=sink is not None, fmt=sink.fmt if sink is not None else "csv",
+            with_timestamp=reader.layout is not None and reader.layout.timestamp_index is not None,
+            name_files=reader.file is not None, block=block, min_block=1 if m == "block" else None,
+            chunk=chunk_size(), spill=spill,
+            context_floor=data_start if single and reader.key is None and sink is None else None,
+        )  # fmt: skip
+        if sink is not None:
+            sink.with_timestamp = job.with_timestamp
+        log.info("%s over %d blocks of about %d bytes (%s path)", executor.describe, len(tasks),
+                 total // len(tasks), "block" if block else "row")  # fmt: skip
+        if after_batch is not None:
+            after_batch()
+
+        def after_block(done_bytes: int, tally: Tally) -> None:
+            # What a progress display reads: rows so far, and bytes done as the reader's position.
+            pipeline.restore(tally)
+            reader.offset = done_bytes
+            if after_batch is not None:
+                after_batch()
+
+        report = reader.report
+        add = getattr(report, "add_unshown", None)
+        result = plan.execute(
+            executor, job, tasks, report, add if add is not None else (lambda n: None), sink, after_block
+        )
+        executor.close()
+        executor = None
+        return result.tally, result.by_key
+    finally:
+        if executor is not None:
+            executor.close(abort=True)
+        if spill is not None:
+            shutil.rmtree(spill, ignore_errors=True)
+
+
+def _start(dask: bool, workers: int, scheduler: str | None, block: bool, tasks: int) -> Any:
+    if dask:
+        from stream.executors import Dask
+
+        return Dask(workers, scheduler)
+    from stream.executors import Processes
+
+    if block:
+        from stream import seeding
+
+        # Imported once here, numpy is shared copy-on-write; each worker importing it would cost more.
+        seeding.numpy()
+    return Processes(min(workers, tasks))
+
+
+def _folder_of(out: BinaryIO) -> str | None:
+    name = getattr(out, "name", None)
+    return os.path.dirname(os.path.abspath(name)) if isinstance(name, str) else None
