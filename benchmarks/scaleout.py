@@ -169,7 +169,7 @@ def main() -> None:
     base += ["--window", str(args.window), "--output", "m.json", "--quiet"]
     n = args.workers
     modes = {
-        "one process": [],
+        "one process": ["--workers", "1"],  # (by default a big input gets every core)
         f"--workers {n}": ["--workers", str(n)],
         f"--cluster local:{n}": ["--cluster", f"local:{n}"],
     }

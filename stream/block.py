@@ -1,9 +1,10 @@
 """The block path: whole chunks of plain CSV lines parsed with numpy, exactly; every other line goes to the Reader.
 
 A line is parsed here only when nothing about it can differ from the row path: the right number of fields, printable
-ASCII without quotes (CR only before the newline), and a close field of digits with at most one dot and few enough
-digits for int64. All other lines — quoted records, signs, exponents, spaces, blank or bad lines — are fed to the
-Reader in file order, so values, bad-row handling and line numbers are the row path's own.
+ASCII without quotes (CR only before the newline), a close field of digits with at most one dot and few enough
+digits for int64 and, in keyed runs, a key that is not blank. All other lines — quoted records, signs, exponents,
+spaces, blank or bad lines — are fed to the Reader in file order, so values, keys, bad-row handling and line numbers
+are the row path's own.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ class Block:
     stamps: list[str] = field(default_factory=list)
     skipped: int = 0
     end_offset: int = 0
+    keys: list[str] = field(default_factory=list)  # each row's key, in keyed runs
 
     def __len__(self) -> int:
         return len(self.units)
@@ -51,6 +53,7 @@ class _Parsed:
     scale: int
     closes: list[str]
     stamps: list[str]
+    keys: list[str] = field(default_factory=list)
 
 
 class BlockReader:
@@ -97,14 +100,14 @@ class BlockReader:
         reader = self.reader
         assert reader.layout is not None
         parsed = parse(body, reader.layout.columns, reader.layout.close_index, reader.layout.timestamp_index,
-                       reader.keep_text)  # fmt: skip
+                       reader.keep_text, reader.layout.key_index)  # fmt: skip
         np = _np()
         regular = parsed.regular
         n = len(regular)
         if n and regular.all():
             reader.consumed(n, len(body))
             self.lines += n
-            return [Block(parsed.units, parsed.scale, parsed.closes, parsed.stamps, 0, reader.offset)]
+            return [Block(parsed.units, parsed.scale, parsed.closes, parsed.stamps, 0, reader.offset, parsed.keys)]
         # Runs of equal regularity: edges where it flips.
         flips = np.flatnonzero(regular[1:] != regular[:-1]) + 1
         if n == 0 or len(flips) + 1 > max(2, n * self.irregular_runs) or not regular.any():
@@ -136,15 +139,21 @@ def _merge(pieces: list[tuple[int, int] | Batch], parsed: _Parsed, end_offset: i
     if len(units):
         biggest = max(biggest, int(np.abs(units).max()) * 10 ** (scale - parsed.scale))
     keep = bool(parsed.closes)
+    keyed = bool(parsed.keys)
     closes: list[str] = []
     stamps: list[str] = []
+    keys: list[str] = []
     for p in pieces:
         if isinstance(p, Batch):
             closes += p.closes
             stamps += p.stamps
-        elif keep:
-            closes += parsed.closes[p[0] : p[1]]
-            stamps += parsed.stamps[p[0] : p[1]]
+            keys += p.keys
+        else:
+            if keep:
+                closes += parsed.closes[p[0] : p[1]]
+                stamps += parsed.stamps[p[0] : p[1]]
+            if keyed:
+                keys += parsed.keys[p[0] : p[1]]
     if biggest < 10**MAX_DIGITS and scale - parsed.scale <= MAX_DIGITS:  # values and the factor fit int64
         factor = 10 ** (scale - parsed.scale)
         arrays = [
@@ -153,9 +162,9 @@ def _merge(pieces: list[tuple[int, int] | Batch], parsed: _Parsed, end_offset: i
             else units[p[0] : p[1]] * factor
             for p in pieces
         ]
-        return Block(np.concatenate(arrays), scale, closes, stamps, skipped, end_offset)
+        return Block(np.concatenate(arrays), scale, closes, stamps, skipped, end_offset, keys)
     merged = Batch(end_offset)
-    merged.closes, merged.stamps, merged.skipped = closes, stamps, skipped
+    merged.closes, merged.stamps, merged.skipped, merged.keys = closes, stamps, skipped, keys
     for p in pieces:
         if isinstance(p, Batch):
             merged.units += p.units
@@ -198,11 +207,18 @@ def _keep_freed_memory() -> None:
     mallopt(m_top_pad, 16 << 20)  # grow the heap in big steps: fewer brk calls
 
 
-def parse(body: bytes, columns: list[str], close_index: int, stamp_index: int | None, keep_text: bool) -> _Parsed:
+def parse(
+    body: bytes,
+    columns: list[str],
+    close_index: int,
+    stamp_index: int | None,
+    keep_text: bool,
+    key_index: int | None = None,
+) -> _Parsed:
     """Parse complete lines (``body`` ends with a newline) of a file whose header has been read.
 
     Returns every line's bounds, which lines are regular (see the module docstring) and, for those, the close as
-    int64 units at one scale (and the texts when asked).
+    int64 units at one scale, the keys in keyed runs (and the texts when asked).
     """
     np = _np()
     ncols = len(columns)
@@ -246,14 +262,24 @@ def parse(body: bytes, columns: list[str], close_index: int, stamp_index: int | 
         rows, units, cs, ce, first_sep = rows[ok], units[ok], cs[ok], ce[ok], first_sep[ok]
     closes: list[str] = []
     stamps: list[str] = []
+    keys: list[str] = []
+    # Regular lines are ASCII, so latin-1 maps their bytes to characters one to one.
+    text = body.decode("latin-1") if len(rows) and (keep_text or key_index is not None) else ""
+    if key_index is not None and len(rows):
+        ks, ke = bounds(key_index)
+        # Printable ASCII only: strip() takes exactly the spaces the row path's csv reading and strip() take.
+        keys = [text[s:e].strip() for s, e in zip(ks.tolist(), ke.tolist())]
+        if not all(keys):  # a blank key is a bad row: the Reader reports it
+            good = np.array([bool(k) for k in keys])
+            regular[rows[~good]] = False
+            rows, units, cs, ce, first_sep = rows[good], units[good], cs[good], ce[good], first_sep[good]
+            keys = [k for k in keys if k]
     if keep_text and len(rows):
-        # Regular lines are ASCII, so latin-1 maps their bytes to characters one to one.
-        text = body.decode("latin-1")
         closes = [text[s:e] for s, e in zip(cs.tolist(), ce.tolist())]
         if stamp_index is not None:
             ts, te = bounds(stamp_index)
             stamps = [text[s:e].strip() for s, e in zip(ts.tolist(), te.tolist())]
-    return _Parsed(starts, ends, regular, units, scale, closes, stamps)
+    return _Parsed(starts, ends, regular, units, scale, closes, stamps, keys)
 
 
 def _decimals(a: Any, start: Any, length: Any) -> tuple[Any, Any, int]:

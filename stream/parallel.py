@@ -7,7 +7,6 @@ whose header is not within the first MiB are read by one process, and the log sa
 
 Knobs for tests and benchmarks: ``MLOPS_STREAM_PATH=row|block|auto`` forces the row path or the block path (default
 auto: the block path for inputs of at least ``BLOCK_MIN_BYTES``), ``MLOPS_STREAM_CHUNK`` sets the read size in bytes.
-Keyed runs take the row path: their rows carry keys, which the block parser does not read.
 """
 
 from __future__ import annotations
@@ -95,9 +94,8 @@ def run(
             )  # fmt: skip
             if done is not None:
                 return done
-    keyed = reader.key is not None
     window = pipeline.engine.window
-    tally = pipeline.run(_serial(specs, reader, total, window, keyed, opened), after_batch)
+    tally = pipeline.run(_serial(specs, reader, total, window, opened), after_batch)
     return tally, pipeline.by_key
 
 
@@ -116,13 +114,12 @@ def _serial(
     reader: Reader,
     size: int | None,
     window: int,
-    keyed: bool,
     opened: Callable[[int, Any], None] | None,
 ) -> Iterator[Batch | Any]:
     """Batches from one process: the row path, switching to the block path once the input proves big enough."""
     m = mode()
     switch_at: int | None  # bytes read before the block path takes over; None: never
-    if m == "row" or keyed:
+    if m == "row":
         switch_at = None
     elif m == "block":
         switch_at = 0
@@ -236,7 +233,7 @@ def _parallel(
     from stream.block import MAX_WINDOW
 
     m = mode()
-    block = reader.key is None and (m == "block" or (m == "auto" and window <= MAX_WINDOW))
+    block = m == "block" or (m == "auto" and window <= MAX_WINDOW)
     single = len(specs) == 1 and data_start >= 0
     spill = None
     try:

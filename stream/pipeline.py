@@ -46,7 +46,7 @@ class Pipeline:
         if not n:
             return
         if isinstance(self.engine, KeyedSignal):
-            self._consume_keyed(batch, self.engine)  # keyed runs take the row path: their batches carry keys
+            self._consume_keyed(batch, self.engine)
             return
         if not isinstance(batch, Batch):
             self._consume_block(batch)
@@ -67,15 +67,20 @@ class Pipeline:
         if batch.closes:
             self.last = (batch.closes[-1], self.engine.mean(), sigs[-1])
 
-    def _consume_keyed(self, batch: Batch, keyed: KeyedSignal) -> None:
+    def _consume_keyed(self, batch: Batch | Block, keyed: KeyedSignal) -> None:
+        # Keys interleave, so rows go one by one to their key's engine, from the row path and the block path alike.
+        if isinstance(batch, Batch):
+            units, scales = batch.units, batch.scales
+        else:
+            units, scales = batch.units.tolist(), [batch.scale] * len(batch.units)
         update = keyed.update
         if self.signals is None:
-            sigs = list(map(update, batch.keys, batch.units, batch.scales))
+            sigs = list(map(update, batch.keys, units, scales))
         else:
             mean = keyed.mean  # the mean of the key just updated
             sigs = []
             means: list[float | None] = []
-            for k, u, s in zip(batch.keys, batch.units, batch.scales):
+            for k, u, s in zip(batch.keys, units, scales):
                 sigs.append(update(k, u, s))
                 means.append(mean())
             self.signals.write(self.rows + 1, batch.stamps, batch.closes, means, sigs, batch.keys)

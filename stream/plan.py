@@ -77,7 +77,7 @@ class Settings:
         self.fmt: str = fields["fmt"]
         self.with_timestamp: bool = fields["with_timestamp"]
         self.name_files: bool = fields["name_files"]  # several inputs: messages name the file
-        self.block: bool = fields["block"]  # parse with the block path (unkeyed runs)
+        self.block: bool = fields["block"]  # parse with the block path
         self.min_block: int | None = fields.get("min_block")
         self.chunk: int = fields.get("chunk", CHUNK)
         self.spill: str | None = fields.get("spill")  # a folder for signals on this machine; None: return bytes
@@ -300,7 +300,10 @@ def summarize(arg: tuple[Settings, Task]) -> Summary:
                 elif keep:  # a Block: one scale, a numpy array of units
                     tail.extend(zip(batch.units[-keep:].tolist(), repeat(batch.scale)))
                 continue
-            for k, u, s in zip(batch.keys, batch.units, batch.scales):
+            units, scales = (
+                (batch.units, batch.scales) if isinstance(batch, Batch) else (batch.units.tolist(), repeat(batch.scale))
+            )
+            for k, u, s in zip(batch.keys, units, scales):
                 tail = tails.get(k)
                 if tail is None:
                     tail = tails[k] = deque(maxlen=keep)
