@@ -134,8 +134,10 @@ def _serial(
             switch_at = None
     block: list[BlockReader] = []  # a list, so the chunk source sees the switch
     seen = 0
+    lines = 0  # lines of the inputs before the current one
     for event in concatenated(specs, opened=opened, read=lambda fh: _chunks(fh, lambda: bool(block))):
         if isinstance(event, NewFile):
+            lines += reader.line_no + (1 if reader.pending else 0)  # new_file completes a last line
             batch = reader.new_file(file=event.name)
             if len(batch) or batch.skipped:
                 yield batch
@@ -153,7 +155,7 @@ def _serial(
         yield last
     if block:
         log.info("block path: %d lines parsed with numpy, the other %d by the row path",
-                 block[0].lines, reader.line_no - block[0].lines)  # fmt: skip
+                 block[0].lines, lines + reader.line_no - block[0].lines)  # fmt: skip
 
 
 def _chunks(fh: BinaryIO, gulp: Callable[[], bool]) -> Iterator[bytes]:
