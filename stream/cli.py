@@ -116,7 +116,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--block-size",
         type=_size,
         metavar="SIZE",
-        help="bytes per block of the parallel plan (default 32M; smaller blocks, more tasks)",
+        help="bytes per block of the parallel plan, e.g. 512K (default: about four blocks per worker, at most 32M)",
     )
     p.add_argument("--no-progress", action="store_true", help="no live progress display on a terminal's stderr")
     from stream import __version__
