@@ -214,7 +214,15 @@ class Dask:
         return self.client.submit(fn, arg, pure=False)
 
     def result(self, handle: Any) -> Any:
-        return handle.result()
+        from distributed.scheduler import KilledWorker
+
+        try:
+            return handle.result()
+        except KilledWorker:
+            raise WorkerError(
+                "Dask workers died running a task, again and again (killed, or out of memory?); the cluster's logs "
+                "say why; no metrics were computed"
+            ) from None
 
     def done(self, handle: Any) -> bool:
         return bool(handle.done())
