@@ -19,6 +19,7 @@ MAX_LINE_BYTES = 64 * 1024
 # Bytes of an offending line shown in an error message.
 SHOWN = 80
 TIMESTAMP_COLUMN = "timestamp"
+_FAST_DIGITS = min(MAX_SCALE, MAX_INT_DIGITS)
 # Spaces after a comma are not part of a field, so `1, "a,b"` is two fields.
 DIALECT = {"skipinitialspace": True}
 
@@ -305,16 +306,15 @@ class Reader:
             self._bom = True
         else:
             self._bom = False
-        raw = data.split(b"\n")
-        raw.pop()  # data ends with a newline: the last piece is empty
-        self.line_no += len(raw)
         flagged: dict[int, tuple[str, bytes]] = {}
         try:
             text = data.decode("utf-8")
             lines = text.split("\n")
-            lines.pop()
+            lines.pop()  # data ends with a newline: the last piece is empty
             has_quotes = '"' in text
         except UnicodeDecodeError:
+            raw = data.split(b"\n")
+            raw.pop()
             lines = []
             for i, b in enumerate(raw):
                 try:
@@ -323,6 +323,7 @@ class Reader:
                     flagged[i] = (f"bytes that are not UTF-8 at column {exc.start + 1}", b)
                     lines.append("")
             has_quotes = any('"' in ln for ln in lines)
+        self.line_no += len(lines)
         if self.at_file_start:
             start = self._header(lines, first, flagged)
             if start is None:
@@ -331,14 +332,16 @@ class Reader:
             start = 0
         if start:
             lines = lines[start:]
-            raw = raw[start:]
             flagged = {i - start: v for i, v in flagged.items() if i >= start}
             first += start
-        if any(len(b) > MAX_LINE_BYTES for b in raw):
-            for i, b in enumerate(raw):
-                if len(b) > MAX_LINE_BYTES:
-                    flagged[i] = (f"line is longer than {MAX_LINE_BYTES} bytes", b)
-                    lines[i] = ""
+        # A character is at most 4 bytes, so only a chunk with a line of over a quarter of the limit needs a look.
+        if len(data) > MAX_LINE_BYTES and max(map(len, lines), default=0) * 4 > MAX_LINE_BYTES:
+            for i, ln in enumerate(lines):
+                if len(ln) * 4 > MAX_LINE_BYTES and i not in flagged:
+                    b = ln.encode()
+                    if len(b) > MAX_LINE_BYTES:
+                        flagged[i] = (f"line is longer than {MAX_LINE_BYTES} bytes", b)
+                        lines[i] = ""
         ncols = len(self.layout.columns) if self.layout else 0
         if has_quotes:
             lines = self._unquote(lines, flagged, ncols)
@@ -467,12 +470,8 @@ class Reader:
                     # Inlined fast path of parse_decimal: plain ASCII "123.45" (the common case) skips the regex.
                     whole, _, frac = text.partition(".")
                     digits = whole + frac
-                    if (
-                        digits.isdigit()
-                        and digits.isascii()
-                        and len(frac) <= MAX_SCALE
-                        and len(whole) <= MAX_INT_DIGITS
-                    ):
+                    # Within both digit limits whatever the split; longer literals take parse_decimal's full check.
+                    if len(digits) <= _FAST_DIGITS and digits.isdigit() and digits.isascii():
                         units.append(int(digits))
                         scales.append(len(frac))
                     else:
