@@ -6,7 +6,6 @@ import os
 import re
 from typing import Any
 
-DEFAULTS = {"seed": 42, "window": 5, "version": "v1"}
 POLICIES = ("fail", "skip")
 
 

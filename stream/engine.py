@@ -23,7 +23,6 @@ Invariants (checked by the property tests against a ``fractions.Fraction`` refer
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterable
 from typing import Any
 
 from stream.exact import MAX_SCALE
@@ -61,10 +60,6 @@ class RollingSignal:
         if len(held) < self.window:
             return 0
         return 1 if units * self.window > self._sum else 0
-
-    def update_many(self, units: Iterable[int], scale: int) -> list[int]:
-        """Feed a run of values that share one scale; return their signals in order."""
-        return [self.update(u, scale) for u in units]
 
     def update_block(self, units: Any, scale: int, means: bool = False) -> tuple[Any, list[float | None] | None]:
         """Feed a numpy int64 array of values at one ``scale``; return their signals (an int8 array) and, on request,
