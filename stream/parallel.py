@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 from stream.logsink import LOGGER
 from stream.pipeline import Pipeline
 from stream.reader import Batch, Reader
-from stream.source import CHUNK, NewFile, Spec, concatenated
+from stream.source import BLOCK_CHUNK, CHUNK, NewFile, Spec, concatenated
 from stream.tally import Tally
 
 if TYPE_CHECKING:
@@ -42,11 +42,12 @@ def mode() -> str:
     return value if value in ("row", "block") else "auto"
 
 
-def chunk_size() -> int:
+def chunk_size(block: bool = False) -> int:
+    """Bytes per read: ``MLOPS_STREAM_CHUNK``, else the row path's or the block path's size."""
     try:
         return max(1, int(os.environ.get("MLOPS_STREAM_CHUNK", "")))
     except ValueError:
-        return CHUNK
+        return BLOCK_CHUNK if block else CHUNK
 
 
 def default_workers(size: int | None) -> int:
@@ -160,13 +161,13 @@ def _serial(
 
 def _chunks(fh: BinaryIO, gulp: Callable[[], bool]) -> Iterator[bytes]:
     """The stream's bytes as they arrive; once ``gulp()`` says so, a pipe's ready data is joined into big chunks."""
-    size = chunk_size()
     read = getattr(fh, "read1", None) or fh.read
     try:
         fd: int | None = fh.fileno()
     except (OSError, ValueError, AttributeError):
         fd = None
     while True:
+        size = chunk_size(gulp())
         data = read(size)
         if not data:
             return
@@ -248,7 +249,7 @@ def _parallel(
             signals=sink is not None, fmt=sink.fmt if sink is not None else "csv",
             with_timestamp=reader.layout is not None and reader.layout.timestamp_index is not None,
             name_files=reader.file is not None, block=block, min_block=1 if m == "block" else None,
-            chunk=chunk_size(), spill=spill,
+            chunk=chunk_size(block), spill=spill,
             context_floor=data_start if single and reader.key is None and sink is None else None,
         )  # fmt: skip
         if sink is not None:

@@ -10,7 +10,11 @@ import sys
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, BinaryIO
 
-CHUNK = 1 << 20
+# Bytes per read. The row path works best on chunks that fit in the CPU caches: the objects of one chunk's rows are
+# freed before the next, so their memory is reused instead of touching fresh pages (10k rows: 5 ms instead of 11 in
+# a new process). The numpy block path wants bigger chunks to spread its per-call costs.
+CHUNK = 64 << 10
+BLOCK_CHUNK = 1 << 20
 _URL = re.compile(r"([A-Za-z][A-Za-z0-9+.-]+)://")
 _GLOB_CHARS = frozenset("*?[")
 # Where the implementation of a protocol comes from, for the error when it is missing (fsspec itself may be).

@@ -275,3 +275,92 @@ def test_any_garbage_is_rows_or_bad_rows_at_the_right_lines(lines: list[str], cu
         assert len(closes) + len(bad) <= len(lines)
         results.append((closes, bad))
     assert results[0] == results[1]
+
+
+# ---- the plain-chunk path reads exactly what the row loop reads ----------------------------------------------------
+
+
+class RowLoopOnly(Reader):
+    """The reader with its whole-chunk path turned off: every chunk goes through the csv row loop."""
+
+    def _plain(self, lines: list[str], batch) -> bool:  # type: ignore[no-untyped-def]
+        return False
+
+
+def read_both(data: bytes, columns: str, **kw) -> tuple[tuple, tuple]:
+    results = []
+    for cls in (Reader, RowLoopOnly):
+        bad: list[BadRow] = []
+        reader = cls(keep_text=True, report=bad.append, on_bad_row="skip", **kw)
+        got: tuple[list, ...] = ([], [], [], [])
+        for batch in reader.rows([data]):
+            for acc, part in zip(got, (batch.units, batch.scales, batch.closes, batch.stamps)):
+                acc.extend(part)
+        results.append((*got, bad, reader.line_no, reader.offset))
+    return results[0], results[1]
+
+
+field = st.one_of(
+    st.sampled_from(["42005.96", "1.00", "0.50", "7", "12", "3.125", "100.1", "-1.00", ".5", "5.", "1e2", ""]),
+    st.text(alphabet='0123456789., "\r\x00x-\t٣', max_size=6),
+)
+
+
+@given(
+    rows=st.lists(st.lists(field, min_size=1, max_size=5), max_size=30),
+    ncols=st.integers(min_value=1, max_value=5),
+    close_at=st.integers(min_value=0, max_value=4),
+    crlf=st.booleans(),
+    uniform=st.booleans(),
+    shift=st.tuples(st.integers(min_value=0, max_value=29), st.integers(min_value=0, max_value=29)),
+)
+@settings(max_examples=400, deadline=None)
+def test_the_plain_chunk_path_reads_what_the_row_loop_reads(rows, ncols, close_at, crlf, uniform, shift) -> None:
+    close_at %= ncols
+    names = [f"c{i}" for i in range(ncols)]
+    names[close_at] = "close"
+    if ncols > 1:
+        names[(close_at + 1) % ncols] = "timestamp"
+    if uniform:  # mostly well-formed rows, so the plain path is taken as often as it is refused
+        # Every field a close-like decimal, so a line split in the wrong place would still yield valid closes.
+        rows = [[f"{len(r[0]) + k}.{len(r) % 10}5" for k in range(ncols)] for r in rows]
+        # One field moved from one line to another: the chunk's comma count is right, two lines' counts are not.
+        i, j = (k % len(rows) for k in shift) if rows else (0, 0)
+        if i != j and close_at < ncols - 1:
+            rows[j].append(rows[i].pop())
+    nl = "\r\n" if crlf else "\n"
+    data = (nl.join([",".join(names), *(",".join(r) for r in rows)]) + nl).encode("utf-8", "surrogatepass")
+    fast, slow = read_both(data, ",".join(names))
+    assert fast == slow
+
+
+@pytest.mark.parametrize(
+    "variant",
+    ["plain", "crlf", "quoted", "close-first", "close-last-crlf"],
+)
+def test_real_export_shapes_take_the_plain_path(variant: str) -> None:
+    closes = [f"{100 + (i * 7919) % 13 / 10:.2f}" for i in range(50)]
+    text = ohlcv_csv(closes)
+    if variant == "crlf":
+        text = text.replace("\n", "\r\n")
+    elif variant == "quoted":
+        text = quote_lines(text.rstrip("\n")).replace("\n", "\r\n")
+    elif variant.startswith("close-"):
+        moved = []
+        for ln in text.rstrip("\n").split("\n"):
+            f = ln.split(",")
+            moved.append(",".join([f[4], *f[:4], *f[5:]] if variant == "close-first" else [*f[:4], *f[5:], f[4]]))
+        text = "\r\n".join(moved) if variant.endswith("crlf") else "\n".join(moved)
+    taken = []
+
+    class Watched(Reader):
+        def _plain(self, lines: list[str], batch) -> bool:  # type: ignore[no-untyped-def]
+            taken.append(super()._plain(lines, batch))
+            return taken[-1]
+
+    bad: list[BadRow] = []
+    reader = Watched(keep_text=True, report=bad.append)
+    got = [c for batch in reader.rows([text.encode()]) for c in batch.closes]
+    assert got == closes and not bad
+    assert taken and all(taken)  # every chunk, the final line without its newline too
+    assert read_both(text.encode(), "")[0] == read_both(text.encode(), "")[1]
