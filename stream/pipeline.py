@@ -51,16 +51,9 @@ class Pipeline:
         if not isinstance(batch, Batch):
             self._consume_block(batch)
             return
-        update = self.engine.update
-        if self.signals is None:
-            sigs = list(map(update, batch.units, batch.scales))
-        else:
-            mean = self.engine.mean
-            sigs = []
-            means: list[float | None] = []
-            for u, s in zip(batch.units, batch.scales):
-                sigs.append(update(u, s))
-                means.append(mean())
+        sigs, means = self.engine.update_many(batch.units, batch.scales, means=self.signals is not None)
+        if self.signals is not None:
+            assert means is not None
             self.signals.write(self.rows + 1, batch.stamps, batch.closes, means, sigs)
         self.rows += n
         self.hits += sum(sigs)

@@ -101,6 +101,46 @@ def test_any_scales_in_any_order(values: list[tuple[int, int]], window: int) -> 
             assert engine.warm
 
 
+@given(
+    st.lists(
+        st.tuples(st.integers(min_value=-(10**12), max_value=10**12), st.integers(min_value=0, max_value=3)),
+        max_size=60,
+    ),
+    windows,
+    st.lists(st.integers(min_value=1, max_value=40), max_size=8),
+    st.booleans(),
+    st.booleans(),
+)
+@settings(max_examples=400, deadline=None)
+def test_update_many_is_update_row_by_row(values, window, cuts, one_scale, means) -> None:
+    # Runs of one scale take the running-sum path; mixed scales and short runs go row by row. Either way each run
+    # must give what update() and mean() give row by row, and leave the engine where they leave it.
+    if one_scale:
+        values = [(u, values[0][1]) for u, _ in values]
+    rowwise = RollingSignal(window)
+    want_sigs: list[int] = []
+    want_means: list[float | None] = []
+    for u, s in values:
+        want_sigs.append(rowwise.update(u, s))
+        want_means.append(rowwise.mean())
+    many = RollingSignal(window)
+    got_sigs: list[int] = []
+    got_means: list[float | None] = []
+    bounds = [*sorted({c for c in cuts if c < len(values)}), len(values)]
+    start = 0
+    for end in bounds:
+        part = values[start:end]
+        if part:
+            sigs, ms = many.update_many([u for u, _ in part], [s for _, s in part], means=means)
+            assert all(type(x) is int for x in sigs)
+            got_sigs += sigs
+            got_means += ms if ms is not None else []
+        start = end
+    assert got_sigs == want_sigs
+    assert got_means == (want_means if means else [])
+    assert many.state() == rowwise.state() and many.mean() == rowwise.mean()
+
+
 def test_the_scale_grows_mid_stream() -> None:
     engine = RollingSignal(3)
     assert [engine.update(u, 0) for u in (100, 101, 102)] == [0, 0, 1]
