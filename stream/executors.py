@@ -4,7 +4,6 @@ LocalCluster on 127.0.0.1, or an existing one at a scheduler address). Both take
 
 from __future__ import annotations
 
-import logging
 from collections import deque
 from typing import Any
 
@@ -191,6 +190,8 @@ class Dask:
             raise ExecutorError(DASK_MISSING) from None
         self.cluster: Any = None
         if scheduler is None:
+            import logging  # Dask's own logging, for silence_logs: only a Dask run imports it
+
             self.cluster = distributed.LocalCluster(
                 n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None,
                 silence_logs=logging.ERROR,

@@ -11,14 +11,13 @@ auto: the block path for inputs of at least ``BLOCK_MIN_BYTES``), ``MLOPS_STREAM
 
 from __future__ import annotations
 
-import logging
 import os
 import shutil
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any, BinaryIO
 
-from stream.logsink import LOGGER
+from stream.logsink import log
 from stream.pipeline import Pipeline
 from stream.reader import Batch, Reader
 from stream.source import BLOCK_CHUNK, CHUNK, NewFile, Spec, concatenated
@@ -34,7 +33,6 @@ PARALLEL_MIN_BYTES = 32 << 20
 # Byte ranges are at least this big, and there are up to this many per worker (to even out uneven progress).
 RANGE_MIN_BYTES = 4 << 20
 RANGES_PER_WORKER = 4
-log = logging.getLogger(LOGGER)
 
 
 def mode() -> str:

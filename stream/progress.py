@@ -6,14 +6,12 @@ imported when the display starts, after a short delay, so quick runs never pay f
 
 from __future__ import annotations
 
-import logging
 import sys
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from stream.exact import format_decimal
-from stream.logsink import LOGGER
 
 if TYPE_CHECKING:
     from stream.pipeline import Pipeline
@@ -55,7 +53,6 @@ class Progress:
         self.follower = follower
         self.started = time.monotonic()
         self._live: Any = None
-        self._handlers: list[tuple[logging.StreamHandler[Any], Any]] = []
         self._sample = (self.started, pipeline.rows, 0)
         self._rows_rate = 0.0
         self._bytes_rate = 0.0
@@ -78,20 +75,14 @@ class Progress:
             redirect_stdout=False,
             redirect_stderr=True,
         )
+        # redirect_stderr: warnings logged while the display is up print above it, not through it (the log sink
+        # writes to whatever sys.stderr is at the time, and Live.stop() puts the terminal's back).
         self._live.start()
-        # Warnings logged while the display is up go through rich, above the display, instead of through it.
-        for handler in logging.getLogger(LOGGER).handlers:
-            if type(handler) is logging.StreamHandler:
-                self._handlers.append((handler, handler.stream))
-                handler.setStream(sys.stderr)
 
     def close(self) -> None:
         if self._live is None:
             return
         self._live.stop()
-        for handler, stream in self._handlers:
-            handler.setStream(stream)
-        self._handlers.clear()
         self._live = None
 
     # ---- rendering (rich's refresh thread) ---------------------------------------------------------------------
