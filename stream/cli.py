@@ -6,10 +6,12 @@ import time
 
 T0 = time.perf_counter()
 
-import argparse  # noqa: E402 - the job's clock starts before anything else is imported
-import os  # noqa: E402
+import os  # noqa: E402 - the job's clock starts before anything else is imported
 import sys  # noqa: E402
-from typing import Any, BinaryIO  # noqa: E402
+from typing import TYPE_CHECKING, Any, BinaryIO  # noqa: E402
+
+if TYPE_CHECKING:
+    import argparse
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 EXIT_BROKEN_PIPE = 141  # what a shell reports for a process ended by SIGPIPE, as `yes | head` does
@@ -19,13 +21,19 @@ class JobError(Exception):
     """A failure already phrased for a person."""
 
 
+def _type_error(message: str) -> Exception:
+    import argparse  # only a bad value pays for it: argparse reports it as a usage error
+
+    return argparse.ArgumentTypeError(message)
+
+
 def _positive_int(text: str) -> int:
     try:
         value = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+        raise _type_error(f"expected a whole number, got {text!r}") from None
     if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+        raise _type_error(f"must be at least 1, got {value}")
     return value
 
 
@@ -33,9 +41,9 @@ def _seconds(text: str) -> float:
     try:
         value = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
+        raise _type_error(f"expected a number of seconds, got {text!r}") from None
     if not value > 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"must be a positive number of seconds, got {text}")
+        raise _type_error(f"must be a positive number of seconds, got {text}")
     return value
 
 
@@ -45,9 +53,9 @@ def _size(text: str) -> int:
     try:
         value = int(number) * unit
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a size in bytes such as 4096, 512K or 32M, got {text!r}") from None
+        raise _type_error(f"expected a size in bytes such as 4096, 512K or 32M, got {text!r}") from None
     if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1 byte, got {text}")
+        raise _type_error(f"must be at least 1 byte, got {text}")
     return value
 
 
@@ -57,72 +65,124 @@ def _cluster(text: str) -> int | None:
     try:
         return parse_cluster(text)
     except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
+        raise _type_error(str(exc)) from None
+
+
+LIVE = "live mode"
+SCALE = "scale-out (batch runs over files or URLs; the output is the one-process output)"
+ONE_OF = "one of"  # a mutually exclusive member of the scale-out group
+
+# Every option once: (group, flag, argparse settings). build_parser() makes the parser from it; quick_parse() reads
+# the everyday command lines from it without importing or building argparse (about 4 ms of a 50 ms run).
+OPTIONS: list[tuple[str | None, str, dict[str, Any]]] = [
+    (None, "--input", {
+        "metavar": "PATH", "action": "append",
+        "help": "CSV input: a path, a glob or a URL (file://, s3://, gs://, ...); repeat it to read several inputs as "
+        "one stream, in order; '-' or omitted (with a pipe on stdin) reads stdin",
+    }),
+    (None, "--config", {"metavar": "PATH", "help": "YAML config (default: ./config.yaml if present)"}),
+    (None, "--output", {"metavar": "PATH", "help": "write the metrics JSON here (atomically)"}),
+    (None, "--log-file", {"metavar": "PATH", "help": "write the timestamped log here"}),
+    (None, "--signals", {"metavar": "PATH", "help": "write per-row signals here ('-' = stdout)"}),
+    (None, "--signals-format", {"choices": ("csv", "jsonl"), "default": "csv", "help": "signals format"}),
+    (None, "--window", {"type": _positive_int, "metavar": "N", "help": "rolling window (overrides the config)"}),
+    (None, "--on-bad-row", {"choices": ("fail", "skip"), "help": "bad-row policy (overrides the config)"}),
+    (None, "--key", {
+        "metavar": "COLUMN",
+        "help": "group rows by this column: each value (a symbol, say) has its own window (overrides the config)",
+    }),
+    (None, "--quiet", {"action": "store_true", "help": "print nothing but errors (and signals on stdout)"}),
+    (LIVE, "--follow", {
+        "action": "store_true", "help": "keep reading as the input grows, like tail -F; SIGINT/SIGTERM stops",
+    }),
+    (LIVE, "--idle-timeout", {
+        "type": _seconds, "metavar": "SECONDS", "help": "with --follow: stop after this long without new data",
+    }),
+    (LIVE, "--checkpoint", {
+        "metavar": "PATH", "help": "with --follow: keep state here; a restart continues exactly once",
+    }),
+    (ONE_OF, "--workers", {
+        "type": _positive_int, "metavar": "N",
+        "help": "worker processes on this machine (default: the available cores for files of 32 MiB or more, else 1)",
+    }),
+    (ONE_OF, "--cluster", {
+        "type": _cluster, "metavar": "local[:N]", "default": False,
+        "help": "run on an embedded Dask cluster of N worker processes on 127.0.0.1 (default N: the cores)",
+    }),
+    (ONE_OF, "--scheduler", {"metavar": "ADDRESS", "help": "run on an existing Dask cluster (tcp://host:8786)"}),
+    (SCALE, "--block-size", {
+        "type": _size, "metavar": "SIZE",
+        "help": "bytes per block of the parallel plan, e.g. 512K (default: about four blocks per worker, at most 32M)",
+    }),
+    (None, "--no-progress", {"action": "store_true", "help": "no live progress display on a terminal's stderr"}),
+]  # fmt: skip
 
 
 def build_parser() -> argparse.ArgumentParser:
+    import argparse
+
+    from stream import __version__
+
     p = argparse.ArgumentParser(
         prog="mlops-stream",
         description="Exact rolling-mean signals for OHLCV CSV from a file, a pipe or a growing file.",
         epilog="Run 'mlops-stream generate --help' for the synthetic data generator.",
     )
-    p.add_argument(
-        "--input",
-        metavar="PATH",
-        action="append",
-        help="CSV input: a path, a glob or a URL (file://, s3://, gs://, ...); repeat it to read several inputs as one "
-        "stream, in order; '-' or omitted (with a pipe on stdin) reads stdin",
-    )
-    p.add_argument("--config", metavar="PATH", help="YAML config (default: ./config.yaml if present)")
-    p.add_argument("--output", metavar="PATH", help="write the metrics JSON here (atomically)")
-    p.add_argument("--log-file", metavar="PATH", help="write the timestamped log here")
-    p.add_argument("--signals", metavar="PATH", help="write per-row signals here ('-' = stdout)")
-    p.add_argument("--signals-format", choices=("csv", "jsonl"), default="csv", help="signals format")
-    p.add_argument("--window", type=_positive_int, metavar="N", help="rolling window (overrides the config)")
-    p.add_argument("--on-bad-row", choices=("fail", "skip"), help="bad-row policy (overrides the config)")
-    p.add_argument(
-        "--key",
-        metavar="COLUMN",
-        help="group rows by this column: each value (a symbol, say) has its own window (overrides the config)",
-    )
-    p.add_argument("--quiet", action="store_true", help="print nothing but errors (and signals on stdout)")
-    live = p.add_argument_group("live mode")
-    live.add_argument(
-        "--follow", action="store_true", help="keep reading as the input grows, like tail -F; SIGINT/SIGTERM stops"
-    )
-    live.add_argument(
-        "--idle-timeout", type=_seconds, metavar="SECONDS", help="with --follow: stop after this long without new data"
-    )
-    live.add_argument(
-        "--checkpoint", metavar="PATH", help="with --follow: keep state here; a restart continues exactly once"
-    )
-    scale = p.add_argument_group("scale-out (batch runs over files or URLs; the output is the one-process output)")
-    where = scale.add_mutually_exclusive_group()
-    where.add_argument(
-        "--workers",
-        type=_positive_int,
-        metavar="N",
-        help="worker processes on this machine (default: the available cores for files of 32 MiB or more, else 1)",
-    )
-    where.add_argument(
-        "--cluster",
-        type=_cluster,
-        metavar="local[:N]",
-        default=False,
-        help="run on an embedded Dask cluster of N worker processes on 127.0.0.1 (default N: the cores)",
-    )
-    where.add_argument("--scheduler", metavar="ADDRESS", help="run on an existing Dask cluster (tcp://host:8786)")
-    scale.add_argument(
-        "--block-size",
-        type=_size,
-        metavar="SIZE",
-        help="bytes per block of the parallel plan, e.g. 512K (default: about four blocks per worker, at most 32M)",
-    )
-    p.add_argument("--no-progress", action="store_true", help="no live progress display on a terminal's stderr")
-    from stream import __version__
-
+    groups: dict[str | None, Any] = {None: p, LIVE: p.add_argument_group(LIVE), SCALE: p.add_argument_group(SCALE)}
+    groups[ONE_OF] = groups[SCALE].add_mutually_exclusive_group()
+    for group, flag, settings in OPTIONS:
+        groups[group].add_argument(flag, **settings)
     p.add_argument("--version", action="version", version=f"mlops-stream {__version__}")
     return p
+
+
+def quick_parse(argv: list[str]) -> argparse.Namespace | None:
+    """What ``build_parser().parse_args(argv)`` returns, for command lines made only of options spelled out in full
+    (``--flag``, ``--flag value``, ``--flag=value``) with good values; None for anything else (help, a typo, an
+    abbreviation, a bad value, scale-out options that exclude each other, ...), which argparse then reads and reports.
+    """
+    import types
+
+    known = {flag: settings for _, flag, settings in OPTIONS}
+    values: dict[str, Any] = {}
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        flag, eq, given = arg.partition("=")
+        settings = known.get(flag)
+        if settings is None:
+            return None
+        action = settings.get("action")
+        if action == "store_true":
+            if eq:
+                return None
+            values[flag] = True
+            i += 1
+            continue
+        if not eq:
+            i += 1
+            # A following option-like word is not a value to argparse ("-" alone, stdin, is).
+            if i == len(argv) or (argv[i].startswith("-") and argv[i] != "-"):
+                return None
+            given = argv[i]
+        if "choices" in settings and given not in settings["choices"]:
+            return None
+        try:
+            value = settings.get("type", str)(given)
+        except Exception:
+            return None
+        if action == "append":
+            values.setdefault(flag, []).append(value)
+        else:
+            values[flag] = value
+        i += 1
+    if sum(1 for group, flag, _ in OPTIONS if group == ONE_OF and flag in values) > 1:
+        return None  # argparse's error says which may not go together
+    ns = types.SimpleNamespace()
+    for _, flag, settings in OPTIONS:
+        default = False if settings.get("action") == "store_true" else settings.get("default")
+        setattr(ns, flag[2:].replace("-", "_"), values.get(flag, default))
+    return ns  # type: ignore[return-value]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -131,7 +191,7 @@ def main(argv: list[str] | None = None) -> int:
         from stream.generate import main as generate_main
 
         return generate_main(argv[1:])
-    args = build_parser().parse_args(argv)
+    args = quick_parse(argv) or build_parser().parse_args(argv)
     if args.input is None:
         if sys.stdin is None or sys.stdin.isatty():
             build_parser().error("no input: pass --input PATH, or pipe CSV into stdin")
