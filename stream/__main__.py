@@ -1,5 +1,5 @@
 """`python -m stream` runs the same command as `mlops-stream`."""
 
-from stream.cli import main
+from stream.cli import entry
 
-raise SystemExit(main())
+raise SystemExit(entry())

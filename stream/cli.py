@@ -185,6 +185,18 @@ def quick_parse(argv: list[str]) -> argparse.Namespace | None:
     return ns  # type: ignore[return-value]
 
 
+def entry() -> int:
+    """The command (`mlops-stream`, `python -m stream`): ``main`` with the interpreter's exit made quick."""
+    code = main()
+    # At exit the interpreter runs its cyclic garbage collector over every object still alive: 6-9 ms here, as much
+    # as the rows of a 10k-row file cost. The job is over, its files closed and flushed; frozen, those objects are
+    # skipped by that collection (and still freed as usual).
+    import gc
+
+    gc.freeze()
+    return code
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["generate"]:
