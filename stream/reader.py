@@ -333,9 +333,16 @@ class Reader:
         flagged: dict[int, tuple[str, bytes]] = {}
         try:
             text = data.decode("utf-8")
+            has_quotes = '"' in text
+            if not has_quotes and not self.at_file_start and self.key is None and len(data) <= MAX_LINE_BYTES:
+                # The usual chunk (no line in it can be over-long): read it whole, not even split into lines, when
+                # it is plain.
+                n = text.count("\n")
+                if self._plain(text[:-1], n, batch):
+                    self.line_no += n
+                    return batch
             lines = text.split("\n")
             lines.pop()  # data ends with a newline: the last piece is empty
-            has_quotes = '"' in text
         except UnicodeDecodeError:
             raw = data.split(b"\n")
             raw.pop()
@@ -370,7 +377,7 @@ class Reader:
         plain = not has_quotes
         if has_quotes:
             lines, plain = self._unquote(lines, flagged, ncols)
-        if not (plain and not flagged and self.key is None and self._plain(lines, batch)):
+        if not (plain and not flagged and self.key is None and self._plain("\n".join(lines), len(lines), batch)):
             self._parse(lines, first, flagged, batch)
         return batch
 
@@ -393,8 +400,9 @@ class Reader:
             out.append(ln)
         return out, plain
 
-    def _plain(self, lines: list[str], batch: Batch) -> bool:
-        """Read a chunk of plain lines with a few whole-chunk string operations instead of a loop over rows.
+    def _plain(self, body: str, n: int, batch: Batch) -> bool:
+        """Read ``n`` plain lines (``body``, without its final newline) with a few whole-chunk string operations
+        instead of a loop over rows. The caller has made sure that no line is over-long.
 
         It applies when no line has a quote, a stray carriage return or a NUL, every line has exactly the header's
         field count, and every close is unsigned digits with the same number of decimals (``42005.96``): what
@@ -404,11 +412,9 @@ class Reader:
         its bad rows, which a plain chunk has none of).
         """
         assert self.layout is not None
-        n = len(lines)
         m = len(self.layout.columns) - 1  # commas per line
         if not n or not m:
             return False
-        body = "\n".join(lines)
         if "\x00" in body or ("\r" in body and body.count("\r") != body.count("\r\n") + body.endswith("\r")):
             return False
         fields = body.split(",")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import pytest
@@ -283,17 +284,20 @@ def test_any_garbage_is_rows_or_bad_rows_at_the_right_lines(lines: list[str], cu
 class RowLoopOnly(Reader):
     """The reader with its whole-chunk path turned off: every chunk goes through the csv row loop."""
 
-    def _plain(self, lines: list[str], batch) -> bool:  # type: ignore[no-untyped-def]
+    def _plain(self, body: str, n: int, batch) -> bool:  # type: ignore[no-untyped-def]
         return False
 
 
-def read_both(data: bytes, columns: str, **kw) -> tuple[tuple, tuple]:
+def read_both(data: bytes, cuts: list[int] = (), **kw) -> tuple[tuple, tuple]:  # type: ignore[assignment]
+    """What the reader and the row loop alone make of ``data`` pushed in pieces cut at ``cuts``."""
+    bounds = [0, *sorted({c for c in cuts if 0 < c < len(data)}), len(data)]
+    pieces = [data[a:b] for a, b in itertools.pairwise(bounds)]
     results = []
     for cls in (Reader, RowLoopOnly):
         bad: list[BadRow] = []
         reader = cls(keep_text=True, report=bad.append, on_bad_row="skip", **kw)
         got: tuple[list, ...] = ([], [], [], [])
-        for batch in reader.rows([data]):
+        for batch in reader.rows(pieces):
             for acc, part in zip(got, (batch.units, batch.scales, batch.closes, batch.stamps)):
                 acc.extend(part)
         results.append((*got, bad, reader.line_no, reader.offset))
@@ -313,9 +317,11 @@ field = st.one_of(
     crlf=st.booleans(),
     uniform=st.booleans(),
     shift=st.tuples(st.integers(min_value=0, max_value=29), st.integers(min_value=0, max_value=29)),
+    cuts=st.lists(st.integers(min_value=1, max_value=600), max_size=4),
 )
 @settings(max_examples=400, deadline=None)
-def test_the_plain_chunk_path_reads_what_the_row_loop_reads(rows, ncols, close_at, crlf, uniform, shift) -> None:
+def test_the_plain_chunk_path_reads_what_the_row_loop_reads(rows, ncols, close_at, crlf, uniform, shift, cuts) -> None:
+    # Cut or not: a chunk holding the header is read as lines, the later ones as whole text; both must agree.
     close_at %= ncols
     names = [f"c{i}" for i in range(ncols)]
     names[close_at] = "close"
@@ -330,7 +336,7 @@ def test_the_plain_chunk_path_reads_what_the_row_loop_reads(rows, ncols, close_a
             rows[j].append(rows[i].pop())
     nl = "\r\n" if crlf else "\n"
     data = (nl.join([",".join(names), *(",".join(r) for r in rows)]) + nl).encode("utf-8", "surrogatepass")
-    fast, slow = read_both(data, ",".join(names))
+    fast, slow = read_both(data, cuts)
     assert fast == slow
 
 
@@ -354,13 +360,30 @@ def test_real_export_shapes_take_the_plain_path(variant: str) -> None:
     taken = []
 
     class Watched(Reader):
-        def _plain(self, lines: list[str], batch) -> bool:  # type: ignore[no-untyped-def]
-            taken.append(super()._plain(lines, batch))
-            return taken[-1]
+        def _plain(self, body: str, n: int, batch) -> bool:  # type: ignore[no-untyped-def]
+            took = super()._plain(body, n, batch)
+            if n:  # a chunk that holds only the header has no rows to read
+                taken.append(took)
+            return took
 
-    bad: list[BadRow] = []
-    reader = Watched(keep_text=True, report=bad.append)
-    got = [c for batch in reader.rows([text.encode()]) for c in batch.closes]
-    assert got == closes and not bad
-    assert taken and all(taken)  # every chunk, the final line without its newline too
-    assert read_both(text.encode(), "")[0] == read_both(text.encode(), "")[1]
+    data = text.encode()
+    for cut in (0, len(text.split("\n", 1)[0]) + 1, 700):  # one chunk; the header alone first; mid-line
+        bad: list[BadRow] = []
+        taken.clear()
+        reader = Watched(keep_text=True, report=bad.append)
+        got = [c for batch in reader.rows([data[:cut], data[cut:]]) for c in batch.closes]
+        assert got == closes and not bad
+        assert taken and all(taken)  # every chunk with rows, the final line without its newline too
+        fast, slow = read_both(data, [cut])
+        assert fast == slow
+
+
+def test_an_over_long_line_in_a_plain_chunk_is_still_a_bad_row() -> None:
+    header = ohlcv_csv([]).encode()
+    long_row = ohlcv_csv(["100.25"]).splitlines()[1].replace("2024-01-01", "x" * 70_000, 1)
+    rest = (long_row + "\n" + ohlcv_csv(["100.50"]).splitlines()[1] + "\n").encode()
+    fast, slow = read_both(header + rest, [len(header)])
+    assert fast == slow
+    _, _, closes, _, bad, _, _ = fast
+    assert closes == ["100.50"]
+    assert [(b.line, "longer than" in b.reason) for b in bad] == [(2, True)]
