@@ -167,6 +167,7 @@ def main() -> int:
     print("| rows | mlops-stream | 1 process | pandas | polars | ours ÷ pandas | ours ÷ polars "
           "| peak MiB ours / 1 proc / pandas / polars | signal rate ours / pandas / polars |")  # fmt: skip
     print("|---:|---:|---:|---:|---:|---:|---:|---|---|")
+    peak_any = 0  # the largest peak of any run of ours, default or one process, at any size
     for size in sizes:
         src = generate(work, SIZES[size])
         repeat = min(args.repeat, 2) if size == "10m" else args.repeat
@@ -178,6 +179,7 @@ def main() -> int:
         }
         t = run_all(cmds, repeat)
         o, one, pd_, pl_ = t["ours"], t["one"], t["pandas"], t["polars"]
+        peak_any = max(peak_any, o.peak_kib, one.peak_kib)
         print(
             f"| {SIZES[size]:,} | {o.best:.3f} s | {one.best:.3f} s | {pd_.best:.3f} s | {pl_.best:.3f} s "
             f"| {o.best / pd_.best:.2f} | {o.best / pl_.best:.2f} "
@@ -208,7 +210,12 @@ def main() -> int:
     print(f"| bare `python -c pass` | {bare.best * 1000:.0f} ms | |")
     print(f"| mlops-stream ÷ pandas | {o.best / pd_.best:.3f} | ≤ 0.15 |")
     print(f"| mlops-stream ÷ bare python | {o.best / bare.best:.2f} | ≤ 4 |")
-    print(f"| peak memory, mlops-stream | {mib(o.peak_kib)} MiB | ≤ 40 MiB |")
+    print(f"| peak memory, mlops-stream, this file | {mib(o.peak_kib)} MiB | ≤ 40 MiB |")
+    if peak_any:
+        print(
+            f"| peak memory, mlops-stream, largest of the runs above ({', '.join(sizes)}; default and one process) "
+            f"| {mib(peak_any)} MiB | ≤ 40 MiB |"
+        )
     if args.baseline:
         base = t["base"]
         print(f"| 10k run, this checkout ÷ {args.baseline}, both installed | {o.best / base.best:.2f} "
