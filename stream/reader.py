@@ -6,14 +6,16 @@ input is over (``finish``); each call returns a Batch of the rows it completed. 
 
 from __future__ import annotations
 
-import csv
 import re
 from collections.abc import Callable, Iterable, Iterator
 from itertools import repeat
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from stream.exact import MAX_INT_DIGITS, MAX_SCALE, BadValue, parse_decimal
 from stream.source import NewFile
+
+if TYPE_CHECKING:  # the csv module loads only when a line needs it: a plain file's never do (0.5 ms)
+    import csv
 
 # One OHLCV record is about a hundred bytes; anything this long is not a record of such a file, and holding it
 # whole would let one missing newline eat memory.
@@ -134,6 +136,8 @@ def _spans_lines(line: str) -> bool:
 
     Counting quotes is not enough: a quote inside an unquoted field is a literal character to the csv module.
     """
+    import csv
+
     rdr = csv.reader([line, ""], **DIALECT)
     try:
         next(rdr, None)
@@ -179,11 +183,36 @@ def _plain_closes(scale: int) -> re.Pattern[str]:
     return pat
 
 
+def _plain_line(line: str) -> bool:
+    """Whether the csv module would split ``line`` at its commas and nowhere else: no quotes, no line breaks (and no
+    NUL, which the csv module of Python 3.10 refuses)."""
+    return '"' not in line and "\r" not in line and "\x00" not in line
+
+
+class _NotCsv(ValueError):
+    """A line the csv module cannot read; the message says why, in words about the input."""
+
+
+def _record(line: str) -> list[str]:
+    """The csv module's fields of one line; raises csv.Error."""
+    import csv
+
+    return next(csv.reader([line]), [])
+
+
 def _fields(line: str) -> list[str]:
-    """Parse one line on its own (header, unusual rows): csv fields, with a whole-line quoted record unwrapped."""
-    rec = next(csv.reader([line]), [])
-    if len(rec) == 1 and "," in rec[0]:
-        rec = next(csv.reader([rec[0]]), [])
+    """Parse one line on its own (header, unusual rows): csv fields, with a whole-line quoted record unwrapped.
+    Raises _NotCsv."""
+    if _plain_line(line):
+        return line.split(",") if line else []
+    import csv
+
+    try:
+        rec = _record(line)
+        if len(rec) == 1 and "," in rec[0]:
+            rec = _record(rec[0])
+    except csv.Error as exc:
+        raise _NotCsv(_csv_reason(exc)) from None
     return rec
 
 
@@ -458,12 +487,11 @@ class Reader:
             stripped = ln.lstrip("\ufeff").strip()
             try:
                 names = [c.strip() for c in _fields(stripped)]
-            except csv.Error as exc:
+            except _NotCsv as exc:
                 if self.layout is not None:
                     return i  # a later file's first line: an ordinary bad row
                 raise InputError(
-                    f"the header ({_where(self.file, first + i)}) is not a CSV record ({_csv_reason(exc)}): "
-                    + _show(stripped)
+                    f"the header ({_where(self.file, first + i)}) is not a CSV record ({exc}): " + _show(stripped)
                 ) from None
             if self.layout is not None:
                 # A later file (rotation, truncation, another input): its header must be ours, or absent.
@@ -516,7 +544,7 @@ class Reader:
                 raise InputError(f"the header ({where}) names the key column {self.key!r} more than once")
             key_index = names.index(self.key)
         ts = names.index(TIMESTAMP_COLUMN) if TIMESTAMP_COLUMN in names else None
-        quoted = line.startswith('"') and len(next(csv.reader([line]), [])) == 1 and len(names) > 1
+        quoted = line.startswith('"') and len(_record(line)) == 1 and len(names) > 1
         return Layout(names, names.index(self.column), ts, quoted, self._bom, line_no, key_index)
 
     def _parse(self, lines: list[str], first: int, flagged: dict[int, tuple[str, bytes]], batch: Batch) -> None:
@@ -528,6 +556,8 @@ class Reader:
         keep = self.keep_text
         units, scales, closes, stamps, keys = batch.units, batch.scales, batch.closes, batch.stamps, batch.keys
         key = ""
+        import csv
+
         rdr = csv.reader(lines, **DIALECT)
         i = -1
         while True:
@@ -591,6 +621,8 @@ class Reader:
         if not rec or (len(rec) == 1 and not rec[0].strip()):
             return None  # blank or whitespace-only line
         if len(rec) == 1 and ncols > 1 and "," in rec[0]:
+            import csv
+
             try:
                 inner = next(csv.reader([rec[0]], **DIALECT), [])
             except csv.Error as exc:

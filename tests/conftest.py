@@ -170,3 +170,43 @@ def exact_signals(closes: Sequence[str], window: int) -> tuple[list[int], list[A
         signals.append(1 if v > mean else 0)
         means.append(mean)
     return signals, means
+
+
+# What the run itself imports: names the interpreter's start-up already imported are dropped first, so that an
+# `import logging` anywhere on the run's path goes through the finder below and is seen.
+IMPORT_PROBE = """
+import sys
+WATCHED = tuple(sys.argv.pop(1).split(","))
+for name in [m for m in sys.modules if m.partition(".")[0] in WATCHED]:
+    del sys.modules[name]
+seen = set()
+
+class Watch:
+    def find_spec(self, name, path=None, target=None):
+        if name.partition(".")[0] in WATCHED:
+            seen.add(name)
+        return None
+
+sys.meta_path.insert(0, Watch())
+from stream.cli import main
+try:
+    code = main(sys.argv[1:])
+except SystemExit as exc:  # --help, a usage error
+    code = exc.code or 0
+sys.stderr.write("IMPORTED %s %d\\n" % (",".join(sorted(seen)), code))
+"""
+
+
+def imported_by_run(tmp_path: Path, watched: Sequence[str], *args: str) -> tuple[list[str], int]:
+    """Which of the ``watched`` modules (and their submodules) ``mlops-stream ARGS`` imports, and its exit code."""
+    proc = subprocess.run(
+        [sys.executable, "-c", IMPORT_PROBE, ",".join(watched), *args],
+        cwd=tmp_path,
+        capture_output=True,
+        env=env_with_repo(),
+        timeout=60,
+        stdin=subprocess.DEVNULL,
+    )
+    last = proc.stderr.decode().strip().splitlines()[-1].split(" ")
+    assert last[0] == "IMPORTED", proc.stderr
+    return [m for m in last[1].split(",") if m], int(last[2])

@@ -387,3 +387,14 @@ def test_an_over_long_line_in_a_plain_chunk_is_still_a_bad_row() -> None:
     _, _, closes, _, bad, _, _ = fast
     assert closes == ["100.50"]
     assert [(b.line, "longer than" in b.reason) for b in bad] == [(2, True)]
+
+
+@given(st.text(alphabet=st.characters(exclude_characters='"\r\n\x00'), max_size=40))
+@settings(max_examples=300, deadline=None)
+def test_a_line_without_quotes_or_line_breaks_is_split_as_the_csv_module_splits_it(line: str) -> None:
+    # A plain header is read without loading the csv module: it must give the csv module's fields.
+    import csv
+
+    from stream.reader import _fields
+
+    assert _fields(line) == next(csv.reader([line]), [])

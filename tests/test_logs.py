@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
-import sys
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
-from conftest import env_with_repo, ohlcv_csv, write, write_config
+from conftest import imported_by_run, ohlcv_csv, write, write_config
 
 STAMP = re.compile(r"^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z) (DEBUG|INFO|WARNING|ERROR) \S")
 
@@ -107,51 +105,19 @@ def test_an_error_keeps_its_traceback_in_the_log_only(run_cli, tmp_path: Path) -
     assert "ERROR bad row at line 3" in log
 
 
-# What the run itself imports: names the interpreter's start-up already imported are dropped first, so that an
-# `import logging` anywhere on the run's path goes through the finder below and is seen.
-IMPORT_PROBE = """
-import sys
-WATCHED = ("logging", "traceback")
-for name in [m for m in sys.modules if m.partition(".")[0] in WATCHED]:
-    del sys.modules[name]
-seen = set()
-
-class Watch:
-    def find_spec(self, name, path=None, target=None):
-        if name.partition(".")[0] in WATCHED:
-            seen.add(name)
-        return None
-
-sys.meta_path.insert(0, Watch())
-from stream.cli import main
-code = main(sys.argv[1:])
-sys.stderr.write("IMPORTED %s %d\\n" % (",".join(sorted(seen)), code))
-"""
-
-
-def _imported(tmp_path: Path, *args: str) -> tuple[list[str], int]:
-    proc = subprocess.run(
-        [sys.executable, "-c", IMPORT_PROBE, *args],
-        cwd=tmp_path,
-        capture_output=True,
-        env=env_with_repo(),
-        timeout=60,
-        stdin=subprocess.DEVNULL,
-    )
-    last = proc.stderr.decode().strip().splitlines()[-1].split(" ")
-    assert last[0] == "IMPORTED", proc.stderr
-    return [m for m in last[1].split(",") if m], int(last[2])
-
-
 def test_a_batch_run_imports_neither_logging_nor_traceback(tmp_path: Path) -> None:
     # Each costs milliseconds of start-up, a large part of a small run's time.
     write(tmp_path / "in.csv", ohlcv_csv(["1", "2", "3", "oops", "4"]))
     write_config(tmp_path)
     ok = ["--input", "in.csv", "--config", "config.yaml", "--output", "m.json", "--log-file", "run.log"]
-    assert _imported(tmp_path, *ok, "--on-bad-row", "skip") == ([], 0)
-    assert _imported(tmp_path, *ok, "--on-bad-row", "skip", "--workers", "2", "--signals", "s.csv") == ([], 0)
+    watched = ("logging", "traceback")
+    assert imported_by_run(tmp_path, watched, *ok, "--on-bad-row", "skip") == ([], 0)
+    assert imported_by_run(tmp_path, watched, *ok, "--on-bad-row", "skip", "--workers", "2", "--signals", "s.csv") == (
+        [],
+        0,
+    )
     # The probe does see an import: a failure writes its traceback to the log file, and only then imports traceback.
-    assert _imported(tmp_path, *ok) == (["traceback"], 1)
+    assert imported_by_run(tmp_path, watched, *ok) == (["traceback"], 1)
     assert "Traceback (most recent call last)" in (tmp_path / "run.log").read_text()
 
 
