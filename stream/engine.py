@@ -23,6 +23,7 @@ Invariants (checked by the property tests against a ``fractions.Fraction`` refer
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Iterator
 from itertools import accumulate, repeat
 from operator import gt, mul, sub, truediv
 from typing import Any
@@ -128,15 +129,10 @@ class RollingSignal:
     ) -> tuple[list[int], list[float | None] | None]:
         """Feed a list of values with their scales; return their signals and, on request, each row's mean (None in
         the warm-up) — exactly what ``update`` and ``mean`` give row by row, for a fraction of the interpreter's work
-        when the values share one scale (a real export's closes do).
-
-        The window sums are then the running sum of ``new - dropped`` (as in ``update_block``), in Python integers,
-        so exact at any size; each step is one C-level loop (``accumulate``, ``map``) instead of a call per row.
+        when the values share one scale (a real export's closes do; see ``_run``).
         """
-        w = self.window
-        if len(units) < w or scales.count(scales[0]) != len(scales):
-            # Row by row: mixed scales; or too few rows for the running sums to pay off, where the cost must stay
-            # O(rows), not O(window) (a live feed's batches of a row or two under a wide window).
+        run = self._run(units, scales)
+        if run is None:
             sigs: list[int] = []
             mean_list: list[float | None] | None = [] if means else None
             for u, s in zip(units, scales):
@@ -144,6 +140,31 @@ class RollingSignal:
                 if mean_list is not None:
                     mean_list.append(self.mean())
             return sigs, mean_list
+        cold, above, sums = run
+        sigs = [0] * cold + list(map(int, above))
+        if not means:
+            return sigs, None
+        # int / int is correctly rounded, as in ``mean``.
+        return sigs, [None] * cold + list(map(truediv, sums, repeat(self.window * _POW10[self._scale])))
+
+    def count_many(self, units: list[int], scales: list[int]) -> int:
+        """Feed a list of values with their scales; return how many signal: ``sum(update_many(...)[0])``, without
+        building the per-row list a run that writes no signals does not need."""
+        run = self._run(units, scales)
+        return sum(map(self.update, units, scales)) if run is None else sum(run[1])
+
+    def _run(self, units: list[int], scales: list[int]) -> tuple[int, Iterator[bool], list[int]] | None:
+        """Advance over values of one scale at once; return the number of them still in the warm-up, whether each
+        later one is above its mean (lazily), and its window sum. None, having done nothing, for mixed scales or
+        fewer values than the window: those go row by row, where the cost stays O(rows), not O(window) (a live
+        feed's batches of a row or two under a wide window).
+
+        The window sums are the running sum of ``new - dropped`` (as in ``update_block``), in Python integers, so
+        exact at any size; each step is one C-level loop (``accumulate``, ``map``) instead of a call per row.
+        """
+        w = self.window
+        if len(units) < w or scales.count(scales[0]) != len(scales):
+            return None
         scale = scales[0]
         if scale < self._scale:
             factor = _POW10[self._scale - scale]
@@ -154,15 +175,11 @@ class RollingSignal:
         ext = [*self._held, *units]
         # sums[k] is the sum of the window ending at ext[w - 1 + k].
         sums = list(accumulate(map(sub, ext[w:], ext), initial=self._sum if h == w else sum(ext[:w])))
-        cold = max(0, w - 1 - h)  # rows of this run still in the warm-up
+        cold = max(0, w - 1 - h)  # values of this run still in the warm-up
         mine = sums[h + cold - (w - 1) :]
-        sigs = [0] * cold + list(map(int, map(gt, map(mul, ext[h + cold :], repeat(w)), mine)))
         self._held = deque(units[-w:])
         self._sum = sums[-1]
-        if not means:
-            return sigs, None
-        # int / int is correctly rounded, as in ``mean``.
-        return sigs, [None] * cold + list(map(truediv, mine, repeat(w * _POW10[self._scale])))
+        return cold, map(gt, map(mul, ext[h + cold :], repeat(w)), mine), mine
 
     @property
     def warm(self) -> bool:

@@ -51,11 +51,13 @@ class Pipeline:
         if not isinstance(batch, Batch):
             self._consume_block(batch)
             return
-        sigs, means = self.engine.update_many(batch.units, batch.scales, means=self.signals is not None)
-        if self.signals is not None:
-            assert means is not None
-            self.signals.write(self.rows + 1, batch.stamps, batch.closes, means, sigs)
         self.rows += n
+        if self.signals is None:
+            self.hits += self.engine.count_many(batch.units, batch.scales)
+            return
+        sigs, means = self.engine.update_many(batch.units, batch.scales, means=True)
+        assert means is not None
+        self.signals.write(self.rows - n + 1, batch.stamps, batch.closes, means, sigs)
         self.hits += sum(sigs)
         if batch.closes:
             self.last = (batch.closes[-1], self.engine.mean(), sigs[-1])

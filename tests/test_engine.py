@@ -139,6 +139,16 @@ def test_update_many_is_update_row_by_row(values, window, cuts, one_scale, means
     assert got_sigs == want_sigs
     assert got_means == (want_means if means else [])
     assert many.state() == rowwise.state() and many.mean() == rowwise.mean()
+    # count_many: the same count, and the engine left in the same place.
+    counting = RollingSignal(window)
+    start, hits = 0, 0
+    for end in bounds:
+        part = values[start:end]
+        if part:
+            hits += counting.count_many([u for u, _ in part], [s for _, s in part])
+        start = end
+    assert hits == sum(want_sigs)
+    assert counting.state() == rowwise.state()
 
 
 def test_the_scale_grows_mid_stream() -> None:
