@@ -161,11 +161,14 @@ def _csv_reason(exc: csv.Error) -> str:
     return str(exc)
 
 
-def _column(fields: list[str], ends: list[str], c: int, m: int) -> list[str]:
-    """Column ``c`` of a plain chunk split at its commas (see Reader._plain): ``ends`` are the fields holding a
-    newline, each the last field of one line and the first of the next."""
+_NOT_COMMA_OR_NEWLINE = bytes(b for b in range(256) if b not in b",\n")
+
+
+def _column(fields: list[str], c: int, m: int) -> list[str]:
+    """Column ``c`` of a plain chunk of lines of ``m`` commas each, split at its commas (see Reader._plain)."""
     if 0 < c < m:
         return fields[c::m]
+    ends = fields[m : len(fields) - 1 : m]  # each the last field of one line, a newline, and the first of the next
     if c == 0:
         return [fields[0], *[f.partition("\n")[2] for f in ends]]
     return [*[f.partition("\n")[0].rstrip("\r") for f in ends], fields[-1].rstrip("\r")]
@@ -446,16 +449,12 @@ class Reader:
             return False
         if "\x00" in body or ("\r" in body and body.count("\r") != body.count("\r\n") + body.endswith("\r")):
             return False
+        # Every line holds exactly m commas when the chunk's commas and newlines, in order, are m commas and a
+        # newline, n times over (no other UTF-8 byte is a comma's or a newline's).
+        if body.encode().translate(None, _NOT_COMMA_OR_NEWLINE) != (b"," * m + b"\n") * (n - 1) + b"," * m:
+            return False
         fields = body.split(",")
-        # With exactly n*m commas, and each of the n - 1 fields that end a line holding a newline (there are n - 1
-        # newlines in all), every line holds exactly m commas.
-        if len(fields) != n * m + 1:
-            return False
-        ends = fields[m::m]
-        del ends[-1]  # the last line's final field: no newline follows it
-        if not all(map(str.__contains__, ends, repeat("\n"))):
-            return False
-        closes = _column(fields, ends, self.layout.close_index, m)
+        closes = _column(fields, self.layout.close_index, m)
         joined = "\n".join(closes)
         dot = closes[0].find(".")
         scale = 0 if dot < 0 else len(closes[0]) - dot - 1
@@ -467,7 +466,7 @@ class Reader:
             batch.closes.extend(closes)
             ti = self.layout.timestamp_index
             if ti is not None:
-                batch.stamps.extend([s.strip() for s in _column(fields, ends, ti, m)])
+                batch.stamps.extend([s.strip() for s in _column(fields, ti, m)])
         return True
 
     def _header(self, lines: list[str], first: int, flagged: dict[int, tuple[str, bytes]]) -> int | None:
