@@ -162,6 +162,22 @@ def _csv_reason(exc: csv.Error) -> str:
 
 
 _NOT_COMMA_OR_NEWLINE = bytes(b for b in range(256) if b not in b",\n")
+_NOT_QUOTE_OR_NEWLINE = bytes(b for b in range(256) if b not in b'"\n')
+
+
+def _unwrapped(data: bytes, text: str, n: int) -> str | None:
+    """The ``n`` lines of ``text`` (``data`` decoded) without their quotes and final newline, when each line is
+    one record wrapped whole in double quotes (``"a,b,c"`` then LF or CRLF, as some exporters write every line) and
+    has no other quote; else None. The row loop unwraps such lines one by one to the same text (a CR before the
+    newline aside, which Reader._plain reads as the csv module does)."""
+    if (
+        text[:1] == '"'
+        and text.count('\n"') == n - 1  # every line starts with a quote
+        and text.count('"\n') + text.count('"\r\n') == n  # and ends with one
+        and data.translate(None, _NOT_QUOTE_OR_NEWLINE) == b'""\n' * n  # and has no other
+    ):
+        return text[:-1].replace('"', "")
+    return None
 
 
 def _column(fields: list[str], c: int, m: int) -> list[str]:
@@ -174,16 +190,38 @@ def _column(fields: list[str], c: int, m: int) -> list[str]:
     return [*[f.partition("\n")[0].rstrip("\r") for f in ends], fields[-1].rstrip("\r")]
 
 
-_PLAIN_CLOSES: dict[int, re.Pattern[str]] = {}
+def _closes(scale: int, exact: bool) -> str:
+    """A regular expression for closes, one per line: unsigned ASCII digits within the inline fast path's digit
+    limit, with exactly ``scale`` decimals, or (not exact) at most that many, the dot optional."""
+    one = f"[0-9]{{1,{_FAST_DIGITS - scale}}}"
+    if not exact:
+        one += rf"(?:\.[0-9]{{0,{scale}}})?"
+    elif scale:
+        one += rf"\.[0-9]{{{scale}}}"
+    return f"{one}(?:\n{one})*"
 
 
-def _plain_closes(scale: int) -> re.Pattern[str]:
-    """Closes of one scale, one per line: ASCII digits, within the inline fast path's digit limit."""
-    pat = _PLAIN_CLOSES.get(scale)
-    if pat is None:
-        one = f"[0-9]{{1,{_FAST_DIGITS - scale}}}" + (f"\\.[0-9]{{{scale}}}" if scale else "")
-        pat = _PLAIN_CLOSES[scale] = re.compile(f"{one}(?:\n{one})*")
-    return pat
+def _one_scale(joined: str) -> tuple[str, int] | None:
+    """The closes of a plain chunk (``joined``, one per line) as digits at one scale, and that scale: the most
+    decimals any of them has, the others padded with zeros (``45219.5`` is 4521950 at scale 2, as exports that drop
+    trailing zeros write it). None unless every close is unsigned ASCII digits with at most one dot, within the
+    digit limit. The regular expressions are compiled once per run (re caches them)."""
+    first = joined.partition("\n")[0]
+    dot = first.find(".")
+    scale = 0 if dot < 0 else len(first) - dot - 1
+    if scale >= _FAST_DIGITS:
+        return None
+    if re.fullmatch(_closes(scale, exact=True), joined):  # the usual chunk: every close has the same decimals
+        return joined.replace(".", ""), scale
+    while scale < _FAST_DIGITS - 1 and re.search(rf"\.[0-9]{{{scale + 1}}}", joined):
+        scale += 1
+    if not re.fullmatch(_closes(scale, exact=False), joined):
+        return None
+    if joined.count(".") < joined.count("\n") + 1:  # closes without a dot: whole numbers
+        joined = re.sub(r"^([0-9]+)$", rf"\g<1>{'0' * scale}", joined, flags=re.M)
+    for d in range(scale):  # closes with d decimals
+        joined = re.sub(rf"\.([0-9]{{{d}}})$", rf"\g<1>{'0' * (scale - d)}", joined, flags=re.M)
+    return joined.replace(".", ""), scale
 
 
 def _plain_line(line: str) -> bool:
@@ -366,11 +404,12 @@ class Reader:
         try:
             text = data.decode("utf-8")
             has_quotes = '"' in text
-            if not has_quotes and not self.at_file_start and self.key is None and len(data) <= MAX_LINE_BYTES:
+            if not self.at_file_start and self.key is None and len(data) <= MAX_LINE_BYTES:
                 # The usual chunk (no line in it can be over-long): read it whole, not even split into lines, when
-                # it is plain.
+                # it is plain, or plain once each line's wrapping quotes are gone.
                 n = text.count("\n")
-                if self._plain(text[:-1], n, batch):
+                body = _unwrapped(data, text, n) if has_quotes else text[:-1]
+                if body is not None and self._plain(body, n, batch):
                     self.line_no += n
                     return batch
             lines = text.split("\n")
@@ -437,9 +476,10 @@ class Reader:
         instead of a loop over rows. The caller has made sure that no line is over-long.
 
         It applies when no line has a quote, a stray carriage return or a NUL, every line has exactly the header's
-        field count, and every close is unsigned digits with the same number of decimals (``42005.96``): what
+        field count, and every close is unsigned digits with at most one dot (``42005.96``, ``45219.5``): what
         nearly every chunk of a real export is. Then the csv module would split each line at its commas, so
-        splitting the joined chunk at its commas gives the same fields, and the closes convert in one pass.
+        splitting the joined chunk at its commas gives the same fields, and the closes convert in one pass, at the
+        chunk's largest scale (the same values; the engine works at the largest scale it has seen anyway).
         Anything else returns False having added nothing, and the row loop reads the chunk (with line numbers for
         its bad rows, which a plain chunk has none of).
         """
@@ -455,12 +495,11 @@ class Reader:
             return False
         fields = body.split(",")
         closes = _column(fields, self.layout.close_index, m)
-        joined = "\n".join(closes)
-        dot = closes[0].find(".")
-        scale = 0 if dot < 0 else len(closes[0]) - dot - 1
-        if not 0 <= scale < _FAST_DIGITS or _plain_closes(scale).fullmatch(joined) is None:
+        found = _one_scale("\n".join(closes))
+        if found is None:
             return False
-        batch.units.extend(map(int, joined.replace(".", "").split("\n")))
+        digits, scale = found
+        batch.units.extend(map(int, digits.split("\n")))
         batch.scales.extend(repeat(scale, n))
         if self.keep_text:
             batch.closes.extend(closes)
