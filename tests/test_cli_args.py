@@ -76,7 +76,9 @@ def test_anything_else_is_left_to_argparse(argv: list[str]) -> None:
 # ---- start-up: what a plain batch run does not load ---------------------------------------------------------------
 
 # Each of these costs 0.5-6 ms of a ~50 ms run of the bundled file, and such a run needs none of them.
-STARTUP_HEAVY = ("argparse", "gettext", "locale", "json", "csv", "logging", "traceback", "numpy", "orjson", "rich")
+STARTUP_HEAVY = (
+    "argparse", "gettext", "locale", "json", "csv", "logging", "traceback", "signal", "numpy", "orjson", "rich",
+)  # fmt: skip
 
 
 def test_a_plain_batch_run_imports_none_of_the_heavy_modules(tmp_path) -> None:
