@@ -214,7 +214,10 @@ class StreamFollower(_Follower):
             if self.stop.reason is not None:
                 continue  # a stop wins over data that came with it: the row in hand is finished already
             if any(fd == self.fd for fd, _ in ready):
-                data = os.read(self.fd, CHUNK)
+                try:
+                    data = os.read(self.fd, CHUNK)
+                except BlockingIOError:  # a FIFO opened without blocking: ready, yet nothing to read after all
+                    continue
                 if not data:
                     self.ended = True
                     self.stopped_by = "end of input"

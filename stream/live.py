@@ -206,6 +206,17 @@ class LiveRun:
                     path, found,
                 )  # fmt: skip
         elif os.path.lexists(path):
+            if _is_fifo(path):
+                # Opening a FIFO waits for a writer inside open(), where SIGTERM cannot end the wait. Opened without
+                # blocking, the follower's poll does the waiting, and a stop ends it.
+                if args.checkpoint:
+                    raise SourceError(f"--checkpoint needs a regular file as input; {path} is a stream")
+                try:
+                    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+                except OSError:
+                    open_input(path)  # raises with the batch mode's message (no permission, ...)
+                    raise
+                return StreamFollower(fd, stop, idle, owns_fd=True)
             inp = open_input(path)  # its errors (a folder, no permission) are the batch mode's
             fd = os.dup(inp.fh.fileno())
             inp.fh.close()
@@ -352,3 +363,10 @@ class LiveRun:
             self._save(self._snapshot())
             log.info("checkpoint written to %s at input byte %d", self.args.checkpoint, reader.offset)
         self.bad_log.summary()
+
+
+def _is_fifo(path: str) -> bool:
+    try:
+        return stat.S_ISFIFO(os.stat(path).st_mode)
+    except OSError:
+        return False

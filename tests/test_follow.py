@@ -170,6 +170,30 @@ def test_follow_stdin_stops_on_sigterm_and_at_end_of_pipe(tmp_path: Path) -> Non
     check(tmp_path, [*rows, ("31", "100.2")])
 
 
+def test_a_named_fifo_waits_for_its_writer_and_a_stop_ends_the_wait(tmp_path: Path) -> None:
+    fifo = tmp_path / "feed"
+    os.mkfifo(fifo)
+    # No writer ever comes: SIGTERM still ends the wait (opening a FIFO blocks until a writer appears).
+    p = start(tmp_path, "--input", "feed", "--follow", "--output", "m.json")
+    log = tmp_path / "run.log"
+    wait_for(lambda: log.exists() and "following" in log.read_text(), "the follow to start")
+    t0 = time.monotonic()
+    code, _out, err = finish(p, signal.SIGTERM)
+    assert time.monotonic() - t0 < 5
+    assert code == 1 and b"Traceback" not in err
+    assert "is empty" in json.loads((tmp_path / "m.json").read_text())["error_message"]
+    # A writer comes, writes, and goes: its rows are the input, and its end ends the run.
+    rows = make_rows(25, 5)
+    p = start(tmp_path, "--input", "feed", "--follow", "--signals", "sig.csv", "--output", "m.json")
+    time.sleep(0.3)
+    with open(fifo, "w") as writer:
+        writer.write(HEADER + text(rows))
+    code, _out, err = finish(p)
+    assert code == 0, err
+    check(tmp_path, rows)
+    assert "stopping: end of input" in (tmp_path / "run.log").read_text()
+
+
 def finish_with_input(p: subprocess.Popen, data: bytes) -> tuple[int, bytes, bytes]:
     out, err = p.communicate(data, timeout=20)
     return p.returncode, out, err
