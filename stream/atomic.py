@@ -49,6 +49,42 @@ def check_writable(path: str) -> None:
     os.unlink(tmp)
 
 
+def remove_leftovers(path: str) -> list[str]:
+    """Delete the temporary files that runs killed mid-write (kill -9, a power cut) left beside ``path``: ours by
+    name, of a process that no longer exists. Returns their names. For long runs that rewrite ``path`` often; a
+    short run does not scan folders."""
+    folder = os.path.dirname(os.path.abspath(path))
+    prefix = f".{os.path.basename(path)}."
+    removed = []
+    try:
+        names = [e.name for e in os.scandir(folder) if e.name.startswith(prefix)]
+    except OSError:
+        return removed
+    for name in names:
+        pid, _, rest = name[len(prefix) :].partition(".")
+        serial, _, kind = rest.partition(".")
+        if not (pid.isdigit() and serial.isdigit() and kind in ("tmp", "probe")) or _running(int(pid)):
+            continue
+        try:
+            os.unlink(os.path.join(folder, name))
+            removed.append(name)
+        except OSError:
+            pass
+    return removed
+
+
+def _running(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # it exists, as another user's process
+        return True
+    return True
+
+
 def _create(folder: str, name: str, kind: str) -> tuple[int, str]:
     """A new private file beside the target (tempfile's import costs more start-up time than this whole job)."""
     while True:

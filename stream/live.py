@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from stream import checkpoint, metrics
+from stream.atomic import remove_leftovers
 from stream.checkpoint import Checkpoint
 from stream.engine import RollingSignal
 from stream.follow import FileFollower, Stop, StreamFollower
@@ -131,6 +132,10 @@ class LiveRun:
                 ckpt, args.checkpoint, input_path=args.input, window=cfg.window, column=cfg.column,
                 signals=args.signals, fmt=args.signals_format, key=cfg.key,
             )  # fmt: skip
+        for path in (args.output, args.checkpoint):
+            # This run rewrites them for hours; an earlier one killed mid-write may have left temporary files.
+            for name in remove_leftovers(path) if path else ():
+                log.info("removed %s, a temporary file an interrupted run left beside %s", name, path)
         self.bad_log = BadRowLog(log)
         reader = Reader(
             cfg.column, cfg.on_bad_row, report=self.bad_log, keep_text=args.signals is not None,

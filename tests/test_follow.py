@@ -194,6 +194,24 @@ def test_a_named_fifo_waits_for_its_writer_and_a_stop_ends_the_wait(tmp_path: Pa
     assert "stopping: end of input" in (tmp_path / "run.log").read_text()
 
 
+def test_temporary_files_of_a_run_killed_mid_write_are_removed_at_the_next_start(tmp_path: Path) -> None:
+    (tmp_path / "live.csv").write_text(HEADER + text(make_rows(10, 8)))
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead = int(gone.stdout)  # a process that has ended: what kill -9 leaves behind is named with such a pid
+    stale = [f".m.json.{dead}.3.tmp", f".c.ckpt.{dead}.0.tmp", f".m.json.{dead}.0.probe"]
+    kept = [f".m.json.{os.getpid()}.0.tmp", ".m.json.notes.txt", "m.json.1.tmp"]  # a live pid; not ours by name
+    for name in stale + kept:
+        (tmp_path / name).write_text("{")
+    p = start(tmp_path, "--input", "live.csv", "--follow", "--output", "m.json", "--checkpoint", "c.ckpt",
+              "--idle-timeout", "0.5")  # fmt: skip
+    code, _out, err = finish(p)
+    assert code == 0, err
+    assert not [n for n in stale if (tmp_path / n).exists()]
+    assert all((tmp_path / n).exists() for n in kept)
+    log = (tmp_path / "run.log").read_text()
+    assert all(f"removed {n}, a temporary file an interrupted run left" in log for n in stale)
+
+
 def finish_with_input(p: subprocess.Popen, data: bytes) -> tuple[int, bytes, bytes]:
     out, err = p.communicate(data, timeout=20)
     return p.returncode, out, err
