@@ -308,7 +308,7 @@ class Job:
             from stream.live import LiveRun
 
             out = LiveRun(self, cfg, T0).run()
-            return self._summary(cfg, out.tally, out.reader, out.name, out.elapsed, out.by_key)
+            return self._summary(cfg, out.tally, out.reader, out.name, out.elapsed, out.by_key, out.resumed)
         specs = expand(args.inputs)
         for spec in specs:  # a missing or unreadable input fails the run before any output is written
             if not spec.url and spec.name != "-":
@@ -375,9 +375,17 @@ class Job:
             self.log.info("warm-up: the first %d rows%s have no rolling mean (signal 0)", window - 1, each)
 
     def _summary(
-        self, cfg: Any, tally: Any, reader: Any, name: str, elapsed: float, by_key: dict[str, Any] | None = None
+        self,
+        cfg: Any,
+        tally: Any,
+        reader: Any,
+        name: str,
+        elapsed: float,
+        by_key: dict[str, Any] | None = None,
+        resumed: int = 0,
     ) -> dict[str, Any]:
-        """The end of every successful run: refuse an input without rows, log the totals, build the metrics."""
+        """The end of every successful run: refuse an input without rows, log the totals, build the metrics.
+        ``resumed``: rows counted by earlier runs (a checkpoint's), which this run's rate leaves out."""
         from stream import metrics
 
         log = self.log
@@ -386,9 +394,11 @@ class Job:
         if tally.rows == 0:
             skipped = f" ({tally.skipped} bad rows were skipped)" if tally.skipped else ""
             raise JobError(f"the input {name} has a header but no usable data rows{skipped}")
+        mine = tally.rows - resumed
+        earlier = f", {resumed} of them before a restart from the checkpoint," if resumed else ""
         log.info(
-            "processed %d rows (%d signals, %d skipped) in %.3f s (%.0f rows/s)",
-            tally.rows, tally.signals, tally.skipped, elapsed, tally.rows / elapsed if elapsed else 0.0,
+            "processed %d rows (%d signals, %d skipped)%s in %.3f s (%.0f rows/s)",
+            tally.rows, tally.signals, tally.skipped, earlier, elapsed, mine / elapsed if elapsed else 0.0,
         )  # fmt: skip
         latency_ms = int((time.perf_counter() - T0) * 1000)
         if by_key is not None:

@@ -37,6 +37,7 @@ class Outcome:
     name: str
     elapsed: float
     by_key: dict[str, Tally] | None = None
+    resumed: int = 0  # rows counted before this run, restored from a checkpoint
 
 
 class _Background:
@@ -186,7 +187,10 @@ class LiveRun:
             if now >= self.next_housekeeping:
                 self._housekeeping(now)
         self._finish()
-        return Outcome(self.pipeline.tally, reader, name, time.perf_counter() - t_read, self.pipeline.by_key)
+        return Outcome(
+            self.pipeline.tally, reader, name, time.perf_counter() - t_read, self.pipeline.by_key,
+            ckpt.tally.rows if ckpt is not None else 0,
+        )  # fmt: skip
 
     # ---- set-up ---------------------------------------------------------------------------------------------------
 

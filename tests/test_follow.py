@@ -212,6 +212,23 @@ def test_temporary_files_of_a_run_killed_mid_write_are_removed_at_the_next_start
     assert all(f"removed {n}, a temporary file an interrupted run left" in log for n in stale)
 
 
+def test_a_resumed_run_logs_its_own_rate_beside_the_totals(tmp_path: Path) -> None:
+    rows = make_rows(30, 9)
+    live = tmp_path / "live.csv"
+    live.write_text(HEADER + text(rows[:20]))
+    ckpt = ("--input", "live.csv", "--follow", "--output", "m.json", "--checkpoint", "c.ckpt", "--idle-timeout", "0.5")
+    assert finish(start(tmp_path, *ckpt))[0] == 0
+    append(live, text(rows[20:]))
+    (tmp_path / "run.log").unlink()
+    assert finish(start(tmp_path, *ckpt))[0] == 0
+    line = next(ln for ln in (tmp_path / "run.log").read_text().splitlines() if " processed " in ln)
+    m = re.search(
+        r"processed 30 rows .*, 20 of them before a restart from the checkpoint, in ([\d.]+) s \((\d+) rows/s", line
+    )
+    assert m, line
+    assert abs(int(m.group(2)) - 10 / float(m.group(1))) <= 1  # this run's 10 rows, not all 30
+
+
 def finish_with_input(p: subprocess.Popen, data: bytes) -> tuple[int, bytes, bytes]:
     out, err = p.communicate(data, timeout=20)
     return p.returncode, out, err
