@@ -65,22 +65,23 @@ class SignalSink:
         if self.fmt == "jsonl":
             import orjson
 
+            nl = orjson.OPT_APPEND_NEWLINE
             dumps = orjson.dumps
             if keyed:
                 names = self.columns()
                 before = (rows, stamps, keys) if self.with_timestamp else (rows, keys)
-                parts = [dumps(dict(zip(names, values))) for values in zip(*before, closes, means, signals)]
+                parts = [dumps(dict(zip(names, values)), option=nl) for values in zip(*before, closes, means, signals)]
             elif self.with_timestamp:
                 parts = [
-                    dumps({"row": r, "timestamp": t, "close": c, "rolling_mean": m, "signal": s})
+                    dumps({"row": r, "timestamp": t, "close": c, "rolling_mean": m, "signal": s}, option=nl)
                     for r, t, c, m, s in zip(rows, stamps, closes, means, signals)
                 ]
             else:
                 parts = [
-                    dumps({"row": r, "close": c, "rolling_mean": m, "signal": s})
+                    dumps({"row": r, "close": c, "rolling_mean": m, "signal": s}, option=nl)
                     for r, c, m, s in zip(rows, closes, means, signals)
                 ]
-            self.out.write(b"\n".join(parts) + b"\n")
+            self.out.write(b"".join(parts))
             return
         mean_text = ["" if m is None else repr(m) for m in means]
         if self.with_timestamp and _need_quotes(stamps):
