@@ -241,11 +241,18 @@ def _record(line: str) -> list[str]:
     return next(csv.reader([line]), [])
 
 
+def _wrapped(line: str) -> bool:
+    """Whether ``line`` is one plain record wrapped whole in double quotes (``"a,b,c"``), with no other quote."""
+    return len(line) >= 2 and line[0] == line[-1] == '"' and line.count('"') == 2 and _plain_line(line[1:-1])
+
+
 def _fields(line: str) -> list[str]:
     """Parse one line on its own (header, unusual rows): csv fields, with a whole-line quoted record unwrapped.
     Raises _NotCsv."""
     if _plain_line(line):
         return line.split(",") if line else []
+    if _wrapped(line):  # the csv module would give its inside as one field, then split that at its commas
+        return line[1:-1].split(",")
     import csv
 
     try:
@@ -582,7 +589,7 @@ class Reader:
                 raise InputError(f"the header ({where}) names the key column {self.key!r} more than once")
             key_index = names.index(self.key)
         ts = names.index(TIMESTAMP_COLUMN) if TIMESTAMP_COLUMN in names else None
-        quoted = line.startswith('"') and len(_record(line)) == 1 and len(names) > 1
+        quoted = line.startswith('"') and (_wrapped(line) or len(_record(line)) == 1) and len(names) > 1
         return Layout(names, names.index(self.column), ts, quoted, self._bom, line_no, key_index)
 
     def _parse(self, lines: list[str], first: int, flagged: dict[int, tuple[str, bytes]], batch: Batch) -> None:

@@ -87,8 +87,11 @@ def test_a_plain_batch_run_imports_none_of_the_heavy_modules(tmp_path) -> None:
     args = ["--input", "in.csv", "--config", "config.yaml", "--output", "m.json", "--log-file", "run.log"]
     assert imported_by_run(tmp_path, STARTUP_HEAVY, *args) == ([], 0)
     assert imported_by_run(tmp_path, STARTUP_HEAVY, *args, "--signals", "s.csv", "--window", "3") == ([], 0)
-    # The probe sees what a run does load: a quoted export needs the csv module, --help needs argparse.
-    write(tmp_path / "q.csv", "\n".join(f'"{line}"' for line in ohlcv_csv(["1.5", "2.5"]).splitlines()) + "\n")
-    assert imported_by_run(tmp_path, STARTUP_HEAVY, "--input", "q.csv", "--output", "m.json") == (["csv"], 0)
+    # An export that wraps every line in quotes (the assessment's) needs none of them either.
+    write(tmp_path / "q.csv", "\r\n".join(f'"{line}"' for line in ohlcv_csv(["1.5", "2.25"]).splitlines()))
+    assert imported_by_run(tmp_path, STARTUP_HEAVY, "--input", "q.csv", "--output", "m.json") == ([], 0)
+    # The probe sees what a run does load: a quoted field inside a line needs the csv module, --help argparse.
+    write(tmp_path / "f.csv", ohlcv_csv(["1.5", "2.25"]).replace("2024-01-01 00:01:00", '"2024-01-01 00:01:00"'))
+    assert imported_by_run(tmp_path, STARTUP_HEAVY, "--input", "f.csv", "--output", "m.json") == (["csv"], 0)
     seen, code = imported_by_run(tmp_path, STARTUP_HEAVY, "--help")
     assert code == 0 and "argparse" in seen
