@@ -172,8 +172,8 @@ def load(path: str | None) -> Config:
             return Config()
         path = "config.yaml"
     try:
-        with open(path, encoding="utf-8-sig") as fh:
-            text = fh.read()
+        with open(path, encoding="utf-8") as fh:
+            text = fh.read().removeprefix("\ufeff")  # a BOM, as utf-8-sig would drop it (without its codec's import)
     except FileNotFoundError:
         raise ConfigError(f"config file {path} does not exist") from None
     except IsADirectoryError:

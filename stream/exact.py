@@ -17,7 +17,8 @@ import re
 MAX_SCALE = 30
 MAX_INT_DIGITS = 30
 
-_LITERAL = re.compile(r"([+-]?)([0-9]*)(?:\.([0-9]*))?(?:[eE]([+-]?)([0-9]+))?", re.ASCII)
+_LITERAL = r"([+-]?)([0-9]*)(?:\.([0-9]*))?(?:[eE]([+-]?)([0-9]+))?"
+_literal: re.Pattern[str] | None = None  # compiled on first use: most runs' closes never leave the fast path
 # More exponent digits than this put any nonzero value far outside the limits above.
 MAX_EXP_DIGITS = 9
 
@@ -37,7 +38,10 @@ def parse_decimal(text: str) -> tuple[int, int]:
 
 
 def _parse_general(text: str) -> tuple[int, int]:
-    m = _LITERAL.fullmatch(text)
+    global _literal
+    if _literal is None:
+        _literal = re.compile(_LITERAL, re.ASCII)
+    m = _literal.fullmatch(text)
     if m is None or not (m.group(2) or m.group(3)):
         low = text.strip().lower().lstrip("+-")
         if low in ("nan", "inf", "infinity"):
