@@ -55,7 +55,7 @@ def remove_leftovers(path: str) -> list[str]:
     short run does not scan folders."""
     folder = os.path.dirname(os.path.abspath(path))
     prefix = f".{os.path.basename(path)}."
-    removed = []
+    removed: list[str] = []
     try:
         names = [e.name for e in os.scandir(folder) if e.name.startswith(prefix)]
     except OSError:

@@ -262,14 +262,10 @@ class Job:
             except OSError as exc:
                 return self._unwritable(f"the metrics file {args.output} cannot be written: {_reason(exc)}")
         if not args.follow:
-            # As PID 1 in a container the job would otherwise ignore `docker stop`'s SIGTERM until killed. `_signal`
-            # is the C module `signal` wraps: the same call without building signal's enums (0.5 ms of start-up).
-            try:
-                from _signal import SIGTERM, signal
-            except ImportError:  # pragma: no cover - an interpreter without it
-                from signal import SIGTERM, signal
+            # As PID 1 in a container the job would otherwise ignore `docker stop`'s SIGTERM until killed.
+            import signal
 
-            signal(SIGTERM, _terminate)
+            signal.signal(signal.SIGTERM, _terminate)
         try:
             doc = self._process()
         except BrokenPipeError:
@@ -314,7 +310,8 @@ class Job:
             if not spec.url and spec.name != "-":
                 open_input(spec.name).fh.close()
         sizes = [spec.size() for spec in specs]
-        total = None if None in sizes else sum(sizes)  # type: ignore[arg-type]
+        known = [s for s in sizes if s is not None]
+        total = sum(known) if len(known) == len(sizes) else None
         several = len(specs) > 1
         name = f"{len(specs)} inputs ({specs[0].label} ... {specs[-1].label})" if several else specs[0].label
         if several:
@@ -334,7 +331,7 @@ class Job:
 
         def opened(i: int, inp: Any) -> None:
             log.info("input opened: %s", inp.describe())
-            done[0] = sum(sizes[:i]) if total is not None else 0
+            done[0] = sum(known[:i]) if total is not None else 0
 
         display = None
         if sys.stderr.isatty():  # the common case, stderr elsewhere, does not even load the display's module

@@ -84,8 +84,8 @@ class RollingSignal:
         # itself too, even when every value is 0).
         factor = _POW10[top - min(scale, self._scale)]
         if n == 0 or factor >= 2**62 or w * biggest * factor >= 2**62:
-            sigs, mean_list = self.update_many(units.tolist(), [scale] * n, means)
-            return np.array(sigs, np.int8), mean_list
+            sigs, row_means = self.update_many(units.tolist(), [scale] * n, means)
+            return np.array(sigs, np.int8), row_means
         if scale < top:
             units = units * _POW10[top - scale]
         elif scale > self._scale:

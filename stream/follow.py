@@ -125,7 +125,7 @@ class _Inotify:
 
     def events(self) -> list[tuple[int, int, bytes]]:
         """The queued events as (watch, mask, name)."""
-        out = []
+        out: list[tuple[int, int, bytes]] = []
         while True:
             try:
                 buf = os.read(self.fd, 65536)

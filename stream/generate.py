@@ -56,7 +56,7 @@ def candles(
         lows = np.maximum(bottom - np.round(bottom * wick_lo).astype(np.int64), 1)
         typical = (highs + lows + closes) // 3
         vol_usd = (vol_btc * typical + 500_000) // 1_000_000  # cents
-        stamps = np.datetime_as_string(t0 + np.arange(done, done + n), unit="s")
+        stamps = np.datetime_as_string(t0 + np.arange(done, done + n).astype("timedelta64[m]"), unit="s")
         close = int(closes[-1])
         o, h, lo, c = (_cents(a.tolist()) for a in (opens, highs, lows, closes))
         vb = [f"{v // 1_000_000}.{v % 1_000_000:06d}" for v in vol_btc.tolist()]

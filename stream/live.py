@@ -198,10 +198,10 @@ class LiveRun:
         args, log = self.args, self.log
         idle = args.idle_timeout
         if args.input == "-":
-            fd = sys.stdin.fileno()
-            if stat.S_ISREG(os.fstat(fd).st_mode):  # a file redirected into stdin: followed through its descriptor
-                return FileFollower(None, stop, idle, fd=os.dup(fd), offset=os.lseek(fd, 0, os.SEEK_CUR), log=log)
-            return StreamFollower(fd, stop, idle)
+            stdin = sys.stdin.fileno()
+            if stat.S_ISREG(os.fstat(stdin).st_mode):  # a file redirected into stdin: followed through its descriptor
+                return FileFollower(None, stop, idle, fd=os.dup(stdin), offset=os.lseek(stdin, 0, os.SEEK_CUR), log=log)
+            return StreamFollower(stdin, stop, idle)
         path = args.input
         offset = 0
         fd: int | None = None

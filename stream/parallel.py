@@ -69,12 +69,13 @@ def run(
     """Process the inputs; returns the tally and, in keyed runs, each key's. ``workers=None`` picks the default for
     the inputs' size; ``cluster`` (False: not asked; None or N: an embedded cluster of N workers, default the cores)
     and ``scheduler`` run on Dask; ``executor`` runs the plan on one already made (stream.executors.Inline, say)."""
-    total = None if None in sizes else sum(sizes)  # type: ignore[arg-type]
+    known = [s for s in sizes if s is not None]
+    total = sum(known) if len(known) == len(sizes) else None
     dask = cluster is not False or scheduler is not None
     n = (cluster or cores()) if dask else (workers if workers is not None else default_workers(total))
     if executor is not None and total is not None:
         done = _parallel(
-            specs, sizes, reader, pipeline, executor.workers, after_batch, dask=False, scheduler=None,
+            specs, known, reader, pipeline, executor.workers, after_batch, dask=False, scheduler=None,
             block_size=block_size, explicit=True, executor=executor,
         )  # fmt: skip
         if done is not None:
@@ -88,7 +89,7 @@ def run(
             log.info("%s: stdin cannot be read by a cluster's workers; reading it with one process", what)
         else:
             done = _parallel(
-                specs, sizes, reader, pipeline, int(n), after_batch, dask=dask, scheduler=scheduler,
+                specs, known, reader, pipeline, int(n), after_batch, dask=dask, scheduler=scheduler,
                 block_size=block_size, explicit=dask or workers is not None,
             )  # fmt: skip
             if done is not None:

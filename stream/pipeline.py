@@ -49,7 +49,7 @@ class Pipeline:
             self._consume_keyed(batch, self.engine)
             return
         if not isinstance(batch, Batch):
-            self._consume_block(batch)
+            self._consume_block(batch, self.engine)
             return
         self.rows += n
         if self.signals is None:
@@ -84,8 +84,8 @@ class Pipeline:
         if batch.closes:
             self.last = (batch.closes[-1], keyed.mean(), sigs[-1])
 
-    def _consume_block(self, block: Block) -> None:
-        sigs, means = self.engine.update_block(block.units, block.scale, means=self.signals is not None)
+    def _consume_block(self, block: Block, engine: RollingSignal) -> None:
+        sigs, means = engine.update_block(block.units, block.scale, means=self.signals is not None)
         hits = int(sigs.sum())
         if self.signals is not None:
             assert means is not None
@@ -93,7 +93,7 @@ class Pipeline:
         self.rows += len(block.units)
         self.hits += hits
         if block.closes:
-            self.last = (block.closes[-1], self.engine.mean(), int(sigs[-1]))
+            self.last = (block.closes[-1], engine.mean(), int(sigs[-1]))
 
     def run(self, batches: Iterable[Batch | Block], after_batch: Callable[[], None] | None = None) -> Tally:
         for batch in batches:

@@ -25,7 +25,7 @@ SHOWN = 80
 TIMESTAMP_COLUMN = "timestamp"
 _FAST_DIGITS = min(MAX_SCALE, MAX_INT_DIGITS)
 # Spaces after a comma are not part of a field, so `1, "a,b"` is two fields.
-DIALECT = {"skipinitialspace": True}
+DIALECT: dict[str, Any] = {"skipinitialspace": True}
 
 
 class InputError(Exception):
@@ -610,9 +610,10 @@ class Reader:
                 for rec in rdr:
                     i += 1
                     if len(rec) != ncols:
-                        rec = self._odd(rec, i, first, flagged, lines, batch, ncols)
-                        if rec is None:
+                        fixed = self._odd(rec, i, first, flagged, lines, batch, ncols)
+                        if fixed is None:
                             continue
+                        rec = fixed
                     if ki is not None:
                         key = rec[ki].strip()
                         if not key:

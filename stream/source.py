@@ -94,7 +94,7 @@ def open_input(path: str) -> Input:
     if stat.S_ISDIR(st.st_mode):
         fh.close()
         raise SourceError(f"input {path} is a directory, not a CSV file")
-    return Input(path, fh, st.st_size if stat.S_ISREG(st.st_mode) else None)  # type: ignore[arg-type]
+    return Input(path, fh, st.st_size if stat.S_ISREG(st.st_mode) else None)
 
 
 class Spec:

@@ -77,7 +77,7 @@ def test_anything_else_is_left_to_argparse(argv: list[str]) -> None:
 
 # Each of these costs 0.5-6 ms of a ~50 ms run of the bundled file, and such a run needs none of them.
 STARTUP_HEAVY = (
-    "argparse", "gettext", "locale", "json", "csv", "logging", "traceback", "signal", "numpy", "orjson", "rich",
+    "argparse", "gettext", "locale", "json", "csv", "logging", "traceback", "numpy", "orjson", "rich",
 )  # fmt: skip
 
 
