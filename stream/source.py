@@ -205,12 +205,48 @@ def concatenated(
         if opened is not None:
             opened(i, inp)
         try:
-            if i:
-                yield NewFile("next", inp.name)
-            yield from (read(inp.fh) if read is not None else chunks(inp.fh, size))
+            yield from _text(inp, i > 0, size, read)
         finally:
             if inp.fh is not sys.stdin.buffer:
                 inp.fh.close()
+
+
+def _text(
+    inp: Input, later: bool, size: int, read: Callable[[BinaryIO], Iterator[bytes]] | None
+) -> Iterator[bytes | NewFile]:
+    """The text an opened input holds, decompressed, with a ``NewFile`` naming each part that needs a name: every
+    file after the first, and every part of a compressed file (so messages name the archive and its member)."""
+    from stream.decompress import unpack
+
+    unpacked = unpack(inp.name, inp.fh)
+    for j, (name, fh) in enumerate(unpacked.parts):
+        if later or j or unpacked.kind is not None:
+            yield NewFile("next", name)
+        yield from (read(fh) if read is not None else chunks(fh, size))
+
+
+def text_of(spec: Spec, size: int = CHUNK) -> Iterator[bytes | NewFile]:
+    """One input's text as ``concatenated`` gives it for a first input: a worker's way to read a whole file."""
+    inp = spec.open()
+    try:
+        yield from _text(inp, False, size, None)
+    finally:
+        if inp.fh is not sys.stdin.buffer:
+            inp.fh.close()
+
+
+def compression(spec: Spec) -> str | None:
+    """The compression a regular file or URL starts with (``gzip``, ``bz2``, ``xz``, ``zip``, ``zstd``), None for
+    plain text."""
+    from stream.decompress import HEAD, kind_of
+
+    inp = Spec(spec.path, spec.url).open()  # a handle of its own: stdin redirected from a file is opened anew
+    try:
+        if spec.base:
+            inp.fh.seek(spec.base)
+        return kind_of(inp.fh.read(HEAD) or b"")
+    finally:
+        inp.fh.close()
 
 
 # ---- object storage through fsspec -------------------------------------------------------------------------------
