@@ -224,6 +224,11 @@ def main(argv: list[str] | None = None) -> int:
             build_parser().error(str(exc))
         if path is None:
             build_parser().error("--follow follows a local file or stdin, not a URL")
+        from stream.decompress import compressed_file
+
+        kind = compressed_file(path) if path != "-" else None
+        if kind is not None:
+            build_parser().error(f"--follow reads a plain CSV file as it grows, and {path} is {kind}-compressed")
         args.input = path
     else:
         args.input = args.inputs[0] if len(args.inputs) == 1 else None

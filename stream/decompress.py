@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import zlib
 from collections.abc import Callable, Iterator
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, cast
 
 from stream.source import SourceError
 
@@ -94,7 +94,8 @@ def unpack(name: str, fh: BinaryIO) -> Unpacked:
         return Unpacked(None, iter([(name, fh)]))
     if kind == "zip":
         return Unpacked(kind, _zip_members(name, fh))
-    return Unpacked(kind, iter([(name, Decompressing(name, kind, fh))]))
+    # The stream classes here have the read1/read/close that readers of a BinaryIO use.
+    return Unpacked(kind, iter([(name, cast(BinaryIO, Decompressing(name, kind, fh)))]))
 
 
 def _head(fh: BinaryIO) -> tuple[bytes, BinaryIO]:
@@ -116,7 +117,7 @@ def _head(fh: BinaryIO) -> tuple[bytes, BinaryIO]:
         if not more:
             break
         head += more
-    return head, _Replay(head, fh)
+    return head, cast(BinaryIO, _Replay(head, fh))
 
 
 class _Replay:
@@ -157,15 +158,24 @@ class _Replay:
         self._fh.close()
 
 
+def zstd_module(name: str) -> Any:
+    """The standard library's zstd module (Python 3.14+), else its backport (the ``zstd`` extra); a missing one is an
+    ImportError that says what to install for ``name``."""
+    import importlib
+
+    for module in ("compression.zstd", "backports.zstd"):
+        try:
+            return importlib.import_module(module)
+        except ImportError:
+            continue
+    raise ImportError(f"{name} is zstd-compressed, which needs {ZSTD_MISSING}")
+
+
 def _zstd_decompressor(name: str) -> Any:
     try:
-        from compression import zstd  # type: ignore[import-not-found]
-    except ImportError:
-        try:
-            from backports import zstd  # type: ignore[no-redef]
-        except ImportError:
-            raise DecompressError(f"input {name} is zstd-compressed; reading it needs {ZSTD_MISSING}") from None
-    return zstd.ZstdDecompressor()
+        return zstd_module(f"input {name}").ZstdDecompressor()
+    except ImportError as exc:
+        raise DecompressError(str(exc)) from None
 
 
 def _decompressor(name: str, kind: str) -> Any:
@@ -300,9 +310,7 @@ def csv_members(names: list[str]) -> list[str]:
     files = [n for n in names if not n.endswith("/")]
     if len(files) == 1:
         return files
-    return sorted(
-        n for n in files if n.lower().endswith(".csv") and not n.startswith("__MACOSX/") and not _hidden(n)
-    )
+    return sorted(n for n in files if n.lower().endswith(".csv") and not n.startswith("__MACOSX/") and not _hidden(n))
 
 
 def _hidden(name: str) -> bool:
@@ -318,7 +326,7 @@ def _zip_members(name: str, fh: BinaryIO) -> Iterator[tuple[str, BinaryIO]]:
         import tempfile
 
         own = tempfile.TemporaryFile()  # noqa: SIM115 - closed below
-        shutil.copyfileobj(fh, own, 1 << 20)  # type: ignore[misc]
+        shutil.copyfileobj(fh, own, 1 << 20)
         own.seek(0)
         fh = own
     try:
@@ -326,8 +334,7 @@ def _zip_members(name: str, fh: BinaryIO) -> Iterator[tuple[str, BinaryIO]]:
             archive = zipfile.ZipFile(fh)
         except (zipfile.BadZipFile, OSError, EOFError, ValueError):
             raise DecompressError(
-                f"input {name} is a zip file that ends early or is damaged (truncated?): its list of members is "
-                "missing"
+                f"input {name} is a zip file that ends early or is damaged (truncated?): its list of members is missing"
             ) from None
         infos = {i.filename: i for i in archive.infolist()}
         chosen = csv_members(list(infos))
@@ -343,9 +350,8 @@ def _zip_members(name: str, fh: BinaryIO) -> Iterator[tuple[str, BinaryIO]]:
                 inner = archive.open(infos[member])
             except (NotImplementedError, zipfile.BadZipFile, OSError) as exc:
                 raise DecompressError(f"input {label} cannot be read: {_reason(exc)}") from None
-            stream = _Member(label, inner)
             try:
-                yield label, stream  # type: ignore[misc]
+                yield label, cast(BinaryIO, _Member(label, inner))
             finally:
                 inner.close()
     finally:
@@ -386,3 +392,20 @@ def _bad_zip() -> type[BaseException]:
     import zipfile
 
     return zipfile.BadZipFile
+
+
+SUFFIXES = {".gz": "gzip", ".gzip": "gzip", ".bz2": "bz2", ".xz": "xz", ".zip": "zip", ".zst": "zstd"}
+
+
+def compressed_file(path: str) -> str | None:
+    """The compression of a local file, by its first bytes, else by its name (a file a feed has yet to write)."""
+    try:
+        with open(path, "rb") as fh:
+            kind = kind_of(fh.read(8))
+    except OSError:
+        kind = None
+    if kind is None:
+        for suffix, name in SUFFIXES.items():
+            if path.lower().endswith(suffix):
+                return name
+    return kind

@@ -212,6 +212,16 @@ def _parallel(
     if not dask and executor is None and "fork" not in multiprocessing.get_all_start_methods():
         log.info("worker processes need the fork start method, which this platform lacks; using one process")
         return None
+    from stream.source import compression
+
+    kinds = [compression(spec) for spec in specs]
+    packed = [kind is not None for kind in kinds]
+    if len(specs) == 1 and packed[0]:
+        log.info(
+            "%s is %s-compressed: a compressed file cannot be cut into blocks, so one process reads it",
+            specs[0].label, kinds[0],
+        )  # fmt: skip
+        return None
     scratch = Reader(reader.column, "skip" if reader.skip else "fail", key=reader.key, file=reader.file)
     found = plan.find_header(specs, sizes, scratch)
     if found is None:
@@ -226,7 +236,10 @@ def _parallel(
             # Each block carries about window - 1 rows of context: keep that well below the block itself.
             count = min(count, max(1, int(total / (8 * max(1.0, (window - 1) * line_bytes)))))
         block_size = min(plan.BLOCK_SIZE, max(1, -(-total // count)))
-    tasks = plan.plan(specs, sizes, block_size)
+    tasks = plan.plan(specs, sizes, block_size, packed)
+    if any(packed):
+        log.info("%d of the inputs are compressed: each is one task (a compressed file cannot be cut at byte offsets)",
+                 sum(packed))  # fmt: skip
     if len(tasks) < 2 and not dask and executor is None:
         log.info("the input is too small for %d workers over a window of %d rows; using one process", workers, window)
         return None

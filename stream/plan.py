@@ -15,6 +15,9 @@ the blocks before it leave, so any number of processes or machines give the one-
 An unkeyed run over one input without signals needs neither row numbers nor keys: it skips the first pass, and each
 block reads the ``window - 1`` valid rows before it backwards from its start instead (cheap for small windows).
 
+A compressed input cannot be cut at byte offsets: it is one block of its own, read whole and decompressed by the task
+(its first rows seeded from the first pass like any block's); its size is its compressed size.
+
 The task functions (``summarize``, ``process``) take and return plain picklable data, so worker processes on this
 machine and a Dask cluster run the same plan; the inputs must be readable by the workers under the same names
 (absolute paths on a shared file system, or URLs).
@@ -35,7 +38,7 @@ from stream.logsink import SHOW_BAD_ROWS
 from stream.pipeline import Pipeline
 from stream.reader import BadRow, BadRowError, Batch, InputError, Reader
 from stream.signals import SignalSink
-from stream.source import CHUNK, Spec
+from stream.source import CHUNK, NewFile, Spec, text_of
 from stream.tally import Tally
 
 # Blocks of tens of MiB keep task counts low (a 10 GiB history is ~300 blocks) and per-task overheads negligible.
@@ -58,6 +61,7 @@ class Piece(NamedTuple):
     end: int
     first: bool
     last: bool
+    packed: bool = False  # compressed: the task reads the whole file and decompresses it
 
 
 Task = tuple[Piece, ...]
@@ -109,14 +113,23 @@ class Output:
 # ---- planning -----------------------------------------------------------------------------------------------------
 
 
-def plan(specs: list[Spec], sizes: list[int], block_size: int = BLOCK_SIZE) -> list[Task]:
-    """Cut the inputs into tasks of about ``block_size`` bytes, at line starts; empty files are left out."""
+def plan(
+    specs: list[Spec], sizes: list[int], block_size: int = BLOCK_SIZE, packed: list[bool] | None = None
+) -> list[Task]:
+    """Cut the inputs into tasks of about ``block_size`` bytes, at line starts; empty files are left out. A
+    ``packed`` (compressed) input is a task of its own, whatever its size."""
     tasks: list[Task] = []
     current: list[Piece] = []
     room = block_size
-    for spec, size in zip(specs, sizes):
+    for i, (spec, size) in enumerate(zip(specs, sizes)):
         path = spec.path
         begin = spec.base
+        if packed is not None and packed[i]:
+            if current:
+                tasks.append(tuple(current))
+                current, room = [], block_size
+            tasks.append((Piece(spec.label, path, spec.url, begin, begin + size, True, True, packed=True),))
+            continue
         pos, end = begin, begin + size
         earliest = None  # the first offset a cut may take: after the file's first line
         while pos < end:
@@ -189,14 +202,14 @@ def find_header(specs: list[Spec], sizes: list[int], reader: Reader) -> tuple[st
     starts and the bytes per line of the data sampled; None if it is not within the first ``PROBE`` bytes. Errors in
     the header are the reader's, as in one process."""
     for i, (spec, size) in enumerate(zip(specs, sizes)):
-        if i:
-            reader.new_file(file=spec.label if reader.file is not None else None)
-        data = _read_at(spec.path, spec.url, spec.base, min(PROBE, size))
+        name, data, whole = _probe(spec, size)
+        if i or name is not None:
+            reader.new_file(file=name if name is not None else spec.label if reader.file is not None else None)
         at = 0
         while reader.layout is None:
             end = data.find(b"\n", at) + 1
             if not end:
-                if len(data) < size:
+                if not whole:
                     return None  # no header in the first PROBE bytes: leave this input to one process
                 reader.feed(data[at:])
                 reader.finish()
@@ -206,8 +219,33 @@ def find_header(specs: list[Spec], sizes: list[int], reader: Reader) -> tuple[st
         if reader.layout is not None and reader.header_text is not None:
             sample = data[at:]
             lines = sample.count(b"\n")
-            return reader.header_text, spec.base + at if i == 0 else -1, len(sample) / lines if lines else 100.0
+            start = spec.base + at if i == 0 and name is None else -1
+            return reader.header_text, start, len(sample) / lines if lines else 100.0
     return None
+
+
+def _probe(spec: Spec, size: int) -> tuple[str | None, bytes, bool]:
+    """The first ``PROBE`` bytes of an input's text, and whether that is all of it (of its first member); the name
+    its messages go by when it is compressed (None for plain text)."""
+    from stream.source import compression
+
+    if compression(spec) is None:
+        data = _read_at(spec.path, spec.url, spec.base, min(PROBE, size))
+        return None, data, len(data) >= size
+    name: str | None = None
+    parts: list[bytes] = []
+    have = 0
+    for event in text_of(Spec(spec.path, spec.url), spec.label):
+        if isinstance(event, NewFile):
+            if name is not None:
+                return name, b"".join(parts), True  # the first member is all there is to sample
+            name = event.name
+            continue
+        parts.append(event)
+        have += len(event)
+        if have >= PROBE:
+            return name, b"".join(parts)[:PROBE], False
+    return name, b"".join(parts), True
 
 
 # ---- inside a worker --------------------------------------------------------------------------------------------
@@ -258,6 +296,17 @@ def _batches(job: Settings, task: Task, reader: Reader, tracker: _Tracker) -> It
     for i, piece in enumerate(task):
         tracker.piece = i
         name = piece.name if job.name_files else None
+        if piece.packed:
+            for event in text_of(Spec(piece.path, piece.url), piece.name, job.chunk):
+                if isinstance(event, NewFile):
+                    yield reader.new_file(file=event.name)  # the archive (and member) names its messages
+                elif source is reader:
+                    yield reader.feed(event)
+                else:
+                    yield from source.feed(event)
+            yield reader.finish()
+            tracker.lines.append(reader.line_no)
+            continue
         if piece.first:
             yield reader.new_file(file=name)
         else:
@@ -320,7 +369,8 @@ def process(arg: tuple[Settings, Task, int, dict[str | None, list[tuple[int, int
     read them backwards from the block's start), rows numbered on from ``row``."""
     job, task, row, values = arg
     if values is None:
-        values = {None: _context(job, task[0])}
+        # Nothing comes before a piece that starts its file; inside a compressed file nothing could be read backwards.
+        values = {None: [] if task[0].first else _context(job, task[0])}
     engine: RollingSignal | KeyedSignal
     if job.key is None:
         engine = RollingSignal(job.window)

@@ -225,9 +225,11 @@ def _text(
         yield from (read(fh) if read is not None else chunks(fh, size))
 
 
-def text_of(spec: Spec, size: int = CHUNK) -> Iterator[bytes | NewFile]:
-    """One input's text as ``concatenated`` gives it for a first input: a worker's way to read a whole file."""
+def text_of(spec: Spec, name: str, size: int = CHUNK) -> Iterator[bytes | NewFile]:
+    """One input's text as ``concatenated`` gives it for a first input, its messages naming it ``name``: a worker's
+    way to read a whole file."""
     inp = spec.open()
+    inp.name = name
     try:
         yield from _text(inp, False, size, None)
     finally:
