@@ -399,11 +399,16 @@ SUFFIXES = {".gz": "gzip", ".gzip": "gzip", ".bz2": "bz2", ".xz": "xz", ".zip": 
 
 def compressed_file(path: str) -> str | None:
     """The compression of a local file, by its first bytes, else by its name (a file a feed has yet to write)."""
+    import os
+    import stat
+
+    kind = None
     try:
-        with open(path, "rb") as fh:
-            kind = kind_of(fh.read(8))
+        if stat.S_ISREG(os.stat(path).st_mode):  # a FIFO's open would wait for its writer
+            with open(path, "rb") as fh:
+                kind = kind_of(fh.read(8))
     except OSError:
-        kind = None
+        pass
     if kind is None:
         for suffix, name in SUFFIXES.items():
             if path.lower().endswith(suffix):
