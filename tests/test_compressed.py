@@ -21,7 +21,6 @@ from conftest import env_with_repo, exact_signals, ohlcv_csv, read_signals_csv, 
 
 from stream import decompress, generate
 from stream.decompress import DecompressError, unpack
-from stream.reader import Reader
 from stream.source import NewFile, Spec, concatenated
 
 HAVE_DASK = importlib.util.find_spec("distributed") is not None
@@ -136,7 +135,8 @@ def test_a_pipe_is_told_by_its_first_bytes_even_one_byte_at_a_time() -> None:
 
     for data in (text, gzip.compress(text), lzma.compress(text)):
         unpacked = unpack("<stdin>", Trickle(data))  # type: ignore[arg-type]
-        got = b"".join(iter(lambda fh=next(unpacked.parts)[1]: fh.read1(3), b""))
+        _, fh = next(unpacked.parts)
+        got = b"".join(iter(lambda fh=fh: fh.read1(3), b""))
         assert got == text
 
 
