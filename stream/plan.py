@@ -15,6 +15,10 @@ the blocks before it leave, so any number of processes or machines give the one-
 An unkeyed run over one input without signals needs neither row numbers nor keys: it skips the first pass, and each
 block reads the ``window - 1`` valid rows before it backwards from its start instead (cheap for small windows).
 
+Any other run without signals needs no row numbers either, and takes one pass: each block starts its engines empty,
+so only the first ``window - 1`` values of each key in it lack their context; it returns them with its last ones, and
+the parent, in order, counts their signals with engines started from the values before the block.
+
 A compressed input cannot be cut at byte offsets: it is one block of its own, read whole and decompressed by the task
 (its first rows seeded from the first pass like any block's); its size is its compressed size.
 
@@ -86,6 +90,7 @@ class Settings:
         self.chunk: int = fields.get("chunk", CHUNK)
         self.spill: str | None = fields.get("spill")  # a folder for signals on this machine; None: return bytes
         self.context_floor: int | None = fields.get("context_floor")  # set: no first pass, read context backwards
+        self.one_pass: bool = fields.get("one_pass", False)  # no first pass: the parent completes each block's start
 
 
 class Summary:
@@ -108,6 +113,53 @@ class Output:
         self.bad: list[tuple[int, BadRow]] = []  # the first SHOW_BAD_ROWS + 1 skipped rows: piece index, local line
         self.error: tuple[int, BadRow | str] | None = None
         self.signals: bytes | str | None = None  # the signal lines, or the spill file holding them
+        self.heads: dict[str | None, list[tuple[int, int]]] | None = None  # one pass: each key's first window-1 values
+        self.tails: dict[str | None, list[tuple[int, int]]] = {}  # one pass: each key's last window-1 values
+
+
+class _Ends:
+    """Each key's last ``keep`` values over a block's batches (the one key of an unkeyed run is None), and on request
+    its first ``keep`` values too."""
+
+    def __init__(self, keep: int, keyed: bool, heads: bool) -> None:
+        self.keep = keep
+        self.keyed = keyed
+        self.tails: dict[str | None, deque[tuple[int, int]]] = {}
+        self.heads: dict[str | None, list[tuple[int, int]]] | None = {} if heads else None
+
+    def add(self, batch: Any) -> None:
+        keep, heads = self.keep, self.heads
+        block = not isinstance(batch, Batch)  # a Block: one scale, a numpy array of units
+        if not self.keyed:
+            tail = self.tails.get(None)
+            if tail is None:
+                tail = self.tails[None] = deque(maxlen=keep)
+            if not keep:
+                return
+            if heads is not None:
+                head = heads.setdefault(None, [])
+                need = keep - len(head)
+                if need > 0:
+                    first = batch.units[:need]
+                    head.extend(zip(first.tolist(), repeat(batch.scale)) if block else zip(first, batch.scales[:need]))
+            if block:
+                tail.extend(zip(batch.units[-keep:].tolist(), repeat(batch.scale)))
+            else:
+                tail.extend(zip(batch.units[-keep:], batch.scales[-keep:]))
+            return
+        units, scales = (batch.units.tolist(), repeat(batch.scale)) if block else (batch.units, batch.scales)
+        for k, u, s in zip(batch.keys, units, scales):
+            tail = self.tails.get(k)
+            if tail is None:
+                tail = self.tails[k] = deque(maxlen=keep)
+                if heads is not None:
+                    heads[k] = []
+            if heads is not None and len(heads[k]) < keep:
+                heads[k].append((u, s))
+            tail.append((u, s))
+
+    def lists(self) -> dict[str | None, list[tuple[int, int]]]:
+        return {k: list(v) for k, v in self.tails.items()}
 
 
 # ---- planning -----------------------------------------------------------------------------------------------------
@@ -329,38 +381,20 @@ def _failure(exc: InputError, piece: int) -> tuple[int, BadRow | str]:
 def summarize(arg: tuple[Settings, Task]) -> Summary:
     """First pass over one block: rows, lines, the first error, each key's last ``window - 1`` values."""
     job, task = arg
-    keep = job.window - 1
     summary = Summary()
-    tails: dict[str | None, deque[tuple[int, int]]] = {}
+    ends = _Ends(job.window - 1, job.key is not None, heads=False)
     tracker = _Tracker()
     reader = _reader(job, None, keep_text=False)
     try:
         for batch in _batches(job, task, reader, tracker):
             n = len(batch.units)
-            if not n:
-                continue
-            summary.rows += n
-            if job.key is None:
-                tail = tails.get(None)
-                if tail is None:
-                    tail = tails[None] = deque(maxlen=keep)
-                if isinstance(batch, Batch):
-                    tail.extend(zip(batch.units, batch.scales))
-                elif keep:  # a Block: one scale, a numpy array of units
-                    tail.extend(zip(batch.units[-keep:].tolist(), repeat(batch.scale)))
-                continue
-            units, scales = (
-                (batch.units, batch.scales) if isinstance(batch, Batch) else (batch.units.tolist(), repeat(batch.scale))
-            )
-            for k, u, s in zip(batch.keys, units, scales):
-                tail = tails.get(k)
-                if tail is None:
-                    tail = tails[k] = deque(maxlen=keep)
-                tail.append((u, s))
+            if n:
+                summary.rows += n
+                ends.add(batch)
     except InputError as exc:
         summary.error = _failure(exc, tracker.piece)
     summary.lines = tracker.lines
-    summary.tails = {k: list(v) for k, v in tails.items()}
+    summary.tails = ends.lists()
     return summary
 
 
@@ -406,9 +440,12 @@ def process(arg: tuple[Settings, Task, int, dict[str | None, list[tuple[int, int
     pipeline = Pipeline(engine, sink)
     pipeline.restore(Tally(row, 0, 0))  # rows are numbered on from the blocks before
     reader = _reader(job, tracker, keep_text=job.signals)
+    ends = _Ends(job.window - 1, job.key is not None, heads=True) if job.one_pass else None
     try:
         for batch in _batches(job, task, reader, tracker):
             pipeline.consume(batch)
+            if ends is not None and len(batch.units):
+                ends.add(batch)
     except InputError as exc:
         result.error = _failure(exc, tracker.piece)
     finally:
@@ -419,7 +456,23 @@ def process(arg: tuple[Settings, Task, int, dict[str | None, list[tuple[int, int
         result.by_key = {k: (x.rows, x.hits) for k, x in engine.series.items() if x.rows}
     result.tally = Tally(pipeline.rows - row, pipeline.hits, pipeline.skipped)
     result.lines = tracker.lines
+    if ends is not None:
+        result.heads, result.tails = ends.heads, ends.lists()
     return result
+
+
+def _head_hits(
+    values: dict[str | None, deque[tuple[int, int]]], heads: dict[str | None, list[tuple[int, int]]], window: int
+) -> dict[str | None, int]:
+    """The signals of each key's first values in a block that a one-pass task could not give (their windows reach
+    into the blocks before): from engines started with the key's values before the block."""
+    hits: dict[str | None, int] = {}
+    for key, head in heads.items():
+        engine = RollingSignal(window)
+        for u, s in values.get(key, ()):
+            engine.update(u, s)
+        hits[key] = sum(engine.update(u, s) for u, s in head)
+    return hits
 
 
 def _context(job: Settings, piece: Piece) -> list[tuple[int, int]]:
@@ -510,7 +563,7 @@ def execute(
     ``done(handle)``, ``workers``); write signals to ``sink`` in input order; report skipped rows in order."""
     ahead = max(2, AHEAD_PER_WORKER * executor.workers)
     keep = job.window - 1
-    first_pass = job.context_floor is None
+    first_pass = job.context_floor is None and not job.one_pass
     values: dict[str | None, deque[tuple[int, int]]] = {}
     firsts: deque[Any] = deque()
     seconds: deque[tuple[Any, Task]] = deque()
@@ -529,9 +582,14 @@ def execute(
         if output.error is not None:
             _raise(output.error, offsets)
         tally += output.tally
+        extra: dict[str | None, int] = {}
+        if output.heads is not None:  # one pass: the block's first values get their context here, in order
+            extra = _head_hits(values, output.heads, job.window)
+            tally += Tally(0, sum(extra.values()))
+            remember(output.tails)
         if by_key is not None and output.by_key:
             for k, (rows, hits) in output.by_key.items():
-                by_key[k] = by_key.get(k, Tally()) + Tally(rows, hits)
+                by_key[k] = by_key.get(k, Tally()) + Tally(rows, hits + extra.get(k, 0))
         if output.tally.skipped > len(output.bad):
             add_unshown(output.tally.skipped - len(output.bad))
         if sink is not None and output.signals is not None:
@@ -553,9 +611,20 @@ def execute(
             handle, done_task = seconds.popleft()
             write_out(executor.result(handle), done_task)
 
+    def remember(tails: dict[str | None, list[tuple[int, int]]]) -> None:
+        """Each key's last ``window - 1`` values so far, after a block's own last ones."""
+        if keep:
+            for key, tail in tails.items():
+                held = values.get(key)
+                if held is None:
+                    held = values[key] = deque(maxlen=keep)
+                held.extend(tail)
+
     for k, task in enumerate(tasks):
         if not first_pass:
-            seconds.append((executor.submit(process, (job, task, 0, None)), task))
+            # One pass: engines start empty; else each block reads its context backwards.
+            empty: dict[str | None, list[tuple[int, int]]] | None = {} if job.one_pass else None
+            seconds.append((executor.submit(process, (job, task, 0, empty)), task))
             flush(everything=False)
             continue
         while submitted < len(tasks) and submitted < k + ahead:
@@ -568,12 +637,7 @@ def execute(
         start = {key: list(values[key]) for key in summary.tails if key in values}
         seconds.append((executor.submit(process, (job, task, row, start)), task))
         row += summary.rows
-        if keep:
-            for key, tail in summary.tails.items():
-                held = values.get(key)
-                if held is None:
-                    held = values[key] = deque(maxlen=keep)
-                held.extend(tail)
+        remember(summary.tails)
         flush(everything=False)
     flush(everything=True)
     return Result(tally, by_key)
