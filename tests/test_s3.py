@@ -7,7 +7,6 @@ from __future__ import annotations
 import gzip
 import importlib.util
 import io
-import os
 import shutil
 import socket
 import subprocess
@@ -49,7 +48,10 @@ def _moto_server() -> list[str]:
 def s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
     """A moto S3 server on 127.0.0.1 for this module; yields the environment that points clients at it."""
     port = _free_port()
-    log = tmp_path_factory.mktemp("moto") / "server.log"
+    folder = tmp_path_factory.mktemp("moto")
+    log = folder / "server.log"
+    empty = folder / "empty-aws-config"
+    empty.write_text("")
     with open(log, "wb") as out:
         proc = subprocess.Popen(
             [*_moto_server(), "-H", "127.0.0.1", "-p", str(port)], stdout=out, stderr=subprocess.STDOUT,
@@ -60,8 +62,8 @@ def s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
         "AWS_ACCESS_KEY_ID": "testing",
         "AWS_SECRET_ACCESS_KEY": "testing",
         "AWS_DEFAULT_REGION": "us-east-1",
-        "AWS_CONFIG_FILE": os.devnull,  # nothing from this machine's own AWS set-up
-        "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+        "AWS_CONFIG_FILE": str(empty),  # nothing from this machine's own AWS set-up
+        "AWS_SHARED_CREDENTIALS_FILE": str(empty),
     }
     try:
         deadline = time.monotonic() + 60
