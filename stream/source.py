@@ -228,13 +228,11 @@ def _text(
 def text_of(spec: Spec, name: str, size: int = CHUNK) -> Iterator[bytes | NewFile]:
     """One input's text as ``concatenated`` gives it for a first input, its messages naming it ``name``: a worker's
     way to read a whole file."""
-    inp = spec.open()
-    inp.name = name
-    try:
-        yield from _text(inp, False, size, None)
-    finally:
-        if inp.fh is not sys.stdin.buffer:
-            inp.fh.close()
+
+    def rename(index: int, inp: Input) -> None:
+        inp.name = name
+
+    return concatenated([spec], size, opened=rename)
 
 
 def compression(spec: Spec) -> str | None:
