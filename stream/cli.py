@@ -334,16 +334,22 @@ class Job:
         t_read = time.perf_counter()
         done = [0]  # bytes of the inputs before the current one, for progress (parallel runs move reader.offset)
 
+        current: list[Any] = []  # the input being read: its position counts compressed bytes for a compressed one
+
         def opened(i: int, inp: Any) -> None:
             log.info("input opened: %s", inp.describe())
             done[0] = sum(known[:i]) if total is not None else 0
+            current[:] = [inp]
 
         display = None
         if sys.stderr.isatty():  # the common case, stderr elsewhere, does not even load the display's module
             from stream import progress  # rich itself is imported only if the display starts
 
             if progress.wanted(args):
-                display = progress.Progress(pipeline, name, position=lambda: done[0] + reader.offset, total=total)
+                display = progress.Progress(
+                    pipeline, name, total=total,
+                    position=lambda: done[0] + (current[0].position(reader.offset) if current else reader.offset),
+                )  # fmt: skip
 
         def after_batch() -> None:
             self._announce_layout(reader, cfg.window)

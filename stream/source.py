@@ -58,6 +58,17 @@ class Input:
         self.name = name
         self.fh = fh
         self.size = size  # bytes, for a regular file (progress, parallel splitting); None for pipes and terminals
+        self.kind: str | None = None  # its compression, once its first bytes are read; None: plain text
+
+    def position(self, text_offset: int) -> int:
+        """How far into the input reading is: ``text_offset`` (bytes of text) for plain text, the compressed bytes
+        read for a compressed input (sizes and progress count those)."""
+        if self.kind is None:
+            return text_offset
+        try:
+            return int(self.fh.tell())
+        except (OSError, ValueError, AttributeError):  # closed (read to its end), or a pipe
+            return self.size or 0
 
     def describe(self) -> str:
         kind = f"regular file, {self.size} bytes" if self.size is not None else "stream"
@@ -219,6 +230,7 @@ def _text(
     from stream.decompress import unpack
 
     unpacked = unpack(inp.name, inp.fh)
+    inp.kind = unpacked.kind
     for j, (name, fh) in enumerate(unpacked.parts):
         if later or j or unpacked.kind is not None:
             yield NewFile("next", name)
