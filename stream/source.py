@@ -232,9 +232,13 @@ def _text(
     unpacked = unpack(inp.name, inp.fh)
     inp.kind = unpacked.kind
     for j, (name, fh) in enumerate(unpacked.parts):
-        if later or j or unpacked.kind is not None:
-            yield NewFile("next", name)
-        yield from (read(fh) if read is not None else chunks(fh, size))
+        try:
+            if later or j or unpacked.kind is not None:
+                yield NewFile("next", name)
+            yield from (read(fh) if read is not None else chunks(fh, size))
+        finally:
+            if fh is not inp.fh:
+                fh.close()  # a part's own resources (never the input itself: its owner closes that)
 
 
 def text_of(spec: Spec, name: str, size: int = CHUNK) -> Iterator[bytes | NewFile]:
