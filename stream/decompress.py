@@ -120,7 +120,28 @@ def _head(fh: BinaryIO) -> tuple[bytes, BinaryIO]:
     return head, cast(BinaryIO, _Replay(head, fh))
 
 
-class _Replay:
+class _ByRead1:
+    """``read`` and ``seekable`` for a stream that reads with ``read1``."""
+
+    def read1(self, size: int = -1) -> bytes:
+        raise NotImplementedError
+
+    def read(self, size: int = -1) -> bytes:
+        parts = []
+        left = size if size >= 0 else 1 << 62
+        while left > 0:
+            data = self.read1(min(left, 1 << 20))
+            if not data:
+                break
+            parts.append(data)
+            left -= len(data)
+        return b"".join(parts)
+
+    def seekable(self) -> bool:
+        return False
+
+
+class _Replay(_ByRead1):
     """A stream that gives ``head`` again before the rest of ``fh`` (a pipe cannot seek back)."""
 
     def __init__(self, head: bytes, fh: BinaryIO) -> None:
@@ -134,25 +155,9 @@ class _Replay:
             return out
         return (getattr(self._fh, "read1", None) or self._fh.read)(size)
 
-    def read(self, size: int = -1) -> bytes:
-        if size < 0:
-            out, self._head = self._head + self._fh.read(), b""
-            return out
-        parts, left = [], size
-        while left > 0:
-            data = self.read1(left)
-            if not data:
-                break
-            parts.append(data)
-            left -= len(data)
-        return b"".join(parts)
-
     def fileno(self) -> int:
         # A select() on the descriptor may miss the replayed bytes; it is only ever asked whether *more* is waiting.
         return self._fh.fileno()
-
-    def seekable(self) -> bool:
-        return False
 
     def close(self) -> None:
         pass  # the input's owner closes it
@@ -203,7 +208,7 @@ def _corrupt_errors() -> tuple[type[BaseException], ...]:
     return tuple(errors)
 
 
-class Decompressing:
+class Decompressing(_ByRead1):
     """The decompressed bytes of a gzip, bz2, xz or zstd stream, ``read1(n)`` at a time (at most ``n`` bytes each),
     as the compressed bytes arrive; concatenated members (``cat a.gz b.gz``) are one stream, as gzip reads them."""
 
@@ -279,20 +284,6 @@ class Decompressing:
 
     def _truncated(self) -> DecompressError:
         return DecompressError(f"input {self.name} is a {self.kind} file that ends early (truncated?)")
-
-    def read(self, size: int = -1) -> bytes:
-        parts = []
-        left = size if size >= 0 else 1 << 62
-        while left > 0:
-            data = self.read1(min(left, RAW_READ * 4))
-            if not data:
-                break
-            parts.append(data)
-            left -= len(data)
-        return b"".join(parts)
-
-    def seekable(self) -> bool:
-        return False
 
     def close(self) -> None:
         pass  # the input's owner closes it
@@ -416,7 +407,7 @@ def compressed_file(path: str) -> str | None:
     return kind
 
 
-class Ahead:
+class Ahead(_ByRead1):
     """Decompresses in a thread of its own, a few reads ahead of the reader: zlib, bz2, lzma and zstd let go of the
     GIL while they work, so on a machine with a free core decompressing overlaps parsing. Errors reach the reader in
     order, as they would have without the thread."""
@@ -472,20 +463,6 @@ class Ahead:
         out = self._piece[self._at : end]
         self._at += len(out)
         return out
-
-    def read(self, size: int = -1) -> bytes:
-        parts = []
-        left = size if size >= 0 else 1 << 62
-        while left > 0:
-            data = self.read1(left)
-            if not data:
-                break
-            parts.append(data)
-            left -= len(data)
-        return b"".join(parts)
-
-    def seekable(self) -> bool:
-        return False
 
     def close(self) -> None:
         """Stop the thread (it ends after the read in hand) and close the stream it reads."""
