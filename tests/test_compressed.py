@@ -18,9 +18,14 @@ from pathlib import Path
 
 import pytest
 from conftest import env_with_repo, exact_signals, ohlcv_csv, read_signals_csv, start_command, write
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from test_scaleout import files as random_files
+from test_scaleout import run as run_plan
 
 from stream import decompress, generate
 from stream.decompress import DecompressError, unpack
+from stream.executors import Inline
 from stream.source import NewFile, Spec, concatenated
 
 HAVE_DASK = importlib.util.find_spec("distributed") is not None
@@ -216,6 +221,38 @@ def test_many_compressed_files_run_one_per_task_with_byte_identical_signals(
     # Without signals (no row numbers needed) the plan still seeds each file's first rows from the first pass.
     quiet = run_cli([*args, *executor.split()], timeout=180)
     assert quiet.file_doc()["value"] == one.file_doc()["value"]
+
+
+@given(
+    seed=st.integers(0, 2**32),
+    kinds=st.lists(st.sampled_from(["plain", "gz", "gz-members", "bz2", "xz", "zip"]), min_size=1, max_size=4),
+    keyed=st.booleans(),
+    window=st.integers(1, 6),
+    skip=st.booleans(),
+    fmt=st.sampled_from(["csv", None]),
+)
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+def test_the_plan_over_compressed_files_gives_the_one_process_output(
+    tmp_path_factory, seed, kinds, keyed, window, skip, fmt
+) -> None:
+    tmp = tmp_path_factory.mktemp("packed")
+    datas = random_files(seed, len(kinds), 40, keyed)
+    plain = [Spec(str(write(tmp / f"plain{i}.csv", data))) for i, data in enumerate(datas)]
+    packed = [
+        Spec(str(write(tmp / f"in{i}.{kind}", data if kind == "plain" else COMPRESS[kind](data))))
+        for i, (kind, data) in enumerate(zip(kinds, datas))
+    ]
+    one = run_plan(packed, keyed, window, skip, fmt, None, 64)
+    inline = Inline()
+    many = run_plan(packed, keyed, window, skip, fmt, inline, 64)
+    if one[0] == "error":
+        assert many[:2] == one[:2]  # the same first error, naming the same archive (and member) and line
+        return
+    assert many == one
+    # The plan ran, unless the input is one compressed file (one process reads it) or has no header at all.
+    assert inline.tasks or (len(kinds) == 1 and kinds[0] != "plain") or not one[0].rows
+    # The exact answers of the decompressed text: the tallies and signals of the plain files.
+    assert one[:3] == run_plan(plain, keyed, window, skip, fmt, None, 64)[:3]
 
 
 def test_keyed_windows_over_compressed_files_match_one_process(run_cli, tmp_path: Path) -> None:
