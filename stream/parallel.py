@@ -223,7 +223,7 @@ def _parallel(
         )  # fmt: skip
         return None
     scratch = Reader(reader.column, "skip" if reader.skip else "fail", key=reader.key, file=reader.file)
-    found = plan.find_header(specs, sizes, scratch)
+    found = plan.find_header(specs, sizes, scratch, packed)
     if found is None:
         log.info("the header is not within the first MiB of the input; reading it with one process")
         return None

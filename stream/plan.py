@@ -42,7 +42,7 @@ from stream.logsink import SHOW_BAD_ROWS
 from stream.pipeline import Pipeline
 from stream.reader import BadRow, BadRowError, Batch, InputError, Reader
 from stream.signals import SignalSink
-from stream.source import CHUNK, NewFile, Spec, text_of
+from stream.source import CHUNK, NewFile, Spec, compression, text_of
 from stream.tally import Tally
 
 # Blocks of tens of MiB keep task counts low (a 10 GiB history is ~300 blocks) and per-task overheads negligible.
@@ -249,12 +249,14 @@ def _line_start(spec: Spec, at: int, end: int) -> int:
     return end
 
 
-def find_header(specs: list[Spec], sizes: list[int], reader: Reader) -> tuple[str, int, float] | None:
+def find_header(
+    specs: list[Spec], sizes: list[int], reader: Reader, packed: list[bool] | None = None
+) -> tuple[str, int, float] | None:
     """Read the inputs' first lines with ``reader`` until the header is known: its text, where the first input's data
     starts and the bytes per line of the data sampled; None if it is not within the first ``PROBE`` bytes. Errors in
-    the header are the reader's, as in one process."""
+    the header are the reader's, as in one process. ``packed`` tells which inputs are compressed (default: look)."""
     for i, (spec, size) in enumerate(zip(specs, sizes)):
-        name, data, whole = _probe(spec, size)
+        name, data, whole = _probe(spec, size, packed[i] if packed is not None else compression(spec) is not None)
         if i or name is not None:
             reader.new_file(file=name if name is not None else spec.label if reader.file is not None else None)
         at = 0
@@ -276,12 +278,10 @@ def find_header(specs: list[Spec], sizes: list[int], reader: Reader) -> tuple[st
     return None
 
 
-def _probe(spec: Spec, size: int) -> tuple[str | None, bytes, bool]:
+def _probe(spec: Spec, size: int, packed: bool) -> tuple[str | None, bytes, bool]:
     """The first ``PROBE`` bytes of an input's text, and whether that is all of it (of its first member); the name
     its messages go by when it is compressed (None for plain text)."""
-    from stream.source import compression
-
-    if compression(spec) is None:
+    if not packed:
         data = _read_at(spec.path, spec.url, spec.base, min(PROBE, size))
         return None, data, len(data) >= size
     name: str | None = None
