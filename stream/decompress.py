@@ -163,9 +163,9 @@ class _Replay(_ByRead1):
         pass  # the input's owner closes it
 
 
-def zstd_module(name: str) -> Any:
-    """The standard library's zstd module (Python 3.14+), else its backport (the ``zstd`` extra); a missing one is an
-    ImportError that says what to install for ``name``."""
+def zstd_module() -> Any:
+    """The standard library's zstd module (Python 3.14+), else its backport (the ``zstd`` extra); ImportError if
+    neither is there."""
     import importlib
 
     for module in ("compression.zstd", "backports.zstd"):
@@ -173,14 +173,14 @@ def zstd_module(name: str) -> Any:
             return importlib.import_module(module)
         except ImportError:
             continue
-    raise ImportError(f"{name} is zstd-compressed, which needs {ZSTD_MISSING}")
+    raise ImportError("no zstd module: " + ZSTD_MISSING)
 
 
 def _zstd_decompressor(name: str) -> Any:
     try:
-        return zstd_module(f"input {name}").ZstdDecompressor()
-    except ImportError as exc:
-        raise DecompressError(str(exc)) from None
+        return zstd_module().ZstdDecompressor()
+    except ImportError:
+        raise DecompressError(f"input {name} is zstd-compressed, which needs {ZSTD_MISSING}") from None
 
 
 def _decompressor(name: str, kind: str) -> Any:

@@ -168,7 +168,7 @@ def compressor(out: BinaryIO, kind: str, member: str, stack: ExitStack) -> Binar
     elif kind == "zst":
         from stream.decompress import zstd_module
 
-        inner = zstd_module(member).ZstdFile(out, "wb")
+        inner = zstd_module().ZstdFile(out, "wb")
     else:
         import zipfile
 
@@ -229,9 +229,13 @@ def main(argv: list[str]) -> int:
     member = member_name(args.output)
     try:
         if kind == "zst":
-            from stream.decompress import zstd_module
+            from stream.decompress import ZSTD_MISSING, zstd_module
 
-            zstd_module(args.output)  # a missing codec is said before anything is written
+            try:
+                zstd_module()  # a missing codec is said before anything is written
+            except ImportError:
+                sys.stderr.write(f"mlops-stream generate: error: writing zstd needs {ZSTD_MISSING}\n")
+                return 1
         with ExitStack() as stack:
             out = sys.stdout.buffer if args.output == "-" else stack.enter_context(open(args.output, "wb"))
             if kind is not None:
@@ -244,8 +248,5 @@ def main(argv: list[str]) -> int:
         where = "stdout" if args.output == "-" else args.output
         reason = exc.strerror.lower() if exc.strerror else str(exc)
         sys.stderr.write(f"mlops-stream generate: error: cannot write {where}: {reason}\n")
-        return 1
-    except ImportError as exc:
-        sys.stderr.write(f"mlops-stream generate: error: {exc}\n")
         return 1
     return 0

@@ -31,7 +31,7 @@ from stream.source import NewFile, Spec, concatenated
 HAVE_DASK = importlib.util.find_spec("distributed") is not None
 needs_dask = pytest.mark.skipif(not HAVE_DASK, reason="dask[distributed] is not installed (the test extra has it)")
 try:
-    ZSTD = decompress.zstd_module("zstd")
+    ZSTD = decompress.zstd_module()
 except ImportError:
     ZSTD = None
 needs_zstd = pytest.mark.skipif(ZSTD is None, reason="no zstd module: the zstd extra (or Python 3.14+) brings it")
@@ -408,6 +408,10 @@ def test_a_zstd_file_without_the_codec_names_the_extra(run_cli, tmp_path: Path) 
         "input c.csv.zst is zstd-compressed, which needs pip install 'mlops-stream[zstd]' (the standard library has "
         "zstd from Python 3.14)"
     )
+    made = run_cli(["generate", "--rows", "5", "--output", "new.csv.zst"], env=env)
+    assert made.code == 1
+    assert "mlops-stream generate: error: writing zstd needs pip install 'mlops-stream[zstd]'" in made.stderr
+    assert not (tmp_path / "new.csv.zst").exists()  # said before anything is written
 
 
 def test_follow_on_a_compressed_file_is_a_usage_error(run_cli, tmp_path: Path) -> None:
