@@ -3,7 +3,6 @@ source hands on the bytes of the text inside; a zip is its CSV members in name o
 
 from __future__ import annotations
 
-import zlib
 from collections.abc import Callable, Iterator
 from typing import Any, BinaryIO, cast
 
@@ -71,6 +70,15 @@ def binary(head: bytes) -> bool:
     return bool(first) and len(first.translate(None, _CONTROL)) != len(first)
 
 
+def check_text(name: str, head: bytes) -> None:
+    """Refuse an input whose first bytes (not a compressed file's) are plainly not text, saying what they look like."""
+    if binary(head):
+        raise DecompressError(
+            f"input {name} is neither text nor a compressed file this reads (gzip, bz2, xz, zip, zstd): it looks like "
+            f"{describe(head)}"
+        )
+
+
 class Unpacked:
     """An input as the text it holds: ``kind`` (None for plain text) and its ``parts`` (name, binary stream): the
     input itself, or a zip's members."""
@@ -86,11 +94,7 @@ def unpack(name: str, fh: BinaryIO) -> Unpacked:
     head, fh = _head(fh)
     kind = kind_of(head)
     if kind is None:
-        if binary(head):
-            raise DecompressError(
-                f"input {name} is neither text nor a compressed file this reads (gzip, bz2, xz, zip, zstd): it looks "
-                f"like {describe(head)}"
-            )
+        check_text(name, head)
         return Unpacked(None, iter([(name, fh)]))
     if kind == "zip":
         return Unpacked(kind, _zip_members(name, fh))
@@ -185,6 +189,8 @@ def _zstd_decompressor(name: str) -> Any:
 
 def _decompressor(name: str, kind: str) -> Any:
     if kind == "gzip":
+        import zlib
+
         return zlib.decompressobj(31)
     if kind == "bz2":
         import bz2
@@ -198,6 +204,8 @@ def _decompressor(name: str, kind: str) -> Any:
 
 
 def _corrupt_errors() -> tuple[type[BaseException], ...]:
+    import zlib
+
     errors: list[type[BaseException]] = [zlib.error, OSError, EOFError, ValueError]
     try:
         import lzma

@@ -36,13 +36,14 @@ from collections.abc import Callable, Iterator
 from itertools import repeat
 from typing import Any, NamedTuple
 
+from stream.decompress import HEAD, check_text
 from stream.engine import RollingSignal
 from stream.keyed import KeyedSignal
 from stream.logsink import SHOW_BAD_ROWS
 from stream.pipeline import Pipeline
 from stream.reader import BadRow, BadRowError, Batch, InputError, Reader
 from stream.signals import SignalSink
-from stream.source import CHUNK, NewFile, Spec, compression, text_of
+from stream.source import CHUNK, NewFile, SourceError, Spec, compression, text_of
 from stream.tally import Tally
 
 # Blocks of tens of MiB keep task counts low (a 10 GiB history is ~300 blocks) and per-task overheads negligible.
@@ -283,6 +284,7 @@ def _probe(spec: Spec, size: int, packed: bool) -> tuple[str | None, bytes, bool
     its messages go by when it is compressed (None for plain text)."""
     if not packed:
         data = _read_at(spec.path, spec.url, spec.base, min(PROBE, size))
+        check_text(spec.label, data[:HEAD])
         return None, data, len(data) >= size
     name: str | None = None
     parts: list[bytes] = []
@@ -360,6 +362,7 @@ def _batches(job: Settings, task: Task, reader: Reader, tracker: _Tracker) -> It
             tracker.lines.append(reader.line_no)
             continue
         if piece.first:
+            check_text(piece.name, _read_at(piece.path, piece.url, piece.start, HEAD))  # as one process does
             yield reader.new_file(file=name)
         else:
             reader.line_no, reader.offset, reader.file = 0, piece.start, name
@@ -373,7 +376,7 @@ def _batches(job: Settings, task: Task, reader: Reader, tracker: _Tracker) -> It
         tracker.lines.append(reader.line_no)
 
 
-def _failure(exc: InputError, piece: int) -> tuple[int, BadRow | str]:
+def _failure(exc: InputError | SourceError, piece: int) -> tuple[int, BadRow | str]:
     # Exceptions do not travel well between processes (BadRowError's own arguments are lost): send the parts.
     return (piece, exc.bad if isinstance(exc, BadRowError) else str(exc))
 
@@ -391,7 +394,7 @@ def summarize(arg: tuple[Settings, Task]) -> Summary:
             if n:
                 summary.rows += n
                 ends.add(batch)
-    except InputError as exc:
+    except (InputError, SourceError) as exc:  # a damaged or binary input too: reported in input order
         summary.error = _failure(exc, tracker.piece)
     summary.lines = tracker.lines
     summary.tails = ends.lists()
@@ -446,7 +449,7 @@ def process(arg: tuple[Settings, Task, int, dict[str | None, list[tuple[int, int
             pipeline.consume(batch)
             if ends is not None and len(batch.units):
                 ends.add(batch)
-    except InputError as exc:
+    except (InputError, SourceError) as exc:  # a damaged or binary input too: reported in input order
         result.error = _failure(exc, tracker.piece)
     finally:
         if out is not None and spill is not None:

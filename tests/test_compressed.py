@@ -390,6 +390,17 @@ def test_a_truncated_file_among_many_fails_on_every_executor(run_cli, tmp_path: 
         assert run.code == 1
         run.assert_no_traceback()
         assert run.doc()["error_message"] == "input b.gz is a gzip file that ends early (truncated?)"
+    # The first failure in input order wins, whichever worker finishes first: a bad row in a.gz, before b.gz.
+    write(tmp_path / "a.gz", gzip.compress(text + b"2024-01-03 00:00:00,1,1,1,oops,1,1\n"))
+    write(tmp_path / "d.csv", b"\x00\x01binary\n")  # neither text nor compressed, after them
+    for workers in ("1", "2"):
+        run = run_cli(["--input", "a.gz", "--input", "b.gz", "--workers", workers])
+        assert run.doc()["error_message"].startswith("bad row at a.gz line 3002: bad close value: 'oops'"), workers
+        run = run_cli(["--input", "c.gz", "--input", "d.csv", "--workers", workers])
+        assert run.doc()["error_message"] == (
+            "input d.csv is neither text nor a compressed file this reads (gzip, bz2, xz, zip, zstd): it looks like "
+            "binary data starting with bytes 00 01 62 69 6e 61 72 79"
+        ), workers
 
 
 def test_a_zstd_file_without_the_codec_names_the_extra(run_cli, tmp_path: Path) -> None:
