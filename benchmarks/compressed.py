@@ -7,7 +7,8 @@ process and ``--workers 2``) beside pandas and polars; best wall time and peak m
 Each command is its own subprocess, round-robin, ``--repeat`` times (best wall time shown; peak resident memory from
 ``ru_maxrss`` of ``wait4``, as benchmarks/bench.py measures it). pandas reads the ``.gz`` with ``read_csv`` and the zips
 in a loop (one ``read_csv`` per zip, then ``concat``); polars reads the ``.gz`` with ``read_csv`` and each zip's member
-bytes. mlops-stream runs from a regular install in a temporary venv.
+bytes. mlops-stream runs from a regular install in a temporary venv; the ``.gz`` is also read by a second install
+with the ``zlib-ng`` extra (when pip can fetch it).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from __future__ import annotations
 import argparse
 import gzip
 import os
+import subprocess
 import sys
 import tempfile
 import time
@@ -105,6 +107,11 @@ def main() -> int:
     print(f"# compressed inputs, {args.rows:,} rows — {stamp}, {os.cpu_count()} CPUs, Python {sys.version.split()[0]}")
     print(f"# load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())}; work dir {work}\n")
     exe = str(install(work, "current"))
+    ng_exe: str | None = str(install(work, "zlib-ng"))
+    pip = [str(Path(str(ng_exe)).with_name("python")), "-m", "pip", "install", "-q", "zlib-ng"]
+    if subprocess.run(pip, capture_output=True).returncode != 0:
+        print("# zlib-ng could not be installed: no zlib-ng row\n")
+        ng_exe = None
     config = work / "config.yaml"
     config.write_text(f"seed: 42\nwindow: {WINDOW}\nversion: bench\n")
     pandas_job, polars_job = work / "pandas_compressed.py", work / "polars_compressed.py"
@@ -112,9 +119,9 @@ def main() -> int:
     polars_job.write_text(POLARS_JOB.format(window=WINDOW))
     gz, zips = compressed_copies(work, args.rows)
 
-    def ours(src: str, tag: str, workers: str) -> tuple[list[str], dict[str, str] | None, Path]:
+    def ours(src: str, tag: str, workers: str, program: str = exe) -> tuple[list[str], dict[str, str] | None, Path]:
         out = work / f"ours-{tag}.json"
-        cmd = [exe, "--input", src, "--config", str(config), "--output", str(out), "--log-file",
+        cmd = [program, "--input", src, "--config", str(config), "--output", str(out), "--log-file",
                str(work / f"ours-{tag}.log"), "--quiet", "--workers", workers]  # fmt: skip
         return cmd, None, out
 
@@ -127,15 +134,15 @@ def main() -> int:
           "| peak MiB ours 1 / 2 / pandas / polars | signal rate ours / pandas / polars |")  # fmt: skip
     print("|---|---:|---:|---:|---:|---:|---:|---|---|")
     for tag, src in (("gz", str(gz)), ("zips", zips)):
-        t = run_all(
-            {
-                "one": ours(src, f"{tag}-1", "1"),
-                "two": ours(src, f"{tag}-2", "2"),
-                "pandas": ref(pandas_job, src, f"pandas-{tag}"),
-                "polars": ref(polars_job, src, f"polars-{tag}"),
-            },
-            args.repeat,
-        )
+        commands = {
+            "one": ours(src, f"{tag}-1", "1"),
+            "two": ours(src, f"{tag}-2", "2"),
+            "pandas": ref(pandas_job, src, f"pandas-{tag}"),
+            "polars": ref(polars_job, src, f"polars-{tag}"),
+        }
+        if tag == "gz" and ng_exe is not None:
+            commands["ng"] = ours(src, "gz-ng", "1", ng_exe)
+        t = run_all(commands, args.repeat)
         one, two, pd_, pl_ = t["one"], t["two"], t["pandas"], t["polars"]
         what = f"one .csv.gz ({size['gz'] / 2**20:.0f} MiB)" if tag == "gz" else (
             f"{MONTHS} monthly zips ({size['zips'] / 2**20:.0f} MiB)"
@@ -147,6 +154,10 @@ def main() -> int:
             f"| {one.result.get('value')} / {pd_.result.get('value')} / {pl_.result.get('value')} |",
             flush=True,
         )
+        if "ng" in t:
+            ng = t["ng"]
+            print(f"| the same .csv.gz, with the zlib-ng extra | {ng.best:.2f} s | | | | {ng.best / pd_.best:.2f} | "
+                  f"| {mib(ng.peak_kib)} | {ng.result.get('value')} |", flush=True)  # fmt: skip
     print("\nGoals: the .gz on one process at most 0.5x pandas; the zips on --workers 2 at most polars (1.0x); "
           "at most 64 MiB per process of ours.")  # fmt: skip
     print(f"# load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")

@@ -42,7 +42,8 @@ def kind_of(head: bytes) -> str | None:
     """The compression ``head`` (an input's first bytes) starts with; None for anything else."""
     for kind, magic in MAGIC.items():
         if head.startswith(magic):
-            return kind
+            # bz2's "BZh" is followed by its block size, a digit: a text that starts "BZh" is not bz2.
+            return None if kind == "bz2" and head[3:4] not in b"123456789" else kind
     return "zip" if head.startswith(_EMPTY_ZIP) else None
 
 
@@ -189,9 +190,7 @@ def _zstd_decompressor(name: str) -> Any:
 
 def _decompressor(name: str, kind: str) -> Any:
     if kind == "gzip":
-        import zlib
-
-        return zlib.decompressobj(31)
+        return zlib_module().decompressobj(31)
     if kind == "bz2":
         import bz2
 
@@ -203,10 +202,23 @@ def _decompressor(name: str, kind: str) -> Any:
     return _zstd_decompressor(name)
 
 
+def zlib_module() -> Any:
+    """zlib-ng's drop-in zlib when it is installed (the ``zlib-ng`` extra: gzip inflates about 1.7 times as fast), else
+    the standard library's."""
+    try:
+        from zlib_ng import zlib_ng
+
+        return zlib_ng
+    except ImportError:
+        import zlib
+
+        return zlib
+
+
 def _corrupt_errors() -> tuple[type[BaseException], ...]:
     import zlib
 
-    errors: list[type[BaseException]] = [zlib.error, OSError, EOFError, ValueError]
+    errors: list[type[BaseException]] = [zlib.error, zlib_module().error, OSError, EOFError, ValueError]
     try:
         import lzma
 

@@ -145,6 +145,33 @@ def test_a_pipe_is_told_by_its_first_bytes_even_one_byte_at_a_time() -> None:
         assert got == text
 
 
+@pytest.mark.parametrize("backend", ["zlib", "zlib-ng"])
+def test_gzip_reads_alike_through_zlib_and_zlib_ng(tmp_path: Path, monkeypatch, backend: str) -> None:
+    if backend == "zlib":
+        monkeypatch.setattr(decompress, "zlib_module", lambda: zlib)
+    elif importlib.util.find_spec("zlib_ng") is None:
+        pytest.skip("zlib-ng is not installed (the zlib-ng and test extras have it)")
+    text = ohlcv_csv(closes(random.Random(8), 5000)).encode()
+
+    def read(data: bytes) -> bytes:
+        events = concatenated([Spec(str(write(tmp_path / "in.gz", data)))], size=1000)
+        return b"".join(e for e in events if isinstance(e, bytes))
+
+    assert read(gz_members(text, 7)) == text
+    with pytest.raises(DecompressError, match=r"in\.gz is a gzip file that ends early \(truncated\?\)$"):
+        read(gzip.compress(text)[:-10])
+    damaged = bytearray(gzip.compress(text))
+    damaged[300:340] = bytes(b ^ 0x55 for b in damaged[300:340])
+    with pytest.raises(DecompressError, match=r"in\.gz is a damaged gzip file: "):
+        read(bytes(damaged))
+
+
+def test_text_that_starts_like_a_signature_is_text() -> None:
+    assert decompress.kind_of(b"BZh,close\n") is None
+    assert decompress.kind_of(b"BZh9" + bz2.compress(b"x")[4:]) == "bz2"
+    assert decompress.kind_of(b"PK,close\n") is None
+
+
 def test_gzip_padding_between_members_is_allowed_and_garbage_after_is_not(tmp_path: Path) -> None:
     text = ohlcv_csv(["1", "2"]).encode()
     padded = gzip.compress(text[:20]) + b"\x00" * 512 + gzip.compress(text[20:])
