@@ -6,10 +6,12 @@ import os
 import re
 from typing import Any
 
+from stream.errors import MlopsStreamError
+
 POLICIES = ("fail", "skip")
 
 
-class ConfigError(Exception):
+class ConfigError(MlopsStreamError):
     """A config that cannot be used; the message names the file, the key and what was expected."""
 
 

@@ -7,13 +7,15 @@ from __future__ import annotations
 from collections import deque
 from typing import Any
 
+from stream.errors import MlopsStreamError
+
 DASK_MISSING = (
     "--cluster and --scheduler run the job on Dask, which is not installed: pip install 'mlops-stream[dask]' "
     "(or pip install 'dask[distributed]')"
 )
 
 
-class ExecutorError(Exception):
+class ExecutorError(MlopsStreamError):
     """An executor that cannot start or went wrong; the message says why and what to do."""
 
 

@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterable, Iterator
 from itertools import repeat
 from typing import TYPE_CHECKING, Any
 
+from stream.errors import MlopsStreamError
 from stream.exact import MAX_INT_DIGITS, MAX_SCALE, BadValue, parse_decimal
 from stream.source import NewFile
 
@@ -28,7 +29,7 @@ _FAST_DIGITS = min(MAX_SCALE, MAX_INT_DIGITS)
 DIALECT: dict[str, Any] = {"skipinitialspace": True}
 
 
-class InputError(Exception):
+class InputError(MlopsStreamError):
     """The input cannot be processed at all (no header, missing column, ...); the message says what to do."""
 
 

@@ -10,6 +10,8 @@ import sys
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, BinaryIO
 
+from stream.errors import MlopsStreamError
+
 # Bytes per read. The row path works best on chunks that fit in the CPU caches: the objects of one chunk's rows are
 # freed before the next, so their memory is reused instead of touching fresh pages (10k rows: 5 ms instead of 11 in
 # a new process); and a chunk with the rest of a line before it stays within the reader's line limit, so it needs no
@@ -47,7 +49,7 @@ class NewFile:
         return f"NewFile({self.reason!r}" + (f", {self.name!r})" if self.name is not None else ")")
 
 
-class SourceError(Exception):
+class SourceError(MlopsStreamError):
     """An input that cannot be opened; the message says which and why."""
 
 
