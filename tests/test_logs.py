@@ -8,7 +8,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
-from conftest import imported_by_run, ohlcv_csv, write, write_config
+from conftest import ohlcv_csv, write
 
 STAMP = re.compile(r"^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z) (DEBUG|INFO|WARNING|ERROR) \S")
 
@@ -103,22 +103,6 @@ def test_an_error_keeps_its_traceback_in_the_log_only(run_cli, tmp_path: Path) -
     records(log)
     assert "DEBUG details" in log and "Traceback (most recent call last)" in log
     assert "ERROR bad row at line 3" in log
-
-
-def test_a_batch_run_imports_neither_logging_nor_traceback(tmp_path: Path) -> None:
-    # Each costs milliseconds of start-up, a large part of a small run's time.
-    write(tmp_path / "in.csv", ohlcv_csv(["1", "2", "3", "oops", "4"]))
-    write_config(tmp_path)
-    ok = ["--input", "in.csv", "--config", "config.yaml", "--output", "m.json", "--log-file", "run.log"]
-    watched = ("logging", "traceback")
-    assert imported_by_run(tmp_path, watched, *ok, "--on-bad-row", "skip") == ([], 0)
-    assert imported_by_run(tmp_path, watched, *ok, "--on-bad-row", "skip", "--workers", "2", "--signals", "s.csv") == (
-        [],
-        0,
-    )
-    # The probe does see an import: a failure writes its traceback to the log file, and only then imports traceback.
-    assert imported_by_run(tmp_path, watched, *ok) == (["traceback"], 1)
-    assert "Traceback (most recent call last)" in (tmp_path / "run.log").read_text()
 
 
 def test_a_failure_writes_its_traceback_below_a_debug_record_in_the_log_only(run_cli, tmp_path: Path) -> None:
