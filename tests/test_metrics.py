@@ -10,8 +10,6 @@ from pathlib import Path
 
 import pytest
 from conftest import ERROR_KEYS, SUCCESS_KEYS, env_with_repo, exact_signals, ohlcv_csv, write, write_config
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 from stream import atomic, metrics
 from stream.tally import Tally
@@ -176,24 +174,7 @@ def test_a_closed_stdout_is_no_traceback(tmp_path: Path, data: Path) -> None:
     assert json.loads((tmp_path / "metrics.json").read_text())["status"] == "success"
 
 
-# ---- the encoder: json.dumps's bytes without importing json ----------------------------------------------------
-
-scalars = st.one_of(
-    st.none(),
-    st.booleans(),
-    st.integers(min_value=-(10**30), max_value=10**30),
-    st.floats(allow_nan=False, allow_infinity=False),
-    st.text(alphabet=st.characters(exclude_categories=("Cs",))),  # every character but lone surrogates
-)
-documents = st.dictionaries(
-    st.text(), st.recursive(scalars, lambda inner: st.dictionaries(st.text(), inner, max_size=4), max_leaves=12)
-)
-
-
-@given(documents)
-@settings(max_examples=500, deadline=None)
-def test_encode_writes_what_json_dumps_writes(doc: dict) -> None:
-    assert metrics.encode(doc) == (json.dumps(doc, indent=2, ensure_ascii=False) + "\n").encode()
+# ---- the encoder ------------------------------------------------------------------------------------------------
 
 
 def test_a_text_utf8_cannot_hold_is_written_with_backslash_escapes() -> None:
