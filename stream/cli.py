@@ -463,8 +463,9 @@ class Job:
         return EXIT_FAILED
 
 
-class _Terminated(Exception):
-    """SIGTERM arrived during a batch run."""
+class _Terminated(BaseException):
+    """SIGTERM arrived during a batch run: a stop, as Ctrl-C's KeyboardInterrupt is, which no ``except Exception``
+    (logging's handlers have one) may take for an error."""
 
 
 def _terminate(signum: int, frame: object) -> None:
