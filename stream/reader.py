@@ -15,7 +15,7 @@ from stream.errors import MlopsStreamError
 from stream.exact import MAX_INT_DIGITS, MAX_SCALE, BadValue, parse_decimal
 from stream.source import NewFile
 
-if TYPE_CHECKING:  # the csv module loads only when a line needs it: a plain file's never do (0.5 ms)
+if TYPE_CHECKING:  # the csv module loads only when a line needs it: a plain file's never do
     import csv
 
 # One OHLCV record is about a hundred bytes; anything this long is not a record of such a file, and holding it
