@@ -36,9 +36,16 @@ def success(
     return doc
 
 
-def running(*args: Any, **kwargs: Any) -> dict[str, Any]:
-    """The progress document a live run rewrites while it follows its input (the arguments of ``success``)."""
-    doc = success(*args, **kwargs)
+def running(
+    version: str,
+    seed: int,
+    tally: Tally,
+    latency_ms: int,
+    skip_policy: bool,
+    by_key: dict[str, Tally] | None = None,
+) -> dict[str, Any]:
+    """The progress document a live run rewrites while it follows its input."""
+    doc = success(version, seed, tally, latency_ms, skip_policy, by_key)
     doc["status"] = "running"
     return doc
 
