@@ -57,3 +57,19 @@ def test_checkpoint_needs_a_file_not_a_pipe(run_main, tmp_path: Path) -> None:
     run = run_main(["--follow", "--checkpoint", "c.json"], stdin=b"close\n1\n")
     assert run.code == 2
     assert "--checkpoint needs --input PATH (a file)" in run.stderr
+
+
+def test_an_in_process_run_leaves_the_process_as_it_found_it(run_main, tmp_path: Path) -> None:
+    import signal
+    import sys
+
+    streams, handler = (sys.stdin, sys.stdout, sys.stderr), signal.getsignal(signal.SIGTERM)
+    write(tmp_path / "a.csv", ohlcv_csv(["1", "2", "3"]))
+    ok = run_main(["--input", "a.csv", "--window", "2", "--log-file", "run.log"])
+    assert ok.code == 0 and ok.doc()["rows_processed"] == 3
+    assert run_main(["--window", "0"]).code == 2  # argparse's exit, returned rather than raised
+    assert (sys.stdin, sys.stdout, sys.stderr) == streams
+    assert signal.getsignal(signal.SIGTERM) == handler
+    from stream.logsink import log
+
+    assert not [h for h in log.handlers if getattr(h, "baseFilename", None)]  # the log file was closed with the run
