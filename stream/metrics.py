@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from functools import partial
 from typing import Any
 
 from stream.atomic import write_atomic
@@ -18,6 +19,7 @@ def success(
     latency_ms: int,
     skip_policy: bool,
     by_key: dict[str, Tally] | None = None,
+    status: str = "success",
 ) -> dict[str, Any]:
     """The document of a finished run; ``by_key`` (keyed runs) adds each key's rows and rate, in first-seen order."""
     doc: dict[str, Any] = {
@@ -27,7 +29,7 @@ def success(
         "value": tally.rate(),
         "latency_ms": latency_ms,
         "seed": seed,
-        "status": "success",
+        "status": status,
     }
     if skip_policy:
         doc["rows_skipped"] = tally.skipped
@@ -36,18 +38,8 @@ def success(
     return doc
 
 
-def running(
-    version: str,
-    seed: int,
-    tally: Tally,
-    latency_ms: int,
-    skip_policy: bool,
-    by_key: dict[str, Tally] | None = None,
-) -> dict[str, Any]:
-    """The progress document a live run rewrites while it follows its input."""
-    doc = success(version, seed, tally, latency_ms, skip_policy, by_key)
-    doc["status"] = "running"
-    return doc
+# The progress document a live run rewrites while it follows its input: the success document's fields, "running".
+running = partial(success, status="running")
 
 
 def failure(version: str | None, message: str) -> dict[str, Any]:
