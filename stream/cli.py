@@ -159,7 +159,9 @@ def main(
     ``stderr`` (text streams with a ``.buffer``, as csvkit's utilities take theirs) stand in for the process's for
     the run. ``started``: the ``time.perf_counter()`` the run's latency counts from (default: now)."""
     saved = sys.stdin, sys.stdout, sys.stderr
-    sys.stdin, sys.stdout, sys.stderr = stdin or sys.stdin, stdout or sys.stdout, stderr or sys.stderr
+    for name, given in (("stdin", stdin), ("stdout", stdout), ("stderr", stderr)):
+        if given is not None:
+            setattr(sys, name, given)
     try:
         return _run(sys.argv[1:] if argv is None else argv, time.perf_counter() if started is None else started)
     except SystemExit as exc:  # argparse: a usage error (2), --help or --version (0)

@@ -15,6 +15,7 @@ SHOW_BAD_ROWS = 20
 # The job's log: the package's logger, held by modules from import time; setup() (re)configures its handlers.
 log = logging.getLogger("stream")
 log.propagate = False  # the job's records are its own: never also printed by a handler an embedding app set up
+Log = logging.Logger  # the type of ``log``, for annotations
 
 
 def _text(record: logging.LogRecord) -> str:
