@@ -337,7 +337,7 @@ elif err=$(expect_doc "$vol/metrics.json" rows_processed=10000 'status="success"
 else
     fail "mounted folder" "$err"
 fi
-# The README's form for a folder the image's user cannot write: run as the folder's owner instead (any uid works).
+# docs/container.md's form for a folder the image's user cannot write: run as the folder's owner instead (any uid works).
 mkdir -p "$WORK/vol-user"
 cp data.csv "$WORK/vol-user/x.csv"
 chown -R 4321:4321 "$WORK/vol-user"

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any, BinaryIO
 
 from stream.atomic import write_atomic
+from stream.errors import MlopsStreamError
 from stream.tally import Tally
 
 KIND = "mlops-stream checkpoint"
@@ -19,7 +20,7 @@ VERSION = 1
 FINGERPRINT = 4096
 
 
-class CheckpointError(Exception):
+class CheckpointError(MlopsStreamError):
     """A checkpoint that cannot be used for this run; the message says why and what to do."""
 
 

@@ -6,34 +6,35 @@ import time
 
 T0 = time.perf_counter()
 
-import os  # noqa: E402 - the job's clock starts before anything else is imported
+import argparse  # noqa: E402 - the job's clock starts before anything else is imported
+import os  # noqa: E402
 import sys  # noqa: E402
-from typing import TYPE_CHECKING, Any, BinaryIO  # noqa: E402
+from typing import TYPE_CHECKING, Any, BinaryIO, TextIO  # noqa: E402
+
+from stream.errors import MlopsStreamError  # noqa: E402
 
 if TYPE_CHECKING:
-    import argparse
+    from stream.config import Config
+    from stream.reader import Reader
+    from stream.signals import SignalSink
+    from stream.source import Input
+    from stream.tally import Tally
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 EXIT_BROKEN_PIPE = 141  # what a shell reports for a process ended by SIGPIPE, as `yes | head` does
 
 
-class JobError(Exception):
-    """A failure already phrased for a person."""
-
-
-def _type_error(message: str) -> Exception:
-    import argparse  # only a bad value pays for it: argparse reports it as a usage error
-
-    return argparse.ArgumentTypeError(message)
+class JobError(MlopsStreamError):
+    """A failure of the run as a whole (an empty input, an unusable option); the message says what to do."""
 
 
 def _positive_int(text: str) -> int:
     try:
         value = int(text)
     except ValueError:
-        raise _type_error(f"expected a whole number, got {text!r}") from None
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
     if value < 1:
-        raise _type_error(f"must be at least 1, got {value}")
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
     return value
 
 
@@ -41,9 +42,9 @@ def _seconds(text: str) -> float:
     try:
         value = float(text)
     except ValueError:
-        raise _type_error(f"expected a number of seconds, got {text!r}") from None
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
     if not value > 0 or value == float("inf"):
-        raise _type_error(f"must be a positive number of seconds, got {text}")
+        raise argparse.ArgumentTypeError(f"must be a positive number of seconds, got {text}")
     return value
 
 
@@ -53,9 +54,9 @@ def _size(text: str) -> int:
     try:
         value = int(number) * unit
     except ValueError:
-        raise _type_error(f"expected a size in bytes such as 4096, 512K or 32M, got {text!r}") from None
+        raise argparse.ArgumentTypeError(f"expected a size in bytes such as 4096, 512K or 32M, got {text!r}") from None
     if value < 1:
-        raise _type_error(f"must be at least 1 byte, got {text}")
+        raise argparse.ArgumentTypeError(f"must be at least 1 byte, got {text}")
     return value
 
 
@@ -65,15 +66,14 @@ def _cluster(text: str) -> int | None:
     try:
         return parse_cluster(text)
     except ValueError as exc:
-        raise _type_error(str(exc)) from None
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 LIVE = "live mode"
 SCALE = "scale-out (batch runs over files or URLs; the output is the one-process output)"
 ONE_OF = "one of"  # a mutually exclusive member of the scale-out group
 
-# Every option once: (group, flag, argparse settings). build_parser() makes the parser from it; quick_parse() reads
-# the everyday command lines from it without importing or building argparse (about 4 ms of a 50 ms run).
+# Every option once: (group, flag, argparse settings); build_parser() makes the parser from it.
 OPTIONS: list[tuple[str | None, str, dict[str, Any]]] = [
     (None, "--input", {
         "metavar": "PATH", "action": "append",
@@ -136,74 +136,46 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def quick_parse(argv: list[str]) -> argparse.Namespace | None:
-    """What ``build_parser().parse_args(argv)`` returns, for command lines made only of options spelled out in full
-    (``--flag``, ``--flag value``, ``--flag=value``) with good values; None for anything else (help, a typo, an
-    abbreviation, a bad value, scale-out options that exclude each other, ...), which argparse then reads and reports.
-    """
-    import types
-
-    known = {flag: settings for _, flag, settings in OPTIONS}
-    values: dict[str, Any] = {}
-    i = 0
-    while i < len(argv):
-        arg = argv[i]
-        flag, eq, given = arg.partition("=")
-        settings = known.get(flag)
-        if settings is None:
-            return None
-        action = settings.get("action")
-        if action == "store_true":
-            if eq:
-                return None
-            values[flag] = True
-            i += 1
-            continue
-        if not eq:
-            i += 1
-            # A following option-like word is not a value to argparse ("-" alone, stdin, is).
-            if i == len(argv) or (argv[i].startswith("-") and argv[i] != "-"):
-                return None
-            given = argv[i]
-        if "choices" in settings and given not in settings["choices"]:
-            return None
-        try:
-            value = settings.get("type", str)(given)
-        except Exception:
-            return None
-        if action == "append":
-            values.setdefault(flag, []).append(value)
-        else:
-            values[flag] = value
-        i += 1
-    if sum(1 for group, flag, _ in OPTIONS if group == ONE_OF and flag in values) > 1:
-        return None  # argparse's error says which may not go together
-    ns = types.SimpleNamespace()
-    for _, flag, settings in OPTIONS:
-        default = False if settings.get("action") == "store_true" else settings.get("default")
-        setattr(ns, flag[2:].replace("-", "_"), values.get(flag, default))
-    return ns  # type: ignore[return-value]
-
-
 def entry() -> int:
     """The command (`mlops-stream`, `python -m stream`): ``main`` with the interpreter's exit made quick."""
-    code = main()
-    # At exit the interpreter runs its cyclic garbage collector over every object still alive: 6-9 ms here, as much
-    # as the rows of a 10k-row file cost. The job is over, its files closed and flushed; frozen, those objects are
-    # skipped by that collection (and still freed as usual).
+    code = main(started=T0)
+    # The job is over and its files flushed: frozen, the objects still alive are skipped by the interpreter's last
+    # cyclic garbage collection at exit (see docs/performance.md for what it saves).
     import gc
 
     gc.freeze()
     return code
 
 
-def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
+def main(
+    argv: list[str] | None = None,
+    stdin: TextIO | None = None,
+    stdout: TextIO | None = None,
+    stderr: TextIO | None = None,
+    *,
+    started: float | None = None,
+) -> int:
+    """Run the command on ``argv`` (default: ``sys.argv[1:]``) and return its exit code; ``stdin``, ``stdout`` and
+    ``stderr`` (text streams with a ``.buffer``, as csvkit's utilities take theirs) stand in for the process's for
+    the run. ``started``: the ``time.perf_counter()`` the run's latency counts from (default: now)."""
+    saved = sys.stdin, sys.stdout, sys.stderr
+    for name, given in (("stdin", stdin), ("stdout", stdout), ("stderr", stderr)):
+        if given is not None:
+            setattr(sys, name, given)
+    try:
+        return _run(sys.argv[1:] if argv is None else argv, time.perf_counter() if started is None else started)
+    except SystemExit as exc:  # argparse: a usage error (2), --help or --version (0)
+        return exc.code if isinstance(exc.code, int) else int(exc.code is not None)
+    finally:
+        sys.stdin, sys.stdout, sys.stderr = saved
+
+
+def _run(argv: list[str], started: float) -> int:
     if argv[:1] == ["generate"]:
         from stream.generate import main as generate_main
 
         return generate_main(argv[1:])
-    args = quick_parse(argv) or build_parser().parse_args(argv)
+    args = build_parser().parse_args(argv)
     if args.input is None:
         if sys.stdin is None or sys.stdin.isatty():
             build_parser().error("no input: pass --input PATH, or pipe CSV into stdin")
@@ -233,19 +205,29 @@ def main(argv: list[str] | None = None) -> int:
         build_parser().error("--idle-timeout and --checkpoint apply to live runs: add --follow")
     if args.checkpoint is not None and args.input == "-":
         build_parser().error("--checkpoint needs --input PATH (a file): a pipe cannot be resumed at a position")
-    return Job(args).run()
+    return Job(args, argv, started).run()
 
 
 class Job:
     """One run of the signal job, from arguments to exit code."""
 
-    def __init__(self, args: argparse.Namespace) -> None:
+    def __init__(self, args: argparse.Namespace, argv: list[str], started: float) -> None:
         self.args = args
+        self.argv = argv
+        self.started = started
         self.version: str | None = None
         self.signals_fh: BinaryIO | None = None
         self.announced = False
 
     def run(self) -> int:
+        from stream import logsink
+
+        try:
+            return self._run()
+        finally:
+            logsink.setup(None)  # the log file closes with the run (an in-process caller may run many)
+
+    def _run(self) -> int:
         from stream import logsink
 
         args = self.args
@@ -261,11 +243,19 @@ class Job:
                 check_writable(args.output)
             except OSError as exc:
                 return self._unwritable(f"the metrics file {args.output} cannot be written: {_reason(exc)}")
-        if not args.follow:
-            # As PID 1 in a container the job would otherwise ignore `docker stop`'s SIGTERM until killed.
-            import signal
+        if args.follow:  # a live run handles its own signals
+            return self._outcome()
+        import signal
 
-            signal.signal(signal.SIGTERM, _terminate)
+        # As PID 1 in a container the job would otherwise ignore `docker stop`'s SIGTERM until killed.
+        before = signal.signal(signal.SIGTERM, _terminate)
+        try:
+            return self._outcome()
+        finally:
+            signal.signal(signal.SIGTERM, before)
+
+    def _outcome(self) -> int:
+        """Process the input and publish the metrics, or the error document of whatever stopped the run."""
         try:
             doc = self._process()
         except BrokenPipeError:
@@ -274,7 +264,7 @@ class Job:
             return self._fail("stopped by SIGTERM before the input was fully processed; no metrics were computed", 143)
         except KeyboardInterrupt:
             return self._fail("interrupted before the input was fully processed; no metrics were computed", 130)
-        except JobError as exc:
+        except MlopsStreamError as exc:
             return self._fail(str(exc))
         except Exception as exc:
             return self._fail(_phrase(exc))
@@ -290,7 +280,7 @@ class Job:
         from stream.source import expand, open_input
 
         args, log = self.args, self.log
-        log.info("mlops-stream started: %s", " ".join(["mlops-stream", *sys.argv[1:]]))
+        log.info("mlops-stream started: %s", " ".join(["mlops-stream", *self.argv]))
         cfg = config.load(args.config)
         self.version = cfg.version
         cfg = cfg.with_overrides(window=args.window, on_bad_row=args.on_bad_row, key=args.key)
@@ -303,7 +293,7 @@ class Job:
         if args.follow:
             from stream.live import LiveRun
 
-            out = LiveRun(self, cfg, T0).run()
+            out = LiveRun(self, cfg, self.started).run()
             return self._summary(cfg, out.tally, out.reader, out.name, out.elapsed, out.by_key, out.resumed)
         specs = expand(args.inputs)
         for spec in specs:  # a missing or unreadable input fails the run before any output is written
@@ -329,7 +319,7 @@ class Job:
         t_read = time.perf_counter()
         done = [0]  # bytes of the inputs before the current one, for progress (parallel runs move reader.offset)
 
-        def opened(i: int, inp: Any) -> None:
+        def opened(i: int, inp: Input) -> None:
             log.info("input opened: %s", inp.describe())
             done[0] = sum(known[:i]) if total is not None else 0
 
@@ -363,7 +353,7 @@ class Job:
         bad_log.summary()
         return self._summary(cfg, tally, reader, name, time.perf_counter() - t_read, by_key)
 
-    def _announce_layout(self, reader: Any, window: int) -> None:
+    def _announce_layout(self, reader: Reader, window: int) -> None:
         """Log the input's layout once it is known."""
         if not self.announced and reader.layout is not None:
             self.announced = True
@@ -373,12 +363,12 @@ class Job:
 
     def _summary(
         self,
-        cfg: Any,
-        tally: Any,
-        reader: Any,
+        cfg: Config,
+        tally: Tally,
+        reader: Reader,
         name: str,
         elapsed: float,
-        by_key: dict[str, Any] | None = None,
+        by_key: dict[str, Tally] | None = None,
         resumed: int = 0,
     ) -> dict[str, Any]:
         """The end of every successful run: refuse an input without rows, log the totals, build the metrics.
@@ -397,12 +387,12 @@ class Job:
             "processed %d rows (%d signals, %d skipped)%s in %.3f s (%.0f rows/s)",
             tally.rows, tally.signals, tally.skipped, earlier, elapsed, mine / elapsed if elapsed else 0.0,
         )  # fmt: skip
-        latency_ms = int((time.perf_counter() - T0) * 1000)
+        latency_ms = int((time.perf_counter() - self.started) * 1000)
         if by_key is not None:
             log.info("keys: %d distinct values of the column %s", len(by_key), cfg.key)
         return metrics.success(cfg.version, cfg.seed, tally, latency_ms, cfg.on_bad_row == "skip", by_key)
 
-    def _signals_sink(self, args: argparse.Namespace, key: str | None) -> Any:
+    def _signals_sink(self, args: argparse.Namespace, key: str | None) -> SignalSink | None:
         if args.signals is None:
             return None
         from stream.signals import HEADER, SignalSink
@@ -475,8 +465,9 @@ class Job:
         return EXIT_FAILED
 
 
-class _Terminated(Exception):
-    """SIGTERM arrived during a batch run."""
+class _Terminated(BaseException):
+    """SIGTERM arrived during a batch run: a stop, as Ctrl-C's KeyboardInterrupt is, which no ``except Exception``
+    (logging's handlers have one) may take for an error."""
 
 
 def _terminate(signum: int, frame: object) -> None:
@@ -497,15 +488,7 @@ def _reason(exc: OSError) -> str:
 
 
 def _phrase(exc: Exception) -> str:
-    """A person-facing sentence for a failure; the known failures carry their own."""
-    from stream.checkpoint import CheckpointError
-    from stream.config import ConfigError
-    from stream.executors import ExecutorError
-    from stream.reader import InputError
-    from stream.source import SourceError
-
-    if isinstance(exc, (CheckpointError, ConfigError, ExecutorError, InputError, SourceError)):
-        return str(exc)
+    """A person-facing sentence for a failure that did not come phrased (the known ones are MlopsStreamError)."""
     if isinstance(exc, MemoryError):
         return "ran out of memory"
     if isinstance(exc, OSError):

@@ -4,50 +4,31 @@ from __future__ import annotations
 
 import os
 import re
-from typing import Any
+from typing import Any, NamedTuple
+
+from stream.errors import MlopsStreamError
 
 POLICIES = ("fail", "skip")
 
 
-class ConfigError(Exception):
+class ConfigError(MlopsStreamError):
     """A config that cannot be used; the message names the file, the key and what was expected."""
 
 
-class Config:
+class Config(NamedTuple):
     """The validated settings of one run, and where they came from."""
 
-    FIELDS = ("seed", "window", "version", "column", "on_bad_row", "key", "source")
-
-    def __init__(
-        self,
-        seed: int = 42,
-        window: int = 5,
-        version: str = "v1",
-        column: str = "close",
-        on_bad_row: str = "fail",
-        key: str | None = None,
-        source: str = "built-in defaults",
-    ) -> None:
-        self.seed = seed
-        self.window = window
-        self.version = version
-        self.column = column
-        self.on_bad_row = on_bad_row
-        self.key = key  # the column whose value groups rows into series, each with its own window; None: one series
-        self.source = source
-
-    def as_dict(self) -> dict[str, Any]:
-        return {k: getattr(self, k) for k in self.FIELDS}
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, Config) and self.as_dict() == other.as_dict()
-
-    def __repr__(self) -> str:
-        return "Config(" + ", ".join(f"{k}={v!r}" for k, v in self.as_dict().items()) + ")"
+    seed: int = 42
+    window: int = 5
+    version: str = "v1"
+    column: str = "close"
+    on_bad_row: str = "fail"
+    key: str | None = None  # the column whose value groups rows into series, each with its own window; None: one series
+    source: str = "built-in defaults"
 
     def with_overrides(self, **changes: Any) -> Config:
         """A copy with the given settings replaced; None means "not given" and keeps the current value."""
-        cfg = Config(**{**self.as_dict(), **{k: v for k, v in changes.items() if v is not None}})
+        cfg = self._replace(**{k: v for k, v in changes.items() if v is not None})
         if cfg.key is not None and cfg.key == cfg.column:
             raise ConfigError(
                 f"the key column and the value column are both {cfg.key!r}: the key groups rows, it is not the value"
@@ -103,8 +84,9 @@ def validate(doc: Any, where: str) -> Config:
 
 
 # A config is a handful of `key: value` lines. Those whose meaning is beyond doubt (a decimal integer without a
-# leading zero, or a word that YAML reads as a plain string) are read here; anything else (quotes, lists, anchors,
-# tags, `yes`, `0x10`, `1.5`, duplicates ...) goes to PyYAML, whose import costs more than a 10,000-row run.
+# leading zero, or a word that YAML reads as a plain string) are read here; anything else (lists, anchors, tags,
+# `yes`, `0x10`, `1.5`, duplicates ...) goes to PyYAML: this saves a small run the import of PyYAML, which costs
+# more than reading the bundled 10,000 rows (docs/performance.md has the figures).
 _SIMPLE_LINE = re.compile(
     r"([A-Za-z_][A-Za-z0-9_]*):[ ]+"
     r"""(-?(?:0|[1-9][0-9]*)|[A-Za-z][A-Za-z0-9_.-]*|"[A-Za-z0-9_. -]*"|'[A-Za-z0-9_. -]*')[ ]*(?:[ ]#.*)?""",

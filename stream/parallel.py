@@ -26,9 +26,9 @@ from stream.tally import Tally
 if TYPE_CHECKING:
     from stream.block import BlockReader
 
-# numpy's import (~0.1 s) pays for itself only on inputs of several MiB; below this the row path is faster.
+# numpy's import pays for itself only on inputs of several MiB; below this the row path is faster.
 BLOCK_MIN_BYTES = 8 << 20
-# Worker processes by default only for regular files at least this big: forking and planning cost ~50 ms.
+# Worker processes by default only for regular files at least this big: below, forking and planning cost more.
 PARALLEL_MIN_BYTES = 32 << 20
 # Byte ranges are at least this big, and there are up to this many per worker (to even out uneven progress).
 RANGE_MIN_BYTES = 4 << 20

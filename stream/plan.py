@@ -63,7 +63,7 @@ class Piece(NamedTuple):
 Task = tuple[Piece, ...]
 
 
-# Plain classes rather than dataclasses: the parallel path loads on every big run, and a dataclass costs ~1 ms.
+# The plan's records: plain data, pickled to the workers and back.
 class Settings:
     """What every task needs besides its pieces: the run's settings and the header of the inputs."""
 

@@ -11,10 +11,11 @@ from collections.abc import Callable, Iterable, Iterator
 from itertools import repeat
 from typing import TYPE_CHECKING, Any
 
+from stream.errors import MlopsStreamError
 from stream.exact import MAX_INT_DIGITS, MAX_SCALE, BadValue, parse_decimal
 from stream.source import NewFile
 
-if TYPE_CHECKING:  # the csv module loads only when a line needs it: a plain file's never do (0.5 ms)
+if TYPE_CHECKING:  # the csv module loads only when a line needs it: a plain file's never do
     import csv
 
 # One OHLCV record is about a hundred bytes; anything this long is not a record of such a file, and holding it
@@ -28,7 +29,7 @@ _FAST_DIGITS = min(MAX_SCALE, MAX_INT_DIGITS)
 DIALECT: dict[str, Any] = {"skipinitialspace": True}
 
 
-class InputError(Exception):
+class InputError(MlopsStreamError):
     """The input cannot be processed at all (no header, missing column, ...); the message says what to do."""
 
 

@@ -10,11 +10,13 @@ import sys
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, BinaryIO
 
+from stream.errors import MlopsStreamError
+
 # Bytes per read. The row path works best on chunks that fit in the CPU caches: the objects of one chunk's rows are
-# freed before the next, so their memory is reused instead of touching fresh pages (10k rows: 5 ms instead of 11 in
-# a new process); and a chunk with the rest of a line before it stays within the reader's line limit, so it needs no
+# freed before the next, so their memory is reused instead of touching fresh pages (docs/performance.md has the
+# figures); and a chunk with the rest of a line before it stays within the reader's line limit, so it needs no
 # look for over-long lines. The numpy block path wants bigger chunks to spread its per-call costs, but not so big
-# that one process with numpy loaded (27 MiB) and a chunk's signals in flight passes 40 MiB: at 1 MiB it reached 51.
+# that one process with numpy loaded and a chunk's signals in flight passes 40 MiB (as 1 MiB chunks did).
 CHUNK = 32 << 10
 BLOCK_CHUNK = 256 << 10
 _URL = re.compile(r"([A-Za-z][A-Za-z0-9+.-]+)://")
@@ -47,7 +49,7 @@ class NewFile:
         return f"NewFile({self.reason!r}" + (f", {self.name!r})" if self.name is not None else ")")
 
 
-class SourceError(Exception):
+class SourceError(MlopsStreamError):
     """An input that cannot be opened; the message says which and why."""
 
 

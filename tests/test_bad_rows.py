@@ -71,9 +71,9 @@ def test_skip_leaves_bad_rows_out_of_the_window_and_the_counts() -> None:
 # ---- end to end ------------------------------------------------------------------------------------------------
 
 
-def test_fail_policy_end_to_end(run_cli, tmp_path: Path) -> None:
+def test_fail_policy_end_to_end(run_main, tmp_path: Path) -> None:
     write(tmp_path / "in.csv", lines_with("2024-01-01 00:02:00,1,2,3,oops,5,6"))
-    run = run_cli(["--input", "in.csv", "--output", "metrics.json", "--log-file", "run.log"])
+    run = run_main(["--input", "in.csv", "--output", "metrics.json", "--log-file", "run.log"])
     assert run.code == 1
     run.assert_no_traceback()
     doc = run.file_doc()
@@ -87,10 +87,10 @@ def test_fail_policy_end_to_end(run_cli, tmp_path: Path) -> None:
     assert run.doc() == doc
 
 
-def test_skip_policy_end_to_end(run_cli, tmp_path: Path) -> None:
+def test_skip_policy_end_to_end(run_main, tmp_path: Path) -> None:
     closes = [*GOOD, "bad", "100.7", "", *GOOD]
     write(tmp_path / "in.csv", ohlcv_csv(closes))
-    run = run_cli(["--input", "in.csv", "--on-bad-row", "skip", "--window", "2", "--log-file", "run.log"])
+    run = run_main(["--input", "in.csv", "--on-bad-row", "skip", "--window", "2", "--log-file", "run.log"])
     assert run.code == 0, run.stderr
     doc = run.doc()
     assert list(doc) == [*SUCCESS_KEYS, "rows_skipped"]
@@ -104,12 +104,12 @@ def test_skip_policy_end_to_end(run_cli, tmp_path: Path) -> None:
         assert f"skipped bad row at line {line}:" in run.log()
 
 
-def test_skip_logs_the_first_twenty_then_a_summary(run_cli, tmp_path: Path) -> None:
+def test_skip_logs_the_first_twenty_then_a_summary(run_main, tmp_path: Path) -> None:
     closes = []
     for i in range(30):
         closes += ["100.5", f"bad{i}"]
     write(tmp_path / "in.csv", ohlcv_csv(closes))
-    run = run_cli(["--input", "in.csv", "--on-bad-row", "skip", "--log-file", "run.log"])
+    run = run_main(["--input", "in.csv", "--on-bad-row", "skip", "--log-file", "run.log"])
     assert run.code == 0, run.stderr
     assert run.doc()["rows_skipped"] == 30
     for text in (run.stderr, run.log()):
@@ -119,22 +119,22 @@ def test_skip_logs_the_first_twenty_then_a_summary(run_cli, tmp_path: Path) -> N
         assert "skipped 30 bad rows in all (20 shown above)" in text
 
 
-def test_every_row_bad_is_an_error_even_when_skipping(run_cli, tmp_path: Path) -> None:
+def test_every_row_bad_is_an_error_even_when_skipping(run_main, tmp_path: Path) -> None:
     write(tmp_path / "in.csv", ohlcv_csv(["x", "y"]))
-    run = run_cli(["--input", "in.csv", "--on-bad-row", "skip"])
+    run = run_main(["--input", "in.csv", "--on-bad-row", "skip"])
     assert run.code == 1
     run.assert_no_traceback()
     assert "no usable data rows (2 bad rows were skipped)" in run.doc()["error_message"]
 
 
-def test_undecodable_bytes_end_to_end(run_cli, tmp_path: Path) -> None:
+def test_undecodable_bytes_end_to_end(run_main, tmp_path: Path) -> None:
     data = ohlcv_csv(GOOD).encode().replace(b"100.3", b"10\xe9.3")
     write(tmp_path / "in.csv", data)
-    failed = run_cli(["--input", "in.csv"])
+    failed = run_main(["--input", "in.csv"])
     assert failed.code == 1
     failed.assert_no_traceback()
     assert "line 4: bytes that are not UTF-8" in failed.doc()["error_message"]
-    skipped = run_cli(["--input", "in.csv", "--on-bad-row", "skip"])
+    skipped = run_main(["--input", "in.csv", "--on-bad-row", "skip"])
     assert skipped.code == 0
     assert (skipped.doc()["rows_processed"], skipped.doc()["rows_skipped"]) == (5, 1)
 
@@ -156,10 +156,10 @@ def test_a_bare_carriage_return_is_named_in_words() -> None:
     assert "universal-newline" not in str(info.value)
 
 
-def test_a_header_that_is_not_csv_is_an_input_error(run_cli, tmp_path: Path) -> None:
+def test_a_header_that_is_not_csv_is_an_input_error(run_main, tmp_path: Path) -> None:
     # Lines ended by CR alone (old Mac exports) arrive as one line with carriage returns inside.
     write(tmp_path / "in.csv", b"ts,close\r1,2\r3,4\r")
-    run = run_cli(["--input", "in.csv"])
+    run = run_main(["--input", "in.csv"])
     assert run.code == 1
     run.assert_no_traceback()
     message = run.doc()["error_message"]

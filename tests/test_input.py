@@ -223,7 +223,7 @@ def test_chunk_boundaries_do_not_matter(rows, crlf, bom, quoted_header, final_ne
 # ---- end to end: the command reads each variant the same way -----------------------------------------------------
 
 
-def test_the_command_reads_every_variant_alike(run_cli, tmp_path: Path) -> None:
+def test_the_command_reads_every_variant_alike(run_main, tmp_path: Path) -> None:
     closes = [f"{100 + (i * 7919) % 13 / 10:.2f}" for i in range(40)]
     text = ohlcv_csv(closes)
     variants = {
@@ -235,7 +235,7 @@ def test_the_command_reads_every_variant_alike(run_cli, tmp_path: Path) -> None:
     outputs = set()
     for name, content in variants.items():
         write(tmp_path / name, content)
-        run = run_cli(["--input", name, "--signals", "-", "--window", "3"])
+        run = run_main(["--input", name, "--signals", "-", "--window", "3"])
         assert run.code == 0, (name, run.stderr)
         outputs.add(run.stdout)
     assert len(outputs) == 1
