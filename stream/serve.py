@@ -1,0 +1,307 @@
+"""Serves a running job's Prometheus metrics, liveness and readiness over HTTP (``--metrics-port``); every scrape
+reads the run's own counters, so nothing is counted twice and nothing is added to the row path."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from stream.logsink import BadRowLog
+    from stream.pipeline import Pipeline
+    from stream.tally import Tally
+
+PREFIX = "mlops_stream_"
+EXTRA = "pip install 'mlops-stream[serve]'"
+MAX_KEYS = 50  # per-key series: the first keys seen get their own; the rest share "other"
+OTHER = "other"
+# Why rows are skipped (the reasons' kinds). Each is exported from the start, at 0, so rate() sees the first one.
+REASONS = ("fields", "value", "missing", "encoding", "too_long", "quote", "key", OTHER)
+BUSY_WAIT = 5.0  # seconds a scrape waits for the row path to finish the batch in hand
+
+
+class ServeError(Exception):
+    """The metrics server cannot start; phrased for a person."""
+
+
+@dataclass
+class Sample:
+    """What one scrape exports: the run's counters read at one consistent point (between two batches)."""
+
+    rows: int
+    signals: int
+    skipped: dict[str, int]  # by reason kind
+    last_close: float | None = None
+    last_signal: int | None = None
+    mean: float | None = None  # None during the warm-up
+    by_key: dict[str, Tally] | None = None
+    bytes_read: int | None = None
+    bytes_unread: int | None = None  # None: not known (a pipe)
+    last_row_age: float | None = None  # seconds since the last row was processed
+    checkpoints: int | None = None
+    last_checkpoint: float | None = None  # Unix time
+    rotations: int | None = None
+    truncations: int | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def sample_of(pipeline: Pipeline, bad_log: BadRowLog | None) -> Sample:
+    """The counters every run has: rows, signals, skipped rows by reason, the latest value and its mean."""
+    latest = pipeline.engine.latest()
+    close = signal = None
+    if latest is not None:
+        units, scale, signal = latest
+        close = units / 10**scale  # int / int: the exact value's nearest float
+    kinds = dict(bad_log.kinds) if bad_log is not None else {}
+    # Skipped rows no log saw one by one (a worker reports only its first few) have no known reason.
+    unseen = pipeline.skipped - sum(kinds.values())
+    if unseen > 0:
+        kinds[OTHER] = kinds.get(OTHER, 0) + unseen
+    return Sample(
+        rows=pipeline.rows, signals=pipeline.hits, skipped=kinds, last_close=close, last_signal=signal,
+        mean=pipeline.engine.mean(), by_key=pipeline.by_key,
+    )  # fmt: skip
+
+
+class Observed(Protocol):
+    """A run the server watches. ``sample`` is called with ``lock`` held (the row path holds it while it works on a
+    batch); ``health`` and ``readiness`` are called without it, so a stuck row path cannot stall a probe. They
+    return None when healthy (ready), else the reason."""
+
+    lock: threading.Lock | None
+
+    def sample(self) -> Sample: ...
+
+    def health(self) -> str | None: ...
+
+    def readiness(self) -> str | None: ...
+
+
+class BatchView:
+    """A batch run as the server sees it: the counters are copied after every batch (the points where they agree
+    with the signals written), which costs one small object per batch and only when serving."""
+
+    lock = None
+
+    def __init__(self, pipeline: Pipeline, bad_log: BadRowLog, position: Callable[[], int], total: int | None) -> None:
+        self.pipeline = pipeline
+        self.bad_log = bad_log
+        self.position = position
+        self.total = total
+        self.finished = False
+        self._sample: Sample | None = None
+        self._last_rows = 0
+        self._last_row_at: float | None = None
+
+    def publish(self) -> None:
+        s = sample_of(self.pipeline, self.bad_log)
+        now = time.monotonic()
+        if s.rows != self._last_rows:
+            self._last_rows, self._last_row_at = s.rows, now
+        s.bytes_read = self.position()
+        s.bytes_unread = max(self.total - s.bytes_read, 0) if self.total is not None else None
+        s.extra["row_at"] = self._last_row_at
+        self._sample = s
+
+    def sample(self) -> Sample:
+        s = self._sample
+        if s is None:
+            return Sample(0, 0, {})
+        row_at = s.extra.get("row_at")
+        s.last_row_age = time.monotonic() - row_at if row_at is not None else None
+        return s
+
+    def health(self) -> str | None:
+        return "the run is finishing" if self.finished else None
+
+    def readiness(self) -> str | None:
+        return None if self._sample is not None else "the input is not open yet"
+
+
+class Server:
+    """An HTTP server on a background thread: ``/metrics`` (Prometheus text format), ``/healthz``, ``/readyz``.
+
+    It binds at once, so a port in use fails the run before any work; it answers 503 until a run is attached.
+    """
+
+    def __init__(self, host: str, port: int, mode: str) -> None:
+        try:
+            from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+            from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+            from prometheus_client.registry import CollectorRegistry
+        except ImportError:
+            raise ServeError(
+                f"serving metrics (--metrics-port) needs the prometheus_client package, which is not installed: {EXTRA}"
+            ) from None
+        self.run: Observed | None = None
+        self.mode = mode
+        self.registry = CollectorRegistry(auto_describe=False)
+        self.registry.register(_Collector(self))
+        try:
+            from prometheus_client import ProcessCollector
+
+            ProcessCollector(registry=self.registry)  # the process's CPU, memory and open files (Linux)
+        except Exception:  # pragma: no cover - platforms without /proc
+            pass
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                path = self.path.split("?", 1)[0]
+                if path == "/metrics":
+                    body = server.metrics(generate_latest)
+                    if body is None:
+                        self._send(503, b"the run is busy with a batch; try again\n")
+                    else:
+                        self._send(200, body, CONTENT_TYPE_LATEST)
+                elif path in ("/healthz", "/readyz"):
+                    why = server.health() if path == "/healthz" else server.readiness()
+                    self._send(200 if why is None else 503, b"ok\n" if why is None else why.encode() + b"\n")
+                else:
+                    self._send(404, b"not found: try /metrics, /healthz or /readyz\n")
+
+            def _send(self, code: int, body: bytes, kind: str = "text/plain; charset=utf-8") -> None:
+                self.send_response(code)
+                self.send_header("Content-Type", kind)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass  # a scrape every few seconds is not news for the job's log
+
+        try:
+            self.http = ThreadingHTTPServer((host, port), Handler)
+        except OSError as exc:
+            reason = exc.strerror.lower() if exc.strerror else str(exc)
+            raise ServeError(f"cannot serve metrics on {host}:{port}: {reason}") from None
+        self.http.daemon_threads = True
+        address = self.http.server_address
+        self.host, self.port = str(address[0]), int(address[1])
+        self.stopping = False
+        self._thread = threading.Thread(target=self.http.serve_forever, args=(0.25,), name="mlops-stream-metrics")
+        self._thread.daemon = True
+        self._thread.start()
+
+    @property
+    def url(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
+
+    def attach(self, run: Observed) -> None:
+        self.run = run
+
+    def metrics(self, render: Callable[[Any], bytes]) -> bytes | None:
+        """The exposition text; None when the row path held its batch for longer than ``BUSY_WAIT``."""
+        run = self.run
+        lock = run.lock if run is not None else None
+        if lock is None:
+            return render(self.registry)
+        if not lock.acquire(timeout=BUSY_WAIT):
+            return None
+        try:
+            return render(self.registry)
+        finally:
+            lock.release()
+
+    def health(self) -> str | None:
+        if self.stopping:
+            return "the run is stopping"
+        return self.run.health() if self.run is not None else None
+
+    def readiness(self) -> str | None:
+        if self.stopping:
+            return "the run is stopping"
+        return self.run.readiness() if self.run is not None else "the run is starting"
+
+    def close(self) -> None:
+        """Stop answering and free the port; waits for the server thread."""
+        self.stopping = True
+        self.http.shutdown()
+        self.http.server_close()
+        self._thread.join()
+
+
+class _Collector:
+    """Builds the metric families from the attached run's sample at each scrape (the registry calls ``collect``)."""
+
+    def __init__(self, server: Server) -> None:
+        self.server = server
+
+    def describe(self) -> list[Any]:
+        return []  # no description up front: collect() would otherwise run at registration
+
+    def collect(self) -> Iterator[Any]:
+        from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, InfoMetricFamily
+
+        from stream import __version__
+
+        run = self.server.run
+        yield InfoMetricFamily(
+            PREFIX + "build",
+            "The mlops-stream version and the kind of run.",
+            {"version": __version__, "mode": self.server.mode},
+        )
+        if run is None:
+            return
+        s = run.sample()
+
+        def counter(name: str, doc: str, value: float | None) -> Iterator[Any]:
+            if value is not None:
+                yield CounterMetricFamily(PREFIX + name, doc, value=value)
+
+        def gauge(name: str, doc: str, value: float | None) -> Iterator[Any]:
+            if value is not None:
+                yield GaugeMetricFamily(PREFIX + name, doc, value=value)
+
+        yield from counter("rows_processed", "Rows processed (each went through the window and got a signal).", s.rows)
+        yield from counter("signals", "Rows whose signal is 1 (close above its rolling mean).", s.signals)
+        skipped = CounterMetricFamily(
+            PREFIX + "rows_skipped", "Bad rows skipped (--on-bad-row skip), by reason.", labels=["reason"]
+        )
+        for reason in (*REASONS, *sorted(k for k in s.skipped if k not in REASONS)):
+            skipped.add_metric([reason], s.skipped.get(reason, 0))
+        yield skipped
+        yield from gauge("signal_rate", "Signals per processed row so far.", s.signals / s.rows if s.rows else None)
+        yield from gauge("last_close", "The close of the latest row.", s.last_close)
+        yield from gauge("last_signal", "The signal of the latest row (0 or 1).", s.last_signal)
+        yield from gauge("rolling_mean", "The rolling mean of the latest row's window (absent in the warm-up).", s.mean)
+        yield from counter("input_bytes_read", "Bytes read from the input.", s.bytes_read)
+        yield from gauge("input_lag_bytes", "Bytes of the input not read yet.", s.bytes_unread)
+        yield from gauge("last_row_age_seconds", "Seconds since the latest row was processed.", s.last_row_age)
+        yield from counter("checkpoints_written", "Checkpoints written (--checkpoint).", s.checkpoints)
+        yield from gauge(
+            "last_checkpoint_timestamp_seconds",
+            "When the latest checkpoint was written (Unix time).",
+            s.last_checkpoint,
+        )
+        yield from counter("input_rotations", "Times the followed name moved to a new file.", s.rotations)
+        yield from counter("input_truncations", "Times the followed file was truncated or rewritten.", s.truncations)
+        if s.by_key is not None:
+            yield from _keyed(s.by_key)
+
+
+def _keyed(by_key: dict[str, Tally]) -> Iterator[Any]:
+    """Per-key series for the first ``MAX_KEYS`` keys in first-seen order; every later key adds to "other"."""
+    from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+    rows = CounterMetricFamily(PREFIX + "key_rows_processed", "Rows processed per key (--key).", labels=["key"])
+    hits = CounterMetricFamily(PREFIX + "key_signals", "Signals per key (--key).", labels=["key"])
+    other_rows = other_hits = 0
+    for i, (key, tally) in enumerate(by_key.items()):
+        if i < MAX_KEYS and key != OTHER:
+            rows.add_metric([key], tally.rows)
+            hits.add_metric([key], tally.signals)
+        else:
+            other_rows += tally.rows
+            other_hits += tally.signals
+    if len(by_key) > MAX_KEYS or OTHER in by_key:
+        rows.add_metric([OTHER], other_rows)
+        hits.add_metric([OTHER], other_hits)
+    yield rows
+    yield hits
+    yield GaugeMetricFamily(PREFIX + "keys", "Distinct keys seen (--key).", value=len(by_key))
