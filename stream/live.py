@@ -418,15 +418,20 @@ class LiveRun:
             s.checkpoints, s.last_checkpoint = self.checkpoints, self.checkpoint_time
         return s
 
-    def health(self) -> str | None:
+    def _stopping(self) -> str | None:
         f = self.follower
-        if f is None or f.stop.reason is not None or f.stopped_by is not None:
-            return "the run is stopping"
+        return "the run is stopping" if f is None or f.stop.reason is not None or f.stopped_by is not None else None
+
+    def health(self) -> str | None:
+        if self._stopping():
+            return self._stopping()
         quiet = time.monotonic() - (self.next_housekeeping - HOUSEKEEPING_EVERY)
         return f"the follow loop has not turned for {quiet:.0f} s" if quiet > STUCK_AFTER else None
 
     def readiness(self) -> str | None:
         f = self.follower
+        if self._stopping():
+            return self._stopping()
         if isinstance(f, FileFollower):
             if f.fd is None:
                 return f"waiting for the input {f.label} to appear"
