@@ -250,8 +250,7 @@ def test_readiness_waits_for_the_input_and_its_backlog(tmp_path: Path) -> None:
     )
     try:
         port = port_from_log(tmp_path / "run.log", p)
-        code, why = scrape(port, "/readyz")
-        assert code == 503  # starting, then waiting for the input
+        assert scrape(port, "/readyz")[0] == 503  # starting, then waiting for the input
         wait_for(lambda: scrape(port, "/readyz") == (503, "waiting for the input later.csv to appear\n"), "the reason")
         assert scrape(port, "/healthz")[0] == 200
         lines = make_lines(20000, seed=3, bad_every=10**9)  # about 240 KB: several chunks of backlog
@@ -284,7 +283,7 @@ def test_a_stuck_loop_fails_healthz_and_a_stop_fails_it_at_once(tmp_path: Path) 
         # Far more signals than a pipe holds (64 KiB): the run blocks in a write with the batch in hand.
         for _ in range(30):
             append(tmp_path / "live.csv", b"".join(ln + b"\n" for _, ln, _ in lines))
-        code, why = wait_for(
+        _, why = wait_for(
             lambda: (lambda r: r if r[0] == 503 else None)(scrape(port, "/healthz")), "healthz to fail", timeout=60
         )
         assert "has not turned" in why
