@@ -3,6 +3,7 @@ reads the run's own counters, so nothing is counted twice and nothing is added t
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -124,67 +125,34 @@ class BatchView:
 class Server:
     """An HTTP server on a background thread: ``/metrics`` (Prometheus text format), ``/healthz``, ``/readyz``.
 
-    It binds at once, so a port in use fails the run before any work; it answers 503 until a run is attached.
+    It binds at once, so a port in use fails the run before any work; it answers 503 until a run is attached. The
+    HTTP and Prometheus modules (about 60 ms of imports) load on the server's thread at the first request, so a run
+    nobody scrapes never pays for them.
     """
 
     def __init__(self, host: str, port: int, mode: str) -> None:
-        try:
-            from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+        import importlib.util
+        import socket
 
-            from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-            from prometheus_client.registry import CollectorRegistry
-        except ImportError:
+        if importlib.util.find_spec("prometheus_client") is None:
             raise ServeError(
                 f"serving metrics (--metrics-port) needs the prometheus_client package, which is not installed: {EXTRA}"
-            ) from None
+            )
         self.run: Observed | None = None
         self.mode = mode
-        self.registry = CollectorRegistry(auto_describe=False)
-        self.registry.register(_Collector(self))
-        try:
-            from prometheus_client import ProcessCollector
-
-            ProcessCollector(registry=self.registry)  # the process's CPU, memory and open files (Linux)
-        except Exception:  # pragma: no cover - platforms without /proc
-            pass
-        server = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                path = self.path.split("?", 1)[0]
-                if path == "/metrics":
-                    body = server.metrics(generate_latest)
-                    if body is None:
-                        self._send(503, b"the run is busy with a batch; try again\n")
-                    else:
-                        self._send(200, body, CONTENT_TYPE_LATEST)
-                elif path in ("/healthz", "/readyz"):
-                    why = server.health() if path == "/healthz" else server.readiness()
-                    self._send(200 if why is None else 503, b"ok\n" if why is None else why.encode() + b"\n")
-                else:
-                    self._send(404, b"not found: try /metrics, /healthz or /readyz\n")
-
-            def _send(self, code: int, body: bytes, kind: str = "text/plain; charset=utf-8") -> None:
-                self.send_response(code)
-                self.send_header("Content-Type", kind)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass  # a scrape every few seconds is not news for the job's log
-
-        try:
-            self.http = ThreadingHTTPServer((host, port), Handler)
-        except OSError as exc:
-            reason = exc.strerror.lower() if exc.strerror else str(exc)
-            raise ServeError(f"cannot serve metrics on {host}:{port}: {reason}") from None
-        self.http.daemon_threads = True
-        address = self.http.server_address
-        self.host, self.port = str(address[0]), int(address[1])
         self.stopping = False
-        self._thread = threading.Thread(target=self.http.serve_forever, args=(0.25,), name="mlops-stream-metrics")
-        self._thread.daemon = True
+        self.registry: Any = None  # built with the HTTP side, at the first request
+        try:
+            family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0][0]
+            self.sock = socket.create_server((host, port), family=family, backlog=16)
+        except OSError as exc:
+            # create_server() appends the address to strerror; the errno's own words are enough beside ours.
+            reason = os.strerror(exc.errno).lower() if exc.errno and exc.errno > 0 else (exc.strerror or str(exc))
+            raise ServeError(f"cannot serve metrics on {host}:{port}: {reason}") from None
+        address = self.sock.getsockname()
+        self.host, self.port = str(address[0]), int(address[1])
+        self._wake_r, self._wake_w = os.pipe()
+        self._thread = threading.Thread(target=self._serve, name="mlops-stream-metrics", daemon=True)
         self._thread.start()
 
     @property
@@ -195,16 +163,32 @@ class Server:
     def attach(self, run: Observed) -> None:
         self.run = run
 
-    def metrics(self, render: Callable[[Any], bytes]) -> bytes | None:
+    def _serve(self) -> None:
+        import selectors
+
+        http = None
+        with selectors.DefaultSelector() as sel:
+            sel.register(self.sock, selectors.EVENT_READ)
+            sel.register(self._wake_r, selectors.EVENT_READ)
+            while not self.stopping:
+                for key, _ in sel.select():
+                    if key.fileobj is self.sock and not self.stopping:
+                        if http is None:
+                            http = _http_server(self)
+                        http.handle_request()  # ThreadingHTTPServer: each request on a thread of its own
+
+    def metrics(self) -> bytes | None:
         """The exposition text; None when the row path held its batch for longer than ``BUSY_WAIT``."""
+        from prometheus_client import generate_latest
+
         run = self.run
         lock = run.lock if run is not None else None
         if lock is None:
-            return render(self.registry)
+            return generate_latest(self.registry)
         if not lock.acquire(timeout=BUSY_WAIT):
             return None
         try:
-            return render(self.registry)
+            return generate_latest(self.registry)
         finally:
             lock.release()
 
@@ -221,9 +205,54 @@ class Server:
     def close(self) -> None:
         """Stop answering and free the port; waits for the server thread."""
         self.stopping = True
-        self.http.shutdown()
-        self.http.server_close()
+        os.write(self._wake_w, b"\0")
         self._thread.join()
+        self.sock.close()
+        os.close(self._wake_r)
+        os.close(self._wake_w)
+
+
+def _http_server(server: Server) -> Any:
+    """The HTTP side of ``server``, on its already bound socket, with the registry its /metrics renders."""
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from prometheus_client import CONTENT_TYPE_LATEST, ProcessCollector
+    from prometheus_client.registry import CollectorRegistry
+
+    server.registry = CollectorRegistry(auto_describe=False)
+    server.registry.register(_Collector(server))
+    ProcessCollector(registry=server.registry)  # the process's CPU, memory and open files (where /proc exists)
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            path = self.path.split("?", 1)[0]
+            if path == "/metrics":
+                body = server.metrics()
+                if body is None:
+                    self._send(503, b"the run is busy with a batch; try again\n")
+                else:
+                    self._send(200, body, CONTENT_TYPE_LATEST)
+            elif path in ("/healthz", "/readyz"):
+                why = server.health() if path == "/healthz" else server.readiness()
+                self._send(200 if why is None else 503, b"ok\n" if why is None else why.encode() + b"\n")
+            else:
+                self._send(404, b"not found: try /metrics, /healthz or /readyz\n")
+
+        def _send(self, code: int, body: bytes, kind: str = "text/plain; charset=utf-8") -> None:
+            self.send_response(code)
+            self.send_header("Content-Type", kind)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass  # a scrape every few seconds is not news for the job's log
+
+    http = ThreadingHTTPServer(server.sock.getsockname()[:2], Handler, bind_and_activate=False)
+    http.socket.close()
+    http.socket = server.sock
+    http.daemon_threads = True
+    return http
 
 
 class _Collector:
