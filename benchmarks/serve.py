@@ -1,10 +1,10 @@
 """What serving metrics (--metrics-port) costs a batch run: the same file with and without it, runs alternated.
 
-    python benchmarks/serve.py [--input FILE | --rows 2000000] [--repeat 7] [--workdir /tmp] [--scrape]
+    python benchmarks/serve.py [--input FILE | --rows 2000000] [--repeat 7] [--workdir /tmp] [--scrape] [-- ARGS]
 
 Each run is a subprocess of ``python -m stream --input FILE --quiet`` (default workers); the table shows the median
 wall time of each side and their ratio. ``--scrape`` also scrapes /metrics every 0.5 s (a busy Prometheus) during the
-served runs.
+served runs. Arguments after ``--`` go to both commands (``-- --workers 1``, say).
 """
 
 from __future__ import annotations
@@ -58,6 +58,7 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=7)
     ap.add_argument("--workdir", default=tempfile.gettempdir())
     ap.add_argument("--scrape", action="store_true")
+    ap.add_argument("extra", nargs="*", help="more arguments for both commands, after --")
     args = ap.parse_args()
     data = Path(args.input) if args.input else Path(args.workdir, f"serve-bench-{args.rows}.csv")
     if not data.exists():
@@ -66,7 +67,7 @@ def main() -> None:
              "--output", str(data)], env=ENV, check=True,
         )  # fmt: skip
     log = Path(args.workdir, "serve-bench.log")
-    base = [sys.executable, "-m", "stream", "--input", str(data), "--quiet"]
+    base = [sys.executable, "-m", "stream", "--input", str(data), "--quiet", *args.extra]
     served = [*base, "--metrics-port", "0", "--log-file", str(log)]
     plain_times, served_times = [], []
     for _ in range(args.repeat):
@@ -74,7 +75,9 @@ def main() -> None:
         log.unlink(missing_ok=True)
         served_times.append(timed(served, log, args.scrape))
     a, b = statistics.median(plain_times), statistics.median(served_times)
-    print(f"{data}, {args.repeat} runs each, alternated{' (scraped every 0.5 s)' if args.scrape else ''}")
+    print(
+        f"{data} {' '.join(args.extra)}, {args.repeat} runs each, alternated{' (scraped every 0.5 s)' if args.scrape else ''}"
+    )
     print(f"without --metrics-port: median {a:.3f} s  (all: {', '.join(f'{t:.3f}' for t in plain_times)})")
     print(f"with --metrics-port:    median {b:.3f} s  (all: {', '.join(f'{t:.3f}' for t in served_times)})")
     print(f"ratio with / without: {b / a:.3f}")

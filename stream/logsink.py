@@ -156,9 +156,12 @@ class BadRowLog:
         elif self.count == self.show + 1:
             self.log.warning("more bad rows are being skipped; only their count is logged from here on")
 
-    def add_unshown(self, n: int) -> None:
-        """Count ``n`` more skipped rows that are past the ones shown (workers send only their first few)."""
+    def add_unshown(self, n: int, kinds: dict[str, int]) -> None:
+        """Count ``n`` more skipped rows that are past the ones shown (workers send only their first few and the
+        count of each kind)."""
         self.count += n
+        for kind, k in kinds.items():
+            self.kinds[kind] = self.kinds.get(kind, 0) + k
 
     def summary(self) -> None:
         if self.count > self.show:

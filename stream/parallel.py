@@ -268,7 +268,7 @@ def _parallel(
         report = reader.report
         add = getattr(report, "add_unshown", None)
         result = plan.execute(
-            executor, job, tasks, report, add if add is not None else (lambda n: None), sink, after_block
+            executor, job, tasks, report, add if add is not None else (lambda n, kinds: None), sink, after_block
         )
         executor.close()
         executor = None

@@ -351,6 +351,42 @@ def test_parallel_and_dask_runs_serve_and_give_the_same_metrics(tmp_path: Path) 
     assert "serving metrics on http://127.0.0.1:" in served.log()
 
 
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_batch_runs_counters_by_reason_are_exact_on_workers_too(tmp_path: Path, workers: int) -> None:
+    """What a batch run's server reads after each batch (one process) or block (workers): every skipped row with its
+    reason, though workers send back only their first few bad rows in full."""
+    from stream import parallel
+    from stream.engine import RollingSignal
+    from stream.logsink import BadRowLog, log
+    from stream.pipeline import Pipeline
+    from stream.reader import Reader
+    from stream.serve import BatchView
+    from stream.source import Spec
+
+    lines = make_lines(30000, seed=8, bad_every=23)  # about 1,300 bad rows: far more than 20 per block
+    ref = Reference(lines)
+    data = tmp_path / "in.csv"
+    data.write_bytes(b"timestamp,close\n" + b"".join(ln + b"\n" for _, ln, _ in lines))
+    bad_log = BadRowLog(log, show=0)
+    reader = Reader(on_bad_row="skip", report=bad_log)
+    pipeline = Pipeline(RollingSignal(WINDOW))
+    view = BatchView(pipeline, bad_log, lambda: reader.offset, data.stat().st_size)
+    published = []
+
+    def after() -> None:
+        view.publish()
+        published.append(view.sample())
+
+    parallel.run([Spec(str(data))], [data.stat().st_size], reader, pipeline, workers, after, block_size=64 << 10)
+    final = ref.prefixes[-1]
+    s = view.sample()
+    assert (s.rows, s.signals, s.skipped) == (final["rows"], final["signals"], final["skipped"])
+    assert s.bytes_read == data.stat().st_size and s.bytes_unread == 0
+    assert len(published) > 2
+    for p in published:  # every copy the server could have served is the state after some prefix of the lines
+        assert ref.matching(p.rows, p.signals, p.skipped) is not None
+
+
 def test_keyed_series_are_bounded_with_an_other_bucket(tmp_path: Path) -> None:
     from stream.serve import MAX_KEYS
 
