@@ -75,9 +75,8 @@ def main() -> None:
         log.unlink(missing_ok=True)
         served_times.append(timed(served, log, args.scrape))
     a, b = statistics.median(plain_times), statistics.median(served_times)
-    print(
-        f"{data} {' '.join(args.extra)}, {args.repeat} runs each, alternated{' (scraped every 0.5 s)' if args.scrape else ''}"
-    )
+    scraped = " (scraped every 0.5 s)" if args.scrape else ""
+    print(f"{data} {' '.join(args.extra)}, {args.repeat} runs each, alternated{scraped}")
     print(f"without --metrics-port: median {a:.3f} s  (all: {', '.join(f'{t:.3f}' for t in plain_times)})")
     print(f"with --metrics-port:    median {b:.3f} s  (all: {', '.join(f'{t:.3f}' for t in served_times)})")
     print(f"ratio with / without: {b / a:.3f}")
