@@ -2,8 +2,9 @@
 
     python benchmarks/serve.py [--input FILE | --rows 2000000] [--repeat 7] [--workdir /tmp] [--scrape] [-- ARGS]
 
-Each run is a subprocess of ``python -m stream --input FILE --quiet`` (default workers); the table shows the median
-wall time of each side and their ratio. ``--scrape`` also scrapes /metrics every 0.5 s (a busy Prometheus) during the
+Each run is a subprocess of ``python -m stream --input FILE --quiet`` (default workers); it prints the median wall
+time and CPU time (user + system, workers included: steadier than wall time on a shared machine) of each side and
+their ratios. ``--scrape`` also scrapes /metrics every 0.5 s (a busy Prometheus) during the
 served runs. Arguments after ``--`` go to both commands (``-- --workers 1``, say).
 """
 
@@ -25,16 +26,18 @@ ROOT = Path(__file__).resolve().parent.parent
 ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
 
 
-def timed(cmd: list[str], log: Path | None, scrape: bool) -> float:
+def timed(cmd: list[str], log: Path | None, scrape: bool) -> tuple[float, float]:
+    """Wall time and CPU time (user + system, of the command and its workers) of one run."""
     t0 = time.perf_counter()
     p = subprocess.Popen(cmd, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     if scrape and log is not None:
         threading.Thread(target=_scraper, args=(p, log), daemon=True).start()
-    p.wait()
+    _, status, usage = os.wait4(p.pid, 0)
     elapsed = time.perf_counter() - t0
+    p.returncode = os.waitstatus_to_exitcode(status)
     if p.returncode != 0:
         raise SystemExit(f"{' '.join(cmd)} failed with exit code {p.returncode}")
-    return elapsed
+    return elapsed, usage.ru_utime + usage.ru_stime
 
 
 def _scraper(p: subprocess.Popen, log: Path) -> None:
@@ -69,17 +72,28 @@ def main() -> None:
     log = Path(args.workdir, "serve-bench.log")
     base = [sys.executable, "-m", "stream", "--input", str(data), "--quiet", *args.extra]
     served = [*base, "--metrics-port", "0", "--log-file", str(log)]
-    plain_times, served_times = [], []
+    plain: list[tuple[float, float]] = []
+    served_runs: list[tuple[float, float]] = []
     for _ in range(args.repeat):
-        plain_times.append(timed(base, None, False))
+        plain.append(timed(base, None, False))
         log.unlink(missing_ok=True)
-        served_times.append(timed(served, log, args.scrape))
-    a, b = statistics.median(plain_times), statistics.median(served_times)
+        served_runs.append(timed(served, log, args.scrape))
     scraped = " (scraped every 0.5 s)" if args.scrape else ""
     print(f"{data} {' '.join(args.extra)}, {args.repeat} runs each, alternated{scraped}")
-    print(f"without --metrics-port: median {a:.3f} s  (all: {', '.join(f'{t:.3f}' for t in plain_times)})")
-    print(f"with --metrics-port:    median {b:.3f} s  (all: {', '.join(f'{t:.3f}' for t in served_times)})")
-    print(f"ratio with / without: {b / a:.3f}")
+    for i, what in enumerate(("wall", "CPU")):
+        a = [r[i] for r in plain]
+        b = [r[i] for r in served_runs]
+        pairs = statistics.median(y / x for x, y in zip(a, b))
+        print(f"{what} s without --metrics-port: median {statistics.median(a):.3f}  (all: {_list(a)})")
+        print(f"{what} s with --metrics-port:    median {statistics.median(b):.3f}  (all: {_list(b)})")
+        print(
+            f"{what} ratio with / without: {statistics.median(b) / statistics.median(a):.3f} (of the medians), "
+            f"{pairs:.3f} (median of the alternated pairs' ratios)"
+        )
+
+
+def _list(values: list[float]) -> str:
+    return ", ".join(f"{v:.3f}" for v in values)
 
 
 if __name__ == "__main__":
