@@ -110,6 +110,7 @@ class LiveRun:
         # What the metrics server reads (--metrics-port); the lock is held while a batch is processed.
         self.lock: threading.Lock | None = None
         self.last_row_at: float | None = None
+        self.started_at = 0.0
         self.checkpoints = 0
         self.checkpoint_time: float | None = None
         self.rotations = self.truncations = 0
@@ -185,6 +186,7 @@ class LiveRun:
         self._running_metrics()
         if self.job.server is not None:
             self.lock = threading.Lock()
+            self.started_at = time.monotonic()
             self.job.server.attach(self)
         t_read = time.perf_counter()
         feed, consume = reader.feed, self._consume
@@ -412,8 +414,8 @@ class LiveRun:
         if isinstance(f, FileFollower):
             s.bytes_unread = self._unread(f)
             s.rotations, s.truncations = self.rotations, self.truncations
-        if self.last_row_at is not None:
-            s.last_row_age = time.monotonic() - self.last_row_at
+        # Before its first row, since the run started: a feed that never resumes after a restart shows as stalled.
+        s.last_row_age = time.monotonic() - (self.last_row_at or self.started_at)
         if self.args.checkpoint:
             s.checkpoints, s.last_checkpoint = self.checkpoints, self.checkpoint_time
         return s

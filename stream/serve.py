@@ -41,7 +41,7 @@ class Sample:
     by_key: dict[str, Tally] | None = None
     bytes_read: int | None = None
     bytes_unread: int | None = None  # None: not known (a pipe)
-    last_row_age: float | None = None  # seconds since the last row was processed
+    last_row_age: float | None = None  # seconds since the last row was processed (or the run started)
     checkpoints: int | None = None
     last_checkpoint: float | None = None  # Unix time
     rotations: int | None = None
@@ -95,7 +95,7 @@ class BatchView:
         self.finished = False
         self._sample: Sample | None = None
         self._last_rows = 0
-        self._last_row_at: float | None = None
+        self._last_row_at = time.monotonic()  # before the first row: when the run started
 
     def publish(self) -> None:
         s = sample_of(self.pipeline, self.bad_log)
@@ -111,8 +111,7 @@ class BatchView:
         s = self._sample
         if s is None:
             return Sample(0, 0, {})
-        row_at = s.extra.get("row_at")
-        s.last_row_age = time.monotonic() - row_at if row_at is not None else None
+        s.last_row_age = time.monotonic() - s.extra["row_at"]
         return s
 
     def health(self) -> str | None:

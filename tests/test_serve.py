@@ -244,6 +244,43 @@ def test_scrapes_of_a_live_run_equal_the_exact_reference_while_rows_arrive(tmp_p
     assert refused(port), "the metrics port is still open after the run ended"
 
 
+def test_rotations_and_truncations_are_counted(tmp_path: Path) -> None:
+    live = tmp_path / "live.csv"
+    rows = make_lines(30, seed=1, bad_every=10**9)
+    first, second, third = rows[:10], rows[10:20], rows[20:]
+    live.write_bytes(b"timestamp,close\n" + b"".join(ln + b"\n" for _, ln, _ in first))
+    p = start(
+        ["--input", "live.csv", "--follow", "--metrics-port", "0", "--window", str(WINDOW), "--log-file", "run.log",
+         "--signals", "signals.csv", "--no-progress"], tmp_path,
+    )  # fmt: skip
+    try:
+        port = port_from_log(tmp_path / "run.log", p)
+
+        def metrics_when(rows: int) -> dict[str, Any]:
+            return wait_for(
+                lambda: (lambda m: m if m.get("mlops_stream_rows_processed_total") == rows else None)(
+                    families(scrape(port)[1])
+                ),
+                f"{rows} rows in the metrics",
+            )
+
+        m = metrics_when(10)
+        assert (m["mlops_stream_input_rotations_total"], m["mlops_stream_input_truncations_total"]) == (0, 0)
+        live.write_bytes(b"timestamp,close\n" + b"".join(ln + b"\n" for _, ln, _ in second[:2]))  # shorter: truncated
+        append(live, b"".join(ln + b"\n" for _, ln, _ in second[2:]))
+        m = metrics_when(20)
+        assert (m["mlops_stream_input_rotations_total"], m["mlops_stream_input_truncations_total"]) == (0, 1)
+        live.rename(tmp_path / "live.csv.1")
+        (tmp_path / "live.csv").write_bytes(b"timestamp,close\n" + b"".join(ln + b"\n" for _, ln, _ in third))
+        m = metrics_when(30)
+        assert (m["mlops_stream_input_rotations_total"], m["mlops_stream_input_truncations_total"]) == (1, 1)
+        check_scrape(m, Reference(rows), tmp_path / "signals.csv")
+    finally:
+        p.send_signal(signal.SIGTERM)
+        _, err = p.communicate(timeout=60)
+    assert p.returncode == 0, err
+
+
 def test_readiness_waits_for_the_input_and_its_backlog(tmp_path: Path) -> None:
     p = start(
         ["--input", "later.csv", "--follow", "--metrics-port", "0", "--log-file", "run.log", "--no-progress"], tmp_path
