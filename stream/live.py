@@ -9,6 +9,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any
 
@@ -199,10 +200,7 @@ class LiveRun:
             now = time.monotonic()
             if now >= self.next_housekeeping:
                 self._housekeeping(now)
-        if self.lock is not None:
-            with self.lock:
-                self._finish()
-        else:
+        with self.lock or nullcontext():
             self._finish()
         return Outcome(
             self.pipeline.tally, reader, name, time.perf_counter() - t_read, self.pipeline.by_key,
@@ -425,20 +423,20 @@ class LiveRun:
         return "the run is stopping" if f is None or f.stop.reason is not None or f.stopped_by is not None else None
 
     def health(self) -> str | None:
-        if self._stopping():
-            return self._stopping()
+        if stopping := self._stopping():
+            return stopping
         quiet = time.monotonic() - (self.next_housekeeping - HOUSEKEEPING_EVERY)
         return f"the follow loop has not turned for {quiet:.0f} s" if quiet > STUCK_AFTER else None
 
     def readiness(self) -> str | None:
         f = self.follower
-        if self._stopping():
-            return self._stopping()
+        if stopping := self._stopping():
+            return stopping
         if isinstance(f, FileFollower):
-            if f.fd is None:
-                return f"waiting for the input {f.label} to appear"
             unread = self._unread(f)
-            if unread is None or unread >= CHUNK:
+            if unread is None:
+                return f"waiting for the input {f.label} to appear"
+            if unread >= CHUNK:
                 return f"reading the backlog: {unread} bytes to go"
         return None
 
