@@ -457,7 +457,7 @@ def execute(
     report: Callable[[BadRow], None],
     add_unshown: Callable[[int, dict[str, int]], None],
     sink: SignalSink | None = None,
-    after_block: Callable[[int, Tally], None] | None = None,
+    after_block: Callable[[int, Tally, dict[str, Tally] | None], None] | None = None,
 ) -> Result:
     """Run the passes of ``tasks`` on ``executor`` (``submit(fn, arg)`` -> handle, ``result(handle)``,
     ``done(handle)``, ``workers``); write signals to ``sink`` in input order; report skipped rows in order."""
@@ -501,7 +501,7 @@ def execute(
             sink.out.flush()
         done_bytes += sum(p.end - p.start for p in task)
         if after_block is not None:
-            after_block(done_bytes, tally)
+            after_block(done_bytes, tally, by_key)
 
     def flush(everything: bool) -> None:
         """Write out finished blocks in order (all of them, or until few enough are in flight)."""

@@ -7,7 +7,7 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
@@ -22,6 +22,7 @@ OTHER = "other"
 # Why rows are skipped (the reasons' kinds). Each is exported from the start, at 0, so rate() sees the first one.
 REASONS = ("fields", "value", "missing", "encoding", "too_long", "quote", "key", OTHER)
 BUSY_WAIT = 5.0  # seconds a scrape waits for the row path to finish the batch in hand
+KEYS_EVERY = 1.0  # seconds between copies of each key's counts in a batch run (a copy costs a moment per key)
 
 
 class ServeError(Exception):
@@ -46,24 +47,24 @@ class Sample:
     last_checkpoint: float | None = None  # Unix time
     rotations: int | None = None
     truncations: int | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
-def sample_of(pipeline: Pipeline, bad_log: BadRowLog | None) -> Sample:
-    """The counters every run has: rows, signals, skipped rows by reason, the latest value and its mean."""
+def sample_of(pipeline: Pipeline, bad_log: BadRowLog | None, keys: bool = True) -> Sample:
+    """The counters every run has: rows, signals, skipped rows by reason, the latest value and its mean, and with
+    ``keys`` each key's counts."""
     latest = pipeline.engine.latest()
     close = signal = None
     if latest is not None:
         units, scale, signal = latest
         close = units / 10**scale  # int / int: the exact value's nearest float
     kinds = dict(bad_log.kinds) if bad_log is not None else {}
-    # Skipped rows no log saw one by one (a worker reports only its first few) have no known reason.
+    # Rows skipped before a restart from a checkpoint: the checkpoint keeps their number, not their reasons.
     unseen = pipeline.skipped - sum(kinds.values())
     if unseen > 0:
         kinds[OTHER] = kinds.get(OTHER, 0) + unseen
     return Sample(
         rows=pipeline.rows, signals=pipeline.hits, skipped=kinds, last_close=close, last_signal=signal,
-        mean=pipeline.engine.mean(), by_key=pipeline.by_key,
+        mean=pipeline.engine.mean(), by_key=pipeline.by_key if keys else None,
     )  # fmt: skip
 
 
@@ -82,8 +83,9 @@ class Observed(Protocol):
 
 
 class BatchView:
-    """A batch run as the server sees it: the counters are copied after every batch (the points where they agree
-    with the signals written), which costs one small object per batch and only when serving."""
+    """A batch run as the server sees it: the counters are copied after every batch or finished block (the points
+    where they agree with the signals written), which costs one small object per batch and only when serving; each
+    key's counts are copied at most every ``KEYS_EVERY`` seconds."""
 
     lock = None
 
@@ -94,25 +96,28 @@ class BatchView:
         self.total = total
         self.finished = False
         self._sample: Sample | None = None
-        self._last_rows = 0
-        self._last_row_at = time.monotonic()  # before the first row: when the run started
+        self._row_at = time.monotonic()  # when the rows last grew; before the first row, when the run started
+        self._keys_at = -KEYS_EVERY
+        self._by_key: dict[str, Tally] | None = None
 
     def publish(self) -> None:
-        s = sample_of(self.pipeline, self.bad_log)
         now = time.monotonic()
-        if s.rows != self._last_rows:
-            self._last_rows, self._last_row_at = s.rows, now
+        due = now - self._keys_at >= KEYS_EVERY
+        s = sample_of(self.pipeline, self.bad_log, keys=due)
+        if due:
+            self._by_key, self._keys_at = s.by_key, now
+        s.by_key = self._by_key
+        if self._sample is None or s.rows != self._sample.rows:
+            self._row_at = now
         s.bytes_read = self.position()
         s.bytes_unread = max(self.total - s.bytes_read, 0) if self.total is not None else None
-        s.extra["row_at"] = self._last_row_at
         self._sample = s
 
     def sample(self) -> Sample:
         s = self._sample
         if s is None:
             return Sample(0, 0, {})
-        s.last_row_age = time.monotonic() - s.extra["row_at"]
-        return s
+        return replace(s, last_row_age=time.monotonic() - self._row_at)
 
     def health(self) -> str | None:
         return "the run is finishing" if self.finished else None
