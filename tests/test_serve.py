@@ -162,19 +162,20 @@ def signals_file_rows(path: Path) -> list[int]:
     return [int(line.rsplit(b",", 1)[1]) for line in lines]
 
 
-def check_scrape(m: dict[str, Any], ref: Reference, signals_path: Path | None) -> dict[str, Any]:
-    """Everything one scrape says agrees with the reference for some prefix of the lines, and with the signals file."""
+def check_scrape(m: dict[str, Any], ref: Reference, signals_path: Path | None, values: bool = True) -> dict[str, Any]:
+    """Everything one scrape says agrees with the reference for some prefix of the lines, and with the signals file.
+    ``values=False``: a run on workers, whose parent has counts but no latest value."""
     rows, hits = int(m["mlops_stream_rows_processed_total"]), int(m["mlops_stream_signals_total"])
     skipped = skipped_of(m)
     p = ref.matching(rows, hits, skipped)
     assert p is not None, f"no prefix of the appended lines has rows={rows} signals={hits} skipped={skipped}"
     if rows:
         assert m["mlops_stream_signal_rate"] == hits / rows  # int / int: the exact rate's nearest float
-        assert m["mlops_stream_last_close"] == float(p["close"])
-    if p["mean"] is None:
-        assert "mlops_stream_rolling_mean" not in m
+    if not values:
+        assert "mlops_stream_last_close" not in m and "mlops_stream_rolling_mean" not in m
     else:
-        assert m["mlops_stream_rolling_mean"] == float(p["mean"])
+        assert m.get("mlops_stream_last_close") == (float(p["close"]) if rows else None)
+        assert m.get("mlops_stream_rolling_mean") == (float(p["mean"]) if p["mean"] is not None else None)
     if signals_path is not None:
         written = signals_file_rows(signals_path)
         assert len(written) >= rows
@@ -374,7 +375,39 @@ def test_a_batch_run_from_a_pipe_serves_while_it_reads(tmp_path: Path) -> None:
     assert refused(port)
 
 
-def test_parallel_and_dask_runs_serve_and_give_the_same_metrics(tmp_path: Path) -> None:
+def test_a_dask_run_serves_while_it_runs(tmp_path: Path) -> None:
+    pytest.importorskip("distributed", reason="the dask extra is not installed")
+    lines = make_lines(40000, seed=6, bad_every=101)
+    ref = Reference(lines)
+    (tmp_path / "in.csv").write_bytes(b"timestamp,close\n" + b"".join(ln + b"\n" for _, ln, _ in lines))
+    p = start(
+        ["--input", "in.csv", "--window", str(WINDOW), "--on-bad-row", "skip", "--block-size", "64K", "--cluster",
+         "local:1", "--metrics-port", "0", "--log-file", "run.log"], tmp_path,
+    )  # fmt: skip
+    scraped = []
+    try:
+        port = port_from_log(tmp_path / "run.log", p)
+        while p.poll() is None:  # the cluster takes seconds to start: the server answers meanwhile
+            try:
+                code, text = scrape(port)
+            except OSError:  # the run ended between the check and the scrape
+                break
+            assert code == 200
+            scraped.append(check_scrape(families(text), ref, None, values=False)["rows"])
+            assert "mlops_stream_build_info{mode=batch,version=" in "".join(families(text))
+        out, err = p.communicate(timeout=120)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.communicate()
+    assert p.returncode == 0, err
+    assert json.loads(out)["rows_processed"] == ref.prefixes[-1]["rows"]
+    assert scraped, "no scrape answered while the run lasted"
+    assert scraped == sorted(scraped)
+    assert refused(port)
+
+
+def test_a_run_on_workers_serves_and_gives_the_same_metrics(tmp_path: Path) -> None:
     lines = make_lines(40000, seed=2, bad_every=997)
     data = b"timestamp,close\n" + b"".join(ln + b"\n" for _, ln, _ in lines)
     (tmp_path / "in.csv").write_bytes(data)
