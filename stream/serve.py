@@ -10,6 +10,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Protocol
 
+from stream.logsink import log
+
 if TYPE_CHECKING:
     from stream.logsink import BadRowLog
     from stream.pipeline import Pipeline
@@ -21,6 +23,7 @@ MAX_KEYS = 50  # per-key series: the first keys seen get their own; the rest sha
 OTHER = "other"
 # Why rows are skipped (the reasons' kinds). Each is exported from the start, at 0, so rate() sees the first one.
 REASONS = ("fields", "value", "missing", "encoding", "too_long", "quote", "key", OTHER)
+TEXT = "text/plain; charset=utf-8"
 BUSY_WAIT = 5.0  # seconds a scrape waits for the row path to finish the batch in hand
 KEYS_EVERY = 1.0  # seconds between copies of each key's counts in a batch run (a copy costs a moment per key)
 
@@ -178,7 +181,13 @@ class Server:
                 for key, _ in sel.select():
                     if key.fileobj is self.sock and not self.stopping:
                         if http is None:
-                            http = _http_server(self)
+                            try:
+                                http = _http_server(self)
+                            except Exception as exc:  # a broken install: the run goes on without its server
+                                log.error("the metrics server stopped: %s: %s", type(exc).__name__, exc)
+                                log.debug("details", exc_info=True)
+                                self.sock.close()  # scrapers are refused rather than left waiting
+                                return
                         http.handle_request()  # ThreadingHTTPServer: each request on a thread of its own
 
     def metrics(self) -> bytes | None:
@@ -229,20 +238,25 @@ def _http_server(server: Server) -> Any:
 
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
-            path = self.path.split("?", 1)[0]
+            try:
+                code, body, kind = self._answer(self.path.split("?", 1)[0])
+            except Exception:
+                log.debug("a request to the metrics server failed", exc_info=True)
+                code, body, kind = 500, b"internal error; the log file has the details\n", TEXT
+            self._send(code, body, kind)
+
+        def _answer(self, path: str) -> tuple[int, bytes, str]:
             if path == "/metrics":
                 body = server.metrics()
                 if body is None:
-                    self._send(503, b"the run is busy with a batch; try again\n")
-                else:
-                    self._send(200, body, CONTENT_TYPE_LATEST)
-            elif path in ("/healthz", "/readyz"):
+                    return 503, b"the run is busy with a batch; try again\n", TEXT
+                return 200, body, CONTENT_TYPE_LATEST
+            if path in ("/healthz", "/readyz"):
                 why = server.health() if path == "/healthz" else server.readiness()
-                self._send(200 if why is None else 503, b"ok\n" if why is None else why.encode() + b"\n")
-            else:
-                self._send(404, b"not found: try /metrics, /healthz or /readyz\n")
+                return (200, b"ok\n", TEXT) if why is None else (503, why.encode() + b"\n", TEXT)
+            return 404, b"not found: try /metrics, /healthz or /readyz\n", TEXT
 
-        def _send(self, code: int, body: bytes, kind: str = "text/plain; charset=utf-8") -> None:
+        def _send(self, code: int, body: bytes, kind: str) -> None:
             self.send_response(code)
             self.send_header("Content-Type", kind)
             self.send_header("Content-Length", str(len(body)))
@@ -252,10 +266,16 @@ def _http_server(server: Server) -> Any:
         def log_message(self, format: str, *args: Any) -> None:
             pass  # a scrape every few seconds is not news for the job's log
 
-    http = ThreadingHTTPServer(server.sock.getsockname()[:2], Handler, bind_and_activate=False)
+    class HTTP(ThreadingHTTPServer):
+        daemon_threads = True
+
+        def handle_error(self, request: Any, client_address: Any) -> None:
+            # A scraper that hangs up mid-request is no reason for a traceback on the job's stderr.
+            log.debug("a request to the metrics server from %s failed", client_address[0], exc_info=True)
+
+    http = HTTP(server.sock.getsockname()[:2], Handler, bind_and_activate=False)
     http.socket.close()
     http.socket = server.sock
-    http.daemon_threads = True
     return http
 
 

@@ -282,6 +282,28 @@ def test_rotations_and_truncations_are_counted(tmp_path: Path) -> None:
     assert p.returncode == 0, err
 
 
+def test_scrapers_that_hang_up_or_send_garbage_leave_no_traceback(tmp_path: Path) -> None:
+    import struct
+
+    (tmp_path / "live.csv").write_text("timestamp,close\n1,100\n")
+    p = start(["--input", "live.csv", "--follow", "--metrics-port", "0", "--log-file", "run.log"], tmp_path)
+    try:
+        port = port_from_log(tmp_path / "run.log", p)
+        wait_for(lambda: scrape(port)[0] == 200, "a first scrape")
+        for request in (b"GET /metr", b"GET /metrics HTTP/1.1\r\n", b"\x16\x03\x01 not http\r\n\r\n"):
+            with socket.create_connection(("127.0.0.1", port), timeout=10) as conn:
+                conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))  # close with a reset
+                conn.sendall(request)
+        code, text = scrape(port)
+        assert code == 200 and families(text)["mlops_stream_rows_processed_total"] == 1
+        assert scrape(port, "/nothing-here")[0] == 404
+    finally:
+        p.send_signal(signal.SIGTERM)
+        _, err = p.communicate(timeout=60)
+    assert p.returncode == 0
+    assert not any(m in err.decode() for m in TRACEBACK_MARKERS), err.decode()
+
+
 def test_readiness_waits_for_the_input_and_its_backlog(tmp_path: Path) -> None:
     p = start(
         ["--input", "later.csv", "--follow", "--metrics-port", "0", "--log-file", "run.log", "--no-progress"], tmp_path
