@@ -23,7 +23,13 @@ import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
+# Compiled modules cached outside the checkout, as an installed package has them (both sides alike).
+ENV = {
+    **os.environ,
+    "PYTHONPATH": str(ROOT),
+    "PYTHONPYCACHEPREFIX": os.path.join(tempfile.gettempdir(), "serve-bench-pyc"),
+}
+ENV.pop("PYTHONDONTWRITEBYTECODE", None)
 
 
 def timed(cmd: list[str], log: Path | None, scrape: bool) -> tuple[float, float]:

@@ -7,7 +7,6 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Protocol
 
 from stream.logsink import log
@@ -32,24 +31,40 @@ class ServeError(Exception):
     """The metrics server cannot start; phrased for a person."""
 
 
-@dataclass
 class Sample:
-    """What one scrape exports: the run's counters read at one consistent point (between two batches)."""
+    """What one scrape exports: the run's counters read at one consistent point (between two batches). None: not
+    known to this kind of run, and not exported."""
 
-    rows: int
-    signals: int
-    skipped: dict[str, int]  # by reason kind
-    last_close: float | None = None
-    last_signal: int | None = None
-    mean: float | None = None  # None during the warm-up
-    by_key: dict[str, Tally] | None = None
-    bytes_read: int | None = None
-    bytes_unread: int | None = None  # None: not known (a pipe)
-    last_row_age: float | None = None  # seconds since the last row was processed (or the run started)
-    checkpoints: int | None = None
-    last_checkpoint: float | None = None  # Unix time
-    rotations: int | None = None
-    truncations: int | None = None
+    # Plain slots, not a dataclass: the dataclasses module's imports cost a batch run more than its server does.
+    __slots__ = (
+        "by_key", "bytes_read", "bytes_unread", "checkpoints", "last_checkpoint", "last_close", "last_row_age",
+        "last_signal", "mean", "rotations", "rows", "signals", "skipped", "truncations",
+    )  # fmt: skip
+
+    def __init__(
+        self,
+        rows: int,
+        signals: int,
+        skipped: dict[str, int],
+        last_close: float | None = None,
+        last_signal: int | None = None,
+        mean: float | None = None,
+        by_key: dict[str, Tally] | None = None,
+    ) -> None:
+        self.rows = rows
+        self.signals = signals
+        self.skipped = skipped  # by the kind of their reason
+        self.last_close = last_close
+        self.last_signal = last_signal
+        self.mean = mean  # None during the warm-up
+        self.by_key = by_key
+        self.bytes_read: int | None = None
+        self.bytes_unread: int | None = None  # None: not known (a pipe)
+        self.last_row_age: float | None = None  # seconds since the last row was processed (or the run started)
+        self.checkpoints: int | None = None
+        self.last_checkpoint: float | None = None  # Unix time
+        self.rotations: int | None = None
+        self.truncations: int | None = None
 
 
 def sample_of(pipeline: Pipeline, bad_log: BadRowLog | None, keys: bool = True) -> Sample:
@@ -120,7 +135,8 @@ class BatchView:
         s = self._sample
         if s is None:
             return Sample(0, 0, {})
-        return replace(s, last_row_age=time.monotonic() - self._row_at)
+        s.last_row_age = time.monotonic() - self._row_at
+        return s
 
     def health(self) -> str | None:
         return "the run is finishing" if self.finished else None
@@ -150,7 +166,9 @@ class Server:
         self.stopping = False
         self.registry: Any = None  # built with the HTTP side, at the first request
         try:
-            family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0][0]
+            # An ASCII name as bytes: a str would load the idna codec (and unicodedata) for nothing.
+            name = host.encode() if host.isascii() else host
+            family = socket.getaddrinfo(name, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0][0]
             self.sock = socket.create_server((host, port), family=family, backlog=16)
         except OSError as exc:
             # create_server() appends the address to strerror; the errno's own words are enough beside ours.
