@@ -237,7 +237,7 @@ class Server:
         """Stop answering and free the port; waits for the server thread."""
         self.stopping = True
         os.write(self._wake_w, b"\0")
-        self._thread.join()
+        self._thread.join(timeout=5.0)
         self.sock.close()
         os.close(self._wake_r)
         os.close(self._wake_w)
@@ -286,6 +286,7 @@ def _http_server(server: Server) -> Any:
 
     class HTTP(ThreadingHTTPServer):
         daemon_threads = True
+        timeout = 0.5  # handle_request() waits no longer for a connection that went away before it was accepted
 
         def handle_error(self, request: Any, client_address: Any) -> None:
             # A scraper that hangs up mid-request is no reason for a traceback on the job's stderr.
