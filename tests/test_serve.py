@@ -198,6 +198,7 @@ def test_scrapes_of_a_live_run_equal_the_exact_reference_while_rows_arrive(tmp_p
         wait_for(lambda: scrape(port, "/readyz")[0] == 200, "readiness")
         assert scrape(port, "/healthz")[0] == 200
         done = threading.Event()
+        scrapes = [0]
 
         def writer() -> None:
             rng = random.Random(5)
@@ -207,17 +208,22 @@ def test_scrapes_of_a_live_run_equal_the_exact_reference_while_rows_arrive(tmp_p
                 step = rng.randint(1, 400)  # pieces that cut lines anywhere
                 append(live, rest[at : at + step])
                 at += step
-                time.sleep(0.003)
+                after = scrapes[0] + 2  # scrapes between pieces, however slow the machine
+                wait_for(lambda n=after: scrapes[0] >= n or done.is_set(), "scrapes between the pieces")
             done.set()
 
         t = threading.Thread(target=writer)
         t.start()
         seen = set()
-        while not done.is_set():
-            code, text = scrape(port)
-            assert code == 200
-            seen.add(check_scrape(families(text), ref, tmp_path / "signals.csv")["rows"])
-        t.join()
+        try:
+            while not done.is_set():
+                code, text = scrape(port)
+                assert code == 200
+                seen.add(check_scrape(families(text), ref, tmp_path / "signals.csv")["rows"])
+                scrapes[0] += 1
+        finally:
+            done.set()
+            t.join()
         final = ref.prefixes[-1]
         m = wait_for(
             lambda: (lambda m: m if m["mlops_stream_rows_processed_total"] == final["rows"] else None)(
