@@ -172,7 +172,7 @@ class Server:
             self.sock = socket.create_server((host, port), family=family, backlog=16)
         except OSError as exc:
             # create_server() appends the address to strerror; the errno's own words are enough beside ours.
-            reason = os.strerror(exc.errno).lower() if exc.errno and exc.errno > 0 else (exc.strerror or str(exc))
+            reason = (os.strerror(exc.errno) if exc.errno and exc.errno > 0 else exc.strerror or str(exc)).lower()
             raise ServeError(f"cannot serve metrics on {host}:{port}: {reason}") from None
         address = self.sock.getsockname()
         self.host, self.port = str(address[0]), int(address[1])
