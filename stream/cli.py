@@ -48,6 +48,16 @@ def _seconds(text: str) -> float:
     return value
 
 
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a port number, got {text!r}") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"must be a port number from 0 to 65535 (0: any free port), got {value}")
+    return value
+
+
 def _size(text: str) -> int:
     units = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
     number, unit = (text[:-1], units[text[-1].upper()]) if text[-1:].upper() in units else (text, 1)
@@ -100,6 +110,14 @@ OPTIONS: list[tuple[str | None, str, dict[str, Any]]] = [
     }),
     (LIVE, "--checkpoint", {
         "metavar": "PATH", "help": "with --follow: keep state here; a restart continues exactly once",
+    }),
+    (LIVE, "--metrics-port", {
+        "type": _port, "metavar": "PORT",
+        "help": "serve Prometheus /metrics, /healthz and /readyz on this port while the run lasts (batch runs too); "
+        "needs the serve extra",
+    }),
+    (LIVE, "--metrics-host", {
+        "metavar": "HOST", "help": "the address --metrics-port listens on (default 127.0.0.1; 0.0.0.0 in a container)",
     }),
     (ONE_OF, "--workers", {
         "type": _positive_int, "metavar": "N",
@@ -218,6 +236,7 @@ class Job:
         self.version: str | None = None
         self.signals_fh: BinaryIO | None = None
         self.announced = False
+        self.server: Any = None  # the metrics server (--metrics-port), for the run to attach itself to
 
     def run(self) -> int:
         from stream import logsink
@@ -268,6 +287,9 @@ class Job:
             return self._fail(str(exc))
         except Exception as exc:
             return self._fail(_phrase(exc))
+        finally:
+            if self.server is not None:
+                self.server.close()
         return self._publish(doc, EXIT_OK)
 
     def _process(self) -> dict[str, Any]:
@@ -283,12 +305,17 @@ class Job:
         log.info("mlops-stream started: %s", " ".join(["mlops-stream", *self.argv]))
         cfg = config.load(args.config)
         self.version = cfg.version
-        cfg = cfg.with_overrides(window=args.window, on_bad_row=args.on_bad_row, key=args.key)
+        cfg = cfg.with_overrides(
+            window=args.window, on_bad_row=args.on_bad_row, key=args.key, metrics_port=args.metrics_port,
+            metrics_host=args.metrics_host,
+        )  # fmt: skip
         log.info(
             "config from %s: seed=%d window=%d version=%s column=%s on_bad_row=%s%s",
             cfg.source, cfg.seed, cfg.window, cfg.version, cfg.column, cfg.on_bad_row,
             f" key={cfg.key}" if cfg.key is not None else "",
         )  # fmt: skip
+        if cfg.metrics_port is not None:
+            self._serve(cfg.metrics_host, cfg.metrics_port)
         seeding.seed(cfg.seed)
         if args.follow:
             from stream.live import LiveRun
@@ -330,10 +357,19 @@ class Job:
             if progress.wanted(args):
                 display = progress.Progress(pipeline, name, position=lambda: done[0] + reader.offset, total=total)
 
+        view = None
+        if self.server is not None:
+            from stream.serve import BatchView
+
+            view = BatchView(pipeline, bad_log, lambda: done[0] + reader.offset, total)
+            self.server.attach(view)
+
         def after_batch() -> None:
             self._announce_layout(reader, cfg.window)
             if display is not None:
                 display.tick()
+            if view is not None:
+                view.publish()
 
         try:
             from stream import parallel
@@ -345,6 +381,8 @@ class Job:
         finally:
             if display is not None:
                 display.close()
+            if view is not None:
+                view.finished = True
         self._announce_layout(reader, cfg.window)
         if sink is not None:
             sink.flush()
@@ -352,6 +390,16 @@ class Job:
                 self.signals_fh.close()
         bad_log.summary()
         return self._summary(cfg, tally, reader, name, time.perf_counter() - t_read, by_key)
+
+    def _serve(self, host: str, port: int) -> None:
+        """Start the metrics server before any work, so a port that cannot be bound fails the run at once."""
+        from stream.serve import ServeError, Server
+
+        try:
+            self.server = Server(host, port, "live" if self.args.follow else "batch")
+        except ServeError as exc:
+            raise JobError(str(exc)) from None
+        self.log.info("serving metrics on %s/metrics (health: /healthz, readiness: /readyz)", self.server.url)
 
     def _announce_layout(self, reader: Reader, window: int) -> None:
         """Log the input's layout once it is known."""

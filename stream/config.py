@@ -24,6 +24,8 @@ class Config(NamedTuple):
     column: str = "close"
     on_bad_row: str = "fail"
     key: str | None = None  # the column whose value groups rows into series, each with its own window; None: one series
+    metrics_port: int | None = None  # serve Prometheus metrics on this port while the run lasts; None: do not
+    metrics_host: str = "127.0.0.1"
     source: str = "built-in defaults"
 
     def with_overrides(self, **changes: Any) -> Config:
@@ -37,7 +39,7 @@ class Config(NamedTuple):
 
 
 _REQUIRED = {"seed": int, "window": int, "version": str}
-_OPTIONAL = {"column": str, "on_bad_row": str, "key": str}
+_OPTIONAL = {"column": str, "on_bad_row": str, "key": str, "metrics_port": int, "metrics_host": str}
 _TYPE_NAMES = {int: "an integer", str: "a string"}
 
 
@@ -73,9 +75,14 @@ def validate(doc: Any, where: str) -> Config:
         raise ConfigError(f"{where}: 'window' must be at least 1, found {values['window']}")
     if "on_bad_row" in values and values["on_bad_row"] not in POLICIES:
         raise ConfigError(f"{where}: 'on_bad_row' must be 'fail' or 'skip', found {values['on_bad_row']!r}")
-    for name in ("column", "key"):
+    if not 0 <= values.get("metrics_port", 0) <= 65535:
+        raise ConfigError(
+            f"{where}: 'metrics_port' must be a port number from 0 to 65535, found {values['metrics_port']}"
+        )
+    for name in ("column", "key", "metrics_host"):
         if name in values and not values[name].strip():
-            raise ConfigError(f"{where}: {name!r} must name a column, found an empty string")
+            what = "an address to listen on" if name == "metrics_host" else "a column"
+            raise ConfigError(f"{where}: {name!r} must name {what}, found an empty string")
     if "key" in values and values["key"] == values.get("column", "close"):
         raise ConfigError(
             f"{where}: 'key' and 'column' are both {values['key']!r}: the key groups rows by another column"

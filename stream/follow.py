@@ -150,6 +150,7 @@ class _Follower:
         self.idle_timeout = idle_timeout
         self.stopped_by: str | None = None
         self.last_data = time.monotonic()
+        self.bytes_read = 0  # since the start of this run (metrics)
         self.waiting_since: float | None = None  # when the input last ran dry (progress display); None while busy
         # A pipe the run writes to (signals on stdout): its reader going away ends the wait, as with `tail -f`,
         # instead of leaving the run to notice at the next row, maybe hours later.
@@ -171,6 +172,7 @@ class _Follower:
 
     def _got(self, data: bytes, now: float) -> None:
         self.last_data = now
+        self.bytes_read += len(data)
         self.waiting_since = None
 
     def _poller(self) -> select.poll:

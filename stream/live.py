@@ -8,7 +8,8 @@ import stat
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,12 +23,14 @@ from stream.logsink import BadRowLog
 from stream.pipeline import Pipeline
 from stream.reader import SHOWN, Batch, Reader
 from stream.signals import SignalSink
-from stream.source import NewFile, SourceError, open_input
+from stream.source import CHUNK, NewFile, SourceError, open_input
 from stream.tally import Tally
 
 CHECKPOINT_EVERY = 1.0  # seconds between checkpoints while rows flow
 METRICS_EVERY = 2.0  # seconds between "running" metrics documents
 HOUSEKEEPING_EVERY = 0.25
+# Seconds without a turn of the follow loop before /healthz reports it stuck (it turns at least twice a second).
+STUCK_AFTER = 10.0
 
 
 @dataclass
@@ -105,6 +108,13 @@ class LiveRun:
         self.signals_fh: Any = None
         self.dirty = False
         self._id_cache: checkpoint.InputId | None = None
+        # What the metrics server reads (--metrics-port); the lock is held while a batch is processed.
+        self.lock: threading.Lock | None = None
+        self.last_row_at: float | None = None
+        self.started_at = 0.0
+        self.checkpoints = 0
+        self.checkpoint_time: float | None = None
+        self.rotations = self.truncations = 0
 
     def run(self) -> Outcome:
         stop = Stop()
@@ -175,9 +185,13 @@ class LiveRun:
         self.last_checkpoint = self.last_metrics = now
         self.next_housekeeping = now + HOUSEKEEPING_EVERY
         self._running_metrics()
+        if self.job.server is not None:
+            self.lock = threading.Lock()
+            self.started_at = time.monotonic()
+            self.job.server.attach(self)
         t_read = time.perf_counter()
         feed, consume = reader.feed, self._consume
-        for event in follower:
+        for event in self._turns(follower):
             if event.__class__ is bytes:
                 if event:
                     consume(feed(event))
@@ -186,7 +200,8 @@ class LiveRun:
             now = time.monotonic()
             if now >= self.next_housekeeping:
                 self._housekeeping(now)
-        self._finish()
+        with self.lock or nullcontext():
+            self._finish()
         return Outcome(
             self.pipeline.tally, reader, name, time.perf_counter() - t_read, self.pipeline.by_key,
             ckpt.tally.rows if ckpt is not None else 0,
@@ -263,13 +278,19 @@ class LiveRun:
 
     def _consume(self, batch: Batch) -> None:
         self.pipeline.consume(batch)
-        if batch.units and self.sink is not None:
-            self.sink.flush()
+        if batch.units:
+            self.last_row_at = time.monotonic()
+            if self.sink is not None:
+                self.sink.flush()
         self.dirty = True
 
     def _new_file(self, event: NewFile) -> None:
         reader = self.reader
         truncated = event.reason == "truncated"
+        if truncated:
+            self.truncations += 1
+        else:
+            self.rotations += 1
         if truncated and reader.pending:
             self.log.warning(
                 "line %d was cut short by the truncation of %s and is dropped: %r",
@@ -346,6 +367,8 @@ class LiveRun:
         if self.signals_fh is not None and self.args.signals != "-":
             os.fsync(self.signals_fh.fileno())
         checkpoint.save(self.args.checkpoint, snapshot)
+        self.checkpoints += 1
+        self.checkpoint_time = time.time()
 
     def _finish(self) -> None:
         f, reader, log = self.follower, self.reader, self.log
@@ -372,6 +395,76 @@ class LiveRun:
             self._save(self._snapshot())
             log.info("checkpoint written to %s at input byte %d", self.args.checkpoint, reader.offset)
         self.bad_log.summary()
+
+    # ---- what the metrics server reads (stream/serve.py) ------------------------------------------------------
+
+    def _turns(self, follower: Iterable[bytes | NewFile]) -> Iterable[bytes | NewFile]:
+        """The follower's events; when serving, with the lock held while each one is processed."""
+        return follower if self.lock is None else _holding(self.lock, follower)
+
+    def sample(self) -> Any:
+        from stream.serve import sample_of
+
+        s = sample_of(self.pipeline, self.bad_log)
+        f = self.follower
+        assert f is not None
+        s.bytes_read = f.bytes_read
+        if isinstance(f, FileFollower):
+            s.bytes_unread = self._unread(f)
+            s.rotations, s.truncations = self.rotations, self.truncations
+        # Before its first row, since the run started: a feed that never resumes after a restart shows as stalled.
+        s.last_row_age = time.monotonic() - (self.last_row_at or self.started_at)
+        if self.args.checkpoint:
+            s.checkpoints, s.last_checkpoint = self.checkpoints, self.checkpoint_time
+        return s
+
+    def _stopping(self) -> str | None:
+        f = self.follower
+        return "the run is stopping" if f is None or f.stop.reason is not None or f.stopped_by is not None else None
+
+    def health(self) -> str | None:
+        if stopping := self._stopping():
+            return stopping
+        quiet = time.monotonic() - (self.next_housekeeping - HOUSEKEEPING_EVERY)
+        return f"the follow loop has not turned for {quiet:.0f} s" if quiet > STUCK_AFTER else None
+
+    def readiness(self) -> str | None:
+        f = self.follower
+        if stopping := self._stopping():
+            return stopping
+        if isinstance(f, FileFollower):
+            unread = self._unread(f)
+            if unread is None:
+                return f"waiting for the input {f.label} to appear"
+            if unread >= CHUNK:
+                return f"reading the backlog: {unread} bytes to go"
+        return None
+
+    @staticmethod
+    def _unread(f: FileFollower) -> int | None:
+        fd = f.fd
+        try:
+            return max(os.fstat(fd).st_size - f.pos, 0) if fd is not None else None
+        except OSError:  # closed by the follow loop at a rotation, between our look and the call
+            return None
+
+
+def _holding(lock: threading.Lock, events: Iterable[bytes | NewFile]) -> Iterator[bytes | NewFile]:
+    """``events`` with ``lock`` held from each event until the next is asked for: released only while waiting."""
+    it = iter(events)
+    lock.acquire()
+    try:
+        while True:
+            lock.release()
+            try:
+                event = next(it)
+            except StopIteration:
+                return
+            finally:
+                lock.acquire()
+            yield event
+    finally:
+        lock.release()
 
 
 def _is_fifo(path: str) -> bool:

@@ -258,9 +258,10 @@ def _parallel(
         if after_batch is not None:
             after_batch()
 
-        def after_block(done_bytes: int, tally: Tally) -> None:
-            # What a progress display reads: rows so far, and bytes done as the reader's position.
-            pipeline.restore(tally)
+        def after_block(done_bytes: int, tally: Tally, by_key: dict[str, Tally] | None) -> None:
+            # What a progress display and the metrics server read: rows so far (each key's too), and bytes done as the
+            # reader's position.
+            pipeline.restore(tally, by_key)
             reader.offset = done_bytes
             if after_batch is not None:
                 after_batch()
@@ -268,7 +269,7 @@ def _parallel(
         report = reader.report
         add = getattr(report, "add_unshown", None)
         result = plan.execute(
-            executor, job, tasks, report, add if add is not None else (lambda n: None), sink, after_block
+            executor, job, tasks, report, add if add is not None else (lambda n, kinds: None), sink, after_block
         )
         executor.close()
         executor = None

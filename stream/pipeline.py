@@ -26,18 +26,24 @@ class Pipeline:
         self.hits = 0
         self.skipped = 0
         self.last: tuple[str, float | None, int] | None = None  # last close text, mean, signal (progress)
+        self._by_key: dict[str, Tally] | None = None  # each key's counts, when they come from a parallel run's blocks
 
     @property
     def tally(self) -> Tally:
         return Tally(self.rows, self.hits, self.skipped)
 
-    def restore(self, tally: Tally) -> None:
-        """Continue counting from a checkpoint's tally (the engine is restored separately, from its state)."""
+    def restore(self, tally: Tally, by_key: dict[str, Tally] | None = None) -> None:
+        """Continue counting from a checkpoint's tally (the engine is restored separately, from its state), or take
+        the counts of a parallel run's finished blocks (``by_key``: each key's, copied)."""
         self.rows, self.hits, self.skipped = tally.rows, tally.signals, tally.skipped
+        if by_key is not None:
+            self._by_key = dict(by_key)
 
     @property
     def by_key(self) -> dict[str, Tally] | None:
         """Each key's tally in first-seen order; None when rows are not keyed."""
+        if self._by_key is not None:
+            return self._by_key
         return self.engine.tallies() if isinstance(self.engine, KeyedSignal) else None
 
     def consume(self, batch: Batch | Block) -> None:

@@ -31,7 +31,7 @@ from typing import Any, NamedTuple
 
 from stream.engine import RollingSignal
 from stream.keyed import KeyedSignal
-from stream.logsink import SHOW_BAD_ROWS
+from stream.logsink import SHOW_BAD_ROWS, kind_of
 from stream.pipeline import Pipeline
 from stream.reader import BadRow, BadRowError, Batch, InputError, Reader
 from stream.signals import SignalSink
@@ -102,6 +102,7 @@ class Output:
         self.by_key: dict[str, tuple[int, int]] | None = None  # key -> (rows, signals), in first-seen order
         self.lines: list[int] = []  # lines of each piece
         self.bad: list[tuple[int, BadRow]] = []  # the first SHOW_BAD_ROWS + 1 skipped rows: piece index, local line
+        self.kinds: dict[str, int] = {}  # every skipped row, by the kind of its reason
         self.error: tuple[int, BadRow | str] | None = None
         self.signals: bytes | str | None = None  # the signal lines, or the spill file holding them
 
@@ -351,6 +352,8 @@ def process(arg: tuple[Settings, Task, int, dict[str | None, list[tuple[int, int
         # One more than can be shown: the parent's log says "more bad rows..." at the same row as one process.
         if len(result.bad) <= SHOW_BAD_ROWS:
             result.bad.append(bad)
+        kind = kind_of(bad[1])
+        result.kinds[kind] = result.kinds.get(kind, 0) + 1
 
     tracker = _Tracker(keep_bad)
     pipeline = Pipeline(engine, sink)
@@ -452,9 +455,9 @@ def execute(
     job: Settings,
     tasks: list[Task],
     report: Callable[[BadRow], None],
-    add_unshown: Callable[[int], None],
+    add_unshown: Callable[[int, dict[str, int]], None],
     sink: SignalSink | None = None,
-    after_block: Callable[[int, Tally], None] | None = None,
+    after_block: Callable[[int, Tally, dict[str, Tally] | None], None] | None = None,
 ) -> Result:
     """Run the passes of ``tasks`` on ``executor`` (``submit(fn, arg)`` -> handle, ``result(handle)``,
     ``done(handle)``, ``workers``); write signals to ``sink`` in input order; report skipped rows in order."""
@@ -483,7 +486,10 @@ def execute(
             for k, (rows, hits) in output.by_key.items():
                 by_key[k] = by_key.get(k, Tally()) + Tally(rows, hits)
         if output.tally.skipped > len(output.bad):
-            add_unshown(output.tally.skipped - len(output.bad))
+            unshown = dict(output.kinds)
+            for _, bad in output.bad:
+                unshown[kind_of(bad)] -= 1
+            add_unshown(output.tally.skipped - len(output.bad), unshown)
         if sink is not None and output.signals is not None:
             if output.tally.rows:
                 sink.header()
@@ -495,7 +501,7 @@ def execute(
             sink.out.flush()
         done_bytes += sum(p.end - p.start for p in task)
         if after_block is not None:
-            after_block(done_bytes, tally)
+            after_block(done_bytes, tally, by_key)
 
     def flush(everything: bool) -> None:
         """Write out finished blocks in order (all of them, or until few enough are in flight)."""
