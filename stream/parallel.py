@@ -212,12 +212,12 @@ def _parallel(
     if not dask and executor is None and "fork" not in multiprocessing.get_all_start_methods():
         log.info("worker processes need the fork start method, which this platform lacks; using one process")
         return None
-    scratch = Reader(reader.column, "skip" if reader.skip else "fail", key=reader.key, file=reader.file)
+    scratch = reader.sibling()
     found = plan.find_header(specs, sizes, scratch)
     if found is None:
         log.info("the header is not within the first MiB of the input; reading it with one process")
         return None
-    header, data_start, line_bytes = found
+    layout, data_start, line_bytes = found
     total = sum(sizes)
     window = pipeline.engine.window
     if block_size is None:
@@ -230,7 +230,8 @@ def _parallel(
     if len(tasks) < 2 and not dask and executor is None:
         log.info("the input is too small for %d workers over a window of %d rows; using one process", workers, window)
         return None
-    reader.restore({"offset": 0, "line": 0, "header": header, "at_file_start": False})  # the layout, for the log
+    # The layout, for the log.
+    reader.restore({"offset": 0, "line": 0, "header": scratch.header_text, "at_file_start": False, "layout": layout})
     sink = pipeline.signals
     from stream.block import MAX_WINDOW
 
@@ -244,7 +245,8 @@ def _parallel(
         if sink is not None and executor.local:
             spill = tempfile.mkdtemp(prefix=".mlops-stream-", dir=_folder_of(sink.out))
         job = plan.Settings(
-            column=reader.column, key=reader.key, skip=reader.skip, window=window, header=header,
+            column=reader.column, key=reader.key, skip=reader.skip, window=window, header=scratch.header_text,
+            layout=layout, request=reader.request,
             signals=sink is not None, fmt=sink.fmt if sink is not None else "csv",
             with_timestamp=reader.layout is not None and reader.layout.timestamp_index is not None,
             name_files=reader.file is not None, block=block, min_block=1 if m == "block" else None,
@@ -270,6 +272,7 @@ def _parallel(
         result = plan.execute(
             executor, job, tasks, report, add if add is not None else (lambda n: None), sink, after_block
         )
+        reader.add_skips(result.skips)
         executor.close()
         executor = None
         return result.tally, result.by_key
