@@ -290,6 +290,10 @@ def main(argv: list[str] | None = None) -> int:
         build_parser().error("--workers, --cluster and --scheduler apply to batch runs, not to --follow")
     if not args.follow and (args.idle_timeout is not None or args.checkpoint is not None):
         build_parser().error("--idle-timeout and --checkpoint apply to live runs: add --follow")
+    if args.reverse and (args.follow or args.input is None or args.input == "-"):
+        build_parser().error(
+            "--reverse reads one regular file backwards from its end: not a pipe, several inputs or --follow"
+        )
     if args.checkpoint is not None and args.input == "-":
         build_parser().error("--checkpoint needs --input PATH (a file): a pipe cannot be resumed at a position")
     return Job(args).run()
@@ -413,7 +417,7 @@ class Job:
 
             tally, by_key = parallel.run(
                 specs, sizes, reader, pipeline, args.workers, after_batch, cluster=args.cluster,
-                scheduler=args.scheduler, block_size=args.block_size, opened=opened,
+                scheduler=args.scheduler, block_size=args.block_size, opened=opened, reverse=args.reverse,
             )  # fmt: skip
         finally:
             if display is not None:

@@ -172,6 +172,7 @@ class Reader:
         self._skip_left = self.request.skip_lines  # --skip-lines still to skip in this file
         self._held = b""  # a first line kept back until the next one tells whether it is a title
         self._title_note: str | None = None
+        self._mirror: int | None = None  # lines come last first: a line numbered n here is line _mirror - n
 
     def sibling(self, report: Callable[[BadRow], None] | None = None, keep_text: bool = False) -> Reader:
         """A fresh reader with this one's settings (the parallel plan's probes and workers)."""
@@ -273,6 +274,10 @@ class Reader:
     def at_line_start(self) -> bool:
         """True when the next byte fed starts a line of a file whose header has been read."""
         return not self._pending and not self._overlong and not self.at_file_start and self.layout is not None
+
+    def count_backwards(self, lines: int) -> None:
+        """The ``lines`` data lines that follow come last line first (--reverse): number bad rows as in the file."""
+        self._mirror = 2 * self.line_no + lines + 1
 
     def add_skips(self, skips: Skips) -> None:
         """Count rows skipped by other readers of this input after this one's (the parallel plan's workers)."""
@@ -683,6 +688,8 @@ class Reader:
     def _bad(self, batch: Batch, line: int, kind: str, reason: str, text: str | bytes) -> None:
         if isinstance(text, bytes):
             text = text[: SHOWN * 4].decode("utf-8", "replace")
+        if self._mirror is not None:
+            line = self._mirror - line
         bad = BadRow(line, reason, show_line(text), self.file, kind)
         if not self.skip:
             raise BadRowError(bad)
