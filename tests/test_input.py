@@ -430,7 +430,7 @@ def test_a_line_without_quotes_or_line_breaks_is_split_as_the_csv_module_splits_
     # Wrapped whole in quotes (a quoted export's header): the csv module's one field, split as the reader splits it.
     wrapped = next(csv.reader([f'"{line}"']), [])
     expected = next(csv.reader(wrapped), []) if len(wrapped) == 1 and "," in wrapped[0] else wrapped
-    assert split(f"\"{line}\"", ",") == expected
+    assert split(f'"{line}"', ",") == expected
 
 
 @given(
