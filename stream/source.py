@@ -297,7 +297,7 @@ def chunks(fh: BinaryIO, size: int = CHUNK) -> Iterator[bytes]:
 def backwards(fh: BinaryIO, start: int, end: int, size: int = CHUNK, longest: int = 1 << 16) -> Iterator[bytes]:
     """The lines of bytes ``start``..``end`` of a seekable file, last line first, each ending with a newline, in
     chunks of about ``size`` bytes; memory stays bounded: of a line longer than ``longest`` bytes only its last
-    ``longest + 1`` are kept (enough for a reader to see that it is too long)."""
+    ``longest + 1`` or so are kept (enough for a reader to see that it is too long)."""
     pos = end
     carry = b""  # the end of a line whose start lies before ``pos``
     last = True  # the file's last line may lack its newline
@@ -309,7 +309,7 @@ def backwards(fh: BinaryIO, start: int, end: int, size: int = CHUNK, longest: in
         if pos > start:
             cut = block.find(b"\n") + 1
             if not cut or cut == len(block):
-                carry = block[-(longest + 1) :]
+                carry = block[-(longest + 2) :]  # with its newline
                 continue
             carry, block = block[:cut], block[cut:]
         if last and not block.endswith(b"\n"):
