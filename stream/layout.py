@@ -288,17 +288,22 @@ def time_column(names: list[str], header: bool) -> int | None:
 
 
 def _comparable(texts: list[str]) -> list[Any] | None:
-    """The texts as values that compare as times: ISO-like dates (year first) as text, epochs as numbers; None for
-    anything else (day-first or month-first dates cannot be compared safely)."""
-    import re
-
-    if all(re.fullmatch(r"[0-9]{4}[-./][0-9]{2}[-./][0-9]{2}([ T][0-9:.]+Z?)?", t) for t in texts):
+    """The texts as values that compare as times: ISO-like dates (year first, one layout) as text, epoch numbers as
+    numbers; None for anything else (day-first or month-first dates cannot be compared safely)."""
+    if all(_year_first(t) and len(t) == len(texts[0]) for t in texts):
         return list(texts)
-    if all(re.fullmatch(r"[0-9]{9,13}(\.[0-9]*)?", t) for t in texts):
-        from fractions import Fraction
-
-        return [Fraction(t) for t in texts]
+    if all(9 <= len(t.partition(".")[0]) <= 13 and t.replace(".", "", 1).isdigit() and t.isascii() for t in texts):
+        return [float(t) for t in texts]  # only their order matters, and epochs of 13 digits are exact in a float
     return None
+
+
+def _year_first(t: str) -> bool:
+    """``2024-01-31``, ``2024.01.31`` or ``2024/01/31``, with or without a time after it."""
+    d = t[4:5]
+    return (
+        len(t) >= 10 and d in "-./" and d != "" and t[7:8] == d and t[:4].isdigit() and t[5:7].isdigit()
+        and t[8:10].isdigit() and t.isascii()
+    )  # fmt: skip
 
 
 def newest_first(stamps: list[str]) -> bool:

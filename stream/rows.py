@@ -14,10 +14,11 @@ KINDS = ("fields", "value", "missing", "encoding", "too_long", "quote", "key")
 MISSING = frozenset(["", "null", "nan", "none", "na", "n/a", "#n/a", "-"])
 SKIP_HINT = "run with --on-bad-row skip to leave such rows out"
 
-# Thousands grouped by commas, well formed: 1,234 or 41,903.50, never 1,2,3.
-_GROUPED = re.compile(r"[+-]?[0-9]{1,3}(?:,[0-9]{3})+(?:\.[0-9]*)?", re.ASCII)
-_DOT_GROUPED = re.compile(r"[+-]?[0-9]{1,3}(?:\.[0-9]{3})+(?:,[0-9]*)?", re.ASCII)
-_DECIMAL_COMMA = re.compile(r"[+-]?[0-9]*,[0-9]+", re.ASCII)
+# Thousands grouped by commas, well formed: 1,234 or 41,903.50, never 1,2,3 (compiled by re when first used: most
+# runs never see a comma in a value).
+_GROUPED = r"[+-]?[0-9]{1,3}(?:,[0-9]{3})+(?:\.[0-9]*)?"
+_DOT_GROUPED = r"[+-]?[0-9]{1,3}(?:\.[0-9]{3})+(?:,[0-9]*)?"
+_DECIMAL_COMMA = r"[+-]?[0-9]*,[0-9]+"
 
 
 class BadRow:
@@ -123,15 +124,15 @@ def close_value(text: str, delimiter: str, decimal: str | None) -> tuple[int, in
     if s.lower() in MISSING:
         raise BadClose("missing", f"the close value is missing ({excerpt(s)})")
     if decimal == ",":
-        if _DOT_GROUPED.fullmatch(s):
+        if re.fullmatch(_DOT_GROUPED, s, re.ASCII):
             s = s.replace(".", "")
         elif "." in s:
             raise BadClose("value", f"{excerpt(s)} has a '.' but the decimal mark is ',' (--decimal)")
         s = s.replace(",", ".", 1) if s.count(",") == 1 else s
     elif "," in s:
-        if _GROUPED.fullmatch(s) and (decimal == "." or delimiter == "," or "." in s):
+        if re.fullmatch(_GROUPED, s, re.ASCII) and (decimal == "." or delimiter == "," or "." in s):
             s = s.replace(",", "")
-        elif decimal is None and delimiter != "," and _DECIMAL_COMMA.fullmatch(s):
+        elif decimal is None and delimiter != "," and re.fullmatch(_DECIMAL_COMMA, s, re.ASCII):
             if len(s) - s.index(",") - 1 == 3:
                 raise BadClose(
                     "value",
