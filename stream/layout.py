@@ -99,7 +99,8 @@ class Layout:
         shown = _listed(self.columns) if self.header else f"numbered 1-{len(self.columns)} (no header)"
         return (
             f"{len(self.columns)} columns {shown}; delimiter {_name(self.delimiter)}; close column "
-            f"{self.close_name!r} (#{self.close_index + 1}); timestamp column {ts!r}; "
+            + (f"{self.close_name!r} (#{self.close_index + 1})" if self.header else self.close_name)
+            + f"; timestamp column {ts!r}; "
             + (f"key column {self.columns[self.key_index]!r}; " if self.key_index is not None else "")
             + (f"decimal mark {self.decimal!r}; " if self.decimal else "")
             + f"whole-line quoted header: {self.quoted_lines}; BOM: {self.bom}"

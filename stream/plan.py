@@ -189,24 +189,25 @@ def _line_start(spec: Spec, at: int, end: int) -> int:
 
 
 def find_header(specs: list[Spec], sizes: list[int], reader: Reader) -> tuple[dict[str, Any], int, float] | None:
-    """Read the inputs' first lines with ``reader`` until the layout is known: the layout (``Layout.spec()``), where
-    the first input's data starts and the bytes per line of the data sampled; None if it is not within the first
-    ``PROBE`` bytes. Errors in the header are the reader's, as in one process."""
+    """Read the inputs' first lines with ``reader`` (skipping bad rows: the plan reads the data again) until the
+    layout is known: the layout (``Layout.spec()``), where the first input's data starts and the bytes per line of
+    the data sampled; None if it is not within the first ``PROBE`` bytes. Errors in the header are the reader's, as
+    in one process."""
     for i, (spec, size) in enumerate(zip(specs, sizes)):
         if i:
             reader.new_file(file=spec.label if reader.file is not None else None)
         data = _read_at(spec.path, spec.url, spec.base, min(PROBE, size))
-        whole = len(data) == size
-        # The header and the lines after it, as one process reads them (its first chunk); then where the data starts.
-        probe = data if whole else data[: data.rfind(b"\n") + 1]
-        if not probe:
-            return None  # no complete line in the first PROBE bytes: leave this input to one process
-        skipped = reader.skip
-        reader.skip = True  # bad rows after the header are the plan's to report, in order
-        reader.feed(probe)
-        if whole:
+        # The header with the lines after it, a chunk at a time as one process reads them (they tell the layout).
+        at = 0
+        while reader.layout is None and at < len(data):
+            end = data.rfind(b"\n", at, at + CHUNK) + 1 or data.find(b"\n", at) + 1
+            if not end:
+                break
+            reader.feed(data[at:end])
+            at = end
+        if reader.layout is None and len(data) == size:
+            reader.feed(data[at:])
             reader.finish()
-        reader.skip = skipped
         if reader.layout is not None:
             at = _data_start(data, reader)
             sample = data[at:]

@@ -174,12 +174,10 @@ class Reader:
         self._title_note: str | None = None
         self._mirror: int | None = None  # lines come last first: a line numbered n here is line _mirror - n
 
-    def sibling(self, report: Callable[[BadRow], None] | None = None, keep_text: bool = False) -> Reader:
-        """A fresh reader with this one's settings (the parallel plan's probes and workers)."""
-        return Reader(
-            self.column, "skip" if self.skip else "fail", report=report, keep_text=keep_text, key=self.key,
-            file=self.file, request=self.request,
-        )  # fmt: skip
+    def sibling(self) -> Reader:
+        """A fresh reader with this one's layout settings that skips bad rows silently: a probe of the first lines
+        (the parallel plan, --reverse), which reads past the header into rows that are read again later."""
+        return Reader(self.column, "skip", key=self.key, file=self.file, request=self.request)
 
     # ---- pushing bytes -------------------------------------------------------------------------------------
 
@@ -545,7 +543,7 @@ class Reader:
         except NotCsv as exc:
             raise InputError(f"the header ({at}) is not a CSV record ({exc}): " + show_line(line)) from None
         notes = [self._title_note] if self._title_note else []
-        warnings = []
+        warnings: list[str] = []
         if not request.header:
             if not request.column.isdigit():
                 raise InputError(
@@ -560,8 +558,8 @@ class Reader:
             if request.column not in names and looks_like_data(names):
                 raise data_error(names, at, delimiter)
             close, why = choose_close(names, request.column, at)
-            if why is not None:
-                warnings.append(why)
+            if why is not None:  # a position was asked for; a name chosen for the user is worth a warning
+                (notes if request.column.isdigit() else warnings).append(why)
             key_index = choose_key(names, self.key, at) if self.key is not None else None
             columns = names
             header = True
