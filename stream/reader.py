@@ -477,7 +477,7 @@ class Reader:
         """Whether a file's first line may be a title above its header (CryptoDataDownload puts its URL there): a
         single field that is neither a number nor the close column's name (a one-column file's header)."""
         try:
-            fields = _fields(line, delimiter)
+            fields = split(line, delimiter)
         except NotCsv:
             return False
         if len(fields) != 1 or numeric(fields[0]):
@@ -489,7 +489,7 @@ class Reader:
         """Whether the line below a possible title is a header: several fields, not a row of numbers."""
         line = following[0].strip()
         try:
-            names = _fields(line, sniff(line, following[1:]))
+            names = split(line, sniff(line, following[1:]))
         except NotCsv:
             return False
         return len(names) > 1 and not looks_like_data(names)
@@ -504,7 +504,7 @@ class Reader:
         if not layout.header:
             return i  # every line of a headerless input is data
         try:
-            names = [c.strip() for c in _fields(stripped, layout.delimiter)]
+            names = [c.strip() for c in split(stripped, layout.delimiter)]
         except NotCsv:
             return i  # a later file's first line: an ordinary bad row
         if names == layout.columns:  # compared as fields: quoting and spacing may differ
@@ -514,7 +514,7 @@ class Reader:
             if not following and not final:
                 self.at_file_start = True
                 return _HOLD
-            nxt = [c.strip() for c in _fields(following[0].strip(), layout.delimiter)] if following else []
+            nxt = [c.strip() for c in split(following[0].strip(), layout.delimiter)] if following else []
             if nxt == layout.columns:
                 return next(j for j in range(i + 1, len(lines)) if lines[j].strip()) + 1
         if self._header_like(names):
@@ -539,16 +539,16 @@ class Reader:
         if delimiter is None:
             delimiter = request.delimiter or sniff(line, following)
         try:
-            names = [c.strip() for c in _fields(line, delimiter)]
+            names = [c.strip() for c in split(line, delimiter)]
         except NotCsv as exc:
             raise InputError(f"the header ({at}) is not a CSV record ({exc}): " + show_line(line)) from None
         notes = [self._title_note] if self._title_note else []
         warnings: list[str] = []
         if not request.header:
-            if not request.column.isdigit():
+            if not request.column.isdigit() or (self.key is not None and not self.key.isdigit()):
                 raise InputError(
-                    f"without a header (--no-header) the close is named by its position: the first line ({at}) is "
-                    f"{numbered(names)}; pass --column N"
+                    f"without a header (--no-header) columns are named by their position: the first line ({at}) is "
+                    f"{numbered(names)}; pass --column N" + (" and --key N" if self.key is not None else "")
                 )
             close = position(request.column, len(names), at, "--column")
             key_index = position(self.key, len(names), at, "--key") if self.key is not None else None
@@ -569,7 +569,7 @@ class Reader:
             values = []
             for f in data:
                 try:
-                    fields = _fields(f.strip(), delimiter)
+                    fields = split(f.strip(), delimiter)
                 except NotCsv:
                     break
                 if len(fields) != len(names):
@@ -694,8 +694,3 @@ class Reader:
         batch.skipped += 1
         self.skips.add(bad)
         self.report(bad)
-
-
-def _fields(line: str, delimiter: str) -> list[str]:
-    """The fields of one line read on its own; raises NotCsv (see stream.layout.split)."""
-    return split(line, delimiter)

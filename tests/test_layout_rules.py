@@ -142,6 +142,13 @@ def test_no_header_reads_the_close_by_position() -> None:
     assert "pass --column N" in error(data, header=False)
 
 
+def test_no_header_names_the_key_by_position_too() -> None:
+    data = b"BTC,1\nETH,2\nBTC,3\n"
+    values, _, reader = read(data, header=False, column="2", key="1")
+    assert values == [F(1), F(2), F(3)] and reader.layout is not None and reader.layout.key_index == 0
+    assert "pass --column N and --key N" in error(data, header=False, column="2", key="sym")
+
+
 # ---- 4. a title line above the header; --skip-lines --------------------------------------------------------------
 
 
