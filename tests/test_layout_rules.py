@@ -46,6 +46,7 @@ def error(data: bytes, **asked: object) -> str:
 
 
 F = Fraction
+BLOCK_PATH = {"MLOPS_STREAM_PATH": "block", "MLOPS_STREAM_CHUNK": "40"}
 
 # ---- 1. the close column ----------------------------------------------------------------------------------------
 
@@ -149,6 +150,19 @@ def test_no_header_names_the_key_by_position_too() -> None:
     assert "pass --column N and --key N" in error(data, header=False, column="2", key="sym")
 
 
+def test_the_layout_comes_from_the_config_and_a_flag_overrides_it(tmp_path: Path) -> None:
+    write(tmp_path / "in.txt", "junk line\n2024.01.02;1,5;7\n2024.01.03;2,5;8\n")
+    config = 'seed: 1\nwindow: 1\nversion: "v"\nheader: false\ncolumn: 2\ndelimiter: ";"\nskip_lines: 1\n'
+    write(tmp_path / "c.yaml", config + "decimal: ','\nmax_skipped: 0.25\n")
+    base = ["--input", "in.txt", "--config", "c.yaml", "--signals", "-", "--log-file", "run.log"]
+    run = run_command(base, tmp_path)
+    assert run.code == 0, run.stderr
+    assert [r[1] for r in csv.reader(run.out.splitlines()[1:])] == ["1,5", "2,5"]
+    assert "header=False skip_lines=1 decimal=',' max_skipped=0.25" in run.log()
+    flagged = run_command([*base, "--column", "3"], tmp_path)
+    assert [r[1] for r in csv.reader(flagged.out.splitlines()[1:])] == ["7", "8"]
+
+
 # ---- 4. a title line above the header; --skip-lines --------------------------------------------------------------
 
 
@@ -241,9 +255,11 @@ def test_a_newest_first_file_warns_and_reverse_reads_it_oldest_first(tmp_path: P
     plain = run_command(["--input", "new.csv", "--signals", "a.csv"], tmp_path)
     assert "the rows run newest first" in plain.stderr and "--reverse" in plain.stderr
     back = run_command(["--input", "new.csv", "--reverse", "--signals", "b.csv"], tmp_path)
+    block = run_command(["--input", "new.csv", "--reverse", "--signals", "d.csv"], tmp_path, env=BLOCK_PATH)
     forward = run_command(["--input", "old.csv", "--signals", "c.csv"], tmp_path)
     assert back.code == forward.code == 0
-    assert (tmp_path / "b.csv").read_bytes() == (tmp_path / "c.csv").read_bytes()
+    assert block.code == 0
+    assert (tmp_path / "b.csv").read_bytes() == (tmp_path / "c.csv").read_bytes() == (tmp_path / "d.csv").read_bytes()
     assert "newest first" not in forward.stderr
     piped = run_command(["--reverse"], tmp_path, stdin=(tmp_path / "new.csv").read_bytes())
     assert piped.code == 2 and "--reverse reads one regular file" in piped.stderr
