@@ -191,7 +191,7 @@ def not_csv(line: str) -> str | None:
     """Why a first line is plainly not CSV (a JSON document given as the input, say), with a short excerpt only; None
     when it may be CSV."""
     s = line.strip()
-    if (s[:1] in "{[" and s[-1:] in "}]") or s[:2] in ('{"', "[{"):
+    if (s[:1] == "{" and s[-1:] == "}") or s[:2] in ('{"', "[{", '["', "[["):  # not `[Date],[Close]`
         return f"it looks like JSON, not CSV (it starts {excerpt(s, 12)})"
     return None
 

@@ -291,6 +291,7 @@ def test_a_json_document_given_as_input_is_not_echoed(tmp_path: Path) -> None:
     run = run_command(["--input", "key.json"], tmp_path)
     assert run.code == 1 and "looks like JSON, not CSV" in run.stderr
     assert "private_key" not in run.stderr + run.out and "SECRET" not in run.stderr + run.out
+    assert read(b"[Date],[Close]\n1,2\n", column="[Close]")[0] == [F(2)]  # bracketed names are not JSON
 
 
 # ---- the layout travels: checkpoints, follow, several inputs -------------------------------------------------------
