@@ -139,7 +139,9 @@ OPTIONS: list[tuple[str | None, str, dict[str, Any]]] = [
     (LAYOUT, "--skip-lines", {
         "type": _lines, "metavar": "N", "help": "skip N lines at the start of each input, before its header",
     }),
-    (LAYOUT, "--decimal", {"choices": (".", ","), "help": "the decimal mark of the values (default: found out)"}),
+    (LAYOUT, "--decimal", {
+        "choices": (".", ","), "metavar": ".|,", "help": "the decimal mark of the values (default: found out)",
+    }),
     (LAYOUT, "--max-skipped", {
         "type": _fraction, "metavar": "FRACTION",
         "help": "fail when more than this fraction of the data rows is skipped (default 0.5)",
