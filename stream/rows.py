@@ -118,7 +118,8 @@ def close_value(text: str, delimiter: str, decimal: str | None) -> tuple[int, in
 
     Commas: in a comma-separated file a comma can only be inside a quoted field, and there it groups thousands
     (``"41,903.50"``) unless ``decimal`` is ``,``; elsewhere a single comma followed by other than three digits is a
-    decimal comma, three digits are ambiguous and need ``--decimal``. Raises BadClose.
+    decimal comma (also after dots grouping thousands: ``1.234,56``), three digits are ambiguous and need
+    ``--decimal``. Raises BadClose.
     """
     s = text.strip()
     if s.lower() in MISSING:
@@ -132,6 +133,8 @@ def close_value(text: str, delimiter: str, decimal: str | None) -> tuple[int, in
     elif "," in s:
         if re.fullmatch(_GROUPED, s, re.ASCII) and (decimal == "." or delimiter == "," or "." in s):
             s = s.replace(",", "")
+        elif decimal is None and delimiter != "," and "." in s and re.fullmatch(_DOT_GROUPED, s, re.ASCII):
+            s = s.replace(".", "").replace(",", ".")  # 1.234,56: dots group thousands, the comma is the decimal mark
         elif decimal is None and delimiter != "," and re.fullmatch(_DECIMAL_COMMA, s, re.ASCII):
             if len(s) - s.index(",") - 1 == 3:
                 raise BadClose(

@@ -202,6 +202,7 @@ def test_a_decimal_comma_is_read_when_unambiguous_and_named_otherwise() -> None:
     assert read(b"ts;close\n1;1,234\n", decimal=",")[0] == [F("1.234")]
     assert read(b"ts;close\n1;1,234\n", decimal=".")[0] == [F(1234)]
     assert read(b"ts;close\n1;1.234,5\n", decimal=",")[0] == [F("1234.5")]
+    assert read(b"ts;close\n1;1.234,5\n2;1.234.567,25\n")[0] == [F("1234.5"), F("1234567.25")]
 
 
 # ---- 6. missing values --------------------------------------------------------------------------------------------
