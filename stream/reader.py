@@ -196,8 +196,13 @@ class Reader:
         batch = self._lines(buf[:cut]) if cut else Batch()
         rest = buf[cut:]
         if self._held:
-            rest, self._held = self._held + rest, b""
-        elif len(rest) > MAX_LINE_BYTES:
+            held, self._held = self._held, b""
+            if len(rest) <= MAX_LINE_BYTES:
+                self._pending = held + rest
+                batch.end_offset = self.offset
+                return batch
+            self._lines(held, final=True)  # the next line is over-long: the first one cannot wait for it
+        if len(rest) > MAX_LINE_BYTES:
             self.line_no += 1
             self._bad(batch, self.line_no, "too_long", f"line is longer than {MAX_LINE_BYTES} bytes", rest[: SHOWN * 4])
             self._overlong = True

@@ -174,6 +174,18 @@ def test_a_title_line_above_the_header_is_skipped_at_any_chunking(step: int) -> 
     assert reader.layout is not None and any("title line" in n for n in reader.layout.notes)
 
 
+def test_a_possible_title_line_is_not_held_behind_an_endless_line() -> None:
+    from stream.reader import MAX_LINE_BYTES
+
+    reader = Reader(on_bad_row="skip")
+    reader.feed(b"https://example.com\n")
+    assert reader.layout is None and reader.pending  # held: the next line tells whether it is a title
+    with pytest.raises(InputError, match="has no column 'close'"):  # decided once the next line is over-long
+        for _ in range(40):
+            reader.feed(b"y" * 4096)
+            assert len(reader.pending) <= MAX_LINE_BYTES + 4096 + 32
+
+
 def test_a_one_column_file_is_not_mistaken_for_a_title() -> None:
     assert read(b"close\n1\n2\n")[0] == [F(1), F(2)]
     values, bad, _ = read(b"close\n1,5\n2\n", skip=True)
