@@ -339,6 +339,23 @@ def test_follow_reads_a_tab_export_with_the_layout_of_its_header(tmp_path: Path)
     assert run.file_doc("m.json")["rows_processed"] == 2
 
 
+def test_a_checkpointed_follow_run_resumes_with_the_layout_it_found(tmp_path: Path) -> None:
+    live = tmp_path / "live.csv"
+    write(live, "https://www.CryptoDataDownload.com\nunix;Close\n3;1,5\n4;2,5\n")
+    args = ["--input", "live.csv", "--follow", "--idle-timeout", "0.3", "--checkpoint", "c.json", "--output", "m.json"]
+    first = run_command([*args, "--signals", "s.csv"], tmp_path)
+    assert first.code == 0, first.stderr
+    layout = json.loads((tmp_path / "c.json").read_text())["reader"]["layout"]
+    assert (layout["delimiter"], layout["columns"]) == (";", ["unix", "Close"])
+    with live.open("a") as fh:
+        fh.write("5;3,5\n6;4,5\n")
+    second = run_command([*args, "--signals", "s.csv"], tmp_path)
+    assert second.code == 0, second.stderr
+    assert second.file_doc("m.json")["rows_processed"] == 4
+    rows = list(csv.reader((tmp_path / "s.csv").read_text().splitlines()))
+    assert rows[0][:2] == ["row", "close"] and [r[1] for r in rows[1:]] == ["1,5", "2,5", "3,5", "4,5"]
+
+
 # ---- every path reads a sniffed layout alike ------------------------------------------------------------------------
 
 
