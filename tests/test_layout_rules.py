@@ -88,6 +88,27 @@ def test_the_close_is_never_an_adjusted_one_nor_a_silent_choice(header: str, say
     assert says in message and "--column NAME" in message
 
 
+NAMES = ["Adj Close", "adjClose", "Adj. Close", "Close", "close", "CLOSE", "Price", "<CLOSE>", "4. close", "Open",
+         "High", "Volume", "Date", "Close Time", "closing"]  # fmt: skip
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from(NAMES), min_size=1, max_size=6, unique=True))
+def test_the_close_taken_is_never_a_misread_column(names: list[str]) -> None:
+    row = ",".join(str(i + 1) for i in range(len(names)))
+    try:
+        values, _, reader = read(f"{','.join(names)}\n{row}\n{row}\n".encode())
+    except InputError as exc:
+        assert "--column" in str(exc)
+        return
+    taken = names[int(values[0]) - 1]
+    assert taken.lower() in ("close", "<close>", "4. close", "price")  # never an adjusted close, a time or "closing"
+    exact = [n for n in names if n == "close"]
+    same = [n for n in names if n.lower() == "close"]
+    assert taken == (exact or same or [taken])[0]  # the exact name first, then the one match ignoring case
+    assert reader.layout is not None and (taken == "close") == (reader.layout.warnings == [])
+
+
 def test_column_by_name_or_position_overrides_the_choice() -> None:
     data = b"Date,Close,Adj Close\n1,2,3\n"
     assert read(data, column="Adj Close")[0] == [F(3)]
