@@ -293,7 +293,9 @@ def _parallel(
             # Each block carries about window - 1 rows of context: keep that well below the block itself.
             count = min(count, max(1, int(total / (8 * max(1.0, (window - 1) * line_bytes)))))
         block_size = min(plan.BLOCK_SIZE, max(1, -(-total // count)))
-    tasks = plan.plan(specs, sizes, block_size)
+    first = scratch.layout
+    head = first.header_line if first is not None and first.header else 1  # the header and what is above it
+    tasks = plan.plan(specs, sizes, block_size, head)
     if len(tasks) < 2 and not dask and executor is None:
         log.info("the input is too small for %d workers over a window of %d rows; using one process", workers, window)
         return None

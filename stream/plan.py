@@ -113,8 +113,9 @@ class Output:
 # ---- planning -----------------------------------------------------------------------------------------------------
 
 
-def plan(specs: list[Spec], sizes: list[int], block_size: int = BLOCK_SIZE) -> list[Task]:
-    """Cut the inputs into tasks of about ``block_size`` bytes, at line starts; empty files are left out."""
+def plan(specs: list[Spec], sizes: list[int], block_size: int = BLOCK_SIZE, head: int = 1) -> list[Task]:
+    """Cut the inputs into tasks of about ``block_size`` bytes, at line starts, never within a file's first ``head``
+    lines (its header and what the layout found above it: a title line, --skip-lines); empty files are left out."""
     tasks: list[Task] = []
     current: list[Piece] = []
     room = block_size
@@ -129,7 +130,7 @@ def plan(specs: list[Spec], sizes: list[int], block_size: int = BLOCK_SIZE) -> l
                 room -= end - pos
                 break
             if earliest is None:
-                earliest = _first_line_end(spec, begin, end)
+                earliest = _head_end(spec, begin, end, head)
             cut = _line_start(spec, max(pos + room, earliest), end)
             current.append(Piece(spec.label, path, spec.url, pos, cut, pos == begin, cut == end))
             pos = cut
@@ -160,16 +161,21 @@ def _read_at(path: str, url: bool, offset: int, size: int) -> bytes:
         inp.fh.close()
 
 
-def _first_line_end(spec: Spec, begin: int, end: int) -> int:
-    """The end of the file's first line that is not blank as the reader sees it (the header, or a first row); the
-    file's end when it is not within the first ``PROBE`` bytes."""
+def _head_end(spec: Spec, begin: int, end: int, head: int) -> int:
+    """The end of the file's first ``head`` lines and of its first line that is not blank as the reader sees it (the
+    header, or a first row); the file's end when that is not within the first ``PROBE`` bytes."""
     data = _read_at(spec.path, spec.url, begin, min(PROBE, end - begin))
     at = 3 if data.startswith(b"\xef\xbb\xbf") else 0
+    lines = 0
+    seen = False
     while True:
         nl = data.find(b"\n", at)
         if nl < 0:
             return end
-        if data[at:nl].decode("utf-8", "replace").strip():  # str.strip, as the reader's: NBSP and kin are blank
+        lines += 1
+        # str.strip, as the reader's: NBSP and kin are blank
+        seen = seen or bool(data[at:nl].decode("utf-8", "replace").strip())
+        if seen and lines >= head:
             return begin + nl + 1
         at = nl + 1
 

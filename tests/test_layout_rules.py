@@ -416,7 +416,9 @@ class RowLoopOnly(Reader):
         return False
 
 
-def _signals(data: bytes, pieces: list[bytes], how: str) -> tuple[bytes, int, list[tuple[int, str]]]:
+def _signals(
+    data: bytes, pieces: list[bytes], how: str, block_size: int = 97
+) -> tuple[bytes, int, list[tuple[int, str]]]:
     bad: list[BadRow] = []
     cls = RowLoopOnly if how == "row" else Reader
     reader = cls(on_bad_row="skip", report=bad.append, keep_text=True)
@@ -428,7 +430,7 @@ def _signals(data: bytes, pieces: list[bytes], how: str) -> tuple[bytes, int, li
         with tempfile.NamedTemporaryFile() as f:
             f.write(data)
             f.flush()
-            tally, _ = parallel.run([Spec(f.name)], [len(data)], reader, pipeline, 2, block_size=97)
+            tally, _ = parallel.run([Spec(f.name)], [len(data)], reader, pipeline, 2, block_size=block_size)
     else:
         source = BlockReader(reader, min_block=1) if how == "block" else reader
         tally = pipeline.run(source.rows(pieces))
@@ -448,7 +450,7 @@ def test_sniffed_layouts_give_the_same_rows_on_every_path(data: st.DataObject) -
     saved = os.environ.get("MLOPS_STREAM_CHUNK")
     os.environ["MLOPS_STREAM_CHUNK"] = "64"
     try:
-        workers = _signals(raw, [raw], "workers")
+        workers = _signals(raw, [raw], "workers", data.draw(st.integers(8, 120)))
     finally:
         if saved is None:
             os.environ.pop("MLOPS_STREAM_CHUNK", None)
