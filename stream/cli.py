@@ -551,8 +551,11 @@ class Job:
 
 def _layout_settings(cfg: Any) -> str:
     """The input-layout settings that differ from their defaults, for the config's log line."""
-    shown = {"delimiter": None, "header": True, "skip_lines": 0, "decimal": None, "max_skipped": 0.5}
-    return "".join(f" {k}={getattr(cfg, k)!r}" for k, default in shown.items() if getattr(cfg, k) != default)
+    from stream.config import Config
+
+    default = Config()
+    shown = ("delimiter", "header", "skip_lines", "decimal", "max_skipped")
+    return "".join(f" {k}={getattr(cfg, k)!r}" for k in shown if getattr(cfg, k) != getattr(default, k))
 
 
 def _check_skipped(cfg: Any, tally: Any, reader: Any, log: Any) -> None:
