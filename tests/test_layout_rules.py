@@ -478,3 +478,7 @@ def test_the_bundled_data_takes_the_whole_chunk_path_without_extra_imports(tmp_p
     with open(ROOT / "data.csv", "rb") as fh:
         rows = sum(len(b) for b in reader.rows(iter(lambda: fh.read(32 << 10), b"")))
     assert rows == 10_000 and Counting.plain >= 9_900  # all but the first chunk's, which holds the header
+    block = BlockReader(Reader(), min_block=1)
+    with open(ROOT / "data.csv", "rb") as fh:
+        rows = sum(len(b) for b in block.rows(iter(lambda: fh.read(256 << 10), b"")))
+    assert rows == 10_000 and block.lines >= 9_500  # numpy parses all but the lines read with the header
