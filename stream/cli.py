@@ -70,6 +70,40 @@ def _size(text: str) -> int:
     return value
 
 
+def _delimiter(text: str) -> str:
+    from stream.config import delimiter
+
+    try:
+        return delimiter(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _lines(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number of lines, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
+    return value
+
+
+def _fraction(text: str) -> float:
+    from stream.config import fraction
+
+    try:
+        return fraction(float(text))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a fraction from 0 to 1 such as 0.5, got {text!r}") from None
+
+
+def _column(text: str) -> str:
+    if not text.strip():
+        raise argparse.ArgumentTypeError("must name a column, or give its 1-based position")
+    return text
+
+
 def _cluster(text: str) -> int | None:
     from stream.executors import parse_cluster
 
@@ -80,6 +114,7 @@ def _cluster(text: str) -> int | None:
 
 
 LIVE = "live mode"
+LAYOUT = "input layout (found from the file's first lines unless given)"
 SCALE = "scale-out (batch runs over files or URLs; the output is the one-process output)"
 ONE_OF = "one of"  # a mutually exclusive member of the scale-out group
 
@@ -100,6 +135,29 @@ OPTIONS: list[tuple[str | None, str, dict[str, Any]]] = [
     (None, "--key", {
         "metavar": "COLUMN",
         "help": "group rows by this column: each value (a symbol, say) has its own window (overrides the config)",
+    }),
+    (LAYOUT, "--column", {
+        "type": _column, "metavar": "NAME|N",
+        "help": "the close column: a header name, or its 1-based position (overrides the config's column)",
+    }),
+    (LAYOUT, "--delimiter", {
+        "type": _delimiter, "metavar": "CHAR", "help": "the field delimiter: , ; | or tab (default: sniffed)",
+    }),
+    (LAYOUT, "--no-header", {
+        "action": "store_true", "help": "the input has no header row: name the close by position with --column N",
+    }),
+    (LAYOUT, "--skip-lines", {
+        "type": _lines, "metavar": "N", "help": "skip N lines at the start of each input, before its header",
+    }),
+    (LAYOUT, "--decimal", {
+        "choices": (".", ","), "metavar": ".|,", "help": "the decimal mark of the values (default: found out)",
+    }),
+    (LAYOUT, "--max-skipped", {
+        "type": _fraction, "metavar": "FRACTION",
+        "help": "fail when more than this fraction of the data rows is skipped (default 0.5)",
+    }),
+    (LAYOUT, "--reverse", {
+        "action": "store_true", "help": "read a newest-first file from its last row to its first (regular files)",
     }),
     (None, "--quiet", {"action": "store_true", "help": "print nothing but errors (and signals on stdout)"}),
     (LIVE, "--follow", {
@@ -146,7 +204,10 @@ def build_parser() -> argparse.ArgumentParser:
         description="Exact rolling-mean signals for OHLCV CSV from a file, a pipe or a growing file.",
         epilog="Run 'mlops-stream generate --help' for the synthetic data generator.",
     )
-    groups: dict[str | None, Any] = {None: p, LIVE: p.add_argument_group(LIVE), SCALE: p.add_argument_group(SCALE)}
+    groups: dict[str | None, Any] = {
+        None: p, LAYOUT: p.add_argument_group(LAYOUT), LIVE: p.add_argument_group(LIVE),
+        SCALE: p.add_argument_group(SCALE),
+    }  # fmt: skip
     groups[ONE_OF] = groups[SCALE].add_mutually_exclusive_group()
     for group, flag, settings in OPTIONS:
         groups[group].add_argument(flag, **settings)
@@ -221,6 +282,10 @@ def _run(argv: list[str], started: float) -> int:
         build_parser().error("--workers, --cluster and --scheduler apply to batch runs, not to --follow")
     if not args.follow and (args.idle_timeout is not None or args.checkpoint is not None):
         build_parser().error("--idle-timeout and --checkpoint apply to live runs: add --follow")
+    if args.reverse and (args.follow or args.input is None or args.input == "-"):
+        build_parser().error(
+            "--reverse reads one regular file backwards from its end: not a pipe, several inputs or --follow"
+        )
     if args.checkpoint is not None and args.input == "-":
         build_parser().error("--checkpoint needs --input PATH (a file): a pipe cannot be resumed at a position")
     return Job(args, argv, started).run()
@@ -298,7 +363,7 @@ class Job:
         from stream.keyed import KeyedSignal
         from stream.logsink import BadRowLog
         from stream.pipeline import Pipeline
-        from stream.reader import Reader
+        from stream.reader import LayoutRequest, Reader
         from stream.source import expand, open_input
 
         args, log = self.args, self.log
@@ -306,13 +371,15 @@ class Job:
         cfg = config.load(args.config)
         self.version = cfg.version
         cfg = cfg.with_overrides(
-            window=args.window, on_bad_row=args.on_bad_row, key=args.key, metrics_port=args.metrics_port,
+            window=args.window, on_bad_row=args.on_bad_row, key=args.key, column=args.column,
+            delimiter=args.delimiter, header=False if args.no_header else None, skip_lines=args.skip_lines,
+            decimal=args.decimal, max_skipped=args.max_skipped, metrics_port=args.metrics_port,
             metrics_host=args.metrics_host,
         )  # fmt: skip
         log.info(
-            "config from %s: seed=%d window=%d version=%s column=%s on_bad_row=%s%s",
+            "config from %s: seed=%d window=%d version=%s column=%s on_bad_row=%s%s%s",
             cfg.source, cfg.seed, cfg.window, cfg.version, cfg.column, cfg.on_bad_row,
-            f" key={cfg.key}" if cfg.key is not None else "",
+            f" key={cfg.key}" if cfg.key is not None else "", _layout_settings(cfg),
         )  # fmt: skip
         if cfg.metrics_port is not None:
             self._serve(cfg.metrics_host, cfg.metrics_port)
@@ -338,7 +405,7 @@ class Job:
         bad_log = BadRowLog(log)
         reader = Reader(
             cfg.column, cfg.on_bad_row, report=bad_log, keep_text=args.signals is not None, key=cfg.key,
-            file=specs[0].label if several else None,
+            file=specs[0].label if several else None, request=LayoutRequest.of(cfg),
         )  # fmt: skip
         sink = self._signals_sink(args, cfg.key)
         engine = KeyedSignal(cfg.window) if cfg.key is not None else RollingSignal(cfg.window)
@@ -376,7 +443,7 @@ class Job:
 
             tally, by_key = parallel.run(
                 specs, sizes, reader, pipeline, args.workers, after_batch, cluster=args.cluster,
-                scheduler=args.scheduler, block_size=args.block_size, opened=opened,
+                scheduler=args.scheduler, block_size=args.block_size, opened=opened, reverse=args.reverse,
             )  # fmt: skip
         finally:
             if display is not None:
@@ -406,6 +473,10 @@ class Job:
         if not self.announced and reader.layout is not None:
             self.announced = True
             self.log.info("input layout: %s", reader.layout.describe())
+            for note in reader.layout.notes:
+                self.log.info("%s", note)
+            for warning in reader.layout.warnings:
+                self.log.warning("%s", warning)
             each = f" of each {reader.key} value" if reader.key is not None else ""
             self.log.info("warm-up: the first %d rows%s have no rolling mean (signal 0)", window - 1, each)
 
@@ -429,6 +500,7 @@ class Job:
         if tally.rows == 0:
             skipped = f" ({tally.skipped} bad rows were skipped)" if tally.skipped else ""
             raise JobError(f"the input {name} has a header but no usable data rows{skipped}")
+        _check_skipped(cfg, tally, reader, log)
         mine = tally.rows - resumed
         earlier = f", {resumed} of them before a restart from the checkpoint," if resumed else ""
         log.info(
@@ -511,6 +583,37 @@ class Job:
     def _unwritable(self, message: str) -> int:
         sys.stderr.write(f"mlops-stream: error: {message}\n")
         return EXIT_FAILED
+
+
+def _layout_settings(cfg: Any) -> str:
+    """The input-layout settings that differ from their defaults, for the config's log line."""
+    from stream.config import Config
+
+    default = Config()
+    shown = ("delimiter", "header", "skip_lines", "decimal", "max_skipped")
+    return "".join(f" {k}={getattr(cfg, k)!r}" for k in shown if getattr(cfg, k) != getattr(default, k))
+
+
+def _check_skipped(cfg: Any, tally: Any, reader: Any, log: Any) -> None:
+    """Fail a run that skipped more than ``max_skipped`` of its data rows (the file is most likely misread: a
+    success document would be garbage); warn when it skipped more than 1 %."""
+    data = tally.rows + tally.skipped
+    if not tally.skipped or not data:
+        return
+    share = tally.skipped / data
+    common = reader.skips.commonest()
+    why = ""
+    if common is not None:
+        count, bad = common
+        why = f"; the commonest reason ({count} rows) first at {bad.describe()}"
+    if tally.skipped > cfg.max_skipped * data:
+        raise JobError(
+            f"{tally.skipped} of {data} data rows ({share:.1%}) were bad and skipped, more than the "
+            f"{cfg.max_skipped:g} allowed (--max-skipped, config max_skipped){why}: the input is probably misread "
+            "(check --column, --delimiter, --decimal)"
+        )
+    if share > 0.01:
+        log.warning("%d of %d data rows (%.1f%%) were bad and skipped%s", tally.skipped, data, 100 * share, why)
 
 
 class _Terminated(BaseException):

@@ -24,6 +24,12 @@ class Config(NamedTuple):
     column: str = "close"
     on_bad_row: str = "fail"
     key: str | None = None  # the column whose value groups rows into series, each with its own window; None: one series
+    # The input's layout (stream/layout.py): None finds it out from the file.
+    delimiter: str | None = None
+    header: bool = True
+    skip_lines: int = 0
+    decimal: str | None = None
+    max_skipped: float = 0.5  # a run that skips more than this fraction of its data rows fails
     metrics_port: int | None = None  # serve Prometheus metrics on this port while the run lasts; None: do not
     metrics_host: str = "127.0.0.1"
     source: str = "built-in defaults"
@@ -39,8 +45,29 @@ class Config(NamedTuple):
 
 
 _REQUIRED = {"seed": int, "window": int, "version": str}
-_OPTIONAL = {"column": str, "on_bad_row": str, "key": str, "metrics_port": int, "metrics_host": str}
-_TYPE_NAMES = {int: "an integer", str: "a string"}
+_OPTIONAL: dict[str, Any] = {
+    "column": (str, int), "on_bad_row": str, "key": str, "delimiter": str, "header": bool, "skip_lines": int,
+    "decimal": str, "max_skipped": (float, int), "metrics_port": int, "metrics_host": str,
+}  # fmt: skip
+_TYPE_NAMES = {
+    int: "an integer", str: "a string", bool: "true or false", (str, int): "a column name or a 1-based position",
+    (float, int): "a fraction such as 0.5",
+}  # fmt: skip
+DELIMITER_NAMES = {"tab": "\t", "\\t": "\t", "comma": ",", "semicolon": ";", "pipe": "|"}
+
+
+def delimiter(text: str) -> str:
+    """A delimiter as given (``;``, ``tab``, ``\\t``); raises ValueError for anything but one character."""
+    value = DELIMITER_NAMES.get(text.lower(), text)
+    if len(value) != 1 or value in '"\r\n' or value.isalnum() or value == " ":
+        raise ValueError(f"expected one character such as , ; | or tab, got {text!r}")
+    return value
+
+
+def fraction(value: float) -> float:
+    if not 0 <= value <= 1:
+        raise ValueError(f"expected a fraction from 0 to 1, got {value}")
+    return float(value)
 
 
 def _describe(value: Any) -> str:
@@ -68,9 +95,23 @@ def validate(doc: Any, where: str) -> Config:
             continue
         value = doc[key]
         # bool is a subclass of int, and YAML turns `yes` into True: neither is a seed or a window.
-        if not isinstance(value, kind) or isinstance(value, bool):
+        if not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool):
             raise ConfigError(f"{where}: {key!r} must be {_TYPE_NAMES[kind]}, found {_describe(value)}")
         values[key] = value
+    if isinstance(values.get("column"), int):
+        if values["column"] < 1:
+            raise ConfigError(f"{where}: 'column' as a position must be at least 1, found {values['column']}")
+        values["column"] = str(values["column"])
+    if values.get("skip_lines", 0) < 0:
+        raise ConfigError(f"{where}: 'skip_lines' must be 0 or more, found {values['skip_lines']}")
+    if "decimal" in values and values["decimal"] not in (".", ","):
+        raise ConfigError(f"{where}: 'decimal' must be '.' or ',', found {values['decimal']!r}")
+    for name, check in (("delimiter", delimiter), ("max_skipped", fraction)):
+        if name in values:
+            try:
+                values[name] = check(values[name])
+            except ValueError as exc:
+                raise ConfigError(f"{where}: {name!r}: {exc}") from None
     if values["window"] < 1:
         raise ConfigError(f"{where}: 'window' must be at least 1, found {values['window']}")
     if "on_bad_row" in values and values["on_bad_row"] not in POLICIES:

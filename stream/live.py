@@ -21,7 +21,7 @@ from stream.follow import FileFollower, Stop, StreamFollower
 from stream.keyed import KeyedSignal
 from stream.logsink import BadRowLog
 from stream.pipeline import Pipeline
-from stream.reader import SHOWN, Batch, Reader
+from stream.reader import SHOWN, Batch, LayoutRequest, Reader
 from stream.signals import SignalSink
 from stream.source import CHUNK, NewFile, SourceError, open_input
 from stream.tally import Tally
@@ -150,7 +150,7 @@ class LiveRun:
         self.bad_log = BadRowLog(log)
         reader = Reader(
             cfg.column, cfg.on_bad_row, report=self.bad_log, keep_text=args.signals is not None,
-            final_line_needs_newline=True, key=cfg.key,
+            final_line_needs_newline=True, key=cfg.key, request=LayoutRequest.of(cfg),
         )  # fmt: skip
         engine: RollingSignal | KeyedSignal
         if cfg.key is not None:

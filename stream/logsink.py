@@ -115,8 +115,7 @@ class BadRowLog:
 
     def __call__(self, bad: BadRow) -> None:
         self.count += 1
-        kind = kind_of(bad)
-        self.kinds[kind] = self.kinds.get(kind, 0) + 1
+        self.kinds[bad.kind] = self.kinds.get(bad.kind, 0) + 1
         if self.count <= self.show:
             self.log.warning("skipped bad row at %s", bad.describe())
         elif self.count == self.show + 1:
@@ -134,28 +133,3 @@ class BadRowLog:
             self.log.warning("skipped %d bad rows in all (%d shown above)", self.count, self.show)
         elif self.count:
             self.log.info("skipped %d bad rows in all", self.count)
-
-
-# The kind of a bad row's reason, by the start of the reader's wording, for rows without a ``kind`` of their own.
-_KINDS = (
-    ("expected ", "fields"),
-    ("bytes that are not UTF-8", "encoding"),
-    ("line is longer than", "too_long"),
-    ("a quoted field", "quote"),
-    ("not a CSV record", "quote"),
-    ("empty ", "key"),
-)
-
-
-def kind_of(bad: BadRow) -> str:
-    """A short word for why a row is bad: fields, value, missing, encoding, too_long, quote, key or other."""
-    kind = getattr(bad, "kind", None)
-    if kind:
-        return str(kind)
-    reason = bad.reason
-    if reason.startswith("bad "):
-        return "missing" if reason.endswith("the value is empty") else "value"
-    for start, found in _KINDS:
-        if reason.startswith(start):
-            return found
-    return "other"

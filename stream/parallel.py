@@ -65,6 +65,7 @@ def run(
     block_size: int | None = None,
     opened: Callable[[int, Any], None] | None = None,
     executor: Any = None,
+    reverse: bool = False,
 ) -> tuple[Tally, dict[str, Tally] | None]:
     """Process the inputs; returns the tally and, in keyed runs, each key's. ``workers=None`` picks the default for
     the inputs' size; ``cluster`` (False: not asked; None or N: an embedded cluster of N workers, default the cores)
@@ -72,6 +73,15 @@ def run(
     known = [s for s in sizes if s is not None]
     total = sum(known) if len(known) == len(sizes) else None
     dask = cluster is not False or scheduler is not None
+    if reverse:
+        if len(specs) != 1:
+            from stream.reader import InputError
+
+            raise InputError(f"--reverse reads one file backwards; the inputs are {len(specs)} files")
+        if dask or (workers or 1) > 1:
+            log.info("--reverse: the file is read backwards by one process (the parallel plan reads forwards)")
+        rows = _backwards(specs[0], sizes[0], reader, pipeline.engine.window, opened)
+        return pipeline.run(rows, after_batch), pipeline.by_key
     n = (cluster or cores()) if dask else (workers if workers is not None else default_workers(total))
     if executor is not None and total is not None:
         done = _parallel(
@@ -158,6 +168,63 @@ def _serial(
                  block[0].lines, lines + reader.line_no - block[0].lines)  # fmt: skip
 
 
+def _backwards(
+    spec: Spec, size: int | None, reader: Reader, window: int, opened: Callable[[int, Any], None] | None
+) -> Iterator[Batch | Any]:
+    """Batches of one regular file from its last row to its first (--reverse): the layout from its top, then its
+    lines read backwards from its end, in constant memory; bad rows keep their line numbers in the file."""
+    from stream import plan
+    from stream.reader import InputError
+    from stream.source import backwards
+
+    if size is None or spec.url or spec.name == "-":
+        raise InputError(f"--reverse reads a regular file backwards from its end; {spec.label} is not one")
+    scratch = reader.sibling()
+    found = plan.find_header([spec], [size], scratch)
+    if found is None or found[1] < 0:
+        raise InputError(f"--reverse: the header of {spec.label} is not within its first MiB")
+    layout, data_start, _ = found
+    above = scratch.layout.header_line - (0 if scratch.layout.header else 1) if scratch.layout else 0
+    reader.restore({"offset": data_start, "line": above, "header": scratch.header_text, "at_file_start": False,
+                    "layout": layout})  # fmt: skip
+    m = mode()
+    block = None
+    if m == "block" or (m == "auto" and size >= BLOCK_MIN_BYTES):
+        from stream.block import MAX_WINDOW, BlockReader
+
+        if m == "block" or window <= MAX_WINDOW:
+            block = BlockReader(reader, 1 if m == "block" else None)
+    inp = spec.open()
+    try:
+        if opened is not None:
+            opened(0, inp)
+        reader.count_backwards(_lines_after(inp.fh, data_start, size))
+        log.info("--reverse: reading %s from its last row to its first", spec.label)
+        for chunk in backwards(inp.fh, data_start, size, chunk_size(block is not None)):
+            for batch in block.feed(chunk) if block is not None else (reader.feed(chunk),):
+                if len(batch) or batch.skipped:
+                    yield batch
+        last = reader.finish()
+        if last.units or last.skipped:
+            yield last
+    finally:
+        inp.fh.close()
+
+
+def _lines_after(fh: BinaryIO, start: int, end: int) -> int:
+    """Lines from byte ``start`` to ``end`` (a last one without a newline counts), read in constant memory."""
+    fh.seek(start)
+    count, left, tail = 0, end - start, b"\n"
+    while left > 0:
+        data = fh.read(min(1 << 20, left))
+        if not data:
+            break
+        count += data.count(b"\n")
+        left -= len(data)
+        tail = data[-1:]
+    return count + (tail != b"\n")
+
+
 def _chunks(fh: BinaryIO, gulp: Callable[[], bool]) -> Iterator[bytes]:
     """The stream's bytes as they arrive; once ``gulp()`` says so, a pipe's ready data is joined into big chunks."""
     read = getattr(fh, "read1", None) or fh.read
@@ -212,12 +279,12 @@ def _parallel(
     if not dask and executor is None and "fork" not in multiprocessing.get_all_start_methods():
         log.info("worker processes need the fork start method, which this platform lacks; using one process")
         return None
-    scratch = Reader(reader.column, "skip" if reader.skip else "fail", key=reader.key, file=reader.file)
+    scratch = reader.sibling()
     found = plan.find_header(specs, sizes, scratch)
     if found is None:
         log.info("the header is not within the first MiB of the input; reading it with one process")
         return None
-    header, data_start, line_bytes = found
+    layout, data_start, line_bytes = found
     total = sum(sizes)
     window = pipeline.engine.window
     if block_size is None:
@@ -226,11 +293,14 @@ def _parallel(
             # Each block carries about window - 1 rows of context: keep that well below the block itself.
             count = min(count, max(1, int(total / (8 * max(1.0, (window - 1) * line_bytes)))))
         block_size = min(plan.BLOCK_SIZE, max(1, -(-total // count)))
-    tasks = plan.plan(specs, sizes, block_size)
+    first = scratch.layout
+    head = first.header_line if first is not None and first.header else 1  # the header and what is above it
+    tasks = plan.plan(specs, sizes, block_size, head)
     if len(tasks) < 2 and not dask and executor is None:
         log.info("the input is too small for %d workers over a window of %d rows; using one process", workers, window)
         return None
-    reader.restore({"offset": 0, "line": 0, "header": header, "at_file_start": False})  # the layout, for the log
+    # The layout, for the log.
+    reader.restore({"offset": 0, "line": 0, "header": scratch.header_text, "at_file_start": False, "layout": layout})
     sink = pipeline.signals
     from stream.block import MAX_WINDOW
 
@@ -244,7 +314,8 @@ def _parallel(
         if sink is not None and executor.local:
             spill = tempfile.mkdtemp(prefix=".mlops-stream-", dir=_folder_of(sink.out))
         job = plan.Settings(
-            column=reader.column, key=reader.key, skip=reader.skip, window=window, header=header,
+            column=reader.column, key=reader.key, skip=reader.skip, window=window, header=scratch.header_text,
+            layout=layout, request=reader.request,
             signals=sink is not None, fmt=sink.fmt if sink is not None else "csv",
             with_timestamp=reader.layout is not None and reader.layout.timestamp_index is not None,
             name_files=reader.file is not None, block=block, min_block=1 if m == "block" else None,
@@ -271,6 +342,7 @@ def _parallel(
         result = plan.execute(
             executor, job, tasks, report, add if add is not None else (lambda n, kinds: None), sink, after_block
         )
+        reader.add_skips(result.skips)
         executor.close()
         executor = None
         return result.tally, result.by_key

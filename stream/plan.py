@@ -31,9 +31,10 @@ from typing import Any, NamedTuple
 
 from stream.engine import RollingSignal
 from stream.keyed import KeyedSignal
-from stream.logsink import SHOW_BAD_ROWS, kind_of
+from stream.logsink import SHOW_BAD_ROWS
 from stream.pipeline import Pipeline
-from stream.reader import BadRow, BadRowError, Batch, InputError, Reader
+from stream.reader import BadRow, BadRowError, Batch, InputError, LayoutRequest, Reader
+from stream.rows import Skips
 from stream.signals import SignalSink
 from stream.source import CHUNK, Spec
 from stream.tally import Tally
@@ -72,7 +73,9 @@ class Settings:
         self.key: str | None = fields["key"]
         self.skip: bool = fields["skip"]
         self.window: int = fields["window"]
-        self.header: str = fields["header"]
+        self.header: str | None = fields["header"]  # None: the inputs have no header row
+        self.layout: dict[str, Any] = fields["layout"]  # Layout.spec(), as the first input's start gave it
+        self.request: LayoutRequest = fields["request"]
         self.signals: bool = fields["signals"]
         self.fmt: str = fields["fmt"]
         self.with_timestamp: bool = fields["with_timestamp"]
@@ -102,16 +105,17 @@ class Output:
         self.by_key: dict[str, tuple[int, int]] | None = None  # key -> (rows, signals), in first-seen order
         self.lines: list[int] = []  # lines of each piece
         self.bad: list[tuple[int, BadRow]] = []  # the first SHOW_BAD_ROWS + 1 skipped rows: piece index, local line
-        self.kinds: dict[str, int] = {}  # every skipped row, by the kind of its reason
         self.error: tuple[int, BadRow | str] | None = None
         self.signals: bytes | str | None = None  # the signal lines, or the spill file holding them
+        self.skips: dict[int, Skips] = {}  # piece index -> its skipped rows by kind (local lines)
 
 
 # ---- planning -----------------------------------------------------------------------------------------------------
 
 
-def plan(specs: list[Spec], sizes: list[int], block_size: int = BLOCK_SIZE) -> list[Task]:
-    """Cut the inputs into tasks of about ``block_size`` bytes, at line starts; empty files are left out."""
+def plan(specs: list[Spec], sizes: list[int], block_size: int = BLOCK_SIZE, head: int = 1) -> list[Task]:
+    """Cut the inputs into tasks of about ``block_size`` bytes, at line starts, never within a file's first ``head``
+    lines (its header and what the layout found above it: a title line, --skip-lines); empty files are left out."""
     tasks: list[Task] = []
     current: list[Piece] = []
     room = block_size
@@ -126,7 +130,7 @@ def plan(specs: list[Spec], sizes: list[int], block_size: int = BLOCK_SIZE) -> l
                 room -= end - pos
                 break
             if earliest is None:
-                earliest = _first_line_end(spec, begin, end)
+                earliest = _head_end(spec, begin, end, head)
             cut = _line_start(spec, max(pos + room, earliest), end)
             current.append(Piece(spec.label, path, spec.url, pos, cut, pos == begin, cut == end))
             pos = cut
@@ -157,16 +161,21 @@ def _read_at(path: str, url: bool, offset: int, size: int) -> bytes:
         inp.fh.close()
 
 
-def _first_line_end(spec: Spec, begin: int, end: int) -> int:
-    """The end of the file's first line that is not blank as the reader sees it (the header, or a first row); the
-    file's end when it is not within the first ``PROBE`` bytes."""
+def _head_end(spec: Spec, begin: int, end: int, head: int) -> int:
+    """The end of the file's first ``head`` lines and of its first line that is not blank as the reader sees it (the
+    header, or a first row); the file's end when that is not within the first ``PROBE`` bytes."""
     data = _read_at(spec.path, spec.url, begin, min(PROBE, end - begin))
     at = 3 if data.startswith(b"\xef\xbb\xbf") else 0
+    lines = 0
+    seen = False
     while True:
         nl = data.find(b"\n", at)
         if nl < 0:
             return end
-        if data[at:nl].decode("utf-8", "replace").strip():  # str.strip, as the reader's: NBSP and kin are blank
+        lines += 1
+        # str.strip, as the reader's: NBSP and kin are blank
+        seen = seen or bool(data[at:nl].decode("utf-8", "replace").strip())
+        if seen and lines >= head:
             return begin + nl + 1
         at = nl + 1
 
@@ -185,38 +194,54 @@ def _line_start(spec: Spec, at: int, end: int) -> int:
     return end
 
 
-def find_header(specs: list[Spec], sizes: list[int], reader: Reader) -> tuple[str, int, float] | None:
-    """Read the inputs' first lines with ``reader`` until the header is known: its text, where the first input's data
-    starts and the bytes per line of the data sampled; None if it is not within the first ``PROBE`` bytes. Errors in
-    the header are the reader's, as in one process."""
+def find_header(specs: list[Spec], sizes: list[int], reader: Reader) -> tuple[dict[str, Any], int, float] | None:
+    """Read the inputs' first lines with ``reader`` (skipping bad rows: the plan reads the data again) until the
+    layout is known: the layout (``Layout.spec()``), where the first input's data starts and the bytes per line of
+    the data sampled; None if it is not within the first ``PROBE`` bytes. Errors in the header are the reader's, as
+    in one process."""
     for i, (spec, size) in enumerate(zip(specs, sizes)):
         if i:
             reader.new_file(file=spec.label if reader.file is not None else None)
         data = _read_at(spec.path, spec.url, spec.base, min(PROBE, size))
+        # The header with the lines after it, a chunk at a time as one process reads them (they tell the layout).
         at = 0
-        while reader.layout is None:
-            end = data.find(b"\n", at) + 1
+        while reader.layout is None and at < len(data):
+            end = data.rfind(b"\n", at, at + CHUNK) + 1 or data.find(b"\n", at) + 1
             if not end:
-                if len(data) < size:
-                    return None  # no header in the first PROBE bytes: leave this input to one process
-                reader.feed(data[at:])
-                reader.finish()
                 break
             reader.feed(data[at:end])
             at = end
-        if reader.layout is not None and reader.header_text is not None:
+        if reader.layout is None and len(data) == size:
+            reader.feed(data[at:])
+            reader.finish()
+        if reader.layout is not None:
+            at = _data_start(data, reader)
             sample = data[at:]
             lines = sample.count(b"\n")
-            return reader.header_text, spec.base + at if i == 0 else -1, len(sample) / lines if lines else 100.0
+            return reader.layout.spec(), spec.base + at if i == 0 else -1, len(sample) / lines if lines else 100.0
     return None
+
+
+def _data_start(data: bytes, reader: Reader) -> int:
+    """The byte where the data of a file starts: after its header (and whatever came above it), or at its first
+    line when it has none."""
+    assert reader.layout is not None
+    line = reader.layout.header_line - (0 if reader.layout.header else 1)  # lines before the data
+    at = 0
+    for _ in range(line):
+        at = data.find(b"\n", at) + 1
+    return at
 
 
 # ---- inside a worker --------------------------------------------------------------------------------------------
 
 
 def _reader(job: Settings, report: Callable[[BadRow], None] | None, keep_text: bool) -> Reader:
-    reader = Reader(job.column, "skip" if job.skip else "fail", report=report, keep_text=keep_text, key=job.key)
-    reader.restore({"offset": 0, "line": 0, "header": job.header, "at_file_start": False})
+    reader = Reader(
+        job.column, "skip" if job.skip else "fail", report=report, keep_text=keep_text, key=job.key,
+        request=job.request,
+    )  # fmt: skip
+    reader.restore({"offset": 0, "line": 0, "header": job.header, "at_file_start": False, "layout": job.layout})
     return reader
 
 
@@ -352,8 +377,7 @@ def process(arg: tuple[Settings, Task, int, dict[str | None, list[tuple[int, int
         # One more than can be shown: the parent's log says "more bad rows..." at the same row as one process.
         if len(result.bad) <= SHOW_BAD_ROWS:
             result.bad.append(bad)
-        kind = kind_of(bad[1])
-        result.kinds[kind] = result.kinds.get(kind, 0) + 1
+        result.skips.setdefault(bad[0], Skips()).add(bad[1])
 
     tracker = _Tracker(keep_bad)
     pipeline = Pipeline(engine, sink)
@@ -424,6 +448,7 @@ def _after_previous_newline(piece: Piece, pos: int, floor: int) -> int:
 class Result(NamedTuple):
     tally: Tally
     by_key: dict[str, Tally] | None
+    skips: Skips
 
 
 class _Lines:
@@ -447,7 +472,7 @@ def _raise(error: tuple[int, BadRow | str], offsets: list[int]) -> None:
     index, what = error
     if isinstance(what, str):
         raise InputError(what)  # a header: at its file's start, so its line number is right as it is
-    raise BadRowError(BadRow(what.line + offsets[index], what.reason, what.text, what.file))
+    raise BadRowError(what.moved(offsets[index]))
 
 
 def execute(
@@ -473,22 +498,25 @@ def execute(
     tally = Tally()
     by_key: dict[str, Tally] | None = {} if job.key is not None else None
     done_bytes = 0
+    skips = Skips()
 
     def write_out(output: Output, task: Task) -> None:
-        nonlocal tally, done_bytes
+        nonlocal tally, done_bytes, skips
         offsets = lines.offsets(task, output.lines)
         for index, bad in output.bad:
-            report(BadRow(bad.line + offsets[index], bad.reason, bad.text, bad.file))
+            report(bad.moved(offsets[index]))
         if output.error is not None:
             _raise(output.error, offsets)
         tally += output.tally
+        for index, counted in sorted(output.skips.items()):
+            skips += counted.moved(offsets[index])
         if by_key is not None and output.by_key:
             for k, (rows, hits) in output.by_key.items():
                 by_key[k] = by_key.get(k, Tally()) + Tally(rows, hits)
         if output.tally.skipped > len(output.bad):
-            unshown = dict(output.kinds)
+            unshown = dict(sum(output.skips.values(), Skips()).counts)
             for _, bad in output.bad:
-                unshown[kind_of(bad)] -= 1
+                unshown[bad.kind] -= 1
             add_unshown(output.tally.skipped - len(output.bad), unshown)
         if sink is not None and output.signals is not None:
             if output.tally.rows:
@@ -532,7 +560,7 @@ def execute(
                 held.extend(tail)
         flush(everything=False)
     flush(everything=True)
-    return Result(tally, by_key)
+    return Result(tally, by_key, skips)
 
 
 def _copy(path: str, out: Any) -> None:

@@ -84,6 +84,8 @@ class SignalSink:
             self.out.write(b"".join(parts))
             return
         mean_text = ["" if m is None else repr(m) for m in means]
+        if "," in "".join(closes):  # a close with a thousands separator or a decimal comma, as written
+            closes = [_csv_field(c) for c in closes]
         if self.with_timestamp and _need_quotes(stamps):
             stamps = [_csv_field(t) for t in stamps]
         if keyed:

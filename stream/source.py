@@ -294,3 +294,30 @@ def chunks(fh: BinaryIO, size: int = CHUNK) -> Iterator[bytes]:
         if not data:
             return
         yield data
+
+
+def backwards(fh: BinaryIO, start: int, end: int, size: int = CHUNK, longest: int = 1 << 16) -> Iterator[bytes]:
+    """The lines of bytes ``start``..``end`` of a seekable file, last line first, each ending with a newline, in
+    chunks of about ``size`` bytes; memory stays bounded: of a line longer than ``longest`` bytes only its last
+    ``longest + 1`` or so are kept (enough for a reader to see that it is too long)."""
+    pos = end
+    carry = b""  # the end of a line whose start lies before ``pos``
+    last = True  # the file's last line may lack its newline
+    while pos > start:
+        n = min(size, pos - start)
+        pos -= n
+        fh.seek(pos)
+        block = fh.read(n) + carry
+        if pos > start:
+            cut = block.find(b"\n") + 1
+            if not cut or cut == len(block):
+                carry = block[-(longest + 2) :]  # with its newline
+                continue
+            carry, block = block[:cut], block[cut:]
+        if last and not block.endswith(b"\n"):
+            block += b"\n"
+        last = False
+        lines = block.split(b"\n")
+        lines.pop()
+        lines.reverse()
+        yield b"\n".join(lines) + b"\n"

@@ -22,26 +22,29 @@ def lines_with(bad_line: str, at: int = 3) -> bytes:
 
 
 @pytest.mark.parametrize(
-    ("line", "reason"),
+    ("line", "reason", "kind"),
     [
-        ("2024-01-01 00:02:00,1,2,3,abc,5,6", "bad close value: 'abc' is not a decimal number"),
-        ("2024-01-01 00:02:00,1,2,3,,5,6", "bad close value: the value is empty"),
-        ("2024-01-01 00:02:00,1,2,3,NaN,5,6", "not a finite number"),
-        ("2024-01-01 00:02:00,1,2,3,-inf,5,6", "not a finite number"),
-        ("2024-01-01 00:02:00,1,2,3,1e999999999,5,6", "out of range"),
-        ("2024-01-01 00:02:00,1,2,3,100.5,5", "expected 7 fields, found 6"),
-        ("2024-01-01 00:02:00,1,2,3,100.5,5,6,7", "expected 7 fields, found 8"),
-        ("100.5", "expected 7 fields, found 1"),
-        ('"2024-01-01 00:02:00,1,2,3,100.5,5,6', "a quoted field is not closed on this line"),
-        ("2024-01-01 00:02:00,1,2,3,100.5\udcff,5,6", "bytes that are not UTF-8 at column 32"),
-        ("2024-01-01 00:02:00,1,2,3,100.5,5,6\rjunk", "not a CSV record"),
+        ("2024-01-01 00:02:00,1,2,3,abc,5,6", "bad close value: 'abc' is not a decimal number", "value"),
+        ("2024-01-01 00:02:00,1,2,3,,5,6", "the close value is missing ('')", "missing"),
+        ("2024-01-01 00:02:00,1,2,3,NaN,5,6", "the close value is missing ('NaN')", "missing"),
+        ("2024-01-01 00:02:00,1,2,3,null,5,6", "the close value is missing ('null')", "missing"),
+        ("2024-01-01 00:02:00,1,2,3,-inf,5,6", "not a finite number", "value"),
+        ("2024-01-01 00:02:00,1,2,3,1e999999999,5,6", "out of range", "value"),
+        ('2024-01-01 00:02:00,1,2,3,"1,2,3",5,6', "bad close value: '1,2,3' is not a decimal number", "value"),
+        ("2024-01-01 00:02:00,1,2,3,100.5,5", "expected 7 fields, found 6", "fields"),
+        ("2024-01-01 00:02:00,1,2,3,100.5,5,6,7", "expected 7 fields, found 8", "fields"),
+        ("100.5", "expected 7 fields, found 1", "fields"),
+        ('"2024-01-01 00:02:00,1,2,3,100.5,5,6', "a quoted field is not closed on this line", "quote"),
+        ("2024-01-01 00:02:00,1,2,3,100.5\udcff,5,6", "bytes that are not UTF-8 at column 32", "encoding"),
+        ("2024-01-01 00:02:00,1,2,3,100.5,5,6\rjunk", "not a CSV record", "quote"),
     ],
 )
-def test_fail_names_the_line_the_reason_and_the_text(line: str, reason: str) -> None:
+def test_fail_names_the_line_the_reason_and_the_text(line: str, reason: str, kind: str) -> None:
     with pytest.raises(BadRowError) as info:
         list(Reader().rows([lines_with(line)]))
     message = str(info.value)
     assert info.value.bad.line == 4
+    assert info.value.bad.kind == kind
     assert message.startswith("bad row at line 4: ")
     assert reason in message
     assert "2024-01-01 00:02:00" in message or "100.5" in message  # the offending text is shown

@@ -45,10 +45,11 @@ ERROR_CASES = {
     "empty stdin": ({}, ["--input", "-"], b"", "the input <stdin> is empty", "v1"),
     "stdin header only": ({}, [], b"close\r\n", "the input <stdin> has a header but no usable data rows", "v1"),
     "missing column": (
-        {"m.csv": "timestamp,Close\n1,2\n"},
+        {"m.csv": "timestamp,Adj Close\n1,2\n"},
         ["--input", "m.csv"],
         None,
-        "no column 'close'; columns found: 'timestamp', 'Close'; did you mean 'Close'?",
+        "no column 'close'; columns found: 'timestamp', 'Adj Close'; closest: 'Adj Close'; name the column with "
+        "--column",
         "v1",
     ),
     "bad row": (

@@ -106,7 +106,13 @@ def test_window_must_be_at_least_one(tmp_path: Path, window: int) -> None:
 def test_bad_optional_values(tmp_path: Path) -> None:
     assert "'on_bad_row' must be 'fail' or 'skip'" in error_of(tmp_path, GOOD + "on_bad_row: ignore\n")
     assert "'column'" in error_of(tmp_path, GOOD + 'column: "  "\n')
-    assert "'column' must be a string" in error_of(tmp_path, GOOD + "column: 5\n")
+    assert "'column' must be a column name or a 1-based position" in error_of(tmp_path, GOOD + "column: 1.5\n")
+    assert "'column' as a position must be at least 1" in error_of(tmp_path, GOOD + "column: 0\n")
+    assert "'decimal' must be '.' or ','" in error_of(tmp_path, GOOD + "decimal: x\n")
+    assert "'delimiter': expected one character" in error_of(tmp_path, GOOD + "delimiter: ab\n")
+    assert "'max_skipped': expected a fraction" in error_of(tmp_path, GOOD + "max_skipped: 2\n")
+    assert "'skip_lines' must be 0 or more" in error_of(tmp_path, GOOD + "skip_lines: -1\n")
+    assert "'header' must be true or false" in error_of(tmp_path, GOOD + "header: 1\n")
 
 
 @pytest.mark.parametrize(

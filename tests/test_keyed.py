@@ -178,7 +178,7 @@ def test_a_missing_key_column_lists_the_columns() -> None:
         Reader(key="Symbol").feed(b"timestamp,symbol,close\n")
     message = str(err.value)
     assert "no key column 'Symbol'" in message and "'timestamp', 'symbol', 'close'" in message
-    assert "did you mean 'symbol'" in message
+    assert "closest: 'symbol'" in message and "--key NAME" in message
 
 
 # ---- the command ------------------------------------------------------------------------------------------------

@@ -46,10 +46,11 @@ def test_every_step_is_logged_with_a_utc_timestamp(run_main, tmp_path: Path) -> 
         "mlops-stream started:",
         "config from built-in defaults: seed=42 window=3 version=v1 column=close on_bad_row=skip",
         "input opened: in.csv (regular file,",
-        "input layout: 7 columns ['timestamp', 'open', 'high', 'low', 'close', 'volume_btc', 'volume_usd']; "
-        "close column 'close' (#5)",
+        "input layout: 7 columns 'timestamp', 'open', 'high', 'low', 'close', 'volume_btc', 'volume_usd'; "
+        "delimiter ','; close column 'close' (#5)",
         "warm-up: the first 2 rows have no rolling mean (signal 0)",
         "skipped 1 bad rows in all",
+        "WARNING 1 of 7 data rows (14.3%) were bad and skipped; the commonest reason (1 rows) first at line 3",
         "processed 6 rows (",
         "metrics written to m.json",
         'metrics: {   "version": "v1",',
@@ -72,7 +73,8 @@ def test_warnings_go_to_stderr_and_only_data_to_stdout(run_main, tmp_path: Path)
     warning = (
         f"mlops-stream: warning: skipped bad row at line 3: bad close value: 'oops' is not a decimal number: {row!r}"
     )
-    assert run.stderr.splitlines() == [warning]
+    share = "mlops-stream: warning: 1 of 3 data rows (33.3%) were bad and skipped; the commonest reason (1 rows) "
+    assert run.stderr.splitlines() == [warning, share + warning.split("bad row at ")[1].join(["first at ", ""])]
     assert "INFO" not in run.stderr
 
 
@@ -133,5 +135,6 @@ def test_a_full_log_file_is_reported_once_and_the_run_goes_on(run_main, tmp_path
     lines = run.stderr.splitlines()
     assert lines[0] == lost and lines.count(lost) == 1  # at the first record, once
     # Warnings still reach stderr.
-    assert [line.split(" at line ")[0] for line in lines[1:]] == ["mlops-stream: warning: skipped bad row"] * 2
+    assert [line.split(" at line ")[0] for line in lines[1:3]] == ["mlops-stream: warning: skipped bad row"] * 2
+    assert lines[3].startswith("mlops-stream: warning: 2 of 5 data rows (40.0%) were bad and skipped")
     assert run.doc()["rows_skipped"] == 2
