@@ -6,7 +6,13 @@ import os
 import re
 from typing import Any
 
+from stream.shown import excerpt, line
+
 POLICIES = ("fail", "skip")
+MAX_BYTES = 1 << 20  # a config is a handful of lines; anything near this size is a mistake (or /dev/zero)
+MAX_TEXT = 256  # characters of a string setting: a version, a column name
+MAX_DEPTH = 8  # nesting of YAML collections: a config is one flat mapping
+MAX_KEYS = 100_000  # distinct values of the key column before a keyed run stops (max_keys)
 
 
 class ConfigError(Exception):
@@ -16,7 +22,7 @@ class ConfigError(Exception):
 class Config:
     """The validated settings of one run, and where they came from."""
 
-    FIELDS = ("seed", "window", "version", "column", "on_bad_row", "key", "source")
+    FIELDS = ("seed", "window", "version", "column", "on_bad_row", "key", "max_keys", "source")
 
     def __init__(
         self,
@@ -26,6 +32,7 @@ class Config:
         column: str = "close",
         on_bad_row: str = "fail",
         key: str | None = None,
+        max_keys: int = MAX_KEYS,
         source: str = "built-in defaults",
     ) -> None:
         self.seed = seed
@@ -34,6 +41,7 @@ class Config:
         self.column = column
         self.on_bad_row = on_bad_row
         self.key = key  # the column whose value groups rows into series, each with its own window; None: one series
+        self.max_keys = max_keys  # a keyed run with more distinct keys than this stops: its key column is likely wrong
         self.source = source
 
     def as_dict(self) -> dict[str, Any]:
@@ -56,7 +64,7 @@ class Config:
 
 
 _REQUIRED = {"seed": int, "window": int, "version": str}
-_OPTIONAL = {"column": str, "on_bad_row": str, "key": str}
+_OPTIONAL = {"column": str, "on_bad_row": str, "key": str, "max_keys": int}
 _TYPE_NAMES = {int: "an integer", str: "a string"}
 
 
@@ -65,7 +73,7 @@ def _describe(value: Any) -> str:
         return f"the boolean {str(value).lower()}"
     if value is None:
         return "nothing (null)"
-    return f"{type(value).__name__} {value!r}"
+    return f"{type(value).__name__} {excerpt(value)}"
 
 
 def validate(doc: Any, where: str) -> Config:
@@ -75,7 +83,7 @@ def validate(doc: Any, where: str) -> Config:
     unknown = [k for k in doc if k not in _REQUIRED and k not in _OPTIONAL]
     if unknown:
         known = ", ".join([*_REQUIRED, *_OPTIONAL])
-        raise ConfigError(f"{where}: unknown key {unknown[0]!r} (known keys: {known})")
+        raise ConfigError(f"{where}: unknown key {excerpt(unknown[0])} (known keys: {known})")
     missing = [k for k in _REQUIRED if k not in doc]
     if missing:
         raise ConfigError(f"{where}: missing required key {missing[0]!r}")
@@ -87,11 +95,17 @@ def validate(doc: Any, where: str) -> Config:
         # bool is a subclass of int, and YAML turns `yes` into True: neither is a seed or a window.
         if not isinstance(value, kind) or isinstance(value, bool):
             raise ConfigError(f"{where}: {key!r} must be {_TYPE_NAMES[kind]}, found {_describe(value)}")
+        if isinstance(value, str) and len(value) > MAX_TEXT:
+            raise ConfigError(
+                f"{where}: {key!r} is {len(value):,} characters long, at most {MAX_TEXT} are allowed: {excerpt(value)}"
+            )
         values[key] = value
+    if values.get("max_keys", 1) < 1:
+        raise ConfigError(f"{where}: 'max_keys' must be at least 1, found {values['max_keys']}")
     if values["window"] < 1:
         raise ConfigError(f"{where}: 'window' must be at least 1, found {values['window']}")
     if "on_bad_row" in values and values["on_bad_row"] not in POLICIES:
-        raise ConfigError(f"{where}: 'on_bad_row' must be 'fail' or 'skip', found {values['on_bad_row']!r}")
+        raise ConfigError(f"{where}: 'on_bad_row' must be 'fail' or 'skip', found {excerpt(values['on_bad_row'])}")
     for name in ("column", "key"):
         if name in values and not values[name].strip():
             raise ConfigError(f"{where}: {name!r} must name a column, found an empty string")
@@ -143,10 +157,28 @@ def simple_yaml(text: str) -> dict[str, Any] | None:
 
 
 def _strict_loader(yaml: Any) -> type:
-    """PyYAML's SafeLoader, except that a key given twice is an error (YAML would silently keep the last)."""
+    """PyYAML's SafeLoader, except that a key given twice is an error (YAML would silently keep the last), and that
+    anchors, aliases and nesting deeper than ``MAX_DEPTH`` are refused: a config needs none of them, and aliases
+    nested in aliases expand into gigabytes."""
 
     class StrictLoader(yaml.SafeLoader):
-        pass
+        depth = 0
+
+        def compose_node(self, parent: Any, index: Any) -> Any:
+            event = self.peek_event()
+            if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None) is not None:
+                raise yaml.composer.ComposerError(
+                    None, None, "anchors and aliases (& and *) are not allowed in a config", event.start_mark
+                )
+            if isinstance(event, (yaml.SequenceStartEvent, yaml.MappingStartEvent)) and self.depth >= MAX_DEPTH:
+                raise yaml.composer.ComposerError(
+                    None, None, f"collections nested more than {MAX_DEPTH} deep are not allowed", event.start_mark
+                )
+            self.depth += 1
+            try:
+                return super().compose_node(parent, index)
+            finally:
+                self.depth -= 1
 
     def mapping(loader: Any, node: Any) -> dict[Any, Any]:
         seen = set()
@@ -172,8 +204,10 @@ def load(path: str | None) -> Config:
             return Config()
         path = "config.yaml"
     try:
-        with open(path, encoding="utf-8") as fh:
-            text = fh.read().removeprefix("\ufeff")  # a BOM, as utf-8-sig would drop it (without its codec's import)
+        with open(path, "rb") as fh:
+            data = fh.read(MAX_BYTES + 1)  # not to its end: /dev/zero has none
+        # A BOM is dropped, as utf-8-sig would (without its codec's import).
+        text = data.decode("utf-8").removeprefix("\ufeff")
     except FileNotFoundError:
         raise ConfigError(f"config file {path} does not exist") from None
     except IsADirectoryError:
@@ -182,6 +216,8 @@ def load(path: str | None) -> Config:
         raise ConfigError(f"config file {path} is not UTF-8 text") from None
     except OSError as exc:
         raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
+    if len(data) > MAX_BYTES:
+        raise ConfigError(f"config file {path} is larger than {MAX_BYTES >> 20} MiB: a config is a few lines of YAML")
     simple = simple_yaml(text)
     if simple is not None:
         return validate(simple, f"config file {path}")
@@ -192,11 +228,13 @@ def load(path: str | None) -> Config:
         doc = yaml.load(text, Loader=_strict_loader(yaml))
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
-        line = f" line {mark.line + 1}" if mark is not None else ""
-        problem = exc.problem or exc.context or "invalid YAML"
+        at = f" line {mark.line + 1}" if mark is not None else ""
+        problem = line(exc.problem or exc.context or "invalid YAML", 200)
         if "constructor" in problem or "tag" in problem:
             problem = "tags that build objects are not allowed in a config"
-        raise ConfigError(f"config file {path}{line}: {problem}") from None
+        raise ConfigError(f"config file {path}{at}: {problem}") from None
     except yaml.YAMLError as exc:
-        raise ConfigError(f"config file {path}: invalid YAML ({exc})") from None
+        raise ConfigError(f"config file {path}: invalid YAML ({excerpt(str(exc))})") from None
+    except RecursionError:
+        raise ConfigError(f"config file {path}: nested too deeply to read") from None
     return validate(doc, f"config file {path}")

@@ -8,6 +8,8 @@ import sys
 import time
 from typing import IO, TYPE_CHECKING, Any
 
+from stream.shown import line
+
 if TYPE_CHECKING:
     from stream.reader import BadRow
 
@@ -63,7 +65,7 @@ class Log:
         to_err = level >= self._stderr_level
         if self._file is None and not to_err:
             return  # nobody reads it: not even formatted
-        text = _message(msg, args)
+        text = line(_message(msg, args))
         if self._file is not None:
             self._to_file(self._file, level, text, exc_info)
         if to_err:
@@ -112,7 +114,8 @@ def _details() -> str:
         return ""
     import traceback  # ~3 ms: only a failure pays for it
 
-    return "".join(traceback.format_exception(kind, exc, tb))
+    text = "".join(traceback.format_exception(kind, exc, tb))
+    return "".join(line(part) + "\n" for part in text.splitlines())
 
 
 def _to_stderr(level: int, text: str) -> None:
