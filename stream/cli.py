@@ -233,7 +233,50 @@ def main(argv: list[str] | None = None) -> int:
         build_parser().error("--idle-timeout and --checkpoint apply to live runs: add --follow")
     if args.checkpoint is not None and args.input == "-":
         build_parser().error("--checkpoint needs --input PATH (a file): a pipe cannot be resumed at a position")
+    args.metrics_to_stdout = args.output == "-"
+    if args.metrics_to_stdout:
+        if args.signals == "-":
+            build_parser().error("--output - and --signals - cannot both go to stdout: pass a file for one of them")
+        args.output = None  # the document is printed on stdout, as it is anyway unless --quiet
+    clash = _role_clash(args)
+    if clash is not None:
+        build_parser().error(clash)
     return Job(args).run()
+
+
+def _role_clash(args: argparse.Namespace) -> str | None:
+    """Why the run would write over one of its own inputs, its config or another of its outputs; None if it would
+    not. Looked at before anything is opened for writing."""
+    from stream import roles
+    from stream.source import SourceError, expand, local_path
+
+    config = args.config if args.config is not None else ("config.yaml" if os.path.exists("config.yaml") else None)
+    inputs = [roles.Role.of("the config", config)] if config is not None else []
+    names = [args.input] if args.follow else args.inputs
+    for name in names:
+        if name == "-":
+            found = roles.stdin_role()
+            inputs.extend([found] if found is not None else [])
+            continue
+        try:
+            path = local_path(name)
+            local = [] if path is None else [path] if args.follow else [spec.name for spec in expand([path])]
+        except SourceError:  # a glob that matches nothing, a bad file:// URL: the run itself says so
+            local = [name]
+        inputs.extend(roles.Role.of("the input", path) for path in local)
+    flags = [("--output", args.output), ("--signals", args.signals), ("--log-file", args.log_file)]
+    flags.append(("--checkpoint", args.checkpoint))
+    outputs = [roles.Role.of(flag, path) for flag, path in flags if path is not None and path != "-"]
+    if args.signals == "-" or args.metrics_to_stdout or not args.quiet:
+        found = roles.stdout_role("stdout (--signals -)" if args.signals == "-" else "stdout")
+        outputs.extend([found] if found is not None else [])
+    try:
+        roles.check(inputs, outputs)
+    except roles.RoleClash as exc:
+        from stream.shown import line
+
+        return line(str(exc))
+    return None
 
 
 class Job:
@@ -246,6 +289,15 @@ class Job:
         self.announced = False
 
     def run(self) -> int:
+        # As PID 1 in a container the job would otherwise ignore `docker stop`'s SIGTERM until killed; and a
+        # SIGINT or SIGTERM after the first must not interrupt the document the first one leads to.
+        _stop_on_signals()
+        try:
+            return self._run()
+        except (_Terminated, KeyboardInterrupt) as exc:  # the first signal, while a document was being written
+            return self._fail(_STOPPED[type(exc)], 143 if isinstance(exc, _Terminated) else 130)
+
+    def _run(self) -> int:
         from stream import logsink
 
         args = self.args
@@ -261,23 +313,22 @@ class Job:
                 check_writable(args.output)
             except OSError as exc:
                 return self._unwritable(f"the metrics file {args.output} cannot be written: {_reason(exc)}")
-        if not args.follow:
-            # As PID 1 in a container the job would otherwise ignore `docker stop`'s SIGTERM until killed.
-            import signal
-
-            signal.signal(signal.SIGTERM, _terminate)
+        out_of_memory = False
         try:
             doc = self._process()
         except BrokenPipeError:
             return self._broken_pipe()
-        except _Terminated:
-            return self._fail("stopped by SIGTERM before the input was fully processed; no metrics were computed", 143)
-        except KeyboardInterrupt:
-            return self._fail("interrupted before the input was fully processed; no metrics were computed", 130)
+        except (_Terminated, KeyboardInterrupt) as exc:
+            return self._fail(_STOPPED[type(exc)], 143 if isinstance(exc, _Terminated) else 130)
         except JobError as exc:
             return self._fail(str(exc))
+        except MemoryError:
+            out_of_memory = True  # reported below, once the traceback and the frames it holds are freed
         except Exception as exc:
             return self._fail(_phrase(exc))
+        if out_of_memory:
+            return self._fail(_phrase(MemoryError()))
+        _ignore_signals()  # the work is done: nothing may stop the document now
         return self._publish(doc, EXIT_OK)
 
     def _process(self) -> dict[str, Any]:
@@ -405,7 +456,7 @@ class Job:
     def _signals_sink(self, args: argparse.Namespace, key: str | None) -> Any:
         if args.signals is None:
             return None
-        from stream.signals import HEADER, SignalSink
+        from stream.signals import HEADER, SignalSink, is_regular, open_file
 
         if key in HEADER:
             raise JobError(
@@ -417,10 +468,12 @@ class Job:
             self.signals_fh = sys.stdout.buffer
         else:
             try:
-                self.signals_fh = open(args.signals, "wb")  # noqa: SIM115 - closed at the end of _process
+                self.signals_fh = open_file(args.signals)  # closed at the end of _process
             except OSError as exc:
                 raise JobError(f"the signals file {args.signals} cannot be written: {_reason(exc)}") from None
-        return SignalSink(self.signals_fh, args.signals_format, key=key)
+            if is_regular(self.signals_fh):
+                self.signals_fh.truncate(0)  # only now that this run holds the file's lock
+        return SignalSink(self.signals_fh, args.signals_format, key=key, name=args.signals)
 
     def _publish(self, doc: dict[str, Any], code: int) -> int:
         from stream import metrics
@@ -475,12 +528,37 @@ class Job:
         return EXIT_FAILED
 
 
-class _Terminated(Exception):
-    """SIGTERM arrived during a batch run."""
+class _Terminated(BaseException):
+    """SIGTERM arrived (a BaseException, as KeyboardInterrupt is: no ``except Exception`` may swallow it)."""
 
 
-def _terminate(signum: int, frame: object) -> None:
-    raise _Terminated
+_STOPPED: dict[type[BaseException], str] = {
+    _Terminated: "stopped by SIGTERM before the input was fully processed; no metrics were computed",
+    KeyboardInterrupt: "interrupted before the input was fully processed; no metrics were computed",
+}
+
+
+def _stop_on_signals() -> None:
+    import signal
+
+    signal.signal(signal.SIGINT, _on_stop_signal)
+    signal.signal(signal.SIGTERM, _on_stop_signal)
+
+
+def _on_stop_signal(signum: int, frame: object) -> None:
+    import signal
+
+    # The first signal stops the run; the ones after it (an impatient Ctrl-C, a supervisor repeating SIGTERM) are
+    # ignored, so they cannot cut the error document short.
+    _ignore_signals()
+    raise KeyboardInterrupt if signum == signal.SIGINT else _Terminated
+
+
+def _ignore_signals() -> None:
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
 def _silence_stdout() -> None:
@@ -501,13 +579,16 @@ def _phrase(exc: Exception) -> str:
     from stream.checkpoint import CheckpointError
     from stream.config import ConfigError
     from stream.executors import ExecutorError
+    from stream.locks import LockedError
     from stream.reader import InputError
     from stream.source import SourceError
 
-    if isinstance(exc, (CheckpointError, ConfigError, ExecutorError, InputError, SourceError)):
+    if isinstance(exc, (CheckpointError, ConfigError, ExecutorError, InputError, SourceError, LockedError)):
         return str(exc)
     if isinstance(exc, MemoryError):
-        return "ran out of memory"
+        return "ran out of memory; give the run more memory, or check the input (a --key with millions of values?)"
+    if isinstance(exc, RecursionError):
+        return "the input or config is nested too deeply to process (RecursionError)"
     if isinstance(exc, OSError):
         where = f" ({exc.filename})" if exc.filename else ""
         return f"an I/O error stopped the run{where}: {_reason(exc)}"

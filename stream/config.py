@@ -6,7 +6,8 @@ import os
 import re
 from typing import Any
 
-from stream.shown import excerpt, line
+from stream import shown
+from stream.shown import excerpt
 
 POLICIES = ("fail", "skip")
 MAX_BYTES = 1 << 20  # a config is a handful of lines; anything near this size is a mistake (or /dev/zero)
@@ -229,7 +230,7 @@ def load(path: str | None) -> Config:
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         at = f" line {mark.line + 1}" if mark is not None else ""
-        problem = line(exc.problem or exc.context or "invalid YAML", 200)
+        problem = shown.line(exc.problem or exc.context or "invalid YAML", 200)
         if "constructor" in problem or "tag" in problem:
             problem = "tags that build objects are not allowed in a config"
         raise ConfigError(f"config file {path}{at}: {problem}") from None

@@ -59,12 +59,14 @@ class Stop:
             self._saved[sig] = signal.signal(sig, self._on_signal)
         self._saved_wakeup = signal.set_wakeup_fd(self._w)
 
-    def uninstall(self) -> None:
+    def uninstall(self, then_ignore: bool = False) -> None:
+        """Put the earlier handlers back; ``then_ignore``: ignore SIGINT and SIGTERM from now on instead (a run
+        that is finishing, whose last documents no later signal may cut short)."""
         if self._saved_wakeup is not None:
             signal.set_wakeup_fd(self._saved_wakeup)
             self._saved_wakeup = None
         for sig, handler in self._saved.items():
-            signal.signal(sig, handler)
+            signal.signal(sig, signal.SIG_IGN if then_ignore else handler)
         self._saved.clear()
 
     def _on_signal(self, signum: int, frame: Any) -> None:
@@ -86,8 +88,8 @@ class Stop:
         except BlockingIOError:
             pass
 
-    def close(self) -> None:
-        self.uninstall()
+    def close(self, then_ignore: bool = False) -> None:
+        self.uninstall(then_ignore)
         os.close(self.fd)
         os.close(self._w)
 

@@ -112,7 +112,7 @@ class LiveRun:
         try:
             return self._run(stop)
         finally:
-            stop.close()
+            stop.close(then_ignore=True)  # the stop is under way: later signals are ignored, not fatal
             if self.display is not None:
                 self.display.close()
             if self.writer is not None:
