@@ -287,6 +287,7 @@ class Job:
         self.version: str | None = None
         self.signals_fh: BinaryIO | None = None
         self.announced = False
+        self.lost: str | None = None  # a live run's rows it could not read, said in the last log line
 
     def run(self) -> int:
         # As PID 1 in a container the job would otherwise ignore `docker stop`'s SIGTERM until killed; and a
@@ -338,7 +339,7 @@ class Job:
         from stream.logsink import BadRowLog
         from stream.pipeline import Pipeline
         from stream.reader import Reader
-        from stream.source import expand, open_input
+        from stream.source import check_readable, expand
 
         args, log = self.args, self.log
         log.info("mlops-stream started: %s", " ".join(["mlops-stream", *sys.argv[1:]]))
@@ -355,11 +356,12 @@ class Job:
             from stream.live import LiveRun
 
             out = LiveRun(self, cfg, T0).run()
+            self.lost = out.lost
             return self._summary(cfg, out.tally, out.reader, out.name, out.elapsed, out.by_key, out.resumed)
         specs = expand(args.inputs)
         for spec in specs:  # a missing or unreadable input fails the run before any output is written
             if not spec.url and spec.name != "-":
-                open_input(spec.name).fh.close()
+                check_readable(spec.name)
         sizes = [spec.size() for spec in specs]
         known = [s for s in sizes if s is not None]
         total = sum(known) if len(known) == len(sizes) else None
@@ -500,7 +502,10 @@ class Job:
                 _silence_stdout()
                 failed = self._unwritable(f"the metrics document could not be printed on stdout: {_reason(exc)}")
                 code = code or failed
-        log.info("finished with exit code %d", code)
+        if self.lost:
+            log.warning("finished with exit code %d; %s", code, self.lost)
+        else:
+            log.info("finished with exit code %d", code)
         return code
 
     def _fail(self, message: str, code: int = EXIT_FAILED) -> int:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from stream import checkpoint, metrics
-from stream.atomic import remove_leftovers
+from stream.atomic import is_stream, remove_leftovers
 from stream.checkpoint import Checkpoint
 from stream.engine import RollingSignal
 from stream.follow import FileFollower, Stop, StreamFollower
@@ -38,6 +38,7 @@ class Outcome:
     elapsed: float
     by_key: dict[str, Tally] | None = None
     resumed: int = 0  # rows counted before this run, restored from a checkpoint
+    lost: str | None = None  # what the run could not read (files replaced too fast), for the final log line
 
 
 class _Background:
@@ -104,6 +105,7 @@ class LiveRun:
         self.follower: FileFollower | StreamFollower | None = None
         self.signals_fh: Any = None
         self.dirty = False
+        self.checkpoint_file: checkpoint.File | None = None
         self._id_cache: checkpoint.InputId | None = None
 
     def run(self) -> Outcome:
@@ -124,10 +126,20 @@ class LiveRun:
                 self.follower.close()
             if self.signals_fh is not None and self.signals_fh is not sys.stdout.buffer:
                 self.signals_fh.close()
+            if self.checkpoint_file is not None:
+                self.checkpoint_file.close()
 
     def _run(self, stop: Stop) -> Outcome:
         args, cfg, log = self.args, self.cfg, self.log
-        ckpt = checkpoint.load(args.checkpoint) if args.checkpoint else None
+        ckpt = None
+        if args.checkpoint:
+            if args.signals not in (None, "-") and is_stream(args.signals):
+                raise SourceError(
+                    f"--checkpoint needs --signals to be a regular file (or -): {args.signals} is a stream, which "
+                    "a restart cannot cut back to the checkpoint's rows"
+                )
+            self.checkpoint_file = checkpoint.File(args.checkpoint)
+            ckpt = self.checkpoint_file.load()
         if ckpt is not None:
             checkpoint.check_settings(
                 ckpt, args.checkpoint, input_path=args.input, window=cfg.window, column=cfg.column,
@@ -174,6 +186,9 @@ class LiveRun:
         now = time.monotonic()
         self.last_checkpoint = self.last_metrics = now
         self.next_housekeeping = now + HOUSEKEEPING_EVERY
+        self.output_is_stream = bool(args.output) and is_stream(args.output)
+        if args.checkpoint and ckpt is None:
+            self._save(self._snapshot())  # claims the checkpoint (and its lock) before any row is processed
         self._running_metrics()
         t_read = time.perf_counter()
         feed, consume = reader.feed, self._consume
@@ -189,7 +204,7 @@ class LiveRun:
         self._finish()
         return Outcome(
             self.pipeline.tally, reader, name, time.perf_counter() - t_read, self.pipeline.by_key,
-            ckpt.tally.rows if ckpt is not None else 0,
+            ckpt.tally.rows if ckpt is not None else 0, self._lost(),
         )  # fmt: skip
 
     # ---- set-up ---------------------------------------------------------------------------------------------------
@@ -297,7 +312,7 @@ class LiveRun:
 
     def _running_metrics(self) -> None:
         output = self.args.output
-        if not output:
+        if not output or self.output_is_stream:  # a FIFO or device gets the final document only
             return
         cfg = self.cfg
         latency_ms = int((time.perf_counter() - self.t0) * 1000)
@@ -345,7 +360,15 @@ class LiveRun:
         # The rows a checkpoint covers must be on disk before it says so.
         if self.signals_fh is not None and self.args.signals != "-":
             os.fsync(self.signals_fh.fileno())
-        checkpoint.save(self.args.checkpoint, snapshot)
+        assert self.checkpoint_file is not None
+        self.checkpoint_file.save(snapshot)
+
+    def _lost(self) -> str | None:
+        f = self.follower
+        if not isinstance(f, FileFollower) or not f.lost_bytes:
+            return None
+        files = f"{f.lost_files} replaced file{'s' if f.lost_files != 1 else ''} skipped, " if f.lost_files else ""
+        return f"rows were lost: {files}{f.lost_bytes} bytes of {self.args.input} not read (see the warnings above)"
 
     def _finish(self) -> None:
         f, reader, log = self.follower, self.reader, self.log
