@@ -334,10 +334,7 @@ class Job:
 
     def _process(self) -> dict[str, Any]:
         from stream import config, seeding
-        from stream.engine import RollingSignal
-        from stream.keyed import KeyedSignal
         from stream.logsink import BadRowLog
-        from stream.pipeline import Pipeline
         from stream.reader import Reader
         from stream.source import check_readable, expand
 
@@ -377,8 +374,7 @@ class Job:
             file=specs[0].label if several else None,
         )  # fmt: skip
         sink = self._signals_sink(args, cfg.key)
-        engine = KeyedSignal(cfg.window) if cfg.key is not None else RollingSignal(cfg.window)
-        pipeline = Pipeline(engine, sink)
+        pipeline = self._pipeline(cfg, sink)
         t_read = time.perf_counter()
         done = [0]  # bytes of the inputs before the current one, for progress (parallel runs move reader.offset)
 
@@ -415,6 +411,29 @@ class Job:
                 self.signals_fh.close()
         bad_log.summary()
         return self._summary(cfg, tally, reader, name, time.perf_counter() - t_read, by_key)
+
+    def _pipeline(self, cfg: Any, sink: Any, state: dict[str, Any] | None = None) -> Any:
+        """The run's pipeline: one engine, or one per key (``cfg.key``), new or from a checkpoint's ``state``."""
+        from stream.engine import RollingSignal
+        from stream.keyed import KeyedSignal
+        from stream.pipeline import Pipeline
+        from stream.shown import excerpt
+
+        if cfg.key is None:
+            return Pipeline(RollingSignal.from_state(state) if state is not None else RollingSignal(cfg.window), sink)
+        if state is not None:
+            keyed = KeyedSignal.from_state(state, cfg.max_keys, cfg.key)
+        else:
+            keyed = KeyedSignal(cfg.window, cfg.max_keys, cfg.key)
+
+        def many_keys(n: int) -> None:
+            self.log.warning(
+                "the key column %s has %d distinct values so far (a run stops past max_keys, %d): if it is not the "
+                "column that names each series (a symbol, say), --key names the wrong column",
+                excerpt(cfg.key), n, cfg.max_keys,
+            )  # fmt: skip
+
+        return Pipeline(keyed, sink, many_keys)
 
     def _announce_layout(self, reader: Any, window: int) -> None:
         """Log the input's layout once it is known."""
@@ -584,11 +603,14 @@ def _phrase(exc: Exception) -> str:
     from stream.checkpoint import CheckpointError
     from stream.config import ConfigError
     from stream.executors import ExecutorError
+    from stream.keyed import TooManyKeys
     from stream.locks import LockedError
     from stream.reader import InputError
     from stream.source import SourceError
 
-    if isinstance(exc, (CheckpointError, ConfigError, ExecutorError, InputError, SourceError, LockedError)):
+    if isinstance(
+        exc, (CheckpointError, ConfigError, ExecutorError, InputError, SourceError, LockedError, TooManyKeys)
+    ):
         return str(exc)
     if isinstance(exc, MemoryError):
         return "ran out of memory; give the run more memory, or check the input (a --key with millions of values?)"

@@ -15,11 +15,8 @@ from typing import Any
 from stream import checkpoint, metrics
 from stream.atomic import is_stream, remove_leftovers
 from stream.checkpoint import Checkpoint
-from stream.engine import RollingSignal
 from stream.follow import FileFollower, Stop, StreamFollower
-from stream.keyed import KeyedSignal
 from stream.logsink import BadRowLog
-from stream.pipeline import Pipeline
 from stream.reader import SHOWN, Batch, Reader
 from stream.signals import SignalSink
 from stream.source import NewFile, SourceError, open_input
@@ -154,11 +151,6 @@ class LiveRun:
             cfg.column, cfg.on_bad_row, report=self.bad_log, keep_text=args.signals is not None,
             final_line_needs_newline=True, key=cfg.key,
         )  # fmt: skip
-        engine: RollingSignal | KeyedSignal
-        if cfg.key is not None:
-            engine = KeyedSignal.from_state(ckpt.engine) if ckpt is not None else KeyedSignal(cfg.window)
-        else:
-            engine = RollingSignal.from_state(ckpt.engine) if ckpt is not None else RollingSignal(cfg.window)
         if ckpt is not None:
             reader.restore(ckpt.reader)
         self.reader = reader
@@ -166,7 +158,7 @@ class LiveRun:
         if args.signals == "-" and stat.S_ISFIFO(os.fstat(sys.stdout.fileno()).st_mode):
             follower.out_fd = sys.stdout.fileno()
         self.sink = self._sink(ckpt)
-        self.pipeline = Pipeline(engine, self.sink)
+        self.pipeline = self.job._pipeline(cfg, self.sink, ckpt.engine if ckpt is not None else None)
         if ckpt is not None:
             self.pipeline.restore(ckpt.tally)
             log.info(

@@ -82,6 +82,7 @@ class Settings:
         self.chunk: int = fields.get("chunk", CHUNK)
         self.spill: str | None = fields.get("spill")  # a folder for signals on this machine; None: return bytes
         self.context_floor: int | None = fields.get("context_floor")  # set: no first pass, read context backwards
+        self.max_keys: int | None = fields.get("max_keys")  # a keyed run's limit on distinct keys (per block)
 
 
 class Summary:
@@ -327,7 +328,7 @@ def process(arg: tuple[Settings, Task, int, dict[str | None, list[tuple[int, int
         for u, s in values.get(None, ()):
             engine.update(u, s)
     else:
-        engine = KeyedSignal(job.window)
+        engine = KeyedSignal(job.window, job.max_keys, job.key)
         for k, held in values.items():
             series = engine.add(k)  # type: ignore[arg-type]
             for u, s in held:
