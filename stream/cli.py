@@ -511,7 +511,8 @@ class Job:
             shown = {k: v for k, v in doc.items() if k != "by_key"}
             shown["by_key"] = f"{len(doc['by_key'])} keys (see the metrics document)"
         log.info("metrics: %s", metrics.encode(shown).decode().replace("\n", " "))
-        if not args.quiet and args.signals != "-" and sys.stdout is not None:
+        wanted = not args.quiet or getattr(args, "metrics_to_stdout", False)  # --output - asks for it even so
+        if wanted and args.signals != "-" and sys.stdout is not None:
             try:
                 sys.stdout.buffer.write(metrics.encode(doc))
                 sys.stdout.flush()
