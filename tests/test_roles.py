@@ -50,7 +50,7 @@ CLASHES = {
     "output is the config": (["--output", "c.yaml"], ["--output c.yaml", "the config c.yaml"]),
     "signals is the config": (["--signals", "c.yaml"], ["--signals c.yaml", "the config c.yaml"]),
     "signals is the output": (["--output", "earlier.json", "--signals", "earlier.json"], ["--signals", "--output"]),
-    "log file is the output": (["--output", "earlier.json", "--log-file", "./earlier.json"], ["--log-file", "--output"]),
+    "log file is the output": (["--output", "earlier.json", "--log-file", "./earlier.json"], ["--log-file"]),
 }
 
 
@@ -84,7 +84,8 @@ def test_the_checkpoint_cannot_be_the_signals_file(folder: Path) -> None:
 
 def test_a_followed_input_that_does_not_exist_yet_is_compared_by_its_path(folder: Path) -> None:
     before = snapshot(folder)
-    run = run_command(["--input", "later.csv", "--follow", "--checkpoint", "./later.csv", "--idle-timeout", "1"], folder)
+    args = ["--input", "later.csv", "--follow", "--checkpoint", "./later.csv", "--idle-timeout", "1"]
+    run = run_command(args, folder)
     assert run.code == 2 and "--checkpoint ./later.csv is also the input later.csv" in run.stderr
     # A dangling symlink names a file that does not exist yet: the same file when it appears.
     os.symlink("later.csv", folder / "soon.csv")
@@ -181,7 +182,7 @@ def test_output_dash_prints_the_document_and_writes_no_file(folder: Path) -> Non
     assert run.code == 2 and "cannot both go to stdout" in run.stderr
 
 
-# ---- a FIFO as the batch input ----------------------------------------------------------------------------------------
+# ---- a FIFO as the batch input --------------------------------------------------------------------------------------
 
 
 def test_a_fifo_input_is_opened_once_and_read_to_its_writers_end(folder: Path) -> None:
