@@ -288,6 +288,8 @@ class FileFollower(_Follower):
         self._replaced_since: float | None = None  # when the name was first seen pointing at another file
         self._next: tuple[int, int, int] | None = None  # (device, inode, size) of that file, as last seen
         self.lost_files = 0  # files that were at the name, replaced before they could be read
+        self._arrived = 0  # files created or moved to the name, as inotify reports them
+        self._adopted = 0  # files opened by their name after the start
         self.lost_bytes = 0  # bytes in them (as last seen), and bytes left behind in files switched away from
         self._gone_logged = False
         self._inotify: _Inotify | None = None
@@ -408,6 +410,7 @@ class FileFollower(_Follower):
                 fd = self._open_path()
                 if fd is not None:
                     self._adopt(fd, 0)
+                    self._adopted += 1
                     self._say("input %s appeared; following it", self.label)
             if self.fd is not None:
                 while True:
@@ -487,6 +490,7 @@ class FileFollower(_Follower):
             self._warn("%d bytes appended to the old %s after its last read are left behind", behind, self.label)
         self._release()
         self._adopt(fd, 0)
+        self._adopted += 1
         self._replaced_since = None
         self._gone_logged = False
         self.last_data = now  # the idle clock starts again with the new file, whose rows are read next
@@ -505,10 +509,26 @@ class FileFollower(_Follower):
             self._check_out(ready)
             if any(fd == self.stop.fd for fd, _ in ready):
                 return
-            for wd, _mask, name in self._inotify.events():
-                # Folder events for other files (our own metrics and checkpoint, say) are no reason to look.
-                if wd == self._file_wd or name == self.name or not name:
-                    return
+            if self._relevant(self._inotify.events()):
+                return
+
+    def _relevant(self, events: list[tuple[int, int, bytes]]) -> bool:
+        """Count the files that arrived at the name; whether any event concerns the followed file or its name.
+        Folder events for other files (our own metrics and checkpoint, say) are no reason to look."""
+        relevant = False
+        for wd, mask, name in events:
+            if name == self.name and mask & (_IN_CREATE | _IN_MOVED_TO):
+                self._arrived += 1
+            relevant = relevant or wd == self._file_wd or name == self.name or not name
+        return relevant
+
+    def unseen_files(self) -> int:
+        """Files that arrived at the name (inotify says so) yet were never opened nor seen: created and replaced
+        between two looks. 0 without inotify, which cannot tell."""
+        if self._inotify is None:
+            return 0
+        self._relevant(self._inotify.events())
+        return max(self._arrived - self._adopted - self.lost_files - (self._next is not None), 0)
 
     def _wait_poll(self, timeout: float) -> None:
         self._check_out(self._poller().poll(math.ceil(timeout * 1000)))

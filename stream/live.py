@@ -357,10 +357,20 @@ class LiveRun:
 
     def _lost(self) -> str | None:
         f = self.follower
-        if not isinstance(f, FileFollower) or not f.lost_bytes:
+        if not isinstance(f, FileFollower):
             return None
-        files = f"{f.lost_files} replaced file{'s' if f.lost_files != 1 else ''} skipped, " if f.lost_files else ""
-        return f"rows were lost: {files}{f.lost_bytes} bytes of {self.args.input} not read (see the warnings above)"
+        unseen = f.unseen_files()
+        if unseen:
+            self.log.warning(
+                "%d more files were created at %s and replaced before the run could look at them; their rows are "
+                "not read", unseen, self.args.input,
+            )  # fmt: skip
+        if not (f.lost_bytes or f.lost_files or unseen):
+            return None
+        files = f.lost_files + unseen
+        skipped = f"{files} replaced file{'s' if files != 1 else ''} skipped, " if files else ""
+        bytes_ = f"at least {f.lost_bytes} bytes" if unseen else f"{f.lost_bytes} bytes"
+        return f"rows were lost: {skipped}{bytes_} of {self.args.input} not read (see the warnings above)"
 
     def _finish(self) -> None:
         f, reader, log = self.follower, self.reader, self.log

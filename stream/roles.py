@@ -10,18 +10,20 @@ import os
 import stat
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 
-@dataclass(frozen=True)
 class Role:
-    """A file the run reads or writes: what it is for (``--output``, ``input``, ...) and its identity."""
+    """A file the run reads or writes: what it is for (``--output``, ``the input``, ...) and its identity."""
 
-    role: str
-    path: str
-    ident: tuple[int, int] | None  # (device, inode) when it exists
-    real: str  # the resolved path
-    stream: bool = False  # a character device (/dev/null, a terminal): a stream that many roles may share
+    # Plain slots, not a dataclass: every run checks its files, and the dataclasses import costs a batch run more.
+    __slots__ = ("ident", "path", "real", "role", "stream")
+
+    def __init__(self, role: str, path: str, ident: tuple[int, int] | None, real: str, stream: bool = False) -> None:
+        self.role = role
+        self.path = path
+        self.ident = ident  # (device, inode) when it exists
+        self.real = real  # the resolved path
+        self.stream = stream  # a character device (/dev/null, a terminal): a stream that many roles may share
 
     @classmethod
     def of(cls, role: str, path: str) -> Role:
