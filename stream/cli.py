@@ -579,11 +579,29 @@ def _on_stop_signal(signum: int, frame: object) -> None:
     raise KeyboardInterrupt if signum == signal.SIGINT else _Terminated
 
 
+FORCE_AFTER = 3.0  # seconds after the run began to stop: a Ctrl-C from then on ends it at once
+_stopping_since: list[float] = []
+
+
 def _ignore_signals() -> None:
+    """From now on SIGTERM is ignored, and so is SIGINT, unless it comes ``FORCE_AFTER`` seconds after this call: a
+    person pressing Ctrl-C again on a run stuck while finishing (an output FIFO nobody reads) gets their terminal
+    back."""
     import signal
 
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if not _stopping_since:
+        _stopping_since.append(time.monotonic())
+    signal.signal(signal.SIGINT, _on_late_signal)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+
+def _on_late_signal(signum: int, frame: object) -> None:
+    if time.monotonic() - _stopping_since[0] >= FORCE_AFTER:
+        message = "interrupted again while finishing; stopped at once, the last document may be missing"
+        try:
+            os.write(2, f"mlops-stream: error: {message}\n".encode())
+        finally:
+            os._exit(130)
 
 
 def _silence_stdout() -> None:

@@ -158,3 +158,22 @@ def test_files_replaced_between_two_looks_are_counted_as_lost(tmp_path: Path) ->
     # Every file that took the name was either read whole or reported as skipped.
     assert int(found.group(1)) + switches == replacements
     assert json.loads((tmp_path / "m.json").read_text())["rows_processed"] == 50 * (1 + switches)
+
+
+def test_ctrl_c_again_after_a_grace_ends_a_run_stuck_while_finishing(tmp_path: Path) -> None:
+    write(tmp_path / "in.csv", ohlcv_csv(["100.5"] * 20))
+    os.mkfifo(tmp_path / "m.fifo")  # nobody reads it: the run waits to write its document there
+    p = launch(tmp_path, "--input", "in.csv", "--output", "m.fifo")
+    wait_for(lambda: log_has(tmp_path, "processed 20 rows"), "the run to finish its rows", timeout=60)
+    storm(p, [signal.SIGINT, signal.SIGTERM, signal.SIGINT])  # at once: ignored, the run is finishing
+    time.sleep(0.5)
+    assert p.poll() is None
+    deadline = time.monotonic() + 60
+    while p.poll() is None:  # Ctrl-C, again and again, as a person would: one of them comes after the grace
+        assert time.monotonic() < deadline, "a late Ctrl-C did not end the run"
+        storm(p, [signal.SIGINT])
+        time.sleep(0.5)
+    _out, err = p.communicate(timeout=60)
+    assert p.returncode == 130
+    no_traceback(err)
+    assert "interrupted again while finishing" in err.decode()
