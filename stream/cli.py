@@ -8,7 +8,7 @@ T0 = time.perf_counter()
 
 import os  # noqa: E402 - the job's clock starts before anything else is imported
 import sys  # noqa: E402
-from typing import TYPE_CHECKING, Any, BinaryIO  # noqa: E402
+from typing import TYPE_CHECKING, Any, BinaryIO, NoReturn  # noqa: E402
 
 if TYPE_CHECKING:
     import argparse
@@ -119,11 +119,10 @@ OPTIONS: list[tuple[str | None, str, dict[str, Any]]] = [
 
 
 def build_parser() -> argparse.ArgumentParser:
-    import argparse
 
     from stream import __version__
 
-    p = argparse.ArgumentParser(
+    p = _bounded_parser()(
         prog="mlops-stream",
         description="Exact rolling-mean signals for OHLCV CSV from a file, a pipe or a growing file.",
         epilog="Run 'mlops-stream generate --help' for the synthetic data generator.",
@@ -134,6 +133,20 @@ def build_parser() -> argparse.ArgumentParser:
         groups[group].add_argument(flag, **settings)
     p.add_argument("--version", action="version", version=f"mlops-stream {__version__}")
     return p
+
+
+def _bounded_parser() -> type[argparse.ArgumentParser]:
+    """argparse's parser, with its one-line errors cut short and escaped: they quote arguments, which may be huge or
+    hold a terminal's escape sequences."""
+    import argparse
+
+    class Parser(argparse.ArgumentParser):
+        def error(self, message: str) -> NoReturn:
+            from stream.shown import line
+
+            super().error(line(message, 1000))
+
+    return Parser
 
 
 def quick_parse(argv: list[str]) -> argparse.Namespace | None:

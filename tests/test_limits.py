@@ -143,3 +143,14 @@ def test_a_full_disk_under_the_signals_names_the_file(tmp_path: Path, data: Path
         pytest.skip("no /dev/full on this system")
     run = run_command(["--input", "in.csv", "--signals", target, "--output", "m.json"], tmp_path)
     assert_bounded_failure(run, f"({target}): no space left on device")
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["--window", "9" + "x" * 100_000], ["--bogus" + "x" * 100_000], ["--signals-format", "x" * 100_000]],
+    ids=["bad value", "unknown option", "bad choice"],
+)
+def test_a_huge_argument_is_quoted_short_in_the_usage_error(tmp_path: Path, data: Path, args: list[str]) -> None:
+    run = run_command(["--input", "in.csv", *args], tmp_path)
+    assert run.code == 2 and len(run.stderr) < FEW_KB
+    run.assert_no_traceback()
