@@ -119,7 +119,6 @@ OPTIONS: list[tuple[str | None, str, dict[str, Any]]] = [
 
 
 def build_parser() -> argparse.ArgumentParser:
-
     from stream import __version__
 
     p = _bounded_parser()(
@@ -207,6 +206,12 @@ def entry() -> int:
     import gc
 
     gc.freeze()
+    signal = sys.modules.get("signal")
+    if signal is not None:
+        # The interpreter's shutdown puts the default handlers back in place of Python ones, and a Ctrl-C or SIGTERM
+        # of a storm arriving then would kill the finished job: it has nothing left to stop, so ignore them.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
     return code
 
 
@@ -305,6 +310,9 @@ class Job:
     def run(self) -> int:
         # As PID 1 in a container the job would otherwise ignore `docker stop`'s SIGTERM until killed; and a
         # SIGINT or SIGTERM after the first must not interrupt the document the first one leads to.
+        from stream import logsink
+
+        self.log = logsink.log  # configured in place by _run; errors before that go to stderr alone
         _stop_on_signals()
         try:
             return self._run()

@@ -320,7 +320,12 @@ class FileFollower(_Follower):
     def _data_waiting(self) -> bool:
         if self.fd is None:
             return self.path is not None and os.path.exists(self.path)
-        return os.fstat(self.fd).st_size > self.pos
+        if os.fstat(self.fd).st_size != self.pos:  # grown, or cut (read again from its start)
+            return True
+        if self.path is None:
+            return False
+        target = self._name_target()  # a new file at the name, with rows, not noticed yet
+        return target is not None and target[:2] != self.identity and target[2] > 0
 
     # ---- the open file ------------------------------------------------------------------------------------------
 

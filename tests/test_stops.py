@@ -107,6 +107,25 @@ def test_a_follower_stopped_longer_than_its_idle_timeout_reads_what_was_appended
     assert metrics_of(tmp_path / "m.json") == {**want, "version": "v1", "seed": 42}
 
 
+def test_a_follower_stopped_while_its_file_was_rotated_reads_the_new_file(tmp_path: Path) -> None:
+    first, later = make_rows(10, 1), make_rows(100, 2, start=11)
+    live = tmp_path / "live.csv"
+    live.write_text(HEADER + text(first))
+    p = launch(tmp_path, "--input", "live.csv", "--follow", "--idle-timeout", "1", "--output", "m.json")
+    wait_for(lambda: log_has(tmp_path, "following live.csv"), "the run to follow its input", timeout=60)
+    os.kill(p.pid, signal.SIGSTOP)
+    try:
+        os.rename(live, tmp_path / "live.csv.1")  # as logrotate does
+        live.write_text(HEADER + text(later))
+        time.sleep(2.5)
+    finally:
+        os.kill(p.pid, signal.SIGCONT)
+    _out, err = p.communicate(timeout=60)
+    assert p.returncode == 0, err
+    _, want = expected(first + later)
+    assert metrics_of(tmp_path / "m.json") == {**want, "version": "v1", "seed": 42}
+
+
 def test_a_tiny_idle_timeout_still_reads_the_whole_file(tmp_path: Path) -> None:
     rows = make_rows(10_000, 3)
     (tmp_path / "live.csv").write_text(HEADER + text(rows))
