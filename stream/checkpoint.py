@@ -225,7 +225,8 @@ class File:
         """The checkpoint, verified; None when there is none yet (a first run)."""
         path = self.path
         try:
-            fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+            # Without blocking: a FIFO given by mistake would otherwise wait here for a writer.
+            fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
         except FileNotFoundError:
             return None
         except OSError as exc:

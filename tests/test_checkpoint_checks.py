@@ -162,3 +162,17 @@ def test_a_second_run_on_the_same_checkpoint_or_signals_is_refused_naming_the_fi
         _out, err = first.communicate(timeout=60)
     assert first.returncode == 0, err
     assert (tmp_path / "sig.csv").read_bytes().count(b"\n") == 21
+
+
+@pytest.mark.parametrize("kind", ["fifo", "folder"])
+def test_a_checkpoint_that_is_not_a_regular_file_is_refused_without_waiting(tmp_path: Path, kind: str) -> None:
+    import os
+
+    (tmp_path / "live.csv").write_text(HEADER + text(make_rows(10, 2)))
+    if kind == "fifo":
+        os.mkfifo(tmp_path / "ck.json")
+    else:
+        (tmp_path / "ck.json").mkdir()
+    run = run_command([*LIVE, "--idle-timeout", "0.5"], tmp_path, timeout=60)
+    assert run.code == 1 and "the checkpoint ck.json is not a regular file" in run.stderr
+    assert not (tmp_path / "sig.csv").exists()
