@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -166,8 +167,6 @@ def test_a_second_run_on_the_same_checkpoint_or_signals_is_refused_naming_the_fi
 
 @pytest.mark.parametrize("kind", ["fifo", "folder"])
 def test_a_checkpoint_that_is_not_a_regular_file_is_refused_without_waiting(tmp_path: Path, kind: str) -> None:
-    import os
-
     (tmp_path / "live.csv").write_text(HEADER + text(make_rows(10, 2)))
     if kind == "fifo":
         os.mkfifo(tmp_path / "ck.json")
