@@ -13,6 +13,10 @@ from typing import TYPE_CHECKING, Any, BinaryIO, NoReturn  # noqa: E402
 if TYPE_CHECKING:
     import argparse
 
+    from stream.config import Config
+    from stream.pipeline import Pipeline
+    from stream.signals import SignalSink
+
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 EXIT_BROKEN_PIPE = 141  # what a shell reports for a process ended by SIGPIPE, as `yes | head` does
 
@@ -433,7 +437,7 @@ class Job:
         bad_log.summary()
         return self._summary(cfg, tally, reader, name, time.perf_counter() - t_read, by_key)
 
-    def _pipeline(self, cfg: Any, sink: Any, state: dict[str, Any] | None = None) -> Any:
+    def _pipeline(self, cfg: Config, sink: SignalSink | None, state: dict[str, Any] | None = None) -> Pipeline:
         """The run's pipeline: one engine, or one per key (``cfg.key``), new or from a checkpoint's ``state``."""
         from stream.engine import RollingSignal
         from stream.keyed import KeyedSignal
