@@ -26,6 +26,17 @@ class TooManyKeys(Exception):
     def __init__(self, message: str) -> None:
         super().__init__(message)
 
+    @classmethod
+    def at(cls, name: str | None, limit: int, key: str) -> TooManyKeys:
+        """The error for the key column ``name`` when ``key`` would be one past ``limit``."""
+        column = f"the key column {excerpt(name)}" if name is not None else "the key column"
+        return cls(
+            f"{column} has more than {limit:,} distinct values (the next one: {excerpt(key)}), the limit max_keys: "
+            "each value keeps a window of its own, so memory grows with every new one. It is probably not the column "
+            "that names each series (a symbol, say): check --key, or raise max_keys in the config if that many "
+            "series are meant"
+        )
+
 
 class Series:
     """One key's engine and how many rows and signals it has had."""
@@ -59,18 +70,9 @@ class KeyedSignal:
         found = self.series.get(key)
         if found is None:
             if self.max_keys is not None and len(self.series) >= self.max_keys:
-                raise self._too_many(key)
+                raise TooManyKeys.at(self.name, self.max_keys, key)
             found = self.series[key] = Series(RollingSignal(self.window))
         return found
-
-    def _too_many(self, key: str) -> TooManyKeys:
-        column = f"the key column {excerpt(self.name)}" if self.name is not None else "the key column"
-        return TooManyKeys(
-            f"{column} has more than {self.max_keys:,} distinct values (the next one: {excerpt(key)}), the limit "
-            "max_keys: each value keeps a window of its own, so memory grows with every new one. It is probably "
-            "not the column that names each series (a symbol, say): check --key, or raise max_keys in the config "
-            "if that many series are meant"
-        )
 
     def update(self, key: str, units: int, scale: int) -> int:
         """Take the next value of ``key``; return its signal against that key's own window."""

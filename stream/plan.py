@@ -30,7 +30,7 @@ from itertools import repeat
 from typing import Any, NamedTuple
 
 from stream.engine import RollingSignal
-from stream.keyed import KeyedSignal
+from stream.keyed import KeyedSignal, TooManyKeys
 from stream.logsink import SHOW_BAD_ROWS
 from stream.pipeline import Pipeline
 from stream.reader import BadRow, BadRowError, Batch, InputError, Reader
@@ -307,6 +307,8 @@ def summarize(arg: tuple[Settings, Task]) -> Summary:
             for k, u, s in zip(batch.keys, units, scales):
                 tail = tails.get(k)
                 if tail is None:
+                    if job.max_keys is not None and len(tails) >= job.max_keys:  # before memory grows with them
+                        raise TooManyKeys.at(job.key, job.max_keys, k)
                     tail = tails[k] = deque(maxlen=keep)
                 tail.append((u, s))
     except InputError as exc:

@@ -154,3 +154,12 @@ def test_a_huge_argument_is_quoted_short_in_the_usage_error(tmp_path: Path, data
     run = run_command(["--input", "in.csv", *args], tmp_path)
     assert run.code == 2 and len(run.stderr) < FEW_KB
     run.assert_no_traceback()
+
+
+def test_too_many_keys_are_refused_in_a_parallel_run_too(tmp_path: Path) -> None:
+    write(tmp_path / "k.csv", "timestamp,close\n" + "".join(f"{i},1.5\n" for i in range(20_000)))
+    write_config(tmp_path, "seed: 1\nwindow: 3\nversion: v\nmax_keys: 100\n", name="c.yaml")
+    args = ["--input", "k.csv", "--config", "c.yaml", "--key", "timestamp", "--workers", "2", "--block-size", "16K"]
+    run = run_command([*args, "--log-file", "run.log"], tmp_path, timeout=120)
+    assert "worker processes: 2 over" in run.log()  # the parallel plan ran: its blocks met the limit
+    assert_bounded_failure(run, "the key column 'timestamp' has more than 100 distinct values")
