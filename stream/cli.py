@@ -9,12 +9,13 @@ T0 = time.perf_counter()
 import argparse  # noqa: E402 - the job's clock starts before anything else is imported
 import os  # noqa: E402
 import sys  # noqa: E402
-from typing import TYPE_CHECKING, Any, BinaryIO, TextIO  # noqa: E402
+from typing import TYPE_CHECKING, Any, BinaryIO, NoReturn, TextIO  # noqa: E402
 
 from stream.errors import MlopsStreamError  # noqa: E402
 
 if TYPE_CHECKING:
     from stream.config import Config
+    from stream.pipeline import Pipeline
     from stream.reader import Reader
     from stream.signals import SignalSink
     from stream.source import Input
@@ -195,11 +196,9 @@ OPTIONS: list[tuple[str | None, str, dict[str, Any]]] = [
 
 
 def build_parser() -> argparse.ArgumentParser:
-    import argparse
-
     from stream import __version__
 
-    p = argparse.ArgumentParser(
+    p = _bounded_parser()(
         prog="mlops-stream",
         description="Exact rolling-mean signals for OHLCV CSV from a file, a pipe or a growing file.",
         epilog="Run 'mlops-stream generate --help' for the synthetic data generator.",
@@ -215,8 +214,29 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _bounded_parser() -> type[argparse.ArgumentParser]:
+    """argparse's parser, with its one-line errors cut short and escaped: they quote arguments, which may be huge or
+    hold a terminal's escape sequences."""
+    import argparse
+
+    class Parser(argparse.ArgumentParser):
+        def error(self, message: str) -> NoReturn:
+            from stream.shown import line
+
+            super().error(line(message, 1000))
+
+    return Parser
+
+
 def entry() -> int:
     """The command (`mlops-stream`, `python -m stream`): ``main`` with the interpreter's exit made quick."""
+    import signal
+
+    # The run puts back what it found when it ends, and the interpreter's shutdown would put the default handlers
+    # back in place of Python ones: a Ctrl-C or SIGTERM of a storm arriving then would kill the finished job, which
+    # has nothing left to stop. Ignored outside the run, they cannot.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     code = main(started=T0)
     # The job is over and its files flushed: frozen, the objects still alive are skipped by the interpreter's last
     # cyclic garbage collection at exit (see docs/performance.md for what it saves).
@@ -288,7 +308,50 @@ def _run(argv: list[str], started: float) -> int:
         )
     if args.checkpoint is not None and args.input == "-":
         build_parser().error("--checkpoint needs --input PATH (a file): a pipe cannot be resumed at a position")
+    args.metrics_to_stdout = args.output == "-"
+    if args.metrics_to_stdout:
+        if args.signals == "-":
+            build_parser().error("--output - and --signals - cannot both go to stdout: pass a file for one of them")
+        args.output = None  # the document is printed on stdout, as it is anyway unless --quiet
+    clash = _role_clash(args)
+    if clash is not None:
+        build_parser().error(clash)
     return Job(args, argv, started).run()
+
+
+def _role_clash(args: argparse.Namespace) -> str | None:
+    """Why the run would write over one of its own inputs, its config or another of its outputs; None if it would
+    not. Looked at before anything is opened for writing."""
+    from stream import roles
+    from stream.source import SourceError, expand, local_path
+
+    config = args.config if args.config is not None else ("config.yaml" if os.path.exists("config.yaml") else None)
+    inputs = [roles.Role.of("the config", config)] if config is not None else []
+    names = [args.input] if args.follow else args.inputs
+    for name in names:
+        if name == "-":
+            found = roles.stdin_role()
+            inputs.extend([found] if found is not None else [])
+            continue
+        try:
+            path = local_path(name)
+            local = [] if path is None else [path] if args.follow else [spec.name for spec in expand([path])]
+        except SourceError:  # a glob that matches nothing, a bad file:// URL: the run itself says so
+            local = [name]
+        inputs.extend(roles.Role.of("the input", path) for path in local)
+    flags = [("--output", args.output), ("--signals", args.signals), ("--log-file", args.log_file)]
+    flags.append(("--checkpoint", args.checkpoint))
+    outputs = [roles.Role.of(flag, path) for flag, path in flags if path is not None and path != "-"]
+    if args.signals == "-" or args.metrics_to_stdout or not args.quiet:
+        found = roles.stdout_role("stdout (--signals -)" if args.signals == "-" else "stdout")
+        outputs.extend([found] if found is not None else [])
+    try:
+        roles.check(inputs, outputs)
+    except roles.RoleClash as exc:
+        from stream.shown import line
+
+        return line(str(exc))
+    return None
 
 
 class Job:
@@ -302,14 +365,28 @@ class Job:
         self.signals_fh: BinaryIO | None = None
         self.announced = False
         self.server: Any = None  # the metrics server (--metrics-port), for the run to attach itself to
+        self.lost: str | None = None  # a live run's rows it could not read, said in the last log line
 
     def run(self) -> int:
+        # As PID 1 in a container the job would otherwise ignore `docker stop`'s SIGTERM until killed; and a
+        # SIGINT or SIGTERM after the first must not interrupt the document the first one leads to.
+        import signal
+
         from stream import logsink
 
+        self.log = logsink.log  # configured in place by _run; errors before that go to stderr alone
+        before = {signum: signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM)}
+        _stop_on_signals()
         try:
             return self._run()
+        except (_Terminated, KeyboardInterrupt) as exc:  # the first signal, while a document was being written
+            return self._fail(_STOPPED[type(exc)], 143 if isinstance(exc, _Terminated) else 130)
         finally:
-            logsink.setup(None)  # the log file closes with the run (an in-process caller may run many)
+            # An in-process caller (tests, an embedding program) gets its own handlers back, and its log closed.
+            for signum, handler in before.items():
+                signal.signal(signum, handler)
+            _stopping_since.clear()
+            logsink.setup(None)
 
     def _run(self) -> int:
         from stream import logsink
@@ -327,44 +404,36 @@ class Job:
                 check_writable(args.output)
             except OSError as exc:
                 return self._unwritable(f"the metrics file {args.output} cannot be written: {_reason(exc)}")
-        if args.follow:  # a live run handles its own signals
-            return self._outcome()
-        import signal
-
-        # As PID 1 in a container the job would otherwise ignore `docker stop`'s SIGTERM until killed.
-        before = signal.signal(signal.SIGTERM, _terminate)
-        try:
-            return self._outcome()
-        finally:
-            signal.signal(signal.SIGTERM, before)
+        return self._outcome()
 
     def _outcome(self) -> int:
         """Process the input and publish the metrics, or the error document of whatever stopped the run."""
+        out_of_memory = False
         try:
             doc = self._process()
         except BrokenPipeError:
             return self._broken_pipe()
-        except _Terminated:
-            return self._fail("stopped by SIGTERM before the input was fully processed; no metrics were computed", 143)
-        except KeyboardInterrupt:
-            return self._fail("interrupted before the input was fully processed; no metrics were computed", 130)
+        except (_Terminated, KeyboardInterrupt) as exc:
+            return self._fail(_STOPPED[type(exc)], 143 if isinstance(exc, _Terminated) else 130)
         except MlopsStreamError as exc:
             return self._fail(str(exc))
+        except MemoryError:
+            out_of_memory = True  # reported below, once the traceback and the frames it holds are freed
         except Exception as exc:
             return self._fail(_phrase(exc))
         finally:
             if self.server is not None:
                 self.server.close()
+        if out_of_memory:
+            return self._fail(_phrase(MemoryError()))
+        _ignore_signals()  # the work is done: nothing may stop the document now
         return self._publish(doc, EXIT_OK)
 
     def _process(self) -> dict[str, Any]:
         from stream import config, seeding
-        from stream.engine import RollingSignal
-        from stream.keyed import KeyedSignal
         from stream.logsink import BadRowLog
-        from stream.pipeline import Pipeline
         from stream.reader import LayoutRequest, Reader
-        from stream.source import expand, open_input
+        from stream.source import check_readable, expand
 
         args, log = self.args, self.log
         log.info("mlops-stream started: %s", " ".join(["mlops-stream", *self.argv]))
@@ -388,11 +457,12 @@ class Job:
             from stream.live import LiveRun
 
             out = LiveRun(self, cfg, self.started).run()
+            self.lost = out.lost
             return self._summary(cfg, out.tally, out.reader, out.name, out.elapsed, out.by_key, out.resumed)
         specs = expand(args.inputs)
         for spec in specs:  # a missing or unreadable input fails the run before any output is written
             if not spec.url and spec.name != "-":
-                open_input(spec.name).fh.close()
+                check_readable(spec.name)
         sizes = [spec.size() for spec in specs]
         known = [s for s in sizes if s is not None]
         total = sum(known) if len(known) == len(sizes) else None
@@ -408,8 +478,7 @@ class Job:
             file=specs[0].label if several else None, request=LayoutRequest.of(cfg),
         )  # fmt: skip
         sink = self._signals_sink(args, cfg.key)
-        engine = KeyedSignal(cfg.window) if cfg.key is not None else RollingSignal(cfg.window)
-        pipeline = Pipeline(engine, sink)
+        pipeline = self._pipeline(cfg, sink)
         t_read = time.perf_counter()
         done = [0]  # bytes of the inputs before the current one, for progress (parallel runs move reader.offset)
 
@@ -468,6 +537,29 @@ class Job:
             raise JobError(str(exc)) from None
         self.log.info("serving metrics on %s/metrics (health: /healthz, readiness: /readyz)", self.server.url)
 
+    def _pipeline(self, cfg: Config, sink: SignalSink | None, state: dict[str, Any] | None = None) -> Pipeline:
+        """The run's pipeline: one engine, or one per key (``cfg.key``), new or from a checkpoint's ``state``."""
+        from stream.engine import RollingSignal
+        from stream.keyed import KeyedSignal
+        from stream.pipeline import Pipeline
+        from stream.shown import excerpt
+
+        if cfg.key is None:
+            return Pipeline(RollingSignal.from_state(state) if state is not None else RollingSignal(cfg.window), sink)
+        if state is not None:
+            keyed = KeyedSignal.from_state(state, cfg.max_keys, cfg.key)
+        else:
+            keyed = KeyedSignal(cfg.window, cfg.max_keys, cfg.key)
+
+        def many_keys(n: int) -> None:
+            self.log.warning(
+                "the key column %s has %d distinct values so far (a run stops past max_keys, %d): if it is not the "
+                "column that names each series (a symbol, say), --key names the wrong column",
+                excerpt(cfg.key), n, cfg.max_keys,
+            )  # fmt: skip
+
+        return Pipeline(keyed, sink, many_keys)
+
     def _announce_layout(self, reader: Reader, window: int) -> None:
         """Log the input's layout once it is known."""
         if not self.announced and reader.layout is not None:
@@ -515,7 +607,7 @@ class Job:
     def _signals_sink(self, args: argparse.Namespace, key: str | None) -> SignalSink | None:
         if args.signals is None:
             return None
-        from stream.signals import HEADER, SignalSink
+        from stream.signals import HEADER, SignalSink, is_regular, open_file
 
         if key in HEADER:
             raise JobError(
@@ -527,10 +619,12 @@ class Job:
             self.signals_fh = sys.stdout.buffer
         else:
             try:
-                self.signals_fh = open(args.signals, "wb")  # noqa: SIM115 - closed at the end of _process
+                self.signals_fh = open_file(args.signals)  # closed at the end of _process
             except OSError as exc:
                 raise JobError(f"the signals file {args.signals} cannot be written: {_reason(exc)}") from None
-        return SignalSink(self.signals_fh, args.signals_format, key=key)
+            if is_regular(self.signals_fh):
+                self.signals_fh.truncate(0)  # only now that this run holds the file's lock
+        return SignalSink(self.signals_fh, args.signals_format, key=key, name=args.signals)
 
     def _publish(self, doc: dict[str, Any], code: int) -> int:
         from stream import metrics
@@ -547,7 +641,8 @@ class Job:
             shown = {k: v for k, v in doc.items() if k != "by_key"}
             shown["by_key"] = f"{len(doc['by_key'])} keys (see the metrics document)"
         log.info("metrics: %s", metrics.encode(shown).decode().replace("\n", " "))
-        if not args.quiet and args.signals != "-" and sys.stdout is not None:
+        wanted = not args.quiet or getattr(args, "metrics_to_stdout", False)  # --output - asks for it even so
+        if wanted and args.signals != "-" and sys.stdout is not None:
             try:
                 sys.stdout.buffer.write(metrics.encode(doc))
                 sys.stdout.flush()
@@ -557,7 +652,10 @@ class Job:
                 _silence_stdout()
                 failed = self._unwritable(f"the metrics document could not be printed on stdout: {_reason(exc)}")
                 code = code or failed
-        log.info("finished with exit code %d", code)
+        if self.lost:
+            log.warning("finished with exit code %d; %s", code, self.lost)
+        else:
+            log.info("finished with exit code %d", code)
         return code
 
     def _fail(self, message: str, code: int = EXIT_FAILED) -> int:
@@ -617,12 +715,54 @@ def _check_skipped(cfg: Any, tally: Any, reader: Any, log: Any) -> None:
 
 
 class _Terminated(BaseException):
-    """SIGTERM arrived during a batch run: a stop, as Ctrl-C's KeyboardInterrupt is, which no ``except Exception``
-    (logging's handlers have one) may take for an error."""
+    """SIGTERM arrived (a BaseException, as KeyboardInterrupt is: no ``except Exception`` may swallow it)."""
 
 
-def _terminate(signum: int, frame: object) -> None:
-    raise _Terminated
+_STOPPED: dict[type[BaseException], str] = {
+    _Terminated: "stopped by SIGTERM before the input was fully processed; no metrics were computed",
+    KeyboardInterrupt: "interrupted before the input was fully processed; no metrics were computed",
+}
+
+
+def _stop_on_signals() -> None:
+    import signal
+
+    signal.signal(signal.SIGINT, _on_stop_signal)
+    signal.signal(signal.SIGTERM, _on_stop_signal)
+
+
+def _on_stop_signal(signum: int, frame: object) -> None:
+    import signal
+
+    # The first signal stops the run; the ones after it (an impatient Ctrl-C, a supervisor repeating SIGTERM) are
+    # ignored, so they cannot cut the error document short.
+    _ignore_signals()
+    raise KeyboardInterrupt if signum == signal.SIGINT else _Terminated
+
+
+FORCE_AFTER = 3.0  # seconds after the run began to stop: a Ctrl-C from then on ends it at once
+_stopping_since: list[float] = []
+
+
+def _ignore_signals() -> None:
+    """From now on SIGTERM is ignored, and so is SIGINT, unless it comes ``FORCE_AFTER`` seconds after this call: a
+    person pressing Ctrl-C again on a run stuck while finishing (an output FIFO nobody reads) gets their terminal
+    back."""
+    import signal
+
+    if not _stopping_since:
+        _stopping_since.append(time.monotonic())
+    signal.signal(signal.SIGINT, _on_late_signal)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+
+def _on_late_signal(signum: int, frame: object) -> None:
+    if time.monotonic() - _stopping_since[0] >= FORCE_AFTER:
+        message = "interrupted again while finishing; stopped at once, the last document may be missing"
+        try:
+            os.write(2, f"mlops-stream: error: {message}\n".encode())
+        finally:
+            os._exit(130)
 
 
 def _silence_stdout() -> None:
@@ -638,10 +778,12 @@ def _reason(exc: OSError) -> str:
     return exc.strerror.lower() if exc.strerror else str(exc)
 
 
-def _phrase(exc: Exception) -> str:
+def _phrase(exc: BaseException) -> str:
     """A person-facing sentence for a failure that did not come phrased (the known ones are MlopsStreamError)."""
     if isinstance(exc, MemoryError):
-        return "ran out of memory"
+        return "ran out of memory; give the run more memory, or check the input (a --key with millions of values?)"
+    if isinstance(exc, RecursionError):
+        return "the input or config is nested too deeply to process (RecursionError)"
     if isinstance(exc, OSError):
         where = f" ({exc.filename})" if exc.filename else ""
         return f"an I/O error stopped the run{where}: {_reason(exc)}"

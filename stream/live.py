@@ -14,13 +14,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from stream import checkpoint, metrics
-from stream.atomic import remove_leftovers
+from stream.atomic import is_stream, remove_leftovers
 from stream.checkpoint import Checkpoint
-from stream.engine import RollingSignal
 from stream.follow import FileFollower, Stop, StreamFollower
-from stream.keyed import KeyedSignal
 from stream.logsink import BadRowLog
-from stream.pipeline import Pipeline
 from stream.reader import SHOWN, Batch, LayoutRequest, Reader
 from stream.signals import SignalSink
 from stream.source import CHUNK, NewFile, SourceError, open_input
@@ -41,6 +38,7 @@ class Outcome:
     elapsed: float
     by_key: dict[str, Tally] | None = None
     resumed: int = 0  # rows counted before this run, restored from a checkpoint
+    lost: str | None = None  # what the run could not read (files replaced too fast), for the final log line
 
 
 class _Background:
@@ -107,6 +105,7 @@ class LiveRun:
         self.follower: FileFollower | StreamFollower | None = None
         self.signals_fh: Any = None
         self.dirty = False
+        self.checkpoint_file: checkpoint.File | None = None
         self._id_cache: checkpoint.InputId | None = None
         # What the metrics server reads (--metrics-port); the lock is held while a batch is processed.
         self.lock: threading.Lock | None = None
@@ -122,7 +121,7 @@ class LiveRun:
         try:
             return self._run(stop)
         finally:
-            stop.close()
+            stop.close(then_ignore=True)  # the stop is under way: later signals are ignored, not fatal
             if self.display is not None:
                 self.display.close()
             if self.writer is not None:
@@ -134,10 +133,20 @@ class LiveRun:
                 self.follower.close()
             if self.signals_fh is not None and self.signals_fh is not sys.stdout.buffer:
                 self.signals_fh.close()
+            if self.checkpoint_file is not None:
+                self.checkpoint_file.close()
 
     def _run(self, stop: Stop) -> Outcome:
         args, cfg, log = self.args, self.cfg, self.log
-        ckpt = checkpoint.load(args.checkpoint) if args.checkpoint else None
+        ckpt = None
+        if args.checkpoint:
+            if args.signals not in (None, "-") and is_stream(args.signals):
+                raise SourceError(
+                    f"--checkpoint needs --signals to be a regular file (or -): {args.signals} is a stream, which "
+                    "a restart cannot cut back to the checkpoint's rows"
+                )
+            self.checkpoint_file = checkpoint.File(args.checkpoint)
+            ckpt = self.checkpoint_file.load()
         if ckpt is not None:
             checkpoint.check_settings(
                 ckpt, args.checkpoint, input_path=args.input, window=cfg.window, column=cfg.column,
@@ -152,11 +161,6 @@ class LiveRun:
             cfg.column, cfg.on_bad_row, report=self.bad_log, keep_text=args.signals is not None,
             final_line_needs_newline=True, key=cfg.key, request=LayoutRequest.of(cfg),
         )  # fmt: skip
-        engine: RollingSignal | KeyedSignal
-        if cfg.key is not None:
-            engine = KeyedSignal.from_state(ckpt.engine) if ckpt is not None else KeyedSignal(cfg.window)
-        else:
-            engine = RollingSignal.from_state(ckpt.engine) if ckpt is not None else RollingSignal(cfg.window)
         if ckpt is not None:
             reader.restore(ckpt.reader)
         self.reader = reader
@@ -164,7 +168,7 @@ class LiveRun:
         if args.signals == "-" and stat.S_ISFIFO(os.fstat(sys.stdout.fileno()).st_mode):
             follower.out_fd = sys.stdout.fileno()
         self.sink = self._sink(ckpt)
-        self.pipeline = Pipeline(engine, self.sink)
+        self.pipeline = self.job._pipeline(cfg, self.sink, ckpt.engine if ckpt is not None else None)
         if ckpt is not None:
             self.pipeline.restore(ckpt.tally)
             log.info(
@@ -184,6 +188,9 @@ class LiveRun:
         now = time.monotonic()
         self.last_checkpoint = self.last_metrics = now
         self.next_housekeeping = now + HOUSEKEEPING_EVERY
+        self.output_is_stream = bool(args.output) and is_stream(args.output)
+        if args.checkpoint and ckpt is None:
+            self._save(self._snapshot())  # claims the checkpoint (and its lock) before any row is processed
         self._running_metrics()
         if self.job.server is not None:
             self.lock = threading.Lock()
@@ -204,7 +211,7 @@ class LiveRun:
             self._finish()
         return Outcome(
             self.pipeline.tally, reader, name, time.perf_counter() - t_read, self.pipeline.by_key,
-            ckpt.tally.rows if ckpt is not None else 0,
+            ckpt.tally.rows if ckpt is not None else 0, self._lost(),
         )  # fmt: skip
 
     # ---- set-up ---------------------------------------------------------------------------------------------------
@@ -318,7 +325,7 @@ class LiveRun:
 
     def _running_metrics(self) -> None:
         output = self.args.output
-        if not output:
+        if not output or self.output_is_stream:  # a FIFO or device gets the final document only
             return
         cfg = self.cfg
         latency_ms = int((time.perf_counter() - self.t0) * 1000)
@@ -366,9 +373,27 @@ class LiveRun:
         # The rows a checkpoint covers must be on disk before it says so.
         if self.signals_fh is not None and self.args.signals != "-":
             os.fsync(self.signals_fh.fileno())
-        checkpoint.save(self.args.checkpoint, snapshot)
+        assert self.checkpoint_file is not None
+        self.checkpoint_file.save(snapshot)
         self.checkpoints += 1
         self.checkpoint_time = time.time()
+
+    def _lost(self) -> str | None:
+        f = self.follower
+        if not isinstance(f, FileFollower):
+            return None
+        unseen = f.unseen_files()
+        if unseen:
+            self.log.warning(
+                "%d more files were created at %s and replaced before the run could look at them; their rows are "
+                "not read", unseen, self.args.input,
+            )  # fmt: skip
+        if not (f.lost_bytes or f.lost_files or unseen):
+            return None
+        files = f.lost_files + unseen
+        skipped = f"{files} replaced file{'s' if files != 1 else ''} skipped, " if files else ""
+        bytes_ = f"at least {f.lost_bytes} bytes" if unseen else f"{f.lost_bytes} bytes"
+        return f"rows were lost: {skipped}{bytes_} of {self.args.input} not read (see the warnings above)"
 
     def _finish(self) -> None:
         f, reader, log = self.follower, self.reader, self.log

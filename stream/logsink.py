@@ -7,6 +7,8 @@ import sys
 import time
 from typing import TYPE_CHECKING
 
+from stream.shown import line
+
 if TYPE_CHECKING:
     from stream.reader import BadRow
 
@@ -19,11 +21,12 @@ Log = logging.Logger  # the type of ``log``, for annotations
 
 
 def _text(record: logging.LogRecord) -> str:
-    """``msg % args``; a log call that does not match its format keeps what it was given instead of failing."""
+    """``msg % args`` as one bounded line (control characters escaped); a log call that does not match its format
+    keeps what it was given instead of failing."""
     try:
-        return record.getMessage()
+        return line(record.getMessage())
     except (TypeError, ValueError, KeyError) as exc:
-        return f"{record.msg} {record.args!r} (unformattable: {exc})"
+        return line(f"{record.msg} {record.args!r} (unformattable: {exc})")
 
 
 class FileFormat(logging.Formatter):
@@ -41,6 +44,10 @@ class FileFormat(logging.Formatter):
             record.exc_info = None  # exc_info=True outside an exception: nothing to add
         record.msg, record.args = _text(record), None
         return super().format(record)
+
+    def formatException(self, ei: logging._SysExcInfoType) -> str:
+        # Each traceback line bounded too: a frame can quote a huge value from the input.
+        return "\n".join(line(part) for part in super().formatException(ei).splitlines())
 
 
 class FileSink(logging.FileHandler):

@@ -7,6 +7,7 @@ from functools import partial
 from typing import Any
 
 from stream.atomic import write_atomic
+from stream.shown import line
 from stream.tally import Tally
 
 METRIC = "signal_rate"
@@ -43,7 +44,8 @@ running = partial(success, status="running")
 
 
 def failure(version: str | None, message: str) -> dict[str, Any]:
-    return {"version": version, "status": "error", "error_message": message}
+    """The document of a failed run; the message is cut to a few KB, whatever it quotes."""
+    return {"version": version, "status": "error", "error_message": line(message)}
 
 
 def encode(doc: dict[str, Any]) -> bytes:

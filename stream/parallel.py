@@ -321,6 +321,7 @@ def _parallel(
             name_files=reader.file is not None, block=block, min_block=1 if m == "block" else None,
             chunk=chunk_size(block), spill=spill,
             context_floor=data_start if single and reader.key is None and sink is None else None,
+            max_keys=getattr(pipeline.engine, "max_keys", None),
         )  # fmt: skip
         if sink is not None:
             sink.with_timestamp = job.with_timestamp

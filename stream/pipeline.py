@@ -19,9 +19,16 @@ class Pipeline:
     """Feeds batches to one engine (or one per key) and keeps the run's tally; knows nothing of where the bytes came
     from."""
 
-    def __init__(self, engine: RollingSignal | KeyedSignal, signals: SignalSink | None = None) -> None:
+    def __init__(
+        self,
+        engine: RollingSignal | KeyedSignal,
+        signals: SignalSink | None = None,
+        many_keys: Callable[[int], None] | None = None,
+    ) -> None:
+        """``many_keys(n)`` is told once when a keyed run passes a tenth of its key limit (a likely wrong --key)."""
         self.engine = engine
         self.signals = signals
+        self.many_keys = many_keys
         self.rows = 0
         self.hits = 0
         self.skipped = 0
@@ -89,6 +96,9 @@ class Pipeline:
         self.hits += sum(sigs)
         if batch.closes:
             self.last = (batch.closes[-1], keyed.mean(), sigs[-1])
+        if self.many_keys is not None and keyed.max_keys is not None and len(keyed) >= max(1, keyed.max_keys // 10):
+            warn, self.many_keys = self.many_keys, None
+            warn(len(keyed))
 
     def _consume_block(self, block: Block, engine: RollingSignal) -> None:
         sigs, means = engine.update_block(block.units, block.scale, means=self.signals is not None)

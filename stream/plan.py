@@ -30,7 +30,7 @@ from itertools import repeat
 from typing import Any, NamedTuple
 
 from stream.engine import RollingSignal
-from stream.keyed import KeyedSignal
+from stream.keyed import KeyedSignal, TooManyKeys
 from stream.logsink import SHOW_BAD_ROWS
 from stream.pipeline import Pipeline
 from stream.reader import BadRow, BadRowError, Batch, InputError, LayoutRequest, Reader
@@ -85,6 +85,7 @@ class Settings:
         self.chunk: int = fields.get("chunk", CHUNK)
         self.spill: str | None = fields.get("spill")  # a folder for signals on this machine; None: return bytes
         self.context_floor: int | None = fields.get("context_floor")  # set: no first pass, read context backwards
+        self.max_keys: int | None = fields.get("max_keys")  # a keyed run's limit on distinct keys (per block)
 
 
 class Summary:
@@ -332,6 +333,8 @@ def summarize(arg: tuple[Settings, Task]) -> Summary:
             for k, u, s in zip(batch.keys, units, scales):
                 tail = tails.get(k)
                 if tail is None:
+                    if job.max_keys is not None and len(tails) >= job.max_keys:  # before memory grows with them
+                        raise TooManyKeys.at(job.key, job.max_keys, k)
                     tail = tails[k] = deque(maxlen=keep)
                 tail.append((u, s))
     except InputError as exc:
@@ -353,7 +356,7 @@ def process(arg: tuple[Settings, Task, int, dict[str | None, list[tuple[int, int
         for u, s in values.get(None, ()):
             engine.update(u, s)
     else:
-        engine = KeyedSignal(job.window)
+        engine = KeyedSignal(job.window, job.max_keys, job.key)
         for k, held in values.items():
             series = engine.add(k)  # type: ignore[arg-type]
             for u, s in held:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import stat
 from typing import BinaryIO
 
 HEADER = ("row", "timestamp", "close", "rolling_mean", "signal")
@@ -25,9 +27,15 @@ class SignalSink:
     """
 
     def __init__(
-        self, out: BinaryIO, fmt: str = "csv", with_timestamp: bool | None = None, key: str | None = None
+        self,
+        out: BinaryIO,
+        fmt: str = "csv",
+        with_timestamp: bool | None = None,
+        key: str | None = None,
+        name: str | None = None,
     ) -> None:
         self.out = out
+        self.name = name  # the file's name, for a write error (a full disk) to say which file failed
         self.fmt = fmt
         self.with_timestamp = with_timestamp
         self.key = key
@@ -54,6 +62,22 @@ class SignalSink:
         keys: list[str] | None = None,
     ) -> None:
         """Write one batch: rows numbered from ``first_row``; ``keys`` in keyed runs."""
+        try:
+            self._write(first_row, stamps, closes, means, signals, keys)
+        except BrokenPipeError:
+            raise
+        except OSError as exc:
+            raise self._named(exc) from None
+
+    def _write(
+        self,
+        first_row: int,
+        stamps: list[str],
+        closes: list[str],
+        means: list[float | None],
+        signals: list[int],
+        keys: list[str] | None,
+    ) -> None:
         if self.with_timestamp is None:
             self.with_timestamp = bool(stamps)
         if not self.header_written:
@@ -102,4 +126,37 @@ class SignalSink:
         self.out.write("".join(lines).encode())
 
     def flush(self) -> None:
-        self.out.flush()
+        try:
+            self.out.flush()
+        except BrokenPipeError:
+            raise
+        except OSError as exc:
+            raise self._named(exc) from None
+
+    def _named(self, exc: OSError) -> OSError:
+        if exc.filename is None and self.name is not None:
+            exc.filename = self.name
+        return exc
+
+
+def open_file(path: str, *, create: bool = True) -> BinaryIO:
+    """Open the signals file ``path`` for writing, positioned at its start, nothing cut yet. A regular file is
+    locked against a second run (``locks.LockedError``); a FIFO or character device is written as a stream; anything
+    else is refused (OSError)."""
+    fd = os.open(path, os.O_WRONLY | getattr(os, "O_CLOEXEC", 0) | (os.O_CREAT if create else 0), 0o666)
+    try:
+        mode = os.fstat(fd).st_mode
+        if stat.S_ISREG(mode):
+            from stream import locks
+
+            locks.lock(fd, path, "signals file")
+        elif not (stat.S_ISFIFO(mode) or stat.S_ISCHR(mode)):
+            raise OSError(f"{path} is not a regular file, a FIFO or a character device")
+    except BaseException:
+        os.close(fd)
+        raise
+    return open(fd, "wb")
+
+
+def is_regular(fh: BinaryIO) -> bool:
+    return stat.S_ISREG(os.fstat(fh.fileno()).st_mode)

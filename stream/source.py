@@ -99,6 +99,20 @@ def open_input(path: str) -> Input:
     return Input(path, fh, st.st_size if stat.S_ISREG(st.st_mode) else None)
 
 
+def check_readable(path: str) -> None:
+    """Raise SourceError, as opening would, when ``path`` cannot be read; a FIFO is not opened (its writer would
+    see this reader go away, die of SIGPIPE, and leave nothing for the real read)."""
+    try:
+        fifo = stat.S_ISFIFO(os.stat(path).st_mode)
+    except OSError:
+        fifo = False
+    if fifo:
+        if not os.access(path, os.R_OK):
+            raise SourceError(f"input file {path} cannot be read: permission denied")
+        return
+    open_input(path).fh.close()
+
+
 class Spec:
     """One input file after globs are expanded: a local path (``-`` is stdin) or an fsspec URL."""
 
