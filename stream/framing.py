@@ -5,13 +5,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from stream import shown
 from stream.errors import MlopsStreamError
 
 # One OHLCV record is about a hundred bytes; anything this long is not a record of such a file, and holding it
 # whole would let one missing newline eat memory.
 MAX_LINE_BYTES = 64 * 1024
 # Characters of an offending line or value shown in an error message.
-SHOWN = 80
+SHOWN = shown.EXCERPT
 
 
 class InputError(MlopsStreamError):
@@ -19,11 +20,9 @@ class InputError(MlopsStreamError):
 
 
 def excerpt(text: str, limit: int = SHOWN) -> str:
-    """``text`` quoted for a message: whole when short, else its first ``limit`` characters and its full size."""
-    text = text.rstrip("\r\n")
-    if len(text) <= limit:
-        return repr(text)
-    return f"{text[:limit]!r}... ({len(text)} characters)"
+    """A line's text quoted for a message (its line ending aside): whole when short, else its first ``limit``
+    characters and its full size."""
+    return shown.excerpt(text.rstrip("\r\n"), limit)
 
 
 def show_line(text: str) -> str:

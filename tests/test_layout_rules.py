@@ -316,7 +316,7 @@ def test_reverse_numbers_bad_rows_as_in_the_file_and_bounds_memory() -> None:
 def test_a_huge_bad_value_is_quoted_in_part_with_its_size() -> None:
     with pytest.raises(BadRowError) as info:
         read(b"ts,close\n1," + b"9x" * 30_000 + b"\n")
-    assert "(60000 characters)" in str(info.value) and len(str(info.value)) < 400
+    assert "(60,000 characters)" in str(info.value) and len(str(info.value)) < 400
 
 
 def test_a_json_document_given_as_input_is_not_echoed(tmp_path: Path) -> None:
