@@ -9,6 +9,7 @@ T0 = time.perf_counter()
 import argparse  # noqa: E402 - the job's clock starts before anything else is imported
 import os  # noqa: E402
 import sys  # noqa: E402
+from collections.abc import Callable  # noqa: E402
 from typing import TYPE_CHECKING, Any, BinaryIO, NoReturn, TextIO  # noqa: E402
 
 from stream.errors import MlopsStreamError  # noqa: E402
@@ -29,14 +30,25 @@ class JobError(MlopsStreamError):
     """A failure of the run as a whole (an empty input, an unusable option); the message says what to do."""
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
+def _whole(what: str, least: int, most: int | None = None) -> Callable[[str], int]:
+    """An argparse type: a whole number (``what``, for the message) from ``least`` to ``most``."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+        if value < least or (most is not None and value > most):
+            bounds = f"from {least} to {most}" if most is not None else f"at least {least}"
+            raise argparse.ArgumentTypeError(f"must be {bounds}, got {value}")
+        return value
+
+    return parse
+
+
+_positive_int = _whole("a whole number", 1)
+_port = _whole("a port number from 0 to 65535 (0: any free port)", 0, 65535)
+_lines = _whole("a whole number of lines", 0)
 
 
 def _seconds(text: str) -> float:
@@ -46,16 +58,6 @@ def _seconds(text: str) -> float:
         raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
     if not value > 0 or value == float("inf"):
         raise argparse.ArgumentTypeError(f"must be a positive number of seconds, got {text}")
-    return value
-
-
-def _port(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a port number, got {text!r}") from None
-    if not 0 <= value <= 65535:
-        raise argparse.ArgumentTypeError(f"must be a port number from 0 to 65535 (0: any free port), got {value}")
     return value
 
 
@@ -78,16 +80,6 @@ def _delimiter(text: str) -> str:
         return delimiter(text)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
-
-
-def _lines(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number of lines, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
-    return value
 
 
 def _fraction(text: str) -> float:
