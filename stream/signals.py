@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import stat
+from collections.abc import Callable
 from typing import BinaryIO
 
 HEADER = ("row", "timestamp", "close", "rolling_mean", "signal")
@@ -49,7 +50,7 @@ class SignalSink:
 
     def header(self) -> None:
         if self.fmt == "csv" and not self.header_written:
-            self.out.write((",".join(_csv_field(c) for c in self.columns()) + "\n").encode())
+            self._put((",".join(_csv_field(c) for c in self.columns()) + "\n").encode())
         self.header_written = True
 
     def write(
@@ -62,22 +63,6 @@ class SignalSink:
         keys: list[str] | None = None,
     ) -> None:
         """Write one batch: rows numbered from ``first_row``; ``keys`` in keyed runs."""
-        try:
-            self._write(first_row, stamps, closes, means, signals, keys)
-        except BrokenPipeError:
-            raise
-        except OSError as exc:
-            raise self._named(exc) from None
-
-    def _write(
-        self,
-        first_row: int,
-        stamps: list[str],
-        closes: list[str],
-        means: list[float | None],
-        signals: list[int],
-        keys: list[str] | None,
-    ) -> None:
         if self.with_timestamp is None:
             self.with_timestamp = bool(stamps)
         if not self.header_written:
@@ -105,7 +90,7 @@ class SignalSink:
                     dumps({"row": r, "close": c, "rolling_mean": m, "signal": s}, option=nl)
                     for r, c, m, s in zip(rows, closes, means, signals)
                 ]
-            self.out.write(b"".join(parts))
+            self._put(b"".join(parts))
             return
         mean_text = ["" if m is None else repr(m) for m in means]
         if "," in "".join(closes):  # a close with a thousands separator or a decimal comma, as written
@@ -123,20 +108,24 @@ class SignalSink:
             lines = [f"{r},{t},{c},{m},{s}\n" for r, t, c, m, s in zip(rows, stamps, closes, mean_text, signals)]
         else:
             lines = [f"{r},{c},{m},{s}\n" for r, c, m, s in zip(rows, closes, mean_text, signals)]
-        self.out.write("".join(lines).encode())
+        self._put("".join(lines).encode())
+
+    def _put(self, data: bytes) -> None:
+        self._io(self.out.write, data)
 
     def flush(self) -> None:
+        self._io(self.out.flush)
+
+    def _io(self, call: Callable[..., object], *args: bytes) -> None:
+        """``call(*args)`` on the output, an error naming the signals file (a full disk says which file was full)."""
         try:
-            self.out.flush()
+            call(*args)
         except BrokenPipeError:
             raise
         except OSError as exc:
-            raise self._named(exc) from None
-
-    def _named(self, exc: OSError) -> OSError:
-        if exc.filename is None and self.name is not None:
-            exc.filename = self.name
-        return exc
+            if exc.filename is None and self.name is not None:
+                exc.filename = self.name
+            raise
 
 
 def open_file(path: str, *, create: bool = True) -> BinaryIO:
