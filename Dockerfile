@@ -3,7 +3,8 @@
 # (see scripts/container-smoke.sh).
 ARG BASE=python:3.11-slim
 
-# Build stage: the checkout becomes a wheel, installed with its dependencies into a venv the runtime stage copies.
+# Build stage: the checkout becomes a wheel, installed with its dependencies into a venv the runtime stage copies; the
+# serve extra (prometheus_client, under 1 MB) comes along, so `--metrics-port` works in the image.
 FROM ${BASE} AS build
 ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
@@ -20,7 +21,8 @@ RUN --mount=type=secret,id=pipconf --mount=type=secret,id=cacert \
     if [ -s /run/secrets/cacert ]; then export PIP_CERT=/run/secrets/cacert; fi; \
     python3 -m venv /opt/venv; \
     /opt/venv/bin/pip wheel --no-cache-dir --no-deps --wheel-dir /wheels .; \
-    /opt/venv/bin/pip install --no-cache-dir /wheels/*.whl; \
+    set -- /wheels/*.whl; \
+    /opt/venv/bin/pip install --no-cache-dir "$1[serve]"; \
     /opt/venv/bin/pip uninstall --yes pip setuptools; \
     /opt/venv/bin/mlops-stream --version
 

@@ -3,7 +3,7 @@
 the largest worker, and a check that every run wrote the same metrics and signals. Also the memory each key costs.
 
     python benchmarks/scaleout.py            # modest: 4 files, 120 symbols, ~55 MB (a minute or so)
-    python benchmarks/scaleout.py --full     # 30 files, 120 symbols, ~420 MB (the README's table)
+    python benchmarks/scaleout.py --full     # 30 files, 120 symbols, ~420 MB
     python benchmarks/scaleout.py --workers 4 --symbols 500 --files 10 --rows-per-file 200000
 
 The history is one continuous multi-symbol walk (``mlops-stream generate --symbols``) cut into day files, each with
@@ -143,7 +143,7 @@ def memory_per_key(windows: tuple[int, ...] = (5, 20, 100)) -> list[tuple[int, f
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--full", action="store_true", help="the README's size: 30 files of 172,800 rows (~420 MB)")
+    ap.add_argument("--full", action="store_true", help="the big history: 30 files of 172,800 rows (~420 MB)")
     ap.add_argument("--files", type=int, help="number of files (default 4, or 30 with --full)")
     ap.add_argument("--rows-per-file", type=int, default=120 * 1440, help="rows per file (default: a day of 120)")
     ap.add_argument("--symbols", type=int, default=120, help="instruments (default 120)")

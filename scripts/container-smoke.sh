@@ -337,7 +337,7 @@ elif err=$(expect_doc "$vol/metrics.json" rows_processed=10000 'status="success"
 else
     fail "mounted folder" "$err"
 fi
-# The README's form for a folder the image's user cannot write: run as the folder's owner instead (any uid works).
+# docs/container.md's form for a folder the image's user cannot write: run as the folder's owner instead (any uid works).
 mkdir -p "$WORK/vol-user"
 cp data.csv "$WORK/vol-user/x.csv"
 chown -R 4321:4321 "$WORK/vol-user"
@@ -442,6 +442,38 @@ follow_check() {
     echo "exit 0 within ${took} ms of SIGTERM, final metrics status success with all 1000 rows"
 }
 if out=$(follow_check 2>&1); then pass "follow and stop: $out"; else fail "follow and stop" "$out"; fi
+"$ENGINE" rm -f "$name" >/dev/null 2>&1 || true
+
+phase "metrics"
+# --metrics-port in the image (the serve extra is installed): a follow run listening on 0.0.0.0, scraped from inside the
+# container (no network needed), answers /readyz and counts every row of its input in /metrics.
+name="$NAME_PREFIX-metrics"
+head -n 301 data.csv >"$vol/metrics-live.csv"
+metrics_check() {
+    if ! "$ENGINE" run -d --name "$name" --network none -v "$vol:/data" "$IMAGE" --input /data/metrics-live.csv \
+        --follow --metrics-port 9108 --metrics-host 0.0.0.0 >/dev/null 2>"$WORK/metrics.err"; then
+        echo "the container did not start: $(tail -n 3 "$WORK/metrics.err")"
+        return 1
+    fi
+    local out
+    for _ in $(seq 40); do
+        out=$("$ENGINE" exec "$name" python3 -c '
+import urllib.request
+ready = urllib.request.urlopen("http://127.0.0.1:9108/readyz", timeout=5).status
+text = urllib.request.urlopen("http://127.0.0.1:9108/metrics", timeout=5).read().decode()
+rows = [line for line in text.splitlines() if line.startswith("mlops_stream_rows_processed_total ")]
+print(ready, rows[0].split()[1] if rows else "none")
+' 2>&1) && [[ $out == "200 300.0" ]] && break
+        sleep 0.5
+    done
+    "$ENGINE" stop -t 5 "$name" >/dev/null 2>&1
+    if [[ $out != "200 300.0" ]]; then
+        echo "expected /readyz 200 and mlops_stream_rows_processed_total 300, got: $out"
+        return 1
+    fi
+    echo "/readyz 200 and mlops_stream_rows_processed_total 300 from a follow run on 0.0.0.0:9108"
+}
+if out=$(metrics_check 2>&1); then pass "metrics: $out"; else fail "metrics" "$out"; fi
 "$ENGINE" rm -f "$name" >/dev/null 2>&1 || true
 
 # ------------------------------------------------------------------------------------------------------------- summary

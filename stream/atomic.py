@@ -1,29 +1,88 @@
-"""Replace a file atomically: a reader sees the old document or the new one, never a half-written one."""
+"""Replace a file atomically: a reader sees the old document or the new one, never a half-written one. A FIFO or a
+character device is written to as the stream it is, never replaced."""
 
 from __future__ import annotations
 
-import itertools
+import errno
 import os
+import stat
+import tempfile
 
-_serial = itertools.count()
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+MODE = 0o644 & ~_UMASK  # what open() would have given the document
 
 
-def write_atomic(path: str, data: bytes) -> None:
-    """Write ``data`` to a temporary file beside ``path``, flush and fsync it, then rename it over ``path``."""
+def is_stream(path: str) -> bool:
+    """Whether ``path`` is a FIFO or a character device (``/dev/null``, a terminal): written to, never replaced.
+    Raises OSError for anything else that is not a regular file (a folder, a block device, a socket)."""
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        return False
+    if stat.S_ISFIFO(mode) or stat.S_ISCHR(mode):
+        return True
+    if stat.S_ISDIR(mode):
+        raise IsADirectoryError(errno.EISDIR, f"{path} is a directory")
+    if not stat.S_ISREG(mode):
+        raise OSError(errno.EINVAL, "not a regular file, a FIFO or a character device")
+    return False
+
+
+def write_atomic(path: str, data: bytes, *, lock: bool = False, exclusive: bool = False) -> int | None:
+    """Write ``data`` to a temporary file beside ``path``, flush and fsync it, then rename it over ``path``.
+
+    ``lock``: take an exclusive ``flock`` on the new file before it gets its name, and return its open descriptor
+    (the caller holds the lock by keeping it open). ``exclusive``: fail with FileExistsError if ``path`` exists.
+    A FIFO or character device at ``path`` gets the bytes written into it instead (neither option applies then).
+    """
+    if is_stream(path):
+        if lock or exclusive:
+            raise OSError(errno.EINVAL, "a FIFO or device cannot hold a document that is read back")
+        _write_stream(path, data)
+        return None
     folder = os.path.dirname(os.path.abspath(path))
     fd, tmp = _create(folder, os.path.basename(path), "tmp")
     try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
+        _write_all(fd, data)
+        os.fsync(fd)
+        if lock:
+            import fcntl
+
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # a new file: nobody else can hold it
+        if exclusive:
+            os.link(tmp, path)  # unlike a rename, refuses to replace a file another run created meanwhile
+            os.unlink(tmp)
+        else:
+            os.replace(tmp, path)
     except BaseException:
+        os.close(fd)
         try:
             os.unlink(tmp)
         except OSError:
             pass
         raise
+    if not lock:
+        os.close(fd)
+    _sync_folder(folder)
+    return fd if lock else None
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
+def _write_stream(path: str, data: bytes) -> None:
+    fd = os.open(path, os.O_WRONLY | getattr(os, "O_CLOEXEC", 0))  # a FIFO waits here for its reader
+    try:
+        _write_all(fd, data)
+    finally:
+        os.close(fd)
+
+
+def _sync_folder(folder: str) -> None:
     # The rename itself is durable only once the folder's entry is on disk.
     try:
         dfd = os.open(folder, os.O_RDONLY)
@@ -38,10 +97,12 @@ def write_atomic(path: str, data: bytes) -> None:
 
 
 def check_writable(path: str) -> None:
-    """Fail early, before any work, when ``path`` could not be replaced at the end; raise OSError with a reason."""
+    """Fail early, before any work, when ``path`` could not be written at the end; raise OSError with a reason."""
+    if is_stream(path):
+        if not os.access(path, os.W_OK):
+            raise PermissionError(errno.EACCES, "permission denied")
+        return
     folder = os.path.dirname(os.path.abspath(path))
-    if os.path.isdir(path):
-        raise IsADirectoryError(f"{path} is a directory")
     if not os.path.isdir(folder):
         raise FileNotFoundError(f"the folder {folder} does not exist")
     fd, tmp = _create(folder, os.path.basename(path), "probe")
@@ -49,12 +110,17 @@ def check_writable(path: str) -> None:
     os.unlink(tmp)
 
 
+def leftover_prefix(path: str) -> str:
+    """The start of the names of ``path``'s temporary files (in its folder): ``.NAME.``, then the writer's pid."""
+    return f".{os.path.basename(path)}."
+
+
 def remove_leftovers(path: str) -> list[str]:
     """Delete the temporary files that runs killed mid-write (kill -9, a power cut) left beside ``path``: ours by
     name, of a process that no longer exists. Returns their names. For long runs that rewrite ``path`` often; a
     short run does not scan folders."""
     folder = os.path.dirname(os.path.abspath(path))
-    prefix = f".{os.path.basename(path)}."
+    prefix = leftover_prefix(path)
     removed: list[str] = []
     try:
         names = [e.name for e in os.scandir(folder) if e.name.startswith(prefix)]
@@ -62,8 +128,10 @@ def remove_leftovers(path: str) -> list[str]:
         return removed
     for name in names:
         pid, _, rest = name[len(prefix) :].partition(".")
-        serial, _, kind = rest.partition(".")
-        if not (pid.isdigit() and serial.isdigit() and kind in ("tmp", "probe")) or _running(int(pid)):
+        unique, _, kind = rest.partition(".")
+        if not (pid.isdigit() and unique.replace("_", "").isalnum() and kind in ("tmp", "probe")):
+            continue
+        if _running(int(pid)):
             continue
         try:
             os.unlink(os.path.join(folder, name))
@@ -86,10 +154,7 @@ def _running(pid: int) -> bool:
 
 
 def _create(folder: str, name: str, kind: str) -> tuple[int, str]:
-    """A new private file beside the target (tempfile's import costs more start-up time than this whole job)."""
-    while True:
-        tmp = os.path.join(folder, f".{name}.{os.getpid()}.{next(_serial)}.{kind}")
-        try:
-            return os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644), tmp
-        except FileExistsError:  # pragma: no cover - a leftover from a killed process with a recycled pid
-            continue
+    """A new private file beside the target, named ``.NAME.PID.RANDOM.KIND`` so ``remove_leftovers`` knows it."""
+    fd, tmp = tempfile.mkstemp(prefix=f"{leftover_prefix(name)}{os.getpid()}.", suffix=f".{kind}", dir=folder)
+    os.fchmod(fd, MODE)
+    return fd, tmp

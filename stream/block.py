@@ -15,10 +15,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from stream.reader import MAX_LINE_BYTES, Batch, Reader
+from stream.source import CHUNK
 
 # Digits of a close field the block path parses itself: with a common scale S, a field with `whole` integer digits
 # becomes units < 10**(whole + S), and whole + S <= 18 keeps that below 2**63.
 MAX_DIGITS = 18
+# Bytes from a file's start that the Reader reads itself: the header and the lines that tell its layout.
+LAYOUT_SAMPLE_BYTES = CHUNK
 # A chunk of complete lines shorter than this goes to the Reader: numpy's per-call overhead would not pay off.
 MIN_BLOCK_BYTES = 64 * 1024
 # With more runs of irregular lines than this share of the lines, the whole chunk goes to the Reader at once.
@@ -79,9 +82,12 @@ class BlockReader:
         reader = self.reader
         out: list[Batch | Block] = []
         pos = 0
-        # The header, leading blank lines and the end of a line begun in the last chunk: the Reader, a line at a time.
+        # The header, leading blank lines and the end of a line begun in the last chunk: the Reader, a line at a time
+        # (a file's start with the lines after it, from which the Reader tells its layout).
         while pos < len(data) and not reader.at_line_start:
             cut = data.find(b"\n", pos) + 1
+            if reader.at_file_start:
+                cut = data.rfind(b"\n", pos, pos + LAYOUT_SAMPLE_BYTES) + 1 or cut
             if not cut:
                 out.append(reader.feed(data[pos:]))
                 return out
@@ -98,9 +104,12 @@ class BlockReader:
 
     def _block(self, body: bytes) -> list[Batch | Block]:
         reader = self.reader
-        assert reader.layout is not None
-        parsed = parse(body, reader.layout.columns, reader.layout.close_index, reader.layout.timestamp_index,
-                       reader.keep_text, reader.layout.key_index)  # fmt: skip
+        layout = reader.layout
+        assert layout is not None
+        if layout.decimal == "," or len(layout.delimiter.encode()) != 1:
+            return [reader.feed(body)]  # values with a decimal comma are the row path's to read
+        parsed = parse(body, layout.columns, layout.close_index, layout.timestamp_index, reader.keep_text,
+                       layout.key_index, ord(layout.delimiter))  # fmt: skip
         np = _np()
         regular = parsed.regular
         n = len(regular)
@@ -214,8 +223,10 @@ def parse(
     stamp_index: int | None,
     keep_text: bool,
     key_index: int | None = None,
+    delimiter: int = 44,
 ) -> _Parsed:
-    """Parse complete lines (``body`` ends with a newline) of a file whose header has been read.
+    """Parse complete lines (``body`` ends with a newline) of a file whose header has been read, its fields separated
+    by the byte ``delimiter``.
 
     Returns every line's bounds, which lines are regular (see the module docstring) and, for those, the close as
     int64 units at one scale, the keys in keyed runs (and the texts when asked).
@@ -223,7 +234,7 @@ def parse(
     np = _np()
     ncols = len(columns)
     a = np.frombuffer(body, np.uint8)
-    sep = np.flatnonzero((a == 44) | (a == 10))
+    sep = np.flatnonzero((a == delimiter) | (a == 10))
     nl_at = np.flatnonzero(a[sep] == 10)  # index in sep of each newline
     ends = sep[nl_at]
     n = len(ends)
@@ -238,8 +249,11 @@ def parse(
     if b'"' in body:
         odd_pos.append(np.flatnonzero(a == 34))
     field_end = sep
-    if np.count_nonzero(a < 32) != n:
-        ctl = np.flatnonzero((a < 32) & (a != 10))
+    control = a < 32
+    if delimiter < 32:  # a TAB delimiter is not a stray control character
+        control &= a != delimiter
+    if np.count_nonzero(control) != n:
+        ctl = np.flatnonzero(control & (a != 10))
         crlf = (a[ctl] == 13) & (a[ctl + 1] == 10)
         odd_pos.append(ctl[~crlf])
         if crlf.any():

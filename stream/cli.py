@@ -6,44 +6,58 @@ import time
 
 T0 = time.perf_counter()
 
-import os  # noqa: E402 - the job's clock starts before anything else is imported
+import argparse  # noqa: E402 - the job's clock starts before anything else is imported
+import os  # noqa: E402
 import sys  # noqa: E402
-from typing import TYPE_CHECKING, Any, BinaryIO  # noqa: E402
+from collections.abc import Callable  # noqa: E402
+from typing import TYPE_CHECKING, Any, BinaryIO, NoReturn, TextIO  # noqa: E402
+
+from stream.errors import MlopsStreamError  # noqa: E402
 
 if TYPE_CHECKING:
-    import argparse
+    from stream.config import Config
+    from stream.pipeline import Pipeline
+    from stream.reader import Reader
+    from stream.signals import SignalSink
+    from stream.source import Input
+    from stream.tally import Tally
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 EXIT_BROKEN_PIPE = 141  # what a shell reports for a process ended by SIGPIPE, as `yes | head` does
 
 
-class JobError(Exception):
-    """A failure already phrased for a person."""
+class JobError(MlopsStreamError):
+    """A failure of the run as a whole (an empty input, an unusable option); the message says what to do."""
 
 
-def _type_error(message: str) -> Exception:
-    import argparse  # only a bad value pays for it: argparse reports it as a usage error
+def _whole(what: str, least: int, most: int | None = None) -> Callable[[str], int]:
+    """An argparse type: a whole number (``what``, for the message) from ``least`` to ``most``."""
 
-    return argparse.ArgumentTypeError(message)
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+        if value < least or (most is not None and value > most):
+            bounds = f"from {least} to {most}" if most is not None else f"at least {least}"
+            raise argparse.ArgumentTypeError(f"must be {bounds}, got {value}")
+        return value
+
+    return parse
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise _type_error(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise _type_error(f"must be at least 1, got {value}")
-    return value
+_positive_int = _whole("a whole number", 1)
+_port = _whole("a port number from 0 to 65535 (0: any free port)", 0, 65535)
+_lines = _whole("a whole number of lines", 0)
 
 
 def _seconds(text: str) -> float:
     try:
         value = float(text)
     except ValueError:
-        raise _type_error(f"expected a number of seconds, got {text!r}") from None
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
     if not value > 0 or value == float("inf"):
-        raise _type_error(f"must be a positive number of seconds, got {text}")
+        raise argparse.ArgumentTypeError(f"must be a positive number of seconds, got {text}")
     return value
 
 
@@ -53,10 +67,34 @@ def _size(text: str) -> int:
     try:
         value = int(number) * unit
     except ValueError:
-        raise _type_error(f"expected a size in bytes such as 4096, 512K or 32M, got {text!r}") from None
+        raise argparse.ArgumentTypeError(f"expected a size in bytes such as 4096, 512K or 32M, got {text!r}") from None
     if value < 1:
-        raise _type_error(f"must be at least 1 byte, got {text}")
+        raise argparse.ArgumentTypeError(f"must be at least 1 byte, got {text}")
     return value
+
+
+def _delimiter(text: str) -> str:
+    from stream.config import delimiter
+
+    try:
+        return delimiter(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _fraction(text: str) -> float:
+    from stream.config import fraction
+
+    try:
+        return fraction(float(text))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a fraction from 0 to 1 such as 0.5, got {text!r}") from None
+
+
+def _column(text: str) -> str:
+    if not text.strip():
+        raise argparse.ArgumentTypeError("must name a column, or give its 1-based position")
+    return text
 
 
 def _cluster(text: str) -> int | None:
@@ -65,15 +103,15 @@ def _cluster(text: str) -> int | None:
     try:
         return parse_cluster(text)
     except ValueError as exc:
-        raise _type_error(str(exc)) from None
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 LIVE = "live mode"
+LAYOUT = "input layout (found from the file's first lines unless given)"
 SCALE = "scale-out (batch runs over files or URLs; the output is the one-process output)"
 ONE_OF = "one of"  # a mutually exclusive member of the scale-out group
 
-# Every option once: (group, flag, argparse settings). build_parser() makes the parser from it; quick_parse() reads
-# the everyday command lines from it without importing or building argparse (about 4 ms of a 50 ms run).
+# Every option once: (group, flag, argparse settings); build_parser() makes the parser from it.
 OPTIONS: list[tuple[str | None, str, dict[str, Any]]] = [
     (None, "--input", {
         "metavar": "PATH", "action": "append",
@@ -91,6 +129,29 @@ OPTIONS: list[tuple[str | None, str, dict[str, Any]]] = [
         "metavar": "COLUMN",
         "help": "group rows by this column: each value (a symbol, say) has its own window (overrides the config)",
     }),
+    (LAYOUT, "--column", {
+        "type": _column, "metavar": "NAME|N",
+        "help": "the close column: a header name, or its 1-based position (overrides the config's column)",
+    }),
+    (LAYOUT, "--delimiter", {
+        "type": _delimiter, "metavar": "CHAR", "help": "the field delimiter: , ; | or tab (default: sniffed)",
+    }),
+    (LAYOUT, "--no-header", {
+        "action": "store_true", "help": "the input has no header row: name the close by position with --column N",
+    }),
+    (LAYOUT, "--skip-lines", {
+        "type": _lines, "metavar": "N", "help": "skip N lines at the start of each input, before its header",
+    }),
+    (LAYOUT, "--decimal", {
+        "choices": (".", ","), "metavar": ".|,", "help": "the decimal mark of the values (default: found out)",
+    }),
+    (LAYOUT, "--max-skipped", {
+        "type": _fraction, "metavar": "FRACTION",
+        "help": "fail when more than this fraction of the data rows is skipped (default 0.5)",
+    }),
+    (LAYOUT, "--reverse", {
+        "action": "store_true", "help": "read a newest-first file from its last row to its first (regular files)",
+    }),
     (None, "--quiet", {"action": "store_true", "help": "print nothing but errors (and signals on stdout)"}),
     (LIVE, "--follow", {
         "action": "store_true", "help": "keep reading as the input grows, like tail -F; SIGINT/SIGTERM stops",
@@ -100,6 +161,14 @@ OPTIONS: list[tuple[str | None, str, dict[str, Any]]] = [
     }),
     (LIVE, "--checkpoint", {
         "metavar": "PATH", "help": "with --follow: keep state here; a restart continues exactly once",
+    }),
+    (LIVE, "--metrics-port", {
+        "type": _port, "metavar": "PORT",
+        "help": "serve Prometheus /metrics, /healthz and /readyz on this port while the run lasts (batch runs too); "
+        "needs the serve extra",
+    }),
+    (LIVE, "--metrics-host", {
+        "metavar": "HOST", "help": "the address --metrics-port listens on (default 127.0.0.1; 0.0.0.0 in a container)",
     }),
     (ONE_OF, "--workers", {
         "type": _positive_int, "metavar": "N",
@@ -119,16 +188,17 @@ OPTIONS: list[tuple[str | None, str, dict[str, Any]]] = [
 
 
 def build_parser() -> argparse.ArgumentParser:
-    import argparse
-
     from stream import __version__
 
-    p = argparse.ArgumentParser(
+    p = _bounded_parser()(
         prog="mlops-stream",
         description="Exact rolling-mean signals for OHLCV CSV from a file, a pipe or a growing file.",
         epilog="Run 'mlops-stream generate --help' for the synthetic data generator.",
     )
-    groups: dict[str | None, Any] = {None: p, LIVE: p.add_argument_group(LIVE), SCALE: p.add_argument_group(SCALE)}
+    groups: dict[str | None, Any] = {
+        None: p, LAYOUT: p.add_argument_group(LAYOUT), LIVE: p.add_argument_group(LIVE),
+        SCALE: p.add_argument_group(SCALE),
+    }  # fmt: skip
     groups[ONE_OF] = groups[SCALE].add_mutually_exclusive_group()
     for group, flag, settings in OPTIONS:
         groups[group].add_argument(flag, **settings)
@@ -136,74 +206,67 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def quick_parse(argv: list[str]) -> argparse.Namespace | None:
-    """What ``build_parser().parse_args(argv)`` returns, for command lines made only of options spelled out in full
-    (``--flag``, ``--flag value``, ``--flag=value``) with good values; None for anything else (help, a typo, an
-    abbreviation, a bad value, scale-out options that exclude each other, ...), which argparse then reads and reports.
-    """
-    import types
+def _bounded_parser() -> type[argparse.ArgumentParser]:
+    """argparse's parser, with its one-line errors cut short and escaped: they quote arguments, which may be huge or
+    hold a terminal's escape sequences."""
+    import argparse
 
-    known = {flag: settings for _, flag, settings in OPTIONS}
-    values: dict[str, Any] = {}
-    i = 0
-    while i < len(argv):
-        arg = argv[i]
-        flag, eq, given = arg.partition("=")
-        settings = known.get(flag)
-        if settings is None:
-            return None
-        action = settings.get("action")
-        if action == "store_true":
-            if eq:
-                return None
-            values[flag] = True
-            i += 1
-            continue
-        if not eq:
-            i += 1
-            # A following option-like word is not a value to argparse ("-" alone, stdin, is).
-            if i == len(argv) or (argv[i].startswith("-") and argv[i] != "-"):
-                return None
-            given = argv[i]
-        if "choices" in settings and given not in settings["choices"]:
-            return None
-        try:
-            value = settings.get("type", str)(given)
-        except Exception:
-            return None
-        if action == "append":
-            values.setdefault(flag, []).append(value)
-        else:
-            values[flag] = value
-        i += 1
-    if sum(1 for group, flag, _ in OPTIONS if group == ONE_OF and flag in values) > 1:
-        return None  # argparse's error says which may not go together
-    ns = types.SimpleNamespace()
-    for _, flag, settings in OPTIONS:
-        default = False if settings.get("action") == "store_true" else settings.get("default")
-        setattr(ns, flag[2:].replace("-", "_"), values.get(flag, default))
-    return ns  # type: ignore[return-value]
+    class Parser(argparse.ArgumentParser):
+        def error(self, message: str) -> NoReturn:
+            from stream.shown import line
+
+            super().error(line(message, 1000))
+
+    return Parser
 
 
 def entry() -> int:
     """The command (`mlops-stream`, `python -m stream`): ``main`` with the interpreter's exit made quick."""
-    code = main()
-    # At exit the interpreter runs its cyclic garbage collector over every object still alive: 6-9 ms here, as much
-    # as the rows of a 10k-row file cost. The job is over, its files closed and flushed; frozen, those objects are
-    # skipped by that collection (and still freed as usual).
+    import signal
+
+    # The run puts back what it found when it ends, and the interpreter's shutdown would put the default handlers
+    # back in place of Python ones: a Ctrl-C or SIGTERM of a storm arriving then would kill the finished job, which
+    # has nothing left to stop. Ignored outside the run, they cannot.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    code = main(started=T0)
+    # The job is over and its files flushed: frozen, the objects still alive are skipped by the interpreter's last
+    # cyclic garbage collection at exit (see docs/performance.md for what it saves).
     import gc
 
     gc.freeze()
     return code
 
 
-def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
+def main(
+    argv: list[str] | None = None,
+    stdin: TextIO | None = None,
+    stdout: TextIO | None = None,
+    stderr: TextIO | None = None,
+    *,
+    started: float | None = None,
+) -> int:
+    """Run the command on ``argv`` (default: ``sys.argv[1:]``) and return its exit code; ``stdin``, ``stdout`` and
+    ``stderr`` (text streams with a ``.buffer``, as csvkit's utilities take theirs) stand in for the process's for
+    the run. ``started``: the ``time.perf_counter()`` the run's latency counts from (default: now)."""
+    saved = sys.stdin, sys.stdout, sys.stderr
+    for name, given in (("stdin", stdin), ("stdout", stdout), ("stderr", stderr)):
+        if given is not None:
+            setattr(sys, name, given)
+    try:
+        return _run(sys.argv[1:] if argv is None else argv, time.perf_counter() if started is None else started)
+    except SystemExit as exc:  # argparse: a usage error (2), --help or --version (0)
+        return exc.code if isinstance(exc.code, int) else int(exc.code is not None)
+    finally:
+        sys.stdin, sys.stdout, sys.stderr = saved
+
+
+def _run(argv: list[str], started: float) -> int:
     if argv[:1] == ["generate"]:
         from stream.generate import main as generate_main
 
         return generate_main(argv[1:])
-    args = quick_parse(argv) or build_parser().parse_args(argv)
+    args = build_parser().parse_args(argv)
     if args.input is None:
         if sys.stdin is None or sys.stdin.isatty():
             build_parser().error("no input: pass --input PATH, or pipe CSV into stdin")
@@ -236,21 +299,93 @@ def main(argv: list[str] | None = None) -> int:
         build_parser().error("--workers, --cluster and --scheduler apply to batch runs, not to --follow")
     if not args.follow and (args.idle_timeout is not None or args.checkpoint is not None):
         build_parser().error("--idle-timeout and --checkpoint apply to live runs: add --follow")
+    if args.reverse and (args.follow or args.input is None or args.input == "-"):
+        build_parser().error(
+            "--reverse reads one regular file backwards from its end: not a pipe, several inputs or --follow"
+        )
     if args.checkpoint is not None and args.input == "-":
         build_parser().error("--checkpoint needs --input PATH (a file): a pipe cannot be resumed at a position")
-    return Job(args).run()
+    args.metrics_to_stdout = args.output == "-"
+    if args.metrics_to_stdout:
+        if args.signals == "-":
+            build_parser().error("--output - and --signals - cannot both go to stdout: pass a file for one of them")
+        args.output = None  # the document is printed on stdout, as it is anyway unless --quiet
+    clash = _role_clash(args)
+    if clash is not None:
+        build_parser().error(clash)
+    return Job(args, argv, started).run()
+
+
+def _role_clash(args: argparse.Namespace) -> str | None:
+    """Why the run would write over one of its own inputs, its config or another of its outputs; None if it would
+    not. Looked at before anything is opened for writing."""
+    from stream import roles
+    from stream.source import SourceError, expand, local_path
+
+    config = args.config if args.config is not None else ("config.yaml" if os.path.exists("config.yaml") else None)
+    inputs = [roles.Role.of("the config", config)] if config is not None else []
+    names = [args.input] if args.follow else args.inputs
+    for name in names:
+        if name == "-":
+            found = roles.stdin_role()
+            inputs.extend([found] if found is not None else [])
+            continue
+        try:
+            path = local_path(name)
+            local = [] if path is None else [path] if args.follow else [spec.name for spec in expand([path])]
+        except SourceError:  # a glob that matches nothing, a bad file:// URL: the run itself says so
+            local = [name]
+        inputs.extend(roles.Role.of("the input", path) for path in local)
+    flags = [("--output", args.output), ("--signals", args.signals), ("--log-file", args.log_file)]
+    flags.append(("--checkpoint", args.checkpoint))
+    outputs = [roles.Role.of(flag, path) for flag, path in flags if path is not None and path != "-"]
+    if args.signals == "-" or args.metrics_to_stdout or not args.quiet:
+        found = roles.stdout_role("stdout (--signals -)" if args.signals == "-" else "stdout")
+        outputs.extend([found] if found is not None else [])
+    try:
+        roles.check(inputs, outputs)
+    except roles.RoleClash as exc:
+        from stream.shown import line
+
+        return line(str(exc))
+    return None
 
 
 class Job:
     """One run of the signal job, from arguments to exit code."""
 
-    def __init__(self, args: argparse.Namespace) -> None:
+    def __init__(self, args: argparse.Namespace, argv: list[str], started: float) -> None:
         self.args = args
+        self.argv = argv
+        self.started = started
         self.version: str | None = None
         self.signals_fh: BinaryIO | None = None
         self.announced = False
+        self.server: Any = None  # the metrics server (--metrics-port), for the run to attach itself to
+        self.lost: str | None = None  # a live run's rows it could not read, said in the last log line
 
     def run(self) -> int:
+        # As PID 1 in a container the job would otherwise ignore `docker stop`'s SIGTERM until killed; and a
+        # SIGINT or SIGTERM after the first must not interrupt the document the first one leads to.
+        import signal
+
+        from stream import logsink
+
+        self.log = logsink.log  # configured in place by _run; errors before that go to stderr alone
+        before = {signum: signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM)}
+        _stop_on_signals()
+        try:
+            return self._run()
+        except (_Terminated, KeyboardInterrupt) as exc:  # the first signal, while a document was being written
+            return self._fail(_STOPPED[type(exc)], 143 if isinstance(exc, _Terminated) else 130)
+        finally:
+            # An in-process caller (tests, an embedding program) gets its own handlers back, and its log closed.
+            for signum, handler in before.items():
+                signal.signal(signum, handler)
+            _stopping_since.clear()
+            logsink.setup(None)
+
+    def _run(self) -> int:
         from stream import logsink
 
         args = self.args
@@ -266,54 +401,65 @@ class Job:
                 check_writable(args.output)
             except OSError as exc:
                 return self._unwritable(f"the metrics file {args.output} cannot be written: {_reason(exc)}")
-        if not args.follow:
-            # As PID 1 in a container the job would otherwise ignore `docker stop`'s SIGTERM until killed.
-            import signal
+        return self._outcome()
 
-            signal.signal(signal.SIGTERM, _terminate)
+    def _outcome(self) -> int:
+        """Process the input and publish the metrics, or the error document of whatever stopped the run."""
+        out_of_memory = False
         try:
             doc = self._process()
         except BrokenPipeError:
             return self._broken_pipe()
-        except _Terminated:
-            return self._fail("stopped by SIGTERM before the input was fully processed; no metrics were computed", 143)
-        except KeyboardInterrupt:
-            return self._fail("interrupted before the input was fully processed; no metrics were computed", 130)
-        except JobError as exc:
+        except (_Terminated, KeyboardInterrupt) as exc:
+            return self._fail(_STOPPED[type(exc)], 143 if isinstance(exc, _Terminated) else 130)
+        except MlopsStreamError as exc:
             return self._fail(str(exc))
+        except MemoryError:
+            out_of_memory = True  # reported below, once the traceback and the frames it holds are freed
         except Exception as exc:
             return self._fail(_phrase(exc))
+        finally:
+            if self.server is not None:
+                self.server.close()
+        if out_of_memory:
+            return self._fail(_phrase(MemoryError()))
+        _ignore_signals()  # the work is done: nothing may stop the document now
         return self._publish(doc, EXIT_OK)
 
     def _process(self) -> dict[str, Any]:
         from stream import config, seeding
-        from stream.engine import RollingSignal
-        from stream.keyed import KeyedSignal
         from stream.logsink import BadRowLog
-        from stream.pipeline import Pipeline
-        from stream.reader import Reader
-        from stream.source import expand, open_input
+        from stream.reader import LayoutRequest, Reader
+        from stream.source import check_readable, expand
 
         args, log = self.args, self.log
-        log.info("mlops-stream started: %s", " ".join(["mlops-stream", *sys.argv[1:]]))
+        log.info("mlops-stream started: %s", " ".join(["mlops-stream", *self.argv]))
         cfg = config.load(args.config)
         self.version = cfg.version
-        cfg = cfg.with_overrides(window=args.window, on_bad_row=args.on_bad_row, key=args.key)
-        log.info(
-            "config from %s: seed=%d window=%d version=%s column=%s on_bad_row=%s%s",
-            cfg.source, cfg.seed, cfg.window, cfg.version, cfg.column, cfg.on_bad_row,
-            f" key={cfg.key}" if cfg.key is not None else "",
+        cfg = cfg.with_overrides(
+            window=args.window, on_bad_row=args.on_bad_row, key=args.key, column=args.column,
+            delimiter=args.delimiter, header=False if args.no_header else None, skip_lines=args.skip_lines,
+            decimal=args.decimal, max_skipped=args.max_skipped, metrics_port=args.metrics_port,
+            metrics_host=args.metrics_host,
         )  # fmt: skip
+        log.info(
+            "config from %s: seed=%d window=%d version=%s column=%s on_bad_row=%s%s%s",
+            cfg.source, cfg.seed, cfg.window, cfg.version, cfg.column, cfg.on_bad_row,
+            f" key={cfg.key}" if cfg.key is not None else "", _layout_settings(cfg),
+        )  # fmt: skip
+        if cfg.metrics_port is not None:
+            self._serve(cfg.metrics_host, cfg.metrics_port)
         seeding.seed(cfg.seed)
         if args.follow:
             from stream.live import LiveRun
 
-            out = LiveRun(self, cfg, T0).run()
+            out = LiveRun(self, cfg, self.started).run()
+            self.lost = out.lost
             return self._summary(cfg, out.tally, out.reader, out.name, out.elapsed, out.by_key, out.resumed)
         specs = expand(args.inputs)
         for spec in specs:  # a missing or unreadable input fails the run before any output is written
             if not spec.url and spec.name != "-":
-                open_input(spec.name).fh.close()
+                check_readable(spec.name)
         sizes = [spec.size() for spec in specs]
         known = [s for s in sizes if s is not None]
         total = sum(known) if len(known) == len(sizes) else None
@@ -326,17 +472,16 @@ class Job:
         bad_log = BadRowLog(log)
         reader = Reader(
             cfg.column, cfg.on_bad_row, report=bad_log, keep_text=args.signals is not None, key=cfg.key,
-            file=specs[0].label if several else None,
+            file=specs[0].label if several else None, request=LayoutRequest.of(cfg),
         )  # fmt: skip
         sink = self._signals_sink(args, cfg.key)
-        engine = KeyedSignal(cfg.window) if cfg.key is not None else RollingSignal(cfg.window)
-        pipeline = Pipeline(engine, sink)
+        pipeline = self._pipeline(cfg, sink)
         t_read = time.perf_counter()
         done = [0]  # bytes of the inputs before the current one, for progress (parallel runs move reader.offset)
 
-        current: list[Any] = []  # the input being read: its position counts compressed bytes for a compressed one
+        current: list[Input] = []  # the input being read: its position counts compressed bytes for a compressed one
 
-        def opened(i: int, inp: Any) -> None:
+        def opened(i: int, inp: Input) -> None:
             log.info("input opened: %s", inp.describe())
             done[0] = sum(known[:i]) if total is not None else 0
             current[:] = [inp]
@@ -351,21 +496,32 @@ class Job:
                     position=lambda: done[0] + (current[0].position(reader.offset) if current else reader.offset),
                 )  # fmt: skip
 
+        view = None
+        if self.server is not None:
+            from stream.serve import BatchView
+
+            view = BatchView(pipeline, bad_log, lambda: done[0] + reader.offset, total)
+            self.server.attach(view)
+
         def after_batch() -> None:
             self._announce_layout(reader, cfg.window)
             if display is not None:
                 display.tick()
+            if view is not None:
+                view.publish()
 
         try:
             from stream import parallel
 
             tally, by_key = parallel.run(
                 specs, sizes, reader, pipeline, args.workers, after_batch, cluster=args.cluster,
-                scheduler=args.scheduler, block_size=args.block_size, opened=opened,
+                scheduler=args.scheduler, block_size=args.block_size, opened=opened, reverse=args.reverse,
             )  # fmt: skip
         finally:
             if display is not None:
                 display.close()
+            if view is not None:
+                view.finished = True
         self._announce_layout(reader, cfg.window)
         if sink is not None:
             sink.flush()
@@ -374,22 +530,59 @@ class Job:
         bad_log.summary()
         return self._summary(cfg, tally, reader, name, time.perf_counter() - t_read, by_key)
 
-    def _announce_layout(self, reader: Any, window: int) -> None:
+    def _serve(self, host: str, port: int) -> None:
+        """Start the metrics server before any work, so a port that cannot be bound fails the run at once."""
+        from stream.serve import ServeError, Server
+
+        try:
+            self.server = Server(host, port, "live" if self.args.follow else "batch")
+        except ServeError as exc:
+            raise JobError(str(exc)) from None
+        self.log.info("serving metrics on %s/metrics (health: /healthz, readiness: /readyz)", self.server.url)
+
+    def _pipeline(self, cfg: Config, sink: SignalSink | None, state: dict[str, Any] | None = None) -> Pipeline:
+        """The run's pipeline: one engine, or one per key (``cfg.key``), new or from a checkpoint's ``state``."""
+        from stream.engine import RollingSignal
+        from stream.keyed import KeyedSignal
+        from stream.pipeline import Pipeline
+        from stream.shown import excerpt
+
+        if cfg.key is None:
+            return Pipeline(RollingSignal.from_state(state) if state is not None else RollingSignal(cfg.window), sink)
+        if state is not None:
+            keyed = KeyedSignal.from_state(state, cfg.max_keys, cfg.key)
+        else:
+            keyed = KeyedSignal(cfg.window, cfg.max_keys, cfg.key)
+
+        def many_keys(n: int) -> None:
+            self.log.warning(
+                "the key column %s has %d distinct values so far (a run stops past max_keys, %d): if it is not the "
+                "column that names each series (a symbol, say), --key names the wrong column",
+                excerpt(cfg.key), n, cfg.max_keys,
+            )  # fmt: skip
+
+        return Pipeline(keyed, sink, many_keys)
+
+    def _announce_layout(self, reader: Reader, window: int) -> None:
         """Log the input's layout once it is known."""
         if not self.announced and reader.layout is not None:
             self.announced = True
             self.log.info("input layout: %s", reader.layout.describe())
+            for note in reader.layout.notes:
+                self.log.info("%s", note)
+            for warning in reader.layout.warnings:
+                self.log.warning("%s", warning)
             each = f" of each {reader.key} value" if reader.key is not None else ""
             self.log.info("warm-up: the first %d rows%s have no rolling mean (signal 0)", window - 1, each)
 
     def _summary(
         self,
-        cfg: Any,
-        tally: Any,
-        reader: Any,
+        cfg: Config,
+        tally: Tally,
+        reader: Reader,
         name: str,
         elapsed: float,
-        by_key: dict[str, Any] | None = None,
+        by_key: dict[str, Tally] | None = None,
         resumed: int = 0,
     ) -> dict[str, Any]:
         """The end of every successful run: refuse an input without rows, log the totals, build the metrics.
@@ -402,21 +595,22 @@ class Job:
         if tally.rows == 0:
             skipped = f" ({tally.skipped} bad rows were skipped)" if tally.skipped else ""
             raise JobError(f"the input {name} has a header but no usable data rows{skipped}")
+        _check_skipped(cfg, tally, reader, log)
         mine = tally.rows - resumed
         earlier = f", {resumed} of them before a restart from the checkpoint," if resumed else ""
         log.info(
             "processed %d rows (%d signals, %d skipped)%s in %.3f s (%.0f rows/s)",
             tally.rows, tally.signals, tally.skipped, earlier, elapsed, mine / elapsed if elapsed else 0.0,
         )  # fmt: skip
-        latency_ms = int((time.perf_counter() - T0) * 1000)
+        latency_ms = int((time.perf_counter() - self.started) * 1000)
         if by_key is not None:
             log.info("keys: %d distinct values of the column %s", len(by_key), cfg.key)
         return metrics.success(cfg.version, cfg.seed, tally, latency_ms, cfg.on_bad_row == "skip", by_key)
 
-    def _signals_sink(self, args: argparse.Namespace, key: str | None) -> Any:
+    def _signals_sink(self, args: argparse.Namespace, key: str | None) -> SignalSink | None:
         if args.signals is None:
             return None
-        from stream.signals import HEADER, SignalSink
+        from stream.signals import HEADER, SignalSink, is_regular, open_file
 
         if key in HEADER:
             raise JobError(
@@ -428,10 +622,12 @@ class Job:
             self.signals_fh = sys.stdout.buffer
         else:
             try:
-                self.signals_fh = open(args.signals, "wb")  # noqa: SIM115 - closed at the end of _process
+                self.signals_fh = open_file(args.signals)  # closed at the end of _process
             except OSError as exc:
                 raise JobError(f"the signals file {args.signals} cannot be written: {_reason(exc)}") from None
-        return SignalSink(self.signals_fh, args.signals_format, key=key)
+            if is_regular(self.signals_fh):
+                self.signals_fh.truncate(0)  # only now that this run holds the file's lock
+        return SignalSink(self.signals_fh, args.signals_format, key=key, name=args.signals)
 
     def _publish(self, doc: dict[str, Any], code: int) -> int:
         from stream import metrics
@@ -448,7 +644,8 @@ class Job:
             shown = {k: v for k, v in doc.items() if k != "by_key"}
             shown["by_key"] = f"{len(doc['by_key'])} keys (see the metrics document)"
         log.info("metrics: %s", metrics.encode(shown).decode().replace("\n", " "))
-        if not args.quiet and args.signals != "-" and sys.stdout is not None:
+        wanted = not args.quiet or getattr(args, "metrics_to_stdout", False)  # --output - asks for it even so
+        if wanted and args.signals != "-" and sys.stdout is not None:
             try:
                 sys.stdout.buffer.write(metrics.encode(doc))
                 sys.stdout.flush()
@@ -458,7 +655,10 @@ class Job:
                 _silence_stdout()
                 failed = self._unwritable(f"the metrics document could not be printed on stdout: {_reason(exc)}")
                 code = code or failed
-        log.info("finished with exit code %d", code)
+        if self.lost:
+            log.warning("finished with exit code %d; %s", code, self.lost)
+        else:
+            log.info("finished with exit code %d", code)
         return code
 
     def _fail(self, message: str, code: int = EXIT_FAILED) -> int:
@@ -486,12 +686,86 @@ class Job:
         return EXIT_FAILED
 
 
-class _Terminated(Exception):
-    """SIGTERM arrived during a batch run."""
+def _layout_settings(cfg: Any) -> str:
+    """The input-layout settings that differ from their defaults, for the config's log line."""
+    from stream.config import Config
+
+    default = Config()
+    shown = ("delimiter", "header", "skip_lines", "decimal", "max_skipped")
+    return "".join(f" {k}={getattr(cfg, k)!r}" for k in shown if getattr(cfg, k) != getattr(default, k))
 
 
-def _terminate(signum: int, frame: object) -> None:
-    raise _Terminated
+def _check_skipped(cfg: Any, tally: Any, reader: Any, log: Any) -> None:
+    """Fail a run that skipped more than ``max_skipped`` of its data rows (the file is most likely misread: a
+    success document would be garbage); warn when it skipped more than 1 %."""
+    data = tally.rows + tally.skipped
+    if not tally.skipped or not data:
+        return
+    share = tally.skipped / data
+    common = reader.skips.commonest()
+    why = ""
+    if common is not None:
+        count, bad = common
+        why = f"; the commonest reason ({count} rows) first at {bad.describe()}"
+    if tally.skipped > cfg.max_skipped * data:
+        raise JobError(
+            f"{tally.skipped} of {data} data rows ({share:.1%}) were bad and skipped, more than the "
+            f"{cfg.max_skipped:g} allowed (--max-skipped, config max_skipped){why}: the input is probably misread "
+            "(check --column, --delimiter, --decimal)"
+        )
+    if share > 0.01:
+        log.warning("%d of %d data rows (%.1f%%) were bad and skipped%s", tally.skipped, data, 100 * share, why)
+
+
+class _Terminated(BaseException):
+    """SIGTERM arrived (a BaseException, as KeyboardInterrupt is: no ``except Exception`` may swallow it)."""
+
+
+_STOPPED: dict[type[BaseException], str] = {
+    _Terminated: "stopped by SIGTERM before the input was fully processed; no metrics were computed",
+    KeyboardInterrupt: "interrupted before the input was fully processed; no metrics were computed",
+}
+
+
+def _stop_on_signals() -> None:
+    import signal
+
+    signal.signal(signal.SIGINT, _on_stop_signal)
+    signal.signal(signal.SIGTERM, _on_stop_signal)
+
+
+def _on_stop_signal(signum: int, frame: object) -> None:
+    import signal
+
+    # The first signal stops the run; the ones after it (an impatient Ctrl-C, a supervisor repeating SIGTERM) are
+    # ignored, so they cannot cut the error document short.
+    _ignore_signals()
+    raise KeyboardInterrupt if signum == signal.SIGINT else _Terminated
+
+
+FORCE_AFTER = 3.0  # seconds after the run began to stop: a Ctrl-C from then on ends it at once
+_stopping_since: list[float] = []
+
+
+def _ignore_signals() -> None:
+    """From now on SIGTERM is ignored, and so is SIGINT, unless it comes ``FORCE_AFTER`` seconds after this call: a
+    person pressing Ctrl-C again on a run stuck while finishing (an output FIFO nobody reads) gets their terminal
+    back."""
+    import signal
+
+    if not _stopping_since:
+        _stopping_since.append(time.monotonic())
+    signal.signal(signal.SIGINT, _on_late_signal)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+
+def _on_late_signal(signum: int, frame: object) -> None:
+    if time.monotonic() - _stopping_since[0] >= FORCE_AFTER:
+        message = "interrupted again while finishing; stopped at once, the last document may be missing"
+        try:
+            os.write(2, f"mlops-stream: error: {message}\n".encode())
+        finally:
+            os._exit(130)
 
 
 def _silence_stdout() -> None:
@@ -507,18 +781,12 @@ def _reason(exc: OSError) -> str:
     return exc.strerror.lower() if exc.strerror else str(exc)
 
 
-def _phrase(exc: Exception) -> str:
-    """A person-facing sentence for a failure; the known failures carry their own."""
-    from stream.checkpoint import CheckpointError
-    from stream.config import ConfigError
-    from stream.executors import ExecutorError
-    from stream.reader import InputError
-    from stream.source import SourceError
-
-    if isinstance(exc, (CheckpointError, ConfigError, ExecutorError, InputError, SourceError)):
-        return str(exc)
+def _phrase(exc: BaseException) -> str:
+    """A person-facing sentence for a failure that did not come phrased (the known ones are MlopsStreamError)."""
     if isinstance(exc, MemoryError):
-        return "ran out of memory"
+        return "ran out of memory; give the run more memory, or check the input (a --key with millions of values?)"
+    if isinstance(exc, RecursionError):
+        return "the input or config is nested too deeply to process (RecursionError)"
     if isinstance(exc, OSError):
         where = f" ({exc.filename})" if exc.filename else ""
         return f"an I/O error stopped the run{where}: {_reason(exc)}"

@@ -4,50 +4,46 @@ from __future__ import annotations
 
 import os
 import re
-from typing import Any
+from typing import Any, NamedTuple
+
+from stream import shown
+from stream.errors import MlopsStreamError
+from stream.shown import excerpt
 
 POLICIES = ("fail", "skip")
+MAX_BYTES = 1 << 20  # a config is a handful of lines; anything near this size is a mistake (or /dev/zero)
+MAX_TEXT = 256  # characters of a string setting: a version, a column name
+MAX_DEPTH = 8  # nesting of YAML collections: a config is one flat mapping
+MAX_KEYS = 100_000  # distinct values of the key column before a keyed run stops (max_keys)
 
 
-class ConfigError(Exception):
+class ConfigError(MlopsStreamError):
     """A config that cannot be used; the message names the file, the key and what was expected."""
 
 
-class Config:
+class Config(NamedTuple):
     """The validated settings of one run, and where they came from."""
 
-    FIELDS = ("seed", "window", "version", "column", "on_bad_row", "key", "source")
-
-    def __init__(
-        self,
-        seed: int = 42,
-        window: int = 5,
-        version: str = "v1",
-        column: str = "close",
-        on_bad_row: str = "fail",
-        key: str | None = None,
-        source: str = "built-in defaults",
-    ) -> None:
-        self.seed = seed
-        self.window = window
-        self.version = version
-        self.column = column
-        self.on_bad_row = on_bad_row
-        self.key = key  # the column whose value groups rows into series, each with its own window; None: one series
-        self.source = source
-
-    def as_dict(self) -> dict[str, Any]:
-        return {k: getattr(self, k) for k in self.FIELDS}
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, Config) and self.as_dict() == other.as_dict()
-
-    def __repr__(self) -> str:
-        return "Config(" + ", ".join(f"{k}={v!r}" for k, v in self.as_dict().items()) + ")"
+    seed: int = 42
+    window: int = 5
+    version: str = "v1"
+    column: str = "close"
+    on_bad_row: str = "fail"
+    key: str | None = None  # the column whose value groups rows into series, each with its own window; None: one series
+    # The input's layout (stream/layout.py): None finds it out from the file.
+    delimiter: str | None = None
+    header: bool = True
+    skip_lines: int = 0
+    decimal: str | None = None
+    max_skipped: float = 0.5  # a run that skips more than this fraction of its data rows fails
+    max_keys: int = MAX_KEYS  # a keyed run with more distinct keys than this stops: its key column is likely wrong
+    metrics_port: int | None = None  # serve Prometheus metrics on this port while the run lasts; None: do not
+    metrics_host: str = "127.0.0.1"
+    source: str = "built-in defaults"
 
     def with_overrides(self, **changes: Any) -> Config:
         """A copy with the given settings replaced; None means "not given" and keeps the current value."""
-        cfg = Config(**{**self.as_dict(), **{k: v for k, v in changes.items() if v is not None}})
+        cfg = self._replace(**{k: v for k, v in changes.items() if v is not None})
         if cfg.key is not None and cfg.key == cfg.column:
             raise ConfigError(
                 f"the key column and the value column are both {cfg.key!r}: the key groups rows, it is not the value"
@@ -56,8 +52,30 @@ class Config:
 
 
 _REQUIRED = {"seed": int, "window": int, "version": str}
-_OPTIONAL = {"column": str, "on_bad_row": str, "key": str}
-_TYPE_NAMES = {int: "an integer", str: "a string"}
+_OPTIONAL: dict[str, Any] = {
+    "column": (str, int), "on_bad_row": str, "key": str, "delimiter": str, "header": bool, "skip_lines": int,
+    "decimal": str, "max_skipped": (float, int), "metrics_port": int, "metrics_host": str,
+    "max_keys": int,
+}  # fmt: skip
+_TYPE_NAMES = {
+    int: "an integer", str: "a string", bool: "true or false", (str, int): "a column name or a 1-based position",
+    (float, int): "a fraction such as 0.5",
+}  # fmt: skip
+DELIMITER_NAMES = {"tab": "\t", "\\t": "\t", "comma": ",", "semicolon": ";", "pipe": "|"}
+
+
+def delimiter(text: str) -> str:
+    """A delimiter as given (``;``, ``tab``, ``\\t``); raises ValueError for anything but one character."""
+    value = DELIMITER_NAMES.get(text.lower(), text)
+    if len(value) != 1 or value in '"\r\n' or value.isalnum() or value == " ":
+        raise ValueError(f"expected one character such as , ; | or tab, got {text!r}")
+    return value
+
+
+def fraction(value: float) -> float:
+    if not 0 <= value <= 1:
+        raise ValueError(f"expected a fraction from 0 to 1, got {value}")
+    return float(value)
 
 
 def _describe(value: Any) -> str:
@@ -65,7 +83,7 @@ def _describe(value: Any) -> str:
         return f"the boolean {str(value).lower()}"
     if value is None:
         return "nothing (null)"
-    return f"{type(value).__name__} {value!r}"
+    return f"{type(value).__name__} {excerpt(value)}"
 
 
 def validate(doc: Any, where: str) -> Config:
@@ -75,7 +93,7 @@ def validate(doc: Any, where: str) -> Config:
     unknown = [k for k in doc if k not in _REQUIRED and k not in _OPTIONAL]
     if unknown:
         known = ", ".join([*_REQUIRED, *_OPTIONAL])
-        raise ConfigError(f"{where}: unknown key {unknown[0]!r} (known keys: {known})")
+        raise ConfigError(f"{where}: unknown key {excerpt(unknown[0])} (known keys: {known})")
     missing = [k for k in _REQUIRED if k not in doc]
     if missing:
         raise ConfigError(f"{where}: missing required key {missing[0]!r}")
@@ -85,16 +103,41 @@ def validate(doc: Any, where: str) -> Config:
             continue
         value = doc[key]
         # bool is a subclass of int, and YAML turns `yes` into True: neither is a seed or a window.
-        if not isinstance(value, kind) or isinstance(value, bool):
+        if not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool):
             raise ConfigError(f"{where}: {key!r} must be {_TYPE_NAMES[kind]}, found {_describe(value)}")
+        if isinstance(value, str) and len(value) > MAX_TEXT:
+            raise ConfigError(
+                f"{where}: {key!r} is {len(value):,} characters long, at most {MAX_TEXT} are allowed: {excerpt(value)}"
+            )
         values[key] = value
+    if values.get("max_keys", 1) < 1:
+        raise ConfigError(f"{where}: 'max_keys' must be at least 1, found {values['max_keys']}")
+    if isinstance(values.get("column"), int):
+        if values["column"] < 1:
+            raise ConfigError(f"{where}: 'column' as a position must be at least 1, found {values['column']}")
+        values["column"] = str(values["column"])
+    if values.get("skip_lines", 0) < 0:
+        raise ConfigError(f"{where}: 'skip_lines' must be 0 or more, found {values['skip_lines']}")
+    if "decimal" in values and values["decimal"] not in (".", ","):
+        raise ConfigError(f"{where}: 'decimal' must be '.' or ',', found {values['decimal']!r}")
+    for name, check in (("delimiter", delimiter), ("max_skipped", fraction)):
+        if name in values:
+            try:
+                values[name] = check(values[name])
+            except ValueError as exc:
+                raise ConfigError(f"{where}: {name!r}: {exc}") from None
     if values["window"] < 1:
         raise ConfigError(f"{where}: 'window' must be at least 1, found {values['window']}")
     if "on_bad_row" in values and values["on_bad_row"] not in POLICIES:
-        raise ConfigError(f"{where}: 'on_bad_row' must be 'fail' or 'skip', found {values['on_bad_row']!r}")
-    for name in ("column", "key"):
+        raise ConfigError(f"{where}: 'on_bad_row' must be 'fail' or 'skip', found {excerpt(values['on_bad_row'])}")
+    if not 0 <= values.get("metrics_port", 0) <= 65535:
+        raise ConfigError(
+            f"{where}: 'metrics_port' must be a port number from 0 to 65535, found {values['metrics_port']}"
+        )
+    for name in ("column", "key", "metrics_host"):
         if name in values and not values[name].strip():
-            raise ConfigError(f"{where}: {name!r} must name a column, found an empty string")
+            what = "an address to listen on" if name == "metrics_host" else "a column"
+            raise ConfigError(f"{where}: {name!r} must name {what}, found an empty string")
     if "key" in values and values["key"] == values.get("column", "close"):
         raise ConfigError(
             f"{where}: 'key' and 'column' are both {values['key']!r}: the key groups rows by another column"
@@ -103,8 +146,9 @@ def validate(doc: Any, where: str) -> Config:
 
 
 # A config is a handful of `key: value` lines. Those whose meaning is beyond doubt (a decimal integer without a
-# leading zero, or a word that YAML reads as a plain string) are read here; anything else (quotes, lists, anchors,
-# tags, `yes`, `0x10`, `1.5`, duplicates ...) goes to PyYAML, whose import costs more than a 10,000-row run.
+# leading zero, or a word that YAML reads as a plain string) are read here; anything else (lists, anchors, tags,
+# `yes`, `0x10`, `1.5`, duplicates ...) goes to PyYAML: this saves a small run the import of PyYAML, which costs
+# more than reading the bundled 10,000 rows (docs/performance.md has the figures).
 _SIMPLE_LINE = re.compile(
     r"([A-Za-z_][A-Za-z0-9_]*):[ ]+"
     r"""(-?(?:0|[1-9][0-9]*)|[A-Za-z][A-Za-z0-9_.-]*|"[A-Za-z0-9_. -]*"|'[A-Za-z0-9_. -]*')[ ]*(?:[ ]#.*)?""",
@@ -143,10 +187,28 @@ def simple_yaml(text: str) -> dict[str, Any] | None:
 
 
 def _strict_loader(yaml: Any) -> type:
-    """PyYAML's SafeLoader, except that a key given twice is an error (YAML would silently keep the last)."""
+    """PyYAML's SafeLoader, except that a key given twice is an error (YAML would silently keep the last), and that
+    anchors, aliases and nesting deeper than ``MAX_DEPTH`` are refused: a config needs none of them, and aliases
+    nested in aliases expand into gigabytes."""
 
     class StrictLoader(yaml.SafeLoader):
-        pass
+        depth = 0
+
+        def compose_node(self, parent: Any, index: Any) -> Any:
+            event = self.peek_event()
+            if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None) is not None:
+                raise yaml.composer.ComposerError(
+                    None, None, "anchors and aliases (& and *) are not allowed in a config", event.start_mark
+                )
+            if isinstance(event, (yaml.SequenceStartEvent, yaml.MappingStartEvent)) and self.depth >= MAX_DEPTH:
+                raise yaml.composer.ComposerError(
+                    None, None, f"collections nested more than {MAX_DEPTH} deep are not allowed", event.start_mark
+                )
+            self.depth += 1
+            try:
+                return super().compose_node(parent, index)
+            finally:
+                self.depth -= 1
 
     def mapping(loader: Any, node: Any) -> dict[Any, Any]:
         seen = set()
@@ -172,8 +234,10 @@ def load(path: str | None) -> Config:
             return Config()
         path = "config.yaml"
     try:
-        with open(path, encoding="utf-8") as fh:
-            text = fh.read().removeprefix("\ufeff")  # a BOM, as utf-8-sig would drop it (without its codec's import)
+        with open(path, "rb") as fh:
+            data = fh.read(MAX_BYTES + 1)  # not to its end: /dev/zero has none
+        # A BOM is dropped, as utf-8-sig would (without its codec's import).
+        text = data.decode("utf-8").removeprefix("\ufeff")
     except FileNotFoundError:
         raise ConfigError(f"config file {path} does not exist") from None
     except IsADirectoryError:
@@ -182,6 +246,8 @@ def load(path: str | None) -> Config:
         raise ConfigError(f"config file {path} is not UTF-8 text") from None
     except OSError as exc:
         raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
+    if len(data) > MAX_BYTES:
+        raise ConfigError(f"config file {path} is larger than {MAX_BYTES >> 20} MiB: a config is a few lines of YAML")
     simple = simple_yaml(text)
     if simple is not None:
         return validate(simple, f"config file {path}")
@@ -192,11 +258,13 @@ def load(path: str | None) -> Config:
         doc = yaml.load(text, Loader=_strict_loader(yaml))
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
-        line = f" line {mark.line + 1}" if mark is not None else ""
-        problem = exc.problem or exc.context or "invalid YAML"
+        at = f" line {mark.line + 1}" if mark is not None else ""
+        problem = shown.line(exc.problem or exc.context or "invalid YAML", 200)
         if "constructor" in problem or "tag" in problem:
             problem = "tags that build objects are not allowed in a config"
-        raise ConfigError(f"config file {path}{line}: {problem}") from None
+        raise ConfigError(f"config file {path}{at}: {problem}") from None
     except yaml.YAMLError as exc:
-        raise ConfigError(f"config file {path}: invalid YAML ({exc})") from None
+        raise ConfigError(f"config file {path}: invalid YAML ({excerpt(str(exc))})") from None
+    except RecursionError:
+        raise ConfigError(f"config file {path}: nested too deeply to read") from None
     return validate(doc, f"config file {path}")

@@ -26,9 +26,13 @@ from collections import deque
 from collections.abc import Iterator
 from itertools import accumulate, repeat
 from operator import gt, mul, sub, truediv
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from stream.exact import MAX_SCALE
+
+if TYPE_CHECKING:
+    import numpy as np
+    from numpy.typing import NDArray
 
 _POW10 = [10**k for k in range(MAX_SCALE + 1)]
 
@@ -64,7 +68,9 @@ class RollingSignal:
             return 0
         return 1 if units * self.window > self._sum else 0
 
-    def update_block(self, units: Any, scale: int, means: bool = False) -> tuple[Any, list[float | None] | None]:
+    def update_block(
+        self, units: NDArray[np.int64], scale: int, means: bool = False
+    ) -> tuple[NDArray[np.int8], list[float | None] | None]:
         """Feed a numpy int64 array of values at one ``scale``; return their signals (an int8 array) and, on request,
         each row's mean (None in the warm-up) — exactly what ``update`` and ``mean`` give row by row.
 

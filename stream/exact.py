@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import re
 
+from stream.framing import excerpt
+
 # Bounds keep every value a small integer: a price needs far fewer digits than this, and a literal such as
 # "1e999999999" is refused from its text alone instead of building a billion-digit integer.
 MAX_SCALE = 30
@@ -45,10 +47,10 @@ def _parse_general(text: str) -> tuple[int, int]:
     if m is None or not (m.group(2) or m.group(3)):
         low = text.strip().lower().lstrip("+-")
         if low in ("nan", "inf", "infinity"):
-            raise BadValue(f"{text!r} is not a finite number")
+            raise BadValue(f"{excerpt(text)} is not a finite number")
         if not text.strip():
             raise BadValue("the value is empty")
-        raise BadValue(f"{text!r} is not a decimal number")
+        raise BadValue(f"{excerpt(text)} is not a decimal number")
     sign, whole, frac, exp_sign, exp_digits = m.group(1), m.group(2) or "", m.group(3) or "", m.group(4), m.group(5)
     digits = (whole + frac).lstrip("0")
     if not digits:
@@ -56,13 +58,15 @@ def _parse_general(text: str) -> tuple[int, int]:
     # Work out magnitude from the text before building any integer.
     exp_digits = (exp_digits or "").lstrip("0")
     if len(exp_digits) > MAX_EXP_DIGITS:
-        raise BadValue(f"{text!r} is out of range (its exponent is far too large)")
+        raise BadValue(f"{excerpt(text)} is out of range (its exponent is far too large)")
     exp = -int(exp_digits) if exp_sign == "-" and exp_digits else int(exp_digits or "0")
     stripped = digits.rstrip("0")
     scale = len(frac) - exp - (len(digits) - len(stripped))
     int_digits = len(stripped) - scale
     if scale > MAX_SCALE or int_digits > MAX_INT_DIGITS:
-        raise BadValue(f"{text!r} is out of range (more than {MAX_INT_DIGITS} integer digits or {MAX_SCALE} decimals)")
+        raise BadValue(
+            f"{excerpt(text)} is out of range (more than {MAX_INT_DIGITS} integer digits or {MAX_SCALE} decimals)"
+        )
     units = int(stripped)
     if scale < 0:
         units *= 10**-scale

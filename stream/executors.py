@@ -5,7 +5,17 @@ LocalCluster on 127.0.0.1, or an existing one at a scheduler address). Both take
 from __future__ import annotations
 
 from collections import deque
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from stream.errors import MlopsStreamError
+
+if TYPE_CHECKING:
+    from multiprocessing.connection import Connection
+    from multiprocessing.process import BaseProcess
+
+# A task is a picklable function and its picklable argument; what either holds is the plan's business, not ours.
+Task = Callable[[Any], Any]
 
 DASK_MISSING = (
     "--cluster and --scheduler run the job on Dask, which is not installed: pip install 'mlops-stream[dask]' "
@@ -13,7 +23,7 @@ DASK_MISSING = (
 )
 
 
-class ExecutorError(Exception):
+class ExecutorError(MlopsStreamError):
     """An executor that cannot start or went wrong; the message says why and what to do."""
 
 
@@ -30,11 +40,9 @@ class Inline:
 
     def __init__(self) -> None:
         self.tasks = 0
-        self.functions: set[Any] = set()  # which task functions ran
 
-    def submit(self, fn: Any, arg: Any) -> Any:
+    def submit(self, fn: Task, arg: Any) -> Any:
         self.tasks += 1
-        self.functions.add(fn)
         return fn(arg)
 
     def result(self, handle: Any) -> Any:
@@ -64,8 +72,8 @@ class Processes:
         ctx = multiprocessing.get_context("fork")
         self.workers = count
         self.describe = f"worker processes: {count}"
-        self.conns: list[Any] = []
-        self.procs: list[Any] = []
+        self.conns: list[Connection] = []
+        self.procs: list[BaseProcess] = []
         for _ in range(count):
             mine, theirs = ctx.Pipe()
             proc = ctx.Process(target=_serve, args=(theirs, [*self.conns, mine]), daemon=True)
@@ -73,12 +81,12 @@ class Processes:
             theirs.close()
             self.conns.append(mine)
             self.procs.append(proc)
-        self._todo: deque[tuple[int, Any, Any]] = deque()
+        self._todo: deque[tuple[int, Task, Any]] = deque()
         self._queued: list[deque[int]] = [deque() for _ in self.procs]  # task handles, per worker, in order
         self._done: dict[int, Any] = {}
         self._next = 0
 
-    def submit(self, fn: Any, arg: Any) -> int:
+    def submit(self, fn: Task, arg: Any) -> int:
         handle = self._next
         self._next += 1
         self._todo.append((handle, fn, arg))
@@ -126,7 +134,7 @@ class Processes:
         self._give()
 
     @staticmethod
-    def _died(proc: Any) -> WorkerError:
+    def _died(proc: BaseProcess) -> WorkerError:
         proc.join(1)
         return WorkerError(
             f"worker process {proc.pid} ended without finishing its part (exit code {proc.exitcode}; "
@@ -143,7 +151,7 @@ class Processes:
             proc.join()
 
 
-def _serve(conn: Any, parent_ends: list[Any]) -> None:
+def _serve(conn: Connection, parent_ends: list[Connection]) -> None:
     """A worker's loop: run tasks until the parent closes its end (or goes away)."""
     import signal
 
@@ -211,7 +219,7 @@ class Dask:
         self.workers = max(1, sum(self.client.nthreads().values()))
         self.describe += f" ({self.workers} worker threads)"
 
-    def submit(self, fn: Any, arg: Any) -> Any:
+    def submit(self, fn: Task, arg: Any) -> Any:
         return self.client.submit(fn, arg, pure=False)
 
     def result(self, handle: Any) -> Any:

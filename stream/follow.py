@@ -30,6 +30,9 @@ ROTATE_GRACE = 1.0
 TAIL = 256
 # Without inotify: poll this soon after data, backing off to the maximum while the file stays quiet.
 POLL_MIN, POLL_MAX = 0.002, 0.05
+# A look at the clock this much later than the one before, when the loop never waits longer than TICK: the process
+# was stopped (SIGSTOP, a paused VM, a sleeping laptop). Time it did not watch does not count as time without data.
+PAUSE = 4 * TICK
 
 _IN_MODIFY, _IN_ATTRIB, _IN_MOVED_FROM, _IN_MOVED_TO = 0x2, 0x4, 0x40, 0x80
 _IN_CREATE, _IN_DELETE, _IN_DELETE_SELF, _IN_MOVE_SELF = 0x100, 0x200, 0x400, 0x800
@@ -59,12 +62,14 @@ class Stop:
             self._saved[sig] = signal.signal(sig, self._on_signal)
         self._saved_wakeup = signal.set_wakeup_fd(self._w)
 
-    def uninstall(self) -> None:
+    def uninstall(self, then_ignore: bool = False) -> None:
+        """Put the earlier handlers back; ``then_ignore``: ignore SIGINT and SIGTERM from now on instead (a run
+        that is finishing, whose last documents no later signal may cut short)."""
         if self._saved_wakeup is not None:
             signal.set_wakeup_fd(self._saved_wakeup)
             self._saved_wakeup = None
         for sig, handler in self._saved.items():
-            signal.signal(sig, handler)
+            signal.signal(sig, signal.SIG_IGN if then_ignore else handler)
         self._saved.clear()
 
     def _on_signal(self, signum: int, frame: Any) -> None:
@@ -86,8 +91,8 @@ class Stop:
         except BlockingIOError:
             pass
 
-    def close(self) -> None:
-        self.uninstall()
+    def close(self, then_ignore: bool = False) -> None:
+        self.uninstall(then_ignore)
         os.close(self.fd)
         os.close(self._w)
 
@@ -149,7 +154,8 @@ class _Follower:
         self.stop = stop
         self.idle_timeout = idle_timeout
         self.stopped_by: str | None = None
-        self.last_data = time.monotonic()
+        self.last_data = self._last_look = time.monotonic()
+        self.bytes_read = 0  # since the start of this run (metrics)
         self.waiting_since: float | None = None  # when the input last ran dry (progress display); None while busy
         # A pipe the run writes to (signals on stdout): its reader going away ends the wait, as with `tail -f`,
         # instead of leaving the run to notice at the next row, maybe hours later.
@@ -160,10 +166,21 @@ class _Follower:
         if self.stop.reason is not None:
             self.stopped_by = self.stop.reason
             return True
+        unseen = now - self._last_look - TICK
+        self._last_look = now
+        if unseen > PAUSE - TICK:
+            self.last_data = min(self.last_data + unseen, now)
         if self.idle_timeout is not None and now - self.last_data >= self.idle_timeout:
+            # Idle is measured on the data, not on the clock alone: bytes that are there are read before any stop.
+            if self._data_waiting():
+                return False
             self.stopped_by = f"no new data for {self.idle_timeout:g} s (--idle-timeout)"
             return True
         return False
+
+    def _data_waiting(self) -> bool:
+        """Whether a read now would return data (or the end of a pipe)."""
+        raise NotImplementedError
 
     def _timeout(self, now: float, limit: float) -> float:
         if self.idle_timeout is not None:
@@ -172,6 +189,7 @@ class _Follower:
 
     def _got(self, data: bytes, now: float) -> None:
         self.last_data = now
+        self.bytes_read += len(data)
         self.waiting_since = None
         if self.fresh:
             self.fresh = False
@@ -209,6 +227,11 @@ class StreamFollower(_Follower):
         if self.owns_fd:
             os.close(self.fd)
             self.owns_fd = False
+
+    def _data_waiting(self) -> bool:
+        poller = select.poll()
+        poller.register(self.fd, select.POLLIN)
+        return bool(poller.poll(0))
 
     def __iter__(self) -> Iterator[bytes | NewFile]:
         poller = self._poller()
@@ -273,6 +296,11 @@ class FileFollower(_Follower):
         self.pos = 0
         self._tail = b""
         self._replaced_since: float | None = None  # when the name was first seen pointing at another file
+        self._next: tuple[int, int, int] | None = None  # (device, inode, size) of that file, as last seen
+        self.lost_files = 0  # files that were at the name, replaced before they could be read
+        self._arrived = 0  # files created or moved to the name, as inotify reports them
+        self._adopted = 0  # files opened by their name after the start
+        self.lost_bytes = 0  # bytes in them (as last seen), and bytes left behind in files switched away from
         self._gone_logged = False
         self._inotify: _Inotify | None = None
         self._file_wd: int | None = None
@@ -294,6 +322,20 @@ class FileFollower(_Follower):
     def _say(self, msg: str, *args: Any) -> None:
         if self.log is not None:
             self.log.info(msg, *args)
+
+    def _warn(self, msg: str, *args: Any) -> None:
+        if self.log is not None:
+            self.log.warning(msg, *args)
+
+    def _data_waiting(self) -> bool:
+        if self.fd is None:
+            return self.path is not None and os.path.exists(self.path)
+        if os.fstat(self.fd).st_size != self.pos:  # grown, or cut (read again from its start)
+            return True
+        if self.path is None:
+            return False
+        target = self._name_target()  # a new file at the name, with rows, not noticed yet
+        return target is not None and target[:2] != self.identity and target[2] > 0
 
     # ---- the open file ------------------------------------------------------------------------------------------
 
@@ -348,13 +390,27 @@ class FileFollower(_Follower):
     def _remember(self, data: bytes) -> None:
         self._tail = data[-TAIL:] if len(data) >= TAIL else (self._tail + data)[-TAIL:]
 
-    def _name_target(self) -> tuple[int, int] | None:
+    def _name_target(self) -> tuple[int, int, int] | None:
+        """(device, inode, size) of the file the name points at; None when there is none."""
         assert self.path is not None
         try:
             st = os.stat(self.path)
         except FileNotFoundError:
             return None
-        return st.st_dev, st.st_ino
+        return st.st_dev, st.st_ino, st.st_size
+
+    def _skipped(self, found: tuple[int, int, int] | None) -> None:
+        """Note the file that waited at the name (if any) as lost when ``found`` (or nothing) replaced it first."""
+        waiting = self._next
+        if waiting is not None and (found is None or found[:2] != waiting[:2]):
+            self.lost_files += 1
+            self.lost_bytes += waiting[2]
+            self._warn(
+                "input %s was replaced again before the file that replaced it could be read: %d bytes of rows in "
+                "it are skipped (a file must stay at its name for %g s after the one before it goes quiet)",
+                self.label, waiting[2], ROTATE_GRACE,
+            )  # fmt: skip
+        self._next = found
 
     # ---- the loop ---------------------------------------------------------------------------------------------
 
@@ -369,6 +425,7 @@ class FileFollower(_Follower):
                 fd = self._open_path()
                 if fd is not None:
                     self._adopt(fd, 0)
+                    self._adopted += 1
                     self._say("input %s appeared; following it", self.label)
             if self.fd is not None:
                 while True:
@@ -410,6 +467,7 @@ class FileFollower(_Follower):
     def _should_end(self, now: float) -> bool:
         # Not idle while a new file waits for the old one to go quiet: its rows are there to be read.
         if self._replaced_since is not None and self.stop.reason is None:
+            self._last_look = now
             return False
         return super()._should_end(now)
 
@@ -418,9 +476,11 @@ class FileFollower(_Follower):
         if self.path is None:
             return False
         target = self._name_target()
-        if target == self.identity:
+        if target is not None and target[:2] == self.identity:
+            self._skipped(None)
             self._replaced_since = None
             return False
+        self._skipped(target)
         if target is None:
             if not self._gone_logged:
                 self._gone_logged = True
@@ -435,8 +495,17 @@ class FileFollower(_Follower):
         fd = self._open_path()
         if fd is None:  # gone again between the look and the open
             return False
+        st = os.fstat(fd)
+        self._skipped((st.st_dev, st.st_ino, st.st_size))
+        self._next = None
+        assert self.fd is not None
+        behind = os.fstat(self.fd).st_size - self.pos
+        if behind > 0:  # written to the old file between our last read and now: it is not read any more
+            self.lost_bytes += behind
+            self._warn("%d bytes appended to the old %s after its last read are left behind", behind, self.label)
         self._release()
         self._adopt(fd, 0)
+        self._adopted += 1
         self._replaced_since = None
         self._gone_logged = False
         self.last_data = now  # the idle clock starts again with the new file, whose rows are read next
@@ -455,10 +524,26 @@ class FileFollower(_Follower):
             self._check_out(ready)
             if any(fd == self.stop.fd for fd, _ in ready):
                 return
-            for wd, _mask, name in self._inotify.events():
-                # Folder events for other files (our own metrics and checkpoint, say) are no reason to look.
-                if wd == self._file_wd or name == self.name or not name:
-                    return
+            if self._relevant(self._inotify.events()):
+                return
+
+    def _relevant(self, events: list[tuple[int, int, bytes]]) -> bool:
+        """Count the files that arrived at the name; whether any event concerns the followed file or its name.
+        Folder events for other files (our own metrics and checkpoint, say) are no reason to look."""
+        relevant = False
+        for wd, mask, name in events:
+            if name == self.name and mask & (_IN_CREATE | _IN_MOVED_TO):
+                self._arrived += 1
+            relevant = relevant or wd == self._file_wd or name == self.name or not name
+        return relevant
+
+    def unseen_files(self) -> int:
+        """Files that arrived at the name (inotify says so) yet were never opened nor seen: created and replaced
+        between two looks. 0 without inotify, which cannot tell."""
+        if self._inotify is None:
+            return 0
+        self._relevant(self._inotify.events())
+        return max(self._arrived - self._adopted - self.lost_files - (self._next is not None), 0)
 
     def _wait_poll(self, timeout: float) -> None:
         self._check_out(self._poller().poll(math.ceil(timeout * 1000)))

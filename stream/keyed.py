@@ -14,7 +14,29 @@ from __future__ import annotations
 from typing import Any
 
 from stream.engine import RollingSignal
+from stream.errors import MlopsStreamError
+from stream.shown import excerpt
 from stream.tally import Tally
+
+MAX_KEYS = 100_000  # the default limit on distinct keys: each holds a window, so memory grows with every new one
+
+
+class TooManyKeys(MlopsStreamError):
+    """A keyed run met more distinct keys than its limit: most likely the key column is the wrong one."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+
+    @classmethod
+    def at(cls, name: str | None, limit: int, key: str) -> TooManyKeys:
+        """The error for the key column ``name`` when ``key`` would be one past ``limit``."""
+        column = f"the key column {excerpt(name)}" if name is not None else "the key column"
+        return cls(
+            f"{column} has more than {limit:,} distinct values (the next one: {excerpt(key)}), the limit max_keys: "
+            "each value keeps a window of its own, so memory grows with every new one. It is probably not the column "
+            "that names each series (a symbol, say): check --key, or raise max_keys in the config if that many "
+            "series are meant"
+        )
 
 
 class Series:
@@ -31,12 +53,16 @@ class Series:
 class KeyedSignal:
     """The engines of every key seen so far; a key's engine starts empty at its first row."""
 
-    __slots__ = ("last", "series", "window")
+    __slots__ = ("last", "max_keys", "name", "series", "window")
 
-    def __init__(self, window: int) -> None:
+    def __init__(self, window: int, max_keys: int | None = MAX_KEYS, name: str | None = None) -> None:
+        """``max_keys``: refuse a key past this many (TooManyKeys; None: no limit); ``name``: the key column, for
+        that error."""
         if window < 1:
             raise ValueError("window must be at least 1")
         self.window = window
+        self.max_keys = max_keys
+        self.name = name
         self.series: dict[str, Series] = {}  # insertion order is first-seen order
         self.last: Series | None = None  # the series of the latest row (progress display)
 
@@ -44,6 +70,8 @@ class KeyedSignal:
         """The series of ``key``, created empty if the key is new."""
         found = self.series.get(key)
         if found is None:
+            if self.max_keys is not None and len(self.series) >= self.max_keys:
+                raise TooManyKeys.at(self.name, self.max_keys, key)
             found = self.series[key] = Series(RollingSignal(self.window))
         return found
 
@@ -78,8 +106,8 @@ class KeyedSignal:
         return {"window": self.window, "keys": keys}
 
     @classmethod
-    def from_state(cls, state: dict[str, Any]) -> KeyedSignal:
-        keyed = cls(int(state["window"]))
+    def from_state(cls, state: dict[str, Any], max_keys: int | None = MAX_KEYS, name: str | None = None) -> KeyedSignal:
+        keyed = cls(int(state["window"]), max_keys, name)
         for key, s in state["keys"].items():
             engine = RollingSignal.from_state({"window": keyed.window, "scale": s["scale"], "held": s["held"]})
             keyed.series[str(key)] = Series(engine, int(s["rows"]), int(s["signals"]))

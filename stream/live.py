@@ -8,26 +8,26 @@ import stat
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any
 
 from stream import checkpoint, metrics
-from stream.atomic import remove_leftovers
+from stream.atomic import is_stream, remove_leftovers
 from stream.checkpoint import Checkpoint
-from stream.engine import RollingSignal
 from stream.follow import FileFollower, Stop, StreamFollower
-from stream.keyed import KeyedSignal
 from stream.logsink import BadRowLog
-from stream.pipeline import Pipeline
-from stream.reader import SHOWN, Batch, Reader
+from stream.reader import SHOWN, Batch, LayoutRequest, Reader
 from stream.signals import SignalSink
-from stream.source import NewFile, SourceError, open_input
+from stream.source import CHUNK, NewFile, SourceError, open_input
 from stream.tally import Tally
 
 CHECKPOINT_EVERY = 1.0  # seconds between checkpoints while rows flow
 METRICS_EVERY = 2.0  # seconds between "running" metrics documents
 HOUSEKEEPING_EVERY = 0.25
+# Seconds without a turn of the follow loop before /healthz reports it stuck (it turns at least twice a second).
+STUCK_AFTER = 10.0
 
 
 @dataclass
@@ -38,6 +38,7 @@ class Outcome:
     elapsed: float
     by_key: dict[str, Tally] | None = None
     resumed: int = 0  # rows counted before this run, restored from a checkpoint
+    lost: str | None = None  # what the run could not read (files replaced too fast), for the final log line
 
 
 class _Background:
@@ -104,7 +105,15 @@ class LiveRun:
         self.follower: FileFollower | StreamFollower | None = None
         self.signals_fh: Any = None
         self.dirty = False
+        self.checkpoint_file: checkpoint.File | None = None
         self._id_cache: checkpoint.InputId | None = None
+        # What the metrics server reads (--metrics-port); the lock is held while a batch is processed.
+        self.lock: threading.Lock | None = None
+        self.last_row_at: float | None = None
+        self.started_at = 0.0
+        self.checkpoints = 0
+        self.checkpoint_time: float | None = None
+        self.rotations = self.truncations = 0
 
     def run(self) -> Outcome:
         stop = Stop()
@@ -112,7 +121,7 @@ class LiveRun:
         try:
             return self._run(stop)
         finally:
-            stop.close()
+            stop.close(then_ignore=True)  # the stop is under way: later signals are ignored, not fatal
             if self.display is not None:
                 self.display.close()
             if self.writer is not None:
@@ -124,10 +133,20 @@ class LiveRun:
                 self.follower.close()
             if self.signals_fh is not None and self.signals_fh is not sys.stdout.buffer:
                 self.signals_fh.close()
+            if self.checkpoint_file is not None:
+                self.checkpoint_file.close()
 
     def _run(self, stop: Stop) -> Outcome:
         args, cfg, log = self.args, self.cfg, self.log
-        ckpt = checkpoint.load(args.checkpoint) if args.checkpoint else None
+        ckpt = None
+        if args.checkpoint:
+            if args.signals not in (None, "-") and is_stream(args.signals):
+                raise SourceError(
+                    f"--checkpoint needs --signals to be a regular file (or -): {args.signals} is a stream, which "
+                    "a restart cannot cut back to the checkpoint's rows"
+                )
+            self.checkpoint_file = checkpoint.File(args.checkpoint)
+            ckpt = self.checkpoint_file.load()
         if ckpt is not None:
             checkpoint.check_settings(
                 ckpt, args.checkpoint, input_path=args.input, window=cfg.window, column=cfg.column,
@@ -140,13 +159,8 @@ class LiveRun:
         self.bad_log = BadRowLog(log)
         reader = Reader(
             cfg.column, cfg.on_bad_row, report=self.bad_log, keep_text=args.signals is not None,
-            final_line_needs_newline=True, key=cfg.key,
+            final_line_needs_newline=True, key=cfg.key, request=LayoutRequest.of(cfg),
         )  # fmt: skip
-        engine: RollingSignal | KeyedSignal
-        if cfg.key is not None:
-            engine = KeyedSignal.from_state(ckpt.engine) if ckpt is not None else KeyedSignal(cfg.window)
-        else:
-            engine = RollingSignal.from_state(ckpt.engine) if ckpt is not None else RollingSignal(cfg.window)
         if ckpt is not None:
             reader.restore(ckpt.reader)
         self.reader = reader
@@ -154,7 +168,7 @@ class LiveRun:
         if args.signals == "-" and stat.S_ISFIFO(os.fstat(sys.stdout.fileno()).st_mode):
             follower.out_fd = sys.stdout.fileno()
         self.sink = self._sink(ckpt)
-        self.pipeline = Pipeline(engine, self.sink)
+        self.pipeline = self.job._pipeline(cfg, self.sink, ckpt.engine if ckpt is not None else None)
         if ckpt is not None:
             self.pipeline.restore(ckpt.tally)
             log.info(
@@ -174,10 +188,17 @@ class LiveRun:
         now = time.monotonic()
         self.last_checkpoint = self.last_metrics = now
         self.next_housekeeping = now + HOUSEKEEPING_EVERY
+        self.output_is_stream = bool(args.output) and is_stream(args.output)
+        if args.checkpoint and ckpt is None:
+            self._save(self._snapshot())  # claims the checkpoint (and its lock) before any row is processed
         self._running_metrics()
+        if self.job.server is not None:
+            self.lock = threading.Lock()
+            self.started_at = time.monotonic()
+            self.job.server.attach(self)
         t_read = time.perf_counter()
         feed, consume = reader.feed, self._consume
-        for event in follower:
+        for event in self._turns(follower):
             if event.__class__ is bytes:
                 if event:
                     consume(feed(event))
@@ -186,10 +207,11 @@ class LiveRun:
             now = time.monotonic()
             if now >= self.next_housekeeping:
                 self._housekeeping(now)
-        self._finish()
+        with self.lock or nullcontext():
+            self._finish()
         return Outcome(
             self.pipeline.tally, reader, name, time.perf_counter() - t_read, self.pipeline.by_key,
-            ckpt.tally.rows if ckpt is not None else 0,
+            ckpt.tally.rows if ckpt is not None else 0, self._lost(),
         )  # fmt: skip
 
     # ---- set-up ---------------------------------------------------------------------------------------------------
@@ -263,13 +285,19 @@ class LiveRun:
 
     def _consume(self, batch: Batch) -> None:
         self.pipeline.consume(batch)
-        if batch.units and self.sink is not None:
-            self.sink.flush()
+        if batch.units:
+            self.last_row_at = time.monotonic()
+            if self.sink is not None:
+                self.sink.flush()
         self.dirty = True
 
     def _new_file(self, event: NewFile) -> None:
         reader = self.reader
         truncated = event.reason == "truncated"
+        if truncated:
+            self.truncations += 1
+        else:
+            self.rotations += 1
         if truncated and reader.pending:
             self.log.warning(
                 "line %d was cut short by the truncation of %s and is dropped: %r",
@@ -297,7 +325,7 @@ class LiveRun:
 
     def _running_metrics(self) -> None:
         output = self.args.output
-        if not output:
+        if not output or self.output_is_stream:  # a FIFO or device gets the final document only
             return
         cfg = self.cfg
         latency_ms = int((time.perf_counter() - self.t0) * 1000)
@@ -345,7 +373,27 @@ class LiveRun:
         # The rows a checkpoint covers must be on disk before it says so.
         if self.signals_fh is not None and self.args.signals != "-":
             os.fsync(self.signals_fh.fileno())
-        checkpoint.save(self.args.checkpoint, snapshot)
+        assert self.checkpoint_file is not None
+        self.checkpoint_file.save(snapshot)
+        self.checkpoints += 1
+        self.checkpoint_time = time.time()
+
+    def _lost(self) -> str | None:
+        f = self.follower
+        if not isinstance(f, FileFollower):
+            return None
+        unseen = f.unseen_files()
+        if unseen:
+            self.log.warning(
+                "%d more files were created at %s and replaced before the run could look at them; their rows are "
+                "not read", unseen, self.args.input,
+            )  # fmt: skip
+        if not (f.lost_bytes or f.lost_files or unseen):
+            return None
+        files = f.lost_files + unseen
+        skipped = f"{files} replaced file{'s' if files != 1 else ''} skipped, " if files else ""
+        bytes_ = f"at least {f.lost_bytes} bytes" if unseen else f"{f.lost_bytes} bytes"
+        return f"rows were lost: {skipped}{bytes_} of {self.args.input} not read (see the warnings above)"
 
     def _finish(self) -> None:
         f, reader, log = self.follower, self.reader, self.log
@@ -372,6 +420,76 @@ class LiveRun:
             self._save(self._snapshot())
             log.info("checkpoint written to %s at input byte %d", self.args.checkpoint, reader.offset)
         self.bad_log.summary()
+
+    # ---- what the metrics server reads (stream/serve.py) ------------------------------------------------------
+
+    def _turns(self, follower: Iterable[bytes | NewFile]) -> Iterable[bytes | NewFile]:
+        """The follower's events; when serving, with the lock held while each one is processed."""
+        return follower if self.lock is None else _holding(self.lock, follower)
+
+    def sample(self) -> Any:
+        from stream.serve import sample_of
+
+        s = sample_of(self.pipeline, self.bad_log)
+        f = self.follower
+        assert f is not None
+        s.bytes_read = f.bytes_read
+        if isinstance(f, FileFollower):
+            s.bytes_unread = self._unread(f)
+            s.rotations, s.truncations = self.rotations, self.truncations
+        # Before its first row, since the run started: a feed that never resumes after a restart shows as stalled.
+        s.last_row_age = time.monotonic() - (self.last_row_at or self.started_at)
+        if self.args.checkpoint:
+            s.checkpoints, s.last_checkpoint = self.checkpoints, self.checkpoint_time
+        return s
+
+    def _stopping(self) -> str | None:
+        f = self.follower
+        return "the run is stopping" if f is None or f.stop.reason is not None or f.stopped_by is not None else None
+
+    def health(self) -> str | None:
+        if stopping := self._stopping():
+            return stopping
+        quiet = time.monotonic() - (self.next_housekeeping - HOUSEKEEPING_EVERY)
+        return f"the follow loop has not turned for {quiet:.0f} s" if quiet > STUCK_AFTER else None
+
+    def readiness(self) -> str | None:
+        f = self.follower
+        if stopping := self._stopping():
+            return stopping
+        if isinstance(f, FileFollower):
+            unread = self._unread(f)
+            if unread is None:
+                return f"waiting for the input {f.label} to appear"
+            if unread >= CHUNK:
+                return f"reading the backlog: {unread} bytes to go"
+        return None
+
+    @staticmethod
+    def _unread(f: FileFollower) -> int | None:
+        fd = f.fd
+        try:
+            return max(os.fstat(fd).st_size - f.pos, 0) if fd is not None else None
+        except OSError:  # closed by the follow loop at a rotation, between our look and the call
+            return None
+
+
+def _holding(lock: threading.Lock, events: Iterable[bytes | NewFile]) -> Iterator[bytes | NewFile]:
+    """``events`` with ``lock`` held from each event until the next is asked for: released only while waiting."""
+    it = iter(events)
+    lock.acquire()
+    try:
+        while True:
+            lock.release()
+            try:
+                event = next(it)
+            except StopIteration:
+                return
+            finally:
+                lock.acquire()
+            yield event
+    finally:
+        lock.release()
 
 
 def _is_fifo(path: str) -> bool:

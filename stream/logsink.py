@@ -1,161 +1,139 @@
 """The log sink: every step with an ISO-8601 UTC timestamp to the log file; warnings and errors to stderr too."""
 
-# Not the logging package: importing it (traceback, tokenize, string, ...) costs ~5 ms of a ~55 ms run.
 from __future__ import annotations
 
-import atexit
+import logging
 import sys
 import time
-from typing import IO, TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from stream.shown import line
 
 if TYPE_CHECKING:
     from stream.reader import BadRow
 
-DEBUG, INFO, WARNING, ERROR = 10, 20, 30, 40
-NAMES = {DEBUG: "DEBUG", INFO: "INFO", WARNING: "WARNING", ERROR: "ERROR"}
 SHOW_BAD_ROWS = 20
 
+# The job's log: the package's logger, held by modules from import time; setup() (re)configures its handlers.
+log = logging.getLogger("stream")
+log.propagate = False  # the job's records are its own: never also printed by a handler an embedding app set up
+Log = logging.Logger  # the type of ``log``, for annotations
 
-class Log:
-    """The job's log: every record to the log file (if any); warnings and up (errors only, when quiet) to stderr.
 
-    One per process, ``log`` below: ``setup`` reconfigures it in place, so modules can hold it from import time.
-    """
+def _text(record: logging.LogRecord) -> str:
+    """``msg % args`` as one bounded line (control characters escaped); a log call that does not match its format
+    keeps what it was given instead of failing."""
+    try:
+        return line(record.getMessage())
+    except (TypeError, ValueError, KeyError) as exc:
+        return line(f"{record.msg} {record.args!r} (unformattable: {exc})")
+
+
+class FileFormat(logging.Formatter):
+    """``2026-01-31T12:00:00.123Z INFO message``, and the traceback below the record when it carries one."""
+
+    default_time_format = "%Y-%m-%dT%H:%M:%S"
+    default_msec_format = "%s.%03dZ"
 
     def __init__(self) -> None:
-        self.path: str | None = None
-        self._file: IO[bytes] | None = None
-        self._stderr_level = WARNING
+        super().__init__("%(asctime)s %(levelname)s %(message)s")
+        self.converter = time.gmtime
 
-    def configure(self, log_file: str | None, quiet: bool = False) -> Log:
-        """Log to ``log_file`` (appended to) and stderr; raises OSError, leaving the log as it was, when the file
-        cannot be opened."""
-        # Unbuffered: each record is one write(), so `tail -f` sees it at once, and a forked worker inherits no
-        # buffered lines to write a second time.
-        new = open(log_file, "ab", buffering=0) if log_file else None  # noqa: SIM115 - closed by close()
-        self.close()
-        self._file, self.path = new, log_file or None
-        self._stderr_level = ERROR if quiet else WARNING
-        return self
+    def format(self, record: logging.LogRecord) -> str:
+        if record.exc_info is not None and record.exc_info[0] is None:
+            record.exc_info = None  # exc_info=True outside an exception: nothing to add
+        record.msg, record.args = _text(record), None
+        return super().format(record)
 
-    def close(self) -> None:
-        file, self._file = self._file, None
-        if file is not None:
-            try:
-                file.close()
-            except OSError:  # nothing is buffered: every record was written (or reported lost) already
-                pass
+    def formatException(self, ei: logging._SysExcInfoType) -> str:
+        # Each traceback line bounded too: a frame can quote a huge value from the input.
+        return "\n".join(line(part) for part in super().formatException(ei).splitlines())
 
-    def debug(self, msg: str, *args: Any, exc_info: bool = False) -> None:
-        """``exc_info=True`` adds the current exception's traceback after the record, in the log file only."""
-        self._emit(DEBUG, msg, args, exc_info)
 
-    def info(self, msg: str, *args: Any, exc_info: bool = False) -> None:
-        self._emit(INFO, msg, args, exc_info)
+class FileSink(logging.FileHandler):
+    """The log file, appended to; a record is flushed as it is written, so `tail -f` sees it at once and a forked
+    worker inherits no buffered lines to write a second time."""
 
-    def warning(self, msg: str, *args: Any, exc_info: bool = False) -> None:
-        self._emit(WARNING, msg, args, exc_info)
-
-    def error(self, msg: str, *args: Any, exc_info: bool = False) -> None:
-        self._emit(ERROR, msg, args, exc_info)
-
-    def _emit(self, level: int, msg: str, args: tuple[Any, ...], exc_info: bool) -> None:
-        to_err = level >= self._stderr_level
-        if self._file is None and not to_err:
-            return  # nobody reads it: not even formatted
-        text = _message(msg, args)
-        if self._file is not None:
-            self._to_file(self._file, level, text, exc_info)
-        if to_err:
-            _to_stderr(level, text)
-
-    def _to_file(self, file: IO[bytes], level: int, text: str, exc_info: bool) -> None:
-        secs, ns = divmod(time.time_ns(), 1_000_000_000)
-        stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(secs))
-        record = f"{stamp}.{ns // 1_000_000:03d}Z {NAMES[level]} {text}\n"
-        if exc_info:
-            record += _details()
+    def __init__(self, path: str) -> None:
         # backslashreplace: a file name that is not UTF-8 (a surrogate escape from argv) must not cost the record.
-        data = memoryview(record.encode("utf-8", "backslashreplace"))
-        try:
-            while data:
-                n = file.write(data)
-                if not n:
-                    raise OSError("the log file accepted no bytes")
-                data = data[n:]
-        except (OSError, ValueError) as exc:
-            self._lost(exc)
+        super().__init__(path, mode="a", encoding="utf-8", errors="backslashreplace")
+        self.setFormatter(FileFormat())
 
-    def _lost(self, exc: Exception) -> None:
+    def handleError(self, record: logging.LogRecord) -> None:
         # A log file that stops accepting lines (disk full, ...) is said once, not with a traceback a line.
+        exc = sys.exc_info()[1]
         reason = exc.strerror.lower() if isinstance(exc, OSError) and exc.strerror else "write failed"
-        self.close()
-        _to_stderr(WARNING, f"the log file {self.path} cannot be written ({reason}); the rest of the log is lost")
+        log.removeHandler(self)
+        try:
+            self.close()
+        except (OSError, ValueError):  # the unwritten lines are lost either way
+            pass
+        msg = "the log file %s cannot be written (%s); the rest of the log is lost"
+        # Said even with --quiet: the user asked for that file.
+        _stderr.handle(log.makeRecord(log.name, logging.WARNING, __file__, 0, msg, (self.baseFilename, reason), None))
 
 
-def _message(msg: str, args: tuple[Any, ...]) -> str:
-    """``msg % args``, as logging formats it (one non-empty dict argument is the mapping for ``%(name)s``)."""
-    if not args:
-        return str(msg)
-    values: Any = args[0] if len(args) == 1 and isinstance(args[0], dict) and args[0] else args
-    try:
-        return str(msg) % values
-    except (TypeError, ValueError, KeyError) as exc:
-        # A log call that does not match its format must not stop the run; the record keeps what it was given.
-        return f"{msg} {args!r} (unformattable: {exc})"
+class StderrSink(logging.Handler):
+    """``mlops-stream: warning: ...``, the shape argparse and most Unix tools use on stderr; no tracebacks.
+
+    sys.stderr is looked up at each write, not kept: rich's live display puts its own in sys.stderr while it runs
+    (warnings then print above the display, not through it), and the terminal's is back once the display stops.
+    """
+
+    def emit(self, record: logging.LogRecord) -> None:
+        err = sys.stderr
+        if err is None:
+            return
+        try:
+            err.write(f"mlops-stream: {record.levelname.lower()}: {_text(record)}\n")
+            err.flush()
+        except (OSError, ValueError):  # a closed or broken stderr: nowhere left to say it
+            pass
 
 
-def _details() -> str:
-    """The current exception's traceback, as logging writes it below the record; empty outside an exception."""
-    kind, exc, tb = sys.exc_info()
-    if exc is None:
-        return ""
-    import traceback  # ~3 ms: only a failure pays for it
-
-    return "".join(traceback.format_exception(kind, exc, tb))
+_stderr = StderrSink(logging.WARNING)
+log.addHandler(_stderr)
+log.setLevel(logging.WARNING)  # before setup: warnings and errors reach stderr, nothing is formatted for a file
 
 
-def _to_stderr(level: int, text: str) -> None:
-    # `mlops-stream: error: ...`, the shape argparse and most Unix tools use on stderr. sys.stderr is looked up at
-    # each write, not kept: rich's live display puts its own in sys.stderr while it runs (warnings then print above
-    # the display, not through it), and the terminal's is back once the display stops.
-    err = sys.stderr
-    if err is None:
-        return
-    try:
-        err.write(f"mlops-stream: {NAMES[level].lower()}: {text}\n")
-        err.flush()
-    except (OSError, ValueError):  # a closed or broken stderr: nowhere left to say it
-        pass
-
-
-log = Log()
-atexit.register(log.close)
-
-
-def setup(log_file: str | None, quiet: bool = False) -> Log:
-    """Configure and return the job's log. Raises OSError when the log file cannot be opened."""
-    return log.configure(log_file, quiet)
+def setup(log_file: str | None, quiet: bool = False) -> logging.Logger:
+    """Log to ``log_file`` (appended to) and stderr (warnings and up; errors only when ``quiet``), and return the
+    job's log. Raises OSError, leaving the log as it was, when the file cannot be opened."""
+    new = FileSink(log_file) if log_file else None
+    for handler in [h for h in log.handlers if isinstance(h, FileSink)]:
+        log.removeHandler(handler)
+        handler.close()
+    _stderr.setLevel(logging.ERROR if quiet else logging.WARNING)
+    if new is not None:
+        log.addHandler(new)
+    # Records nobody reads are not even formatted: DEBUG only when there is a file to write them to.
+    log.setLevel(logging.DEBUG if new is not None else _stderr.level)
+    return log
 
 
 class BadRowLog:
     """Logs skipped rows with their line numbers: the first few in full, then a count."""
 
-    def __init__(self, log: Log, show: int = SHOW_BAD_ROWS) -> None:
+    def __init__(self, log: logging.Logger, show: int = SHOW_BAD_ROWS) -> None:
         self.log = log
         self.show = show
         self.count = 0
+        self.kinds: dict[str, int] = {}  # skipped rows by the kind of their reason (served as metrics)
 
     def __call__(self, bad: BadRow) -> None:
         self.count += 1
+        self.kinds[bad.kind] = self.kinds.get(bad.kind, 0) + 1
         if self.count <= self.show:
             self.log.warning("skipped bad row at %s", bad.describe())
         elif self.count == self.show + 1:
             self.log.warning("more bad rows are being skipped; only their count is logged from here on")
 
-    def add_unshown(self, n: int) -> None:
-        """Count ``n`` more skipped rows that are past the ones shown (workers send only their first few)."""
+    def add_unshown(self, n: int, kinds: dict[str, int]) -> None:
+        """Count ``n`` more skipped rows that are past the ones shown (workers send only their first few and the
+        count of each kind)."""
         self.count += n
+        for kind, k in kinds.items():
+            self.kinds[kind] = self.kinds.get(kind, 0) + k
 
     def summary(self) -> None:
         if self.count > self.show:

@@ -26,9 +26,9 @@ from stream.tally import Tally
 if TYPE_CHECKING:
     from stream.block import BlockReader
 
-# numpy's import (~0.1 s) pays for itself only on inputs of several MiB; below this the row path is faster.
+# numpy's import pays for itself only on inputs of several MiB; below this the row path is faster.
 BLOCK_MIN_BYTES = 8 << 20
-# Worker processes by default only for regular files at least this big: forking and planning cost ~50 ms.
+# Worker processes by default only for regular files at least this big: below, forking and planning cost more.
 PARALLEL_MIN_BYTES = 32 << 20
 # Byte ranges are at least this big, and there are up to this many per worker (to even out uneven progress).
 RANGE_MIN_BYTES = 4 << 20
@@ -65,6 +65,7 @@ def run(
     block_size: int | None = None,
     opened: Callable[[int, Any], None] | None = None,
     executor: Any = None,
+    reverse: bool = False,
 ) -> tuple[Tally, dict[str, Tally] | None]:
     """Process the inputs; returns the tally and, in keyed runs, each key's. ``workers=None`` picks the default for
     the inputs' size; ``cluster`` (False: not asked; None or N: an embedded cluster of N workers, default the cores)
@@ -72,6 +73,15 @@ def run(
     known = [s for s in sizes if s is not None]
     total = sum(known) if len(known) == len(sizes) else None
     dask = cluster is not False or scheduler is not None
+    if reverse:
+        if len(specs) != 1:
+            from stream.reader import InputError
+
+            raise InputError(f"--reverse reads one file backwards; the inputs are {len(specs)} files")
+        if dask or (workers or 1) > 1:
+            log.info("--reverse: the file is read backwards by one process (the parallel plan reads forwards)")
+        rows = _backwards(specs[0], sizes[0], reader, pipeline.engine.window, opened)
+        return pipeline.run(rows, after_batch), pipeline.by_key
     n = (cluster or cores()) if dask else (workers if workers is not None else default_workers(total))
     if executor is not None and total is not None:
         done = _parallel(
@@ -158,6 +168,68 @@ def _serial(
                  block[0].lines, lines + reader.line_no - block[0].lines)  # fmt: skip
 
 
+def _backwards(
+    spec: Spec, size: int | None, reader: Reader, window: int, opened: Callable[[int, Any], None] | None
+) -> Iterator[Batch | Any]:
+    """Batches of one regular file from its last row to its first (--reverse): the layout from its top, then its
+    lines read backwards from its end, in constant memory; bad rows keep their line numbers in the file."""
+    from stream import plan
+    from stream.reader import InputError
+    from stream.source import backwards
+
+    if size is None or spec.url or spec.name == "-":
+        raise InputError(f"--reverse reads a regular file backwards from its end; {spec.label} is not one")
+    from stream.source import compression
+
+    kind = compression(spec)
+    if kind is not None:  # a compressed stream can only be read from its start
+        raise InputError(f"--reverse reads a file backwards from its end, and {spec.label} is {kind}-compressed")
+    scratch = reader.sibling()
+    found = plan.find_header([spec], [size], scratch)
+    if found is None or found[1] < 0:
+        raise InputError(f"--reverse: the header of {spec.label} is not within its first MiB")
+    layout, data_start, _ = found
+    above = scratch.layout.header_line - (0 if scratch.layout.header else 1) if scratch.layout else 0
+    reader.restore({"offset": data_start, "line": above, "header": scratch.header_text, "at_file_start": False,
+                    "layout": layout})  # fmt: skip
+    m = mode()
+    block = None
+    if m == "block" or (m == "auto" and size >= BLOCK_MIN_BYTES):
+        from stream.block import MAX_WINDOW, BlockReader
+
+        if m == "block" or window <= MAX_WINDOW:
+            block = BlockReader(reader, 1 if m == "block" else None)
+    inp = spec.open()
+    try:
+        if opened is not None:
+            opened(0, inp)
+        reader.count_backwards(_lines_after(inp.fh, data_start, size))
+        log.info("--reverse: reading %s from its last row to its first", spec.label)
+        for chunk in backwards(inp.fh, data_start, size, chunk_size(block is not None)):
+            for batch in block.feed(chunk) if block is not None else (reader.feed(chunk),):
+                if len(batch) or batch.skipped:
+                    yield batch
+        last = reader.finish()
+        if last.units or last.skipped:
+            yield last
+    finally:
+        inp.fh.close()
+
+
+def _lines_after(fh: BinaryIO, start: int, end: int) -> int:
+    """Lines from byte ``start`` to ``end`` (a last one without a newline counts), read in constant memory."""
+    fh.seek(start)
+    count, left, tail = 0, end - start, b"\n"
+    while left > 0:
+        data = fh.read(min(1 << 20, left))
+        if not data:
+            break
+        count += data.count(b"\n")
+        left -= len(data)
+        tail = data[-1:]
+    return count + (tail != b"\n")
+
+
 def _chunks(fh: BinaryIO, gulp: Callable[[], bool]) -> Iterator[bytes]:
     """The stream's bytes as they arrive; once ``gulp()`` says so, a pipe's ready data is joined into big chunks."""
     read = getattr(fh, "read1", None) or fh.read
@@ -222,12 +294,12 @@ def _parallel(
             specs[0].label, kinds[0],
         )  # fmt: skip
         return None
-    scratch = Reader(reader.column, "skip" if reader.skip else "fail", key=reader.key, file=reader.file)
+    scratch = reader.sibling()
     found = plan.find_header(specs, sizes, scratch, packed)
     if found is None:
         log.info("the header is not within the first MiB of the input; reading it with one process")
         return None
-    header, data_start, line_bytes = found
+    layout, data_start, line_bytes = found
     total = sum(sizes)
     window = pipeline.engine.window
     if block_size is None:
@@ -236,14 +308,17 @@ def _parallel(
             # Each block carries about window - 1 rows of context: keep that well below the block itself.
             count = min(count, max(1, int(total / (8 * max(1.0, (window - 1) * line_bytes)))))
         block_size = min(plan.BLOCK_SIZE, max(1, -(-total // count)))
-    tasks = plan.plan(specs, sizes, block_size, packed)
+    first = scratch.layout
+    head = first.header_line if first is not None and first.header else 1  # the header and what is above it
+    tasks = plan.plan(specs, sizes, block_size, head, packed)
     if any(packed):
         log.info("%d of the inputs are compressed: each is one task (a compressed file cannot be cut at byte offsets)",
                  sum(packed))  # fmt: skip
     if len(tasks) < 2 and not dask and executor is None:
         log.info("the input is too small for %d workers over a window of %d rows; using one process", workers, window)
         return None
-    reader.restore({"offset": 0, "line": 0, "header": header, "at_file_start": False})  # the layout, for the log
+    # The layout, for the log.
+    reader.restore({"offset": 0, "line": 0, "header": scratch.header_text, "at_file_start": False, "layout": layout})
     sink = pipeline.signals
     from stream.block import MAX_WINDOW
 
@@ -257,13 +332,15 @@ def _parallel(
         if sink is not None and executor.local:
             spill = tempfile.mkdtemp(prefix=".mlops-stream-", dir=_folder_of(sink.out))
         job = plan.Settings(
-            column=reader.column, key=reader.key, skip=reader.skip, window=window, header=header,
+            column=reader.column, key=reader.key, skip=reader.skip, window=window, header=scratch.header_text,
+            layout=layout, request=reader.request,
             signals=sink is not None, fmt=sink.fmt if sink is not None else "csv",
             with_timestamp=reader.layout is not None and reader.layout.timestamp_index is not None,
             name_files=reader.file is not None, block=block, min_block=1 if m == "block" else None,
             chunk=chunk_size(block), spill=spill,
             context_floor=data_start if single and reader.key is None and sink is None else None,
             one_pass=sink is None and not (single and reader.key is None),
+            max_keys=getattr(pipeline.engine, "max_keys", None),
         )  # fmt: skip
         if sink is not None:
             sink.with_timestamp = job.with_timestamp
@@ -272,9 +349,10 @@ def _parallel(
         if after_batch is not None:
             after_batch()
 
-        def after_block(done_bytes: int, tally: Tally) -> None:
-            # What a progress display reads: rows so far, and bytes done as the reader's position.
-            pipeline.restore(tally)
+        def after_block(done_bytes: int, tally: Tally, by_key: dict[str, Tally] | None) -> None:
+            # What a progress display and the metrics server read: rows so far (each key's too), and bytes done as the
+            # reader's position.
+            pipeline.restore(tally, by_key)
             reader.offset = done_bytes
             if after_batch is not None:
                 after_batch()
@@ -282,8 +360,9 @@ def _parallel(
         report = reader.report
         add = getattr(report, "add_unshown", None)
         result = plan.execute(
-            executor, job, tasks, report, add if add is not None else (lambda n: None), sink, after_block
+            executor, job, tasks, report, add if add is not None else (lambda n, kinds: None), sink, after_block
         )
+        reader.add_skips(result.skips)
         executor.close()
         executor = None
         return result.tally, result.by_key

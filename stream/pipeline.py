@@ -19,25 +19,38 @@ class Pipeline:
     """Feeds batches to one engine (or one per key) and keeps the run's tally; knows nothing of where the bytes came
     from."""
 
-    def __init__(self, engine: RollingSignal | KeyedSignal, signals: SignalSink | None = None) -> None:
+    def __init__(
+        self,
+        engine: RollingSignal | KeyedSignal,
+        signals: SignalSink | None = None,
+        many_keys: Callable[[int], None] | None = None,
+    ) -> None:
+        """``many_keys(n)`` is told once when a keyed run passes a tenth of its key limit (a likely wrong --key)."""
         self.engine = engine
         self.signals = signals
+        self.many_keys = many_keys
         self.rows = 0
         self.hits = 0
         self.skipped = 0
         self.last: tuple[str, float | None, int] | None = None  # last close text, mean, signal (progress)
+        self._by_key: dict[str, Tally] | None = None  # each key's counts, when they come from a parallel run's blocks
 
     @property
     def tally(self) -> Tally:
         return Tally(self.rows, self.hits, self.skipped)
 
-    def restore(self, tally: Tally) -> None:
-        """Continue counting from a checkpoint's tally (the engine is restored separately, from its state)."""
+    def restore(self, tally: Tally, by_key: dict[str, Tally] | None = None) -> None:
+        """Continue counting from a checkpoint's tally (the engine is restored separately, from its state), or take
+        the counts of a parallel run's finished blocks (``by_key``: each key's, copied)."""
         self.rows, self.hits, self.skipped = tally.rows, tally.signals, tally.skipped
+        if by_key is not None:
+            self._by_key = dict(by_key)
 
     @property
     def by_key(self) -> dict[str, Tally] | None:
         """Each key's tally in first-seen order; None when rows are not keyed."""
+        if self._by_key is not None:
+            return self._by_key
         return self.engine.tallies() if isinstance(self.engine, KeyedSignal) else None
 
     def consume(self, batch: Batch | Block) -> None:
@@ -83,6 +96,9 @@ class Pipeline:
         self.hits += sum(sigs)
         if batch.closes:
             self.last = (batch.closes[-1], keyed.mean(), sigs[-1])
+        if self.many_keys is not None and keyed.max_keys is not None and len(keyed) >= max(1, keyed.max_keys // 10):
+            warn, self.many_keys = self.many_keys, None
+            warn(len(keyed))
 
     def _consume_block(self, block: Block, engine: RollingSignal) -> None:
         sigs, means = engine.update_block(block.units, block.scale, means=self.signals is not None)

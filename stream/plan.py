@@ -38,10 +38,11 @@ from typing import Any, NamedTuple
 
 from stream.decompress import HEAD, check_text
 from stream.engine import RollingSignal
-from stream.keyed import KeyedSignal
+from stream.keyed import KeyedSignal, TooManyKeys
 from stream.logsink import SHOW_BAD_ROWS
 from stream.pipeline import Pipeline
-from stream.reader import BadRow, BadRowError, Batch, InputError, Reader
+from stream.reader import BadRow, BadRowError, Batch, InputError, LayoutRequest, Reader
+from stream.rows import Skips
 from stream.signals import SignalSink
 from stream.source import CHUNK, NewFile, SourceError, Spec, compression, text_of
 from stream.tally import Tally
@@ -72,7 +73,7 @@ class Piece(NamedTuple):
 Task = tuple[Piece, ...]
 
 
-# Plain classes rather than dataclasses: the parallel path loads on every big run, and a dataclass costs ~1 ms.
+# The plan's records: plain data, pickled to the workers and back.
 class Settings:
     """What every task needs besides its pieces: the run's settings and the header of the inputs."""
 
@@ -81,7 +82,9 @@ class Settings:
         self.key: str | None = fields["key"]
         self.skip: bool = fields["skip"]
         self.window: int = fields["window"]
-        self.header: str = fields["header"]
+        self.header: str | None = fields["header"]  # None: the inputs have no header row
+        self.layout: dict[str, Any] = fields["layout"]  # Layout.spec(), as the first input's start gave it
+        self.request: LayoutRequest = fields["request"]
         self.signals: bool = fields["signals"]
         self.fmt: str = fields["fmt"]
         self.with_timestamp: bool = fields["with_timestamp"]
@@ -92,6 +95,7 @@ class Settings:
         self.spill: str | None = fields.get("spill")  # a folder for signals on this machine; None: return bytes
         self.context_floor: int | None = fields.get("context_floor")  # set: no first pass, read context backwards
         self.one_pass: bool = fields.get("one_pass", False)  # no first pass: the parent completes each block's start
+        self.max_keys: int | None = fields.get("max_keys")  # a keyed run's limit on distinct keys (per block)
 
 
 class Summary:
@@ -114,6 +118,7 @@ class Output:
         self.bad: list[tuple[int, BadRow]] = []  # the first SHOW_BAD_ROWS + 1 skipped rows: piece index, local line
         self.error: tuple[int, BadRow | str] | None = None
         self.signals: bytes | str | None = None  # the signal lines, or the spill file holding them
+        self.skips: dict[int, Skips] = {}  # piece index -> its skipped rows by kind (local lines)
         self.heads: dict[str | None, list[tuple[int, int]]] | None = None  # one pass: each key's first window-1 values
         self.tails: dict[str | None, list[tuple[int, int]]] = {}  # one pass: each key's last window-1 values
 
@@ -122,9 +127,10 @@ class _Ends:
     """Each key's last ``keep`` values over a block's batches (the one key of an unkeyed run is None), and on request
     its first ``keep`` values too."""
 
-    def __init__(self, keep: int, keyed: bool, heads: bool) -> None:
+    def __init__(self, keep: int, job: Settings, heads: bool) -> None:
         self.keep = keep
-        self.keyed = keyed
+        self.keyed = job.key is not None
+        self.key, self.max_keys = job.key, job.max_keys
         self.tails: dict[str | None, deque[tuple[int, int]]] = {}
         self.heads: dict[str | None, list[tuple[int, int]]] | None = {} if heads else None
 
@@ -152,6 +158,8 @@ class _Ends:
         for k, u, s in zip(batch.keys, units, scales):
             tail = self.tails.get(k)
             if tail is None:
+                if self.max_keys is not None and len(self.tails) >= self.max_keys:  # before memory grows with them
+                    raise TooManyKeys.at(self.key, self.max_keys, k)
                 tail = self.tails[k] = deque(maxlen=keep)
                 if heads is not None:
                     heads[k] = []
@@ -167,9 +175,14 @@ class _Ends:
 
 
 def plan(
-    specs: list[Spec], sizes: list[int], block_size: int = BLOCK_SIZE, packed: list[bool] | None = None
+    specs: list[Spec],
+    sizes: list[int],
+    block_size: int = BLOCK_SIZE,
+    head: int = 1,
+    packed: list[bool] | None = None,
 ) -> list[Task]:
-    """Cut the inputs into tasks of about ``block_size`` bytes, at line starts; empty files are left out. A
+    """Cut the inputs into tasks of about ``block_size`` bytes, at line starts, never within a file's first ``head``
+    lines (its header and what the layout found above it: a title line, --skip-lines); empty files are left out. A
     ``packed`` (compressed) input is a task of its own, whatever its size."""
     tasks: list[Task] = []
     current: list[Piece] = []
@@ -191,7 +204,7 @@ def plan(
                 room -= end - pos
                 break
             if earliest is None:
-                earliest = _first_line_end(spec, begin, end)
+                earliest = _head_end(spec, begin, end, head)
             cut = _line_start(spec, max(pos + room, earliest), end)
             current.append(Piece(spec.label, path, spec.url, pos, cut, pos == begin, cut == end))
             pos = cut
@@ -222,16 +235,21 @@ def _read_at(path: str, url: bool, offset: int, size: int) -> bytes:
         inp.fh.close()
 
 
-def _first_line_end(spec: Spec, begin: int, end: int) -> int:
-    """The end of the file's first line that is not blank as the reader sees it (the header, or a first row); the
-    file's end when it is not within the first ``PROBE`` bytes."""
+def _head_end(spec: Spec, begin: int, end: int, head: int) -> int:
+    """The end of the file's first ``head`` lines and of its first line that is not blank as the reader sees it (the
+    header, or a first row); the file's end when that is not within the first ``PROBE`` bytes."""
     data = _read_at(spec.path, spec.url, begin, min(PROBE, end - begin))
     at = 3 if data.startswith(b"\xef\xbb\xbf") else 0
+    lines = 0
+    seen = False
     while True:
         nl = data.find(b"\n", at)
         if nl < 0:
             return end
-        if data[at:nl].decode("utf-8", "replace").strip():  # str.strip, as the reader's: NBSP and kin are blank
+        lines += 1
+        # str.strip, as the reader's: NBSP and kin are blank
+        seen = seen or bool(data[at:nl].decode("utf-8", "replace").strip())
+        if seen and lines >= head:
             return begin + nl + 1
         at = nl + 1
 
@@ -252,30 +270,32 @@ def _line_start(spec: Spec, at: int, end: int) -> int:
 
 def find_header(
     specs: list[Spec], sizes: list[int], reader: Reader, packed: list[bool] | None = None
-) -> tuple[str, int, float] | None:
-    """Read the inputs' first lines with ``reader`` until the header is known: its text, where the first input's data
-    starts and the bytes per line of the data sampled; None if it is not within the first ``PROBE`` bytes. Errors in
-    the header are the reader's, as in one process. ``packed`` tells which inputs are compressed (default: look)."""
+) -> tuple[dict[str, Any], int, float] | None:
+    """Read the inputs' first lines with ``reader`` (skipping bad rows: the plan reads the data again) until the
+    layout is known: the layout (``Layout.spec()``), where the first input's data starts and the bytes per line of
+    the data sampled; None if it is not within the first ``PROBE`` bytes. Errors in the header are the reader's, as
+    in one process. ``packed`` tells which inputs are compressed (default: look)."""
     for i, (spec, size) in enumerate(zip(specs, sizes)):
         name, data, whole = _probe(spec, size, packed[i] if packed is not None else compression(spec) is not None)
         if i or name is not None:
             reader.new_file(file=name if name is not None else spec.label if reader.file is not None else None)
+        # The header with the lines after it, a chunk at a time as one process reads them (they tell the layout).
         at = 0
-        while reader.layout is None:
-            end = data.find(b"\n", at) + 1
+        while reader.layout is None and at < len(data):
+            end = data.rfind(b"\n", at, at + CHUNK) + 1 or data.find(b"\n", at) + 1
             if not end:
-                if not whole:
-                    return None  # no header in the first PROBE bytes: leave this input to one process
-                reader.feed(data[at:])
-                reader.finish()
                 break
             reader.feed(data[at:end])
             at = end
-        if reader.layout is not None and reader.header_text is not None:
+        if reader.layout is None and whole:
+            reader.feed(data[at:])
+            reader.finish()
+        if reader.layout is not None:
+            at = _data_start(data, reader)
             sample = data[at:]
             lines = sample.count(b"\n")
             start = spec.base + at if i == 0 and name is None else -1
-            return reader.header_text, start, len(sample) / lines if lines else 100.0
+            return reader.layout.spec(), start, len(sample) / lines if lines else 100.0
     return None
 
 
@@ -302,12 +322,26 @@ def _probe(spec: Spec, size: int, packed: bool) -> tuple[str | None, bytes, bool
     return name, b"".join(parts), True
 
 
+def _data_start(data: bytes, reader: Reader) -> int:
+    """The byte where the data of a file starts: after its header (and whatever came above it), or at its first
+    line when it has none."""
+    assert reader.layout is not None
+    line = reader.layout.header_line - (0 if reader.layout.header else 1)  # lines before the data
+    at = 0
+    for _ in range(line):
+        at = data.find(b"\n", at) + 1
+    return at
+
+
 # ---- inside a worker --------------------------------------------------------------------------------------------
 
 
 def _reader(job: Settings, report: Callable[[BadRow], None] | None, keep_text: bool) -> Reader:
-    reader = Reader(job.column, "skip" if job.skip else "fail", report=report, keep_text=keep_text, key=job.key)
-    reader.restore({"offset": 0, "line": 0, "header": job.header, "at_file_start": False})
+    reader = Reader(
+        job.column, "skip" if job.skip else "fail", report=report, keep_text=keep_text, key=job.key,
+        request=job.request,
+    )  # fmt: skip
+    reader.restore({"offset": 0, "line": 0, "header": job.header, "at_file_start": False, "layout": job.layout})
     return reader
 
 
@@ -385,7 +419,7 @@ def summarize(arg: tuple[Settings, Task]) -> Summary:
     """First pass over one block: rows, lines, the first error, each key's last ``window - 1`` values."""
     job, task = arg
     summary = Summary()
-    ends = _Ends(job.window - 1, job.key is not None, heads=False)
+    ends = _Ends(job.window - 1, job, heads=False)
     tracker = _Tracker()
     reader = _reader(job, None, keep_text=False)
     try:
@@ -414,7 +448,7 @@ def process(arg: tuple[Settings, Task, int, dict[str | None, list[tuple[int, int
         for u, s in values.get(None, ()):
             engine.update(u, s)
     else:
-        engine = KeyedSignal(job.window)
+        engine = KeyedSignal(job.window, job.max_keys, job.key)
         for k, held in values.items():
             series = engine.add(k)  # type: ignore[arg-type]
             for u, s in held:
@@ -438,12 +472,13 @@ def process(arg: tuple[Settings, Task, int, dict[str | None, list[tuple[int, int
         # One more than can be shown: the parent's log says "more bad rows..." at the same row as one process.
         if len(result.bad) <= SHOW_BAD_ROWS:
             result.bad.append(bad)
+        result.skips.setdefault(bad[0], Skips()).add(bad[1])
 
     tracker = _Tracker(keep_bad)
     pipeline = Pipeline(engine, sink)
     pipeline.restore(Tally(row, 0, 0))  # rows are numbered on from the blocks before
     reader = _reader(job, tracker, keep_text=job.signals)
-    ends = _Ends(job.window - 1, job.key is not None, heads=True) if job.one_pass else None
+    ends = _Ends(job.window - 1, job, heads=True) if job.one_pass else None
     try:
         for batch in _batches(job, task, reader, tracker):
             pipeline.consume(batch)
@@ -527,6 +562,7 @@ def _after_previous_newline(piece: Piece, pos: int, floor: int) -> int:
 class Result(NamedTuple):
     tally: Tally
     by_key: dict[str, Tally] | None
+    skips: Skips
 
 
 class _Lines:
@@ -550,7 +586,7 @@ def _raise(error: tuple[int, BadRow | str], offsets: list[int]) -> None:
     index, what = error
     if isinstance(what, str):
         raise InputError(what)  # a header: at its file's start, so its line number is right as it is
-    raise BadRowError(BadRow(what.line + offsets[index], what.reason, what.text, what.file))
+    raise BadRowError(what.moved(offsets[index]))
 
 
 def execute(
@@ -558,9 +594,9 @@ def execute(
     job: Settings,
     tasks: list[Task],
     report: Callable[[BadRow], None],
-    add_unshown: Callable[[int], None],
+    add_unshown: Callable[[int, dict[str, int]], None],
     sink: SignalSink | None = None,
-    after_block: Callable[[int, Tally], None] | None = None,
+    after_block: Callable[[int, Tally, dict[str, Tally] | None], None] | None = None,
 ) -> Result:
     """Run the passes of ``tasks`` on ``executor`` (``submit(fn, arg)`` -> handle, ``result(handle)``,
     ``done(handle)``, ``workers``); write signals to ``sink`` in input order; report skipped rows in order."""
@@ -576,15 +612,18 @@ def execute(
     tally = Tally()
     by_key: dict[str, Tally] | None = {} if job.key is not None else None
     done_bytes = 0
+    skips = Skips()
 
     def write_out(output: Output, task: Task) -> None:
-        nonlocal tally, done_bytes
+        nonlocal tally, done_bytes, skips
         offsets = lines.offsets(task, output.lines)
         for index, bad in output.bad:
-            report(BadRow(bad.line + offsets[index], bad.reason, bad.text, bad.file))
+            report(bad.moved(offsets[index]))
         if output.error is not None:
             _raise(output.error, offsets)
         tally += output.tally
+        for index, counted in sorted(output.skips.items()):
+            skips += counted.moved(offsets[index])
         extra: dict[str | None, int] = {}
         if output.heads is not None:  # one pass: the block's first values get their context here, in order
             extra = _head_hits(values, output.heads, job.window)
@@ -594,7 +633,10 @@ def execute(
             for k, (rows, hits) in output.by_key.items():
                 by_key[k] = by_key.get(k, Tally()) + Tally(rows, hits + extra.get(k, 0))
         if output.tally.skipped > len(output.bad):
-            add_unshown(output.tally.skipped - len(output.bad))
+            unshown = dict(sum(output.skips.values(), Skips()).counts)
+            for _, bad in output.bad:
+                unshown[bad.kind] -= 1
+            add_unshown(output.tally.skipped - len(output.bad), unshown)
         if sink is not None and output.signals is not None:
             if output.tally.rows:
                 sink.header()
@@ -606,7 +648,7 @@ def execute(
             sink.out.flush()
         done_bytes += sum(p.end - p.start for p in task)
         if after_block is not None:
-            after_block(done_bytes, tally)
+            after_block(done_bytes, tally, by_key)
 
     def flush(everything: bool) -> None:
         """Write out finished blocks in order (all of them, or until few enough are in flight)."""
@@ -643,7 +685,7 @@ def execute(
         remember(summary.tails)
         flush(everything=False)
     flush(everything=True)
-    return Result(tally, by_key)
+    return Result(tally, by_key, skips)
 
 
 def _copy(path: str, out: Any) -> None:

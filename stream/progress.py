@@ -9,18 +9,30 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Protocol
 
 from stream.exact import format_decimal
 
 if TYPE_CHECKING:
+    import argparse
+
+    from rich.console import Group, RenderableType
+    from rich.live import Live
+    from rich.progress import Progress as RichProgress
+
     from stream.pipeline import Pipeline
 
 DELAY = 0.3  # runs shorter than this never show (nor import) the display
 REFRESH = 4  # times a second
 
 
-def wanted(args: Any) -> bool:
+class Waiting(Protocol):
+    """What the display reads of a live input's follower: since when it has had no new data (None: receiving)."""
+
+    waiting_since: float | None
+
+
+def wanted(args: argparse.Namespace) -> bool:
     """The display is for a person watching a terminal: never when asked not to, or when stderr goes elsewhere."""
     if args.quiet or args.no_progress:
         return False
@@ -44,7 +56,7 @@ class Progress:
         *,
         position: Callable[[], int] | None = None,
         total: int | None = None,
-        follower: Any = None,
+        follower: Waiting | None = None,
     ) -> None:
         self.pipeline = pipeline
         self.name = name
@@ -52,10 +64,8 @@ class Progress:
         self.total = total
         self.follower = follower
         self.started = time.monotonic()
-        self._live: Any = None
-        self._sample = (self.started, pipeline.rows, 0)
-        self._rows_rate = 0.0
-        self._bytes_rate = 0.0
+        self._live: Live | None = None
+        self._bars: RichProgress | None = None  # rich's own bar, size, rate and ETA; and the rows' rate
 
     def tick(self) -> None:
         """Called from the row path now and then: starts the display once the run has lasted ``DELAY``."""
@@ -65,9 +75,25 @@ class Progress:
     def _start(self) -> None:
         from rich.console import Console
         from rich.live import Live
+        from rich.progress import (
+            BarColumn,
+            DownloadColumn,
+            TaskProgressColumn,
+            TextColumn,
+            TimeRemainingColumn,
+            TransferSpeedColumn,
+        )
+        from rich.progress import Progress as RichProgress
 
         # rich honours NO_COLOR itself; stderr is the terminal, stdout stays for data.
         console = Console(stderr=True)
+        # Never started itself: it keeps the tasks' rates and renders the bar inside the display below.
+        self._bars = RichProgress(
+            BarColumn(bar_width=40), TaskProgressColumn(), DownloadColumn(), TransferSpeedColumn(), TextColumn("ETA"),
+            TimeRemainingColumn(), console=console, auto_refresh=False,
+        )  # fmt: skip
+        self._rows = self._bars.add_task("rows", total=None, visible=False)
+        self._bytes = self._bars.add_task("bytes", total=self.total, visible=bool(self.total))
         self._live = Live(
             get_renderable=self._render,
             console=console,
@@ -87,26 +113,18 @@ class Progress:
 
     # ---- rendering (rich's refresh thread) ---------------------------------------------------------------------
 
-    def _rates(self, now: float, rows: int, done: int) -> None:
-        t0, rows0, done0 = self._sample
-        if now - t0 >= 0.5:
-            # Smoothed over the last seconds, so the figure is readable while it moves.
-            self._rows_rate = 0.5 * self._rows_rate + 0.5 * (rows - rows0) / (now - t0)
-            self._bytes_rate = 0.5 * self._bytes_rate + 0.5 * (done - done0) / (now - t0)
-            self._sample = (now, rows, done)
-
-    def _render(self) -> Any:
+    def _render(self) -> Group:
         from rich.console import Group
-        from rich.progress_bar import ProgressBar
-        from rich.table import Table
         from rich.text import Text
 
-        p = self.pipeline
+        p, bars = self.pipeline, self._bars
+        assert bars is not None
         now = time.monotonic()
         rows = p.rows
-        done = self.position() if self.position is not None else 0
-        self._rates(now, rows, done)
-        lines: list[Any] = []
+        bars.update(self._rows, completed=rows)
+        if self.position is not None:
+            bars.update(self._bytes, completed=self.position())
+        lines: list[RenderableType] = []
         head = Text()
         if self.follower is not None:
             head.append("following ", style="bold")
@@ -122,7 +140,7 @@ class Progress:
         head.append(f"  ({_duration(now - self.started)})", style="dim")
         lines.append(head)
         rate = f"{p.hits / rows:.4f}" if rows else "-"
-        counts = Text(f"rows {rows:,}  {self._rows_rate:,.0f} rows/s  signal rate {rate}")
+        counts = Text(f"rows {rows:,}  {bars.tasks[0].speed or 0:,.0f} rows/s  signal rate {rate}")
         if p.skipped:
             counts.append(f"  skipped {p.skipped:,}", style="red")
         lines.append(counts)
@@ -137,14 +155,7 @@ class Progress:
                 )
             )
         if self.total:
-            grid = Table.grid(padding=(0, 1))
-            left = self.total - done
-            eta = _duration(left / self._bytes_rate) if self._bytes_rate > 0 else "-"
-            grid.add_row(
-                ProgressBar(total=self.total, completed=done, width=40),
-                Text(f"{100 * done / self.total:3.0f}%  {_size(done)} of {_size(self.total)}  ETA {eta}"),
-            )
-            lines.append(grid)
+            lines.append(bars)
         return Group(*lines)
 
 
@@ -155,11 +166,3 @@ def _duration(seconds: float) -> str:
     minutes, secs = divmod(int(seconds), 60)
     hours, minutes = divmod(minutes, 60)
     return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
-
-
-def _size(n: float) -> str:
-    for unit in ("B", "KB", "MB", "GB"):
-        if n < 1000 or unit == "GB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1000
-    return f"{n:.1f} GB"  # pragma: no cover

@@ -1,4 +1,5 @@
-"""CSV bytes to exact close values: line framing, header and layout, real-export quirks, and the bad-row policy.
+"""The reader: pushed bytes become Batches of exact close values, through line framing (stream/framing.py), the
+layout found at each file's start (stream/layout.py) and row parsing with the bad-row policy (stream/rows.py).
 
 The reader is pushed bytes (``feed``), told where one file ends and another begins (``new_file``) and when the
 input is over (``finish``); each call returns a Batch of the rows it completed. It knows nothing of windows.
@@ -9,68 +10,53 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable, Iterator
 from itertools import repeat
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from stream.exact import MAX_INT_DIGITS, MAX_SCALE, BadValue, parse_decimal
+from stream.exact import MAX_INT_DIGITS, MAX_SCALE
+from stream.framing import (
+    MAX_LINE_BYTES,
+    SHOWN,
+    InputError,
+    dialect,
+    excerpt,
+    show_line,
+    spans_lines,
+    unwrap,
+    unwrapped_chunk,
+)
+from stream.layout import (
+    KNOWN_CLOSES,
+    SAMPLE,
+    TIMESTAMP_COLUMN,
+    Layout,
+    LayoutRequest,
+    NotCsv,
+    choose_close,
+    choose_key,
+    csv_reason,
+    data_error,
+    looks_like_data,
+    newest_first,
+    not_csv,
+    numbered,
+    numeric,
+    position,
+    sniff,
+    split,
+    time_column,
+    wrapped_header,
+)
+from stream.rows import BadClose, BadRow, BadRowError, Skips, close_value, where
 from stream.source import NewFile
 
-if TYPE_CHECKING:  # the csv module loads only when a line needs it: a plain file's never do (0.5 ms)
-    import csv
+__all__ = [
+    "MAX_LINE_BYTES", "SHOWN", "TIMESTAMP_COLUMN", "BadRow", "BadRowError", "Batch", "InputError", "Layout",
+    "LayoutRequest", "Reader",
+]  # fmt: skip
 
-# One OHLCV record is about a hundred bytes; anything this long is not a record of such a file, and holding it
-# whole would let one missing newline eat memory.
-MAX_LINE_BYTES = 64 * 1024
-# Bytes of an offending line shown in an error message.
-SHOWN = 80
-TIMESTAMP_COLUMN = "timestamp"
 _FAST_DIGITS = min(MAX_SCALE, MAX_INT_DIGITS)
-# Spaces after a comma are not part of a field, so `1, "a,b"` is two fields.
-DIALECT: dict[str, Any] = {"skipinitialspace": True}
-
-
-class InputError(Exception):
-    """The input cannot be processed at all (no header, missing column, ...); the message says what to do."""
-
-
-class BadRow:
-    """A data row that cannot be used: where it is (the file, when the run reads several), why, and what it looked
-    like (shortened)."""
-
-    __slots__ = ("file", "line", "reason", "text")
-
-    def __init__(self, line: int, reason: str, text: str, file: str | None = None) -> None:
-        self.line = line
-        self.reason = reason
-        self.text = text
-        self.file = file
-
-    def __repr__(self) -> str:
-        where = f", file={self.file!r}" if self.file is not None else ""
-        return f"BadRow(line={self.line}, reason={self.reason!r}, text={self.text!r}{where})"
-
-    def _key(self) -> tuple[int, str, str, str | None]:
-        return (self.line, self.reason, self.text, self.file)
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, BadRow) and self._key() == other._key()
-
-    def __hash__(self) -> int:
-        return hash(self._key())
-
-    def describe(self) -> str:
-        return f"{_where(self.file, self.line)}: {self.reason}: {self.text}"
-
-
-def _where(file: str | None, line: int) -> str:
-    return f"{file} line {line}" if file is not None else f"line {line}"
-
-
-class BadRowError(InputError):
-    def __init__(self, bad: BadRow) -> None:
-        super().__init__(
-            f"bad row at {bad.describe()} (fix the row, or run with --on-bad-row skip to leave such rows out)"
-        )
-        self.bad = bad
+# _header's answer when a file's first line may be a title above the header and the next line has not arrived.
+_HOLD = -1
 
 
 class Batch:
@@ -95,93 +81,20 @@ class Batch:
         return len(self.units)
 
 
-class Layout:
-    """What the header said: the columns, where the close, timestamp and key are, and how the file is written."""
-
-    def __init__(
-        self,
-        columns: list[str],
-        close_index: int,
-        timestamp_index: int | None,
-        quoted_lines: bool,
-        bom: bool,
-        header_line: int,
-        key_index: int | None = None,
-    ) -> None:
-        self.columns = columns
-        self.close_index = close_index
-        self.timestamp_index = timestamp_index
-        self.key_index = key_index
-        self.quoted_lines = quoted_lines
-        self.bom = bom
-        self.header_line = header_line
-
-    def describe(self) -> str:
-        ts = self.columns[self.timestamp_index] if self.timestamp_index is not None else "none"
-        return (
-            f"{len(self.columns)} columns {self.columns}; close column {self.columns[self.close_index]!r} "
-            f"(#{self.close_index + 1}); timestamp column {ts!r}; "
-            + (f"key column {self.columns[self.key_index]!r}; " if self.key_index is not None else "")
-            + f"whole-line quoted header: {self.quoted_lines}; BOM: {self.bom}"
-        )
+_SEPARATOR_OR_NEWLINE: dict[str, bytes] = {}
 
 
-def _show(text: str) -> str:
-    text = text.rstrip("\r\n")
-    return repr(text if len(text) <= SHOWN else text[:SHOWN] + "...")
-
-
-def _spans_lines(line: str) -> bool:
-    """True when the csv module, reading ``line``, would still be inside a quoted field at its end.
-
-    Counting quotes is not enough: a quote inside an unquoted field is a literal character to the csv module.
-    """
-    import csv
-
-    rdr = csv.reader([line, ""], **DIALECT)
-    try:
-        next(rdr, None)
-    except csv.Error:
-        return False  # a malformed line that ends where it should: reported as such by the row parser
-    return rdr.line_num > 1
-
-
-def _numeric(text: str) -> bool:
-    try:
-        parse_decimal(text)
-    except BadValue:
-        return False
-    return True
-
-
-def _csv_reason(exc: csv.Error) -> str:
-    """The csv module's complaint in words about the input (its own text suggests opening files differently)."""
-    if "new-line" in str(exc):
-        return "a carriage return inside an unquoted field"
-    return str(exc)
-
-
-_NOT_COMMA_OR_NEWLINE = bytes(b for b in range(256) if b not in b",\n")
-_NOT_QUOTE_OR_NEWLINE = bytes(b for b in range(256) if b not in b'"\n')
-
-
-def _unwrapped(data: bytes, text: str, n: int) -> str | None:
-    """The ``n`` lines of ``text`` (``data`` decoded) without their quotes and final newline, when each line is
-    one record wrapped whole in double quotes (``"a,b,c"`` then LF or CRLF, as some exporters write every line) and
-    has no other quote; else None. The row loop unwraps such lines one by one to the same text (a CR before the
-    newline aside, which Reader._plain reads as the csv module does)."""
-    if (
-        text[:1] == '"'
-        and text.count('\n"') == n - 1  # every line starts with a quote
-        and text.count('"\n') + text.count('"\r\n') == n  # and ends with one
-        and data.translate(None, _NOT_QUOTE_OR_NEWLINE) == b'""\n' * n  # and has no other
-    ):
-        return text[:-1].replace('"', "")
-    return None
+def _others(delimiter: str) -> bytes:
+    """Every byte but the delimiter's and the newline, for bytes.translate (made once per delimiter)."""
+    table = _SEPARATOR_OR_NEWLINE.get(delimiter)
+    if table is None:
+        keep = delimiter.encode() + b"\n"
+        table = _SEPARATOR_OR_NEWLINE[delimiter] = bytes(b for b in range(256) if b not in keep)
+    return table
 
 
 def _column(fields: list[str], c: int, m: int) -> list[str]:
-    """Column ``c`` of a plain chunk of lines of ``m`` commas each, split at its commas (see Reader._plain)."""
+    """Column ``c`` of a plain chunk of lines of ``m`` delimiters each, split at its delimiters (see Reader._plain)."""
     if 0 < c < m:
         return fields[c::m]
     ends = fields[m : len(fields) - 1 : m]  # each the last field of one line, a newline, and the first of the next
@@ -224,46 +137,6 @@ def _one_scale(joined: str) -> tuple[str, int] | None:
     return joined.replace(".", ""), scale
 
 
-def _plain_line(line: str) -> bool:
-    """Whether the csv module would split ``line`` at its commas and nowhere else: no quotes, no line breaks (and no
-    NUL, which the csv module of Python 3.10 refuses)."""
-    return '"' not in line and "\r" not in line and "\x00" not in line
-
-
-class _NotCsv(ValueError):
-    """A line the csv module cannot read; the message says why, in words about the input."""
-
-
-def _record(line: str) -> list[str]:
-    """The csv module's fields of one line; raises csv.Error."""
-    import csv
-
-    return next(csv.reader([line]), [])
-
-
-def _wrapped(line: str) -> bool:
-    """Whether ``line`` is one plain record wrapped whole in double quotes (``"a,b,c"``), with no other quote."""
-    return len(line) >= 2 and line[0] == line[-1] == '"' and line.count('"') == 2 and _plain_line(line[1:-1])
-
-
-def _fields(line: str) -> list[str]:
-    """Parse one line on its own (header, unusual rows): csv fields, with a whole-line quoted record unwrapped.
-    Raises _NotCsv."""
-    if _plain_line(line):
-        return line.split(",") if line else []
-    if _wrapped(line):  # the csv module would give its inside as one field, then split that at its commas
-        return line[1:-1].split(",")
-    import csv
-
-    try:
-        rec = _record(line)
-        if len(rec) == 1 and "," in rec[0]:
-            rec = _record(rec[0])
-    except csv.Error as exc:
-        raise _NotCsv(_csv_reason(exc)) from None
-    return rec
-
-
 class Reader:
     """Turns pushed bytes into Batches of exact close values; see the module docstring."""
 
@@ -276,12 +149,15 @@ class Reader:
         final_line_needs_newline: bool = False,
         key: str | None = None,
         file: str | None = None,
+        request: LayoutRequest | None = None,
     ) -> None:
-        self.column = column
+        self.request = request if request is not None else LayoutRequest(column)
+        self.column = self.request.column
         self.key = key  # rows are grouped by this column's value (Batch.keys); None: one series
         self.file = file  # the current file's name, for messages when a run reads several files
         self.skip = on_bad_row == "skip"
         self.report = report or (lambda bad: None)
+        self.skips = Skips()  # the skipped rows by kind
         self.keep_text = keep_text
         # In follow mode a line without its newline may still be being written; in batch mode EOF completes it.
         self.final_line_needs_newline = final_line_needs_newline
@@ -293,6 +169,15 @@ class Reader:
         self._pending = b""
         self._overlong = False  # discarding the rest of an over-long line
         self._bom = False
+        self._skip_left = self.request.skip_lines  # --skip-lines still to skip in this file
+        self._held = b""  # a first line kept back until the next one tells whether it is a title
+        self._title_note: str | None = None
+        self._mirror: int | None = None  # lines come last first: a line numbered n here is line _mirror - n
+
+    def sibling(self) -> Reader:
+        """A fresh reader with this one's layout settings that skips bad rows silently: a probe of the first lines
+        (the parallel plan, --reverse), which reads past the header into rows that are read again later."""
+        return Reader(self.column, "skip", key=self.key, file=self.file, request=self.request)
 
     # ---- pushing bytes -------------------------------------------------------------------------------------
 
@@ -310,9 +195,16 @@ class Reader:
         cut = buf.rfind(b"\n") + 1
         batch = self._lines(buf[:cut]) if cut else Batch()
         rest = buf[cut:]
+        if self._held:
+            held, self._held = self._held, b""
+            if len(rest) <= MAX_LINE_BYTES:
+                self._pending = held + rest
+                batch.end_offset = self.offset
+                return batch
+            self._lines(held, final=True)  # the next line is over-long: the first one cannot wait for it
         if len(rest) > MAX_LINE_BYTES:
             self.line_no += 1
-            self._bad(batch, self.line_no, f"line is longer than {MAX_LINE_BYTES} bytes", rest[: SHOWN * 4])
+            self._bad(batch, self.line_no, "too_long", f"line is longer than {MAX_LINE_BYTES} bytes", rest[: SHOWN * 4])
             self._overlong = True
             self.offset += len(rest)
             rest = b""
@@ -325,7 +217,7 @@ class Reader:
         if self.final_line_needs_newline or not self._pending:
             return Batch(end_offset=self.offset)
         tail, self._pending = self._pending, b""
-        batch = self._lines(tail + b"\n", count_bytes=len(tail))
+        batch = self._lines(tail if tail.endswith(b"\n") else tail + b"\n", count_bytes=len(tail), final=True)
         batch.end_offset = self.offset
         return batch
 
@@ -340,13 +232,14 @@ class Reader:
         if self._pending:
             tail, self._pending = self._pending, b""
             if complete_partial:
-                batch = self._lines(tail + b"\n", count_bytes=len(tail))
+                batch = self._lines(tail if tail.endswith(b"\n") else tail + b"\n", count_bytes=len(tail), final=True)
         if file is not None:
             self.file = file
         self._overlong = False
         self.line_no = 0
         self.offset = 0
         self.at_file_start = True
+        self._skip_left = self.request.skip_lines
         batch.end_offset = 0
         return batch
 
@@ -357,10 +250,11 @@ class Reader:
             "line": self.line_no,
             "header": self.header_text,
             "at_file_start": self.at_file_start,
+            "layout": self.layout.spec() if self.layout is not None else None,
         }
 
     def restore(self, state: dict[str, Any]) -> None:
-        """Continue from ``state()``: the layout comes back from the header text, the bytes from ``offset`` on."""
+        """Continue from ``state()``: the layout comes back as it was found, the bytes from ``offset`` on."""
         self.offset = int(state["offset"])
         self.line_no = int(state["line"])
         self.at_file_start = bool(state["at_file_start"])
@@ -369,7 +263,10 @@ class Reader:
         header = state["header"]
         if header is not None:
             self.header_text = header
-            self.layout = self._layout([c.strip() for c in _fields(header)], header, 1)
+        if state.get("layout") is not None:
+            self.layout = Layout.from_spec(state["layout"])
+        elif header is not None:  # a checkpoint written before layouts were recorded: the header tells it
+            self.layout = self._first_layout(header, [], 1)
 
     @property
     def pending(self) -> bytes:
@@ -380,6 +277,14 @@ class Reader:
     def at_line_start(self) -> bool:
         """True when the next byte fed starts a line of a file whose header has been read."""
         return not self._pending and not self._overlong and not self.at_file_start and self.layout is not None
+
+    def count_backwards(self, lines: int) -> None:
+        """The ``lines`` data lines that follow come last line first (--reverse): number bad rows as in the file."""
+        self._mirror = 2 * self.line_no + lines + 1
+
+    def add_skips(self, skips: Skips) -> None:
+        """Count rows skipped by other readers of this input after this one's (the parallel plan's workers)."""
+        self.skips = self.skips + skips
 
     def consumed(self, lines: int, nbytes: int) -> None:
         """Account for complete lines another parser (the block path) turned into rows, so line numbers carry on."""
@@ -398,16 +303,18 @@ class Reader:
 
     # ---- lines to rows ------------------------------------------------------------------------------------------
 
-    def _lines(self, data: bytes, count_bytes: int | None = None) -> Batch:
+    def _lines(self, data: bytes, count_bytes: int | None = None, final: bool = False) -> Batch:
         batch = Batch()
         first = self.line_no + 1
-        self.offset += len(data) if count_bytes is None else count_bytes
+        counted = len(data) if count_bytes is None else count_bytes
+        self.offset += counted
+        whole = data
         if self.at_file_start and data[:3] == b"\xef\xbb\xbf":
             data = data[3:]
             self._bom = True
         else:
             self._bom = False
-        flagged: dict[int, tuple[str, bytes]] = {}
+        flagged: dict[int, tuple[str, str, bytes]] = {}  # line index -> (kind, reason, bytes)
         try:
             text = data.decode("utf-8")
             has_quotes = '"' in text
@@ -415,7 +322,7 @@ class Reader:
                 # The usual chunk (no line in it can be over-long): read it whole, not even split into lines, when
                 # it is plain, or plain once each line's wrapping quotes are gone.
                 n = text.count("\n")
-                body = _unwrapped(data, text, n) if has_quotes else text[:-1]
+                body = unwrapped_chunk(data, text, n) if has_quotes else text[:-1]
                 if body is not None and self._plain(body, n, batch):
                     self.line_no += n
                     return batch
@@ -429,12 +336,19 @@ class Reader:
                 try:
                     lines.append(b.decode("utf-8"))
                 except UnicodeDecodeError as exc:
-                    flagged[i] = (f"bytes that are not UTF-8 at column {exc.start + 1}", b)
+                    flagged[i] = ("encoding", f"bytes that are not UTF-8 at column {exc.start + 1}", b)
                     lines.append("")
             has_quotes = any('"' in ln for ln in lines)
         self.line_no += len(lines)
         if self.at_file_start:
-            start = self._header(lines, first, flagged)
+            skip_left = self._skip_left
+            start = self._header(lines, first, flagged, final)
+            if start == _HOLD:  # given back: the next push of bytes brings the line that decides
+                self.offset -= counted
+                self.line_no -= len(lines)
+                self._skip_left = skip_left
+                self._held = whole
+                return batch
             if start is None:
                 return batch
         else:
@@ -449,31 +363,32 @@ class Reader:
                 if len(ln) * 4 > MAX_LINE_BYTES and i not in flagged:
                     b = ln.encode()
                     if len(b) > MAX_LINE_BYTES:
-                        flagged[i] = (f"line is longer than {MAX_LINE_BYTES} bytes", b)
+                        flagged[i] = ("too_long", f"line is longer than {MAX_LINE_BYTES} bytes", b)
                         lines[i] = ""
-        ncols = len(self.layout.columns) if self.layout else 0
         plain = not has_quotes
         if has_quotes:
-            lines, plain = self._unquote(lines, flagged, ncols)
+            lines, plain = self._unquote(lines, flagged)
         if not (plain and not flagged and self.key is None and self._plain("\n".join(lines), len(lines), batch)):
             self._parse(lines, first, flagged, batch)
         return batch
 
-    def _unquote(self, lines: list[str], flagged: dict[int, tuple[str, bytes]], ncols: int) -> tuple[list[str], bool]:
+    def _unquote(self, lines: list[str], flagged: dict[int, tuple[str, str, bytes]]) -> tuple[list[str], bool]:
         """Unwrap whole-line quoted records and flag lines whose quotes do not close on the same line; say whether
         the lines are quote-free now (every quoted line was a wrapped record)."""
+        assert self.layout is not None
+        delimiter = self.layout.delimiter
+        several = len(self.layout.columns) > 1
         out = []
         plain = True
         for i, ln in enumerate(lines):
             if '"' in ln:
-                if ncols > 1 and ln.count('"') == 2:
-                    s = ln.strip()
-                    if s[:1] == '"' and s[-1:] == '"' and "," in s:
-                        out.append(s[1:-1])
-                        continue
+                inside = unwrap(ln, delimiter) if several else None
+                if inside is not None:
+                    out.append(inside)
+                    continue
                 plain = False
-                if _spans_lines(ln):
-                    flagged[i] = ("a quoted field is not closed on this line", ln.encode())
+                if spans_lines(ln, delimiter):
+                    flagged[i] = ("quote", "a quoted field is not closed on this line", ln.encode())
                     ln = ""
             out.append(ln)
         return out, plain
@@ -484,24 +399,27 @@ class Reader:
 
         It applies when no line has a quote, a stray carriage return or a NUL, every line has exactly the header's
         field count, and every close is unsigned digits with at most one dot (``42005.96``, ``45219.5``): what
-        nearly every chunk of a real export is. Then the csv module would split each line at its commas, so
-        splitting the joined chunk at its commas gives the same fields, and the closes convert in one pass, at the
-        chunk's largest scale (the same values; the engine works at the largest scale it has seen anyway).
+        nearly every chunk of a real export is. Then the csv module would split each line at its delimiters, so
+        splitting the joined chunk at its delimiters gives the same fields, and the closes convert in one pass, at
+        the chunk's largest scale (the same values; the engine works at the largest scale it has seen anyway).
         Anything else returns False having added nothing, and the row loop reads the chunk (with line numbers for
         its bad rows, which a plain chunk has none of).
         """
-        assert self.layout is not None
-        m = len(self.layout.columns) - 1  # commas per line
-        if not n or not m:
+        layout = self.layout
+        assert layout is not None
+        m = len(layout.columns) - 1  # delimiters per line
+        if not n or not m or layout.decimal == ",":
             return False
         if "\x00" in body or ("\r" in body and body.count("\r") != body.count("\r\n") + body.endswith("\r")):
             return False
-        # Every line holds exactly m commas when the chunk's commas and newlines, in order, are m commas and a
-        # newline, n times over (no other UTF-8 byte is a comma's or a newline's).
-        if body.encode().translate(None, _NOT_COMMA_OR_NEWLINE) != (b"," * m + b"\n") * (n - 1) + b"," * m:
+        d = layout.delimiter
+        # Every line holds exactly m delimiters when the chunk's delimiters and newlines, in order, are m delimiters
+        # and a newline, n times over (no other UTF-8 byte is an ASCII delimiter's or a newline's).
+        sep = d.encode()
+        if body.encode().translate(None, _others(d)) != (sep * m + b"\n") * (n - 1) + sep * m:
             return False
-        fields = body.split(",")
-        closes = _column(fields, self.layout.close_index, m)
+        fields = body.split(d)
+        closes = _column(fields, layout.close_index, m)
         found = _one_scale("\n".join(closes))
         if found is None:
             return False
@@ -510,48 +428,106 @@ class Reader:
         batch.scales.extend(repeat(scale, n))
         if self.keep_text:
             batch.closes.extend(closes)
-            ti = self.layout.timestamp_index
+            ti = layout.timestamp_index
             if ti is not None:
                 batch.stamps.extend([s.strip() for s in _column(fields, ti, m)])
         return True
 
-    def _header(self, lines: list[str], first: int, flagged: dict[int, tuple[str, bytes]]) -> int | None:
-        """Find the header among the first lines of a file; return the index of the first data line."""
+    # ---- the start of a file -----------------------------------------------------------------------------------
+
+    def _header(
+        self, lines: list[str], first: int, flagged: dict[int, tuple[str, str, bytes]], final: bool
+    ) -> int | None:
+        """Find the header (or, without one, the first data line) among the first lines of a file; return the index
+        of the first data line, None when none has come yet, or _HOLD to wait for the next line."""
         for i, ln in enumerate(lines):
+            if self._skip_left:  # --skip-lines: lines above the header that are not CSV at all
+                self._skip_left -= 1
+                continue
             if i in flagged:
                 # An undecodable line reads as "" but is not blank: it is the header, or in a later file a bad row.
                 if self.layout is None:
-                    reason, raw = flagged[i]
-                    shown = _show(raw[: SHOWN * 4].decode("utf-8", "replace"))
-                    raise InputError(f"the header ({_where(self.file, first + i)}) cannot be read: {reason}: {shown}")
+                    _, reason, raw = flagged[i]
+                    shown = show_line(raw[: SHOWN * 4].decode("utf-8", "replace"))
+                    raise InputError(f"the header ({where(self.file, first + i)}) cannot be read: {reason}: {shown}")
                 self.at_file_start = False
                 return i
             if not ln.strip():
                 continue
-            self.at_file_start = False
             stripped = ln.lstrip("\ufeff").strip()
-            try:
-                names = [c.strip() for c in _fields(stripped)]
-            except _NotCsv as exc:
-                if self.layout is not None:
-                    return i  # a later file's first line: an ordinary bad row
-                raise InputError(
-                    f"the header ({_where(self.file, first + i)}) is not a CSV record ({exc}): " + _show(stripped)
-                ) from None
+            following = [f for f in lines[i + 1 : i + 1 + 2 * SAMPLE] if f.strip()][:SAMPLE]
             if self.layout is not None:
-                # A later file (rotation, truncation, another input): its header must be ours, or absent.
-                if names == self.layout.columns:  # compared as fields: quoting and spacing may differ
-                    return i + 1
-                if self._header_like(names):
-                    raise InputError(
-                        f"{_where(self.file, first + i)}: a new header {_show(stripped)} differs from the first one "
-                        f"{_show(self.header_text or '')}; the inputs do not share one layout"
-                    )
+                return self._later_header(lines, i, stripped, following, first, final)
+            at = where(self.file, first + i)
+            why = not_csv(stripped)
+            if why is not None:
+                raise InputError(f"the first line ({at}) cannot be a CSV header: {why}")
+            delimiter = self.request.delimiter or sniff(stripped, following)
+            if self.request.header and self.request.delimiter is None and self._title(stripped, delimiter):
+                if not following:
+                    if not final:
+                        return _HOLD
+                elif self._header_below(following):
+                    self._title_note = f"skipped a title line above the header ({at}): {excerpt(stripped)}"
+                    continue
+            self.at_file_start = False
+            self.layout = self._first_layout(stripped, following, first + i, delimiter)
+            if not self.layout.header:
                 return i
             self.header_text = stripped
-            self.layout = self._layout(names, stripped, first + i)
             return i + 1
         return None
+
+    def _title(self, line: str, delimiter: str) -> bool:
+        """Whether a file's first line may be a title above its header (CryptoDataDownload puts its URL there): a
+        single field that is neither a number nor the close column's name (a one-column file's header)."""
+        try:
+            fields = split(line, delimiter)
+        except NotCsv:
+            return False
+        if len(fields) != 1 or numeric(fields[0]):
+            return False
+        name = fields[0].strip().lower()
+        return name != self.request.column.lower() and name not in KNOWN_CLOSES
+
+    def _header_below(self, following: list[str]) -> bool:
+        """Whether the line below a possible title is a header: several fields, not a row of numbers."""
+        line = following[0].strip()
+        try:
+            names = split(line, sniff(line, following[1:]))
+        except NotCsv:
+            return False
+        return len(names) > 1 and not looks_like_data(names)
+
+    def _later_header(
+        self, lines: list[str], i: int, stripped: str, following: list[str], first: int, final: bool
+    ) -> int | None:
+        """A later file (rotation, truncation, another input): its header must be ours, or absent."""
+        layout = self.layout
+        assert layout is not None
+        self.at_file_start = False
+        if not layout.header:
+            return i  # every line of a headerless input is data
+        try:
+            names = [c.strip() for c in split(stripped, layout.delimiter)]
+        except NotCsv:
+            return i  # a later file's first line: an ordinary bad row
+        if names == layout.columns:  # compared as fields: quoting and spacing may differ
+            return i + 1
+        if len(names) == 1 and len(layout.columns) > 1 and not numeric(names[0]):
+            # A title line above the header, as the first file may have had: skipped when our header follows.
+            if not following and not final:
+                self.at_file_start = True
+                return _HOLD
+            nxt = [c.strip() for c in split(following[0].strip(), layout.delimiter)] if following else []
+            if nxt == layout.columns:
+                return next(j for j in range(i + 1, len(lines)) if lines[j].strip()) + 1
+        if self._header_like(names):
+            raise InputError(
+                f"{where(self.file, first + i)}: a new header {show_line(stripped)} differs from the first one "
+                f"{show_line(self.header_text or '')}; the inputs do not share one layout"
+            )
+        return i
 
     def _header_like(self, names: list[str]) -> bool:
         """Whether the first line of a later file is a header rather than data: it names our close or timestamp
@@ -559,51 +535,79 @@ class Reader:
         assert self.layout is not None
         if self.layout.columns[self.layout.close_index] in names or TIMESTAMP_COLUMN in names:
             return True
-        return len(names) >= 2 and not any(_numeric(n) for n in names)
+        return len(names) >= 2 and not any(numeric(n) for n in names)
 
-    def _layout(self, names: list[str], line: str, line_no: int) -> Layout:
-        where = _where(self.file, line_no)
-        if self.column not in names:
-            found = ", ".join(repr(n) for n in names)
-            hint = [n for n in names if n.lower() == self.column.lower()]
-            tip = (
-                f"; did you mean {hint[0]!r}? (names match exactly: set 'column: {hint[0]}' in the config)"
-                if hint
-                else ""
-            )
-            if not hint and sum(_numeric(n) for n in names) * 2 >= len(names):
-                tip = "; the first line looks like data: the input needs a header row naming its columns"
-            raise InputError(f"the header ({where}) has no column {self.column!r}; columns found: {found}{tip}")
-        if names.count(self.column) > 1:
-            raise InputError(f"the header ({where}) names the column {self.column!r} more than once")
-        key_index = None
-        if self.key is not None:
-            if self.key not in names:
-                found = ", ".join(repr(n) for n in names)
-                hint = [n for n in names if n.lower() == self.key.lower()]
-                tip = f"; did you mean {hint[0]!r}? (names match exactly)" if hint else ""
+    def _first_layout(self, line: str, following: list[str], line_no: int, delimiter: str | None = None) -> Layout:
+        """The layout from a file's header (or first data line) and the lines after it."""
+        at = where(self.file, line_no)
+        request = self.request
+        if delimiter is None:
+            delimiter = request.delimiter or sniff(line, following)
+        try:
+            names = [c.strip() for c in split(line, delimiter)]
+        except NotCsv as exc:
+            raise InputError(f"the header ({at}) is not a CSV record ({exc}): " + show_line(line)) from None
+        notes = [self._title_note] if self._title_note else []
+        warnings: list[str] = []
+        if not request.header:
+            if not request.column.isdigit() or (self.key is not None and not self.key.isdigit()):
                 raise InputError(
-                    f"the header ({where}) has no key column {self.key!r} (--key); columns found: {found}{tip}"
+                    f"without a header (--no-header) columns are named by their position: the first line ({at}) is "
+                    f"{numbered(names)}; pass --column N" + (" and --key N" if self.key is not None else "")
                 )
-            if names.count(self.key) > 1:
-                raise InputError(f"the header ({where}) names the key column {self.key!r} more than once")
-            key_index = names.index(self.key)
-        ts = names.index(TIMESTAMP_COLUMN) if TIMESTAMP_COLUMN in names else None
-        quoted = line.startswith('"') and (_wrapped(line) or len(_record(line)) == 1) and len(names) > 1
-        return Layout(names, names.index(self.column), ts, quoted, self._bom, line_no, key_index)
+            close = position(request.column, len(names), at, "--column")
+            key_index = position(self.key, len(names), at, "--key") if self.key is not None else None
+            columns = [str(k) for k in range(1, len(names) + 1)]
+            header = False
+        else:
+            if request.column not in names and looks_like_data(names):
+                raise data_error(names, at, delimiter)
+            close, why = choose_close(names, request.column, at)
+            if why is not None:  # a position was asked for; a name chosen for the user is worth a warning
+                (notes if request.column.isdigit() else warnings).append(why)
+            key_index = choose_key(names, self.key, at) if self.key is not None else None
+            columns = names
+            header = True
+        stamps = time_column(names, header)
+        if stamps is not None:
+            data = following if header else [line, *following]
+            values = []
+            for f in data:
+                try:
+                    fields = split(f.strip(), delimiter)
+                except NotCsv:
+                    break
+                if len(fields) != len(names):
+                    break
+                values.append(fields[stamps])
+            if newest_first(values):
+                what = f"column {columns[stamps]!r}" if header else "the first column"
+                warnings.append(
+                    f"the rows run newest first ({what} goes back in time over the first rows): the rolling mean "
+                    "will run backwards in time; pass --reverse to read the file from its last row to its first"
+                )
+        ts = names.index(TIMESTAMP_COLUMN) if header and TIMESTAMP_COLUMN in names else None
+        return Layout(
+            columns, close, ts, header and wrapped_header(line, delimiter, names), self._bom, line_no, key_index,
+            delimiter=delimiter, header=header, decimal=request.decimal, notes=notes, warnings=warnings,
+        )  # fmt: skip
 
-    def _parse(self, lines: list[str], first: int, flagged: dict[int, tuple[str, bytes]], batch: Batch) -> None:
-        assert self.layout is not None
-        ncols = len(self.layout.columns)
-        ci = self.layout.close_index
-        ti = self.layout.timestamp_index
-        ki = self.layout.key_index
+    # ---- rows -------------------------------------------------------------------------------------------------
+
+    def _parse(self, lines: list[str], first: int, flagged: dict[int, tuple[str, str, bytes]], batch: Batch) -> None:
+        layout = self.layout
+        assert layout is not None
+        ncols = len(layout.columns)
+        ci = layout.close_index
+        ti = layout.timestamp_index
+        ki = layout.key_index
+        delimiter, decimal = layout.delimiter, layout.decimal
         keep = self.keep_text
         units, scales, closes, stamps, keys = batch.units, batch.scales, batch.closes, batch.stamps, batch.keys
         key = ""
         import csv
 
-        rdr = csv.reader(lines, **DIALECT)
+        rdr = csv.reader(lines, **dialect(delimiter))
         i = -1
         while True:
             try:
@@ -617,23 +621,24 @@ class Reader:
                     if ki is not None:
                         key = rec[ki].strip()
                         if not key:
-                            self._bad(batch, first + i, f"empty {self.key} value (the key column)", lines[i])
+                            self._bad(batch, first + i, "key", f"empty {self.key} value (the key column)", lines[i])
                             continue
                     text = rec[ci]
                     # Inlined fast path of parse_decimal: plain ASCII "123.45" (the common case) skips the regex.
                     whole, _, frac = text.partition(".")
                     digits = whole + frac
                     # Within both digit limits whatever the split; longer literals take parse_decimal's full check.
-                    if len(digits) <= _FAST_DIGITS and digits.isdigit() and digits.isascii():
+                    if len(digits) <= _FAST_DIGITS and digits.isdigit() and digits.isascii() and decimal != ",":
                         units.append(int(digits))
                         scales.append(len(frac))
                     else:
                         if ncols == 1 and not lines[i].strip():
                             continue  # in a one-column file a whitespace-only line parses as one empty field
                         try:
-                            u, s = parse_decimal(text.strip())
-                        except BadValue as exc:
-                            self._bad(batch, first + i, f"bad {self.column} value: {exc}", lines[i])
+                            u, s = close_value(text, delimiter, decimal)
+                        except BadClose as exc:
+                            reason = str(exc) if exc.kind == "missing" else f"bad {layout.close_name} value: {exc}"
+                            self._bad(batch, first + i, exc.kind, reason, lines[i])
                             continue
                         units.append(u)
                         scales.append(s)
@@ -647,45 +652,50 @@ class Reader:
                 break
             except csv.Error as exc:
                 i += 1
-                self._bad(batch, first + i, f"not a CSV record ({_csv_reason(exc)})", lines[i])
+                self._bad(batch, first + i, "quote", f"not a CSV record ({csv_reason(exc)})", lines[i])
 
     def _odd(
         self,
         rec: list[str],
         i: int,
         first: int,
-        flagged: dict[int, tuple[str, bytes]],
+        flagged: dict[int, tuple[str, str, bytes]],
         lines: list[str],
         batch: Batch,
         ncols: int,
     ) -> list[str] | None:
         """A record whose field count differs from the header's: a blank line, a flagged line, or a bad row."""
         if i in flagged:
-            reason, raw = flagged[i]
-            self._bad(batch, first + i, reason, raw)
+            kind, reason, raw = flagged[i]
+            self._bad(batch, first + i, kind, reason, raw)
             return None
         if not rec or (len(rec) == 1 and not rec[0].strip()):
             return None  # blank or whitespace-only line
-        if len(rec) == 1 and ncols > 1 and "," in rec[0]:
+        assert self.layout is not None
+        delimiter = self.layout.delimiter
+        if len(rec) == 1 and ncols > 1 and delimiter in rec[0]:
             import csv
 
             try:
-                inner = next(csv.reader([rec[0]], **DIALECT), [])
+                inner = next(csv.reader([rec[0]], **dialect(delimiter)), [])
             except csv.Error as exc:
                 # Reported here: the caller's csv.Error handler would blame the next line.
-                self._bad(batch, first + i, f"not a CSV record ({_csv_reason(exc)})", lines[i])
+                self._bad(batch, first + i, "quote", f"not a CSV record ({csv_reason(exc)})", lines[i])
                 return None
             if len(inner) == ncols:
                 return inner
             rec = inner
-        self._bad(batch, first + i, f"expected {ncols} fields, found {len(rec)}", lines[i])
+        self._bad(batch, first + i, "fields", f"expected {ncols} fields, found {len(rec)}", lines[i])
         return None
 
-    def _bad(self, batch: Batch, line: int, reason: str, text: str | bytes) -> None:
+    def _bad(self, batch: Batch, line: int, kind: str, reason: str, text: str | bytes) -> None:
         if isinstance(text, bytes):
             text = text[: SHOWN * 4].decode("utf-8", "replace")
-        bad = BadRow(line, reason, _show(text), self.file)
+        if self._mirror is not None:
+            line = self._mirror - line
+        bad = BadRow(line, reason, show_line(text), self.file, kind)
         if not self.skip:
             raise BadRowError(bad)
         batch.skipped += 1
+        self.skips.add(bad)
         self.report(bad)

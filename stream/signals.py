@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import stat
+from collections.abc import Callable
 from typing import BinaryIO
 
 HEADER = ("row", "timestamp", "close", "rolling_mean", "signal")
@@ -25,9 +28,15 @@ class SignalSink:
     """
 
     def __init__(
-        self, out: BinaryIO, fmt: str = "csv", with_timestamp: bool | None = None, key: str | None = None
+        self,
+        out: BinaryIO,
+        fmt: str = "csv",
+        with_timestamp: bool | None = None,
+        key: str | None = None,
+        name: str | None = None,
     ) -> None:
         self.out = out
+        self.name = name  # the file's name, for a write error (a full disk) to say which file failed
         self.fmt = fmt
         self.with_timestamp = with_timestamp
         self.key = key
@@ -41,7 +50,7 @@ class SignalSink:
 
     def header(self) -> None:
         if self.fmt == "csv" and not self.header_written:
-            self.out.write((",".join(_csv_field(c) for c in self.columns()) + "\n").encode())
+            self._put((",".join(_csv_field(c) for c in self.columns()) + "\n").encode())
         self.header_written = True
 
     def write(
@@ -81,9 +90,11 @@ class SignalSink:
                     dumps({"row": r, "close": c, "rolling_mean": m, "signal": s}, option=nl)
                     for r, c, m, s in zip(rows, closes, means, signals)
                 ]
-            self.out.write(b"".join(parts))
+            self._put(b"".join(parts))
             return
         mean_text = ["" if m is None else repr(m) for m in means]
+        if "," in "".join(closes):  # a close with a thousands separator or a decimal comma, as written
+            closes = [_csv_field(c) for c in closes]
         if self.with_timestamp and _need_quotes(stamps):
             stamps = [_csv_field(t) for t in stamps]
         if keyed:
@@ -97,7 +108,44 @@ class SignalSink:
             lines = [f"{r},{t},{c},{m},{s}\n" for r, t, c, m, s in zip(rows, stamps, closes, mean_text, signals)]
         else:
             lines = [f"{r},{c},{m},{s}\n" for r, c, m, s in zip(rows, closes, mean_text, signals)]
-        self.out.write("".join(lines).encode())
+        self._put("".join(lines).encode())
+
+    def _put(self, data: bytes) -> None:
+        self._io(self.out.write, data)
 
     def flush(self) -> None:
-        self.out.flush()
+        self._io(self.out.flush)
+
+    def _io(self, call: Callable[..., object], *args: bytes) -> None:
+        """``call(*args)`` on the output, an error naming the signals file (a full disk says which file was full)."""
+        try:
+            call(*args)
+        except BrokenPipeError:
+            raise
+        except OSError as exc:
+            if exc.filename is None and self.name is not None:
+                exc.filename = self.name
+            raise
+
+
+def open_file(path: str, *, create: bool = True) -> BinaryIO:
+    """Open the signals file ``path`` for writing, positioned at its start, nothing cut yet. A regular file is
+    locked against a second run (``locks.LockedError``); a FIFO or character device is written as a stream; anything
+    else is refused (OSError)."""
+    fd = os.open(path, os.O_WRONLY | getattr(os, "O_CLOEXEC", 0) | (os.O_CREAT if create else 0), 0o666)
+    try:
+        mode = os.fstat(fd).st_mode
+        if stat.S_ISREG(mode):
+            from stream import locks
+
+            locks.lock(fd, path, "signals file")
+        elif not (stat.S_ISFIFO(mode) or stat.S_ISCHR(mode)):
+            raise OSError(f"{path} is not a regular file, a FIFO or a character device")
+    except BaseException:
+        os.close(fd)
+        raise
+    return open(fd, "wb")
+
+
+def is_regular(fh: BinaryIO) -> bool:
+    return stat.S_ISREG(os.fstat(fh.fileno()).st_mode)

@@ -10,11 +10,13 @@ import sys
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, BinaryIO
 
+from stream.errors import MlopsStreamError
+
 # Bytes per read. The row path works best on chunks that fit in the CPU caches: the objects of one chunk's rows are
-# freed before the next, so their memory is reused instead of touching fresh pages (10k rows: 5 ms instead of 11 in
-# a new process); and a chunk with the rest of a line before it stays within the reader's line limit, so it needs no
+# freed before the next, so their memory is reused instead of touching fresh pages (docs/performance.md has the
+# figures); and a chunk with the rest of a line before it stays within the reader's line limit, so it needs no
 # look for over-long lines. The numpy block path wants bigger chunks to spread its per-call costs, but not so big
-# that one process with numpy loaded (27 MiB) and a chunk's signals in flight passes 40 MiB: at 1 MiB it reached 51.
+# that one process with numpy loaded and a chunk's signals in flight passes 40 MiB (as 1 MiB chunks did).
 CHUNK = 32 << 10
 BLOCK_CHUNK = 256 << 10
 _URL = re.compile(r"([A-Za-z][A-Za-z0-9+.-]+)://")
@@ -47,7 +49,7 @@ class NewFile:
         return f"NewFile({self.reason!r}" + (f", {self.name!r})" if self.name is not None else ")")
 
 
-class SourceError(Exception):
+class SourceError(MlopsStreamError):
     """An input that cannot be opened; the message says which and why."""
 
 
@@ -106,6 +108,20 @@ def open_input(path: str) -> Input:
         fh.close()
         raise SourceError(f"input {path} is a directory, not a CSV file")
     return Input(path, fh, st.st_size if stat.S_ISREG(st.st_mode) else None)
+
+
+def check_readable(path: str) -> None:
+    """Raise SourceError, as opening would, when ``path`` cannot be read; a FIFO is not opened (its writer would
+    see this reader go away, die of SIGPIPE, and leave nothing for the real read)."""
+    try:
+        fifo = stat.S_ISFIFO(os.stat(path).st_mode)
+    except OSError:
+        fifo = False
+    if fifo:
+        if not os.access(path, os.R_OK):
+            raise SourceError(f"input file {path} cannot be read: permission denied")
+        return
+    open_input(path).fh.close()
 
 
 class Spec:
@@ -344,3 +360,30 @@ def chunks(fh: BinaryIO, size: int = CHUNK) -> Iterator[bytes]:
         if not data:
             return
         yield data
+
+
+def backwards(fh: BinaryIO, start: int, end: int, size: int = CHUNK, longest: int = 1 << 16) -> Iterator[bytes]:
+    """The lines of bytes ``start``..``end`` of a seekable file, last line first, each ending with a newline, in
+    chunks of about ``size`` bytes; memory stays bounded: of a line longer than ``longest`` bytes only its last
+    ``longest + 1`` or so are kept (enough for a reader to see that it is too long)."""
+    pos = end
+    carry = b""  # the end of a line whose start lies before ``pos``
+    last = True  # the file's last line may lack its newline
+    while pos > start:
+        n = min(size, pos - start)
+        pos -= n
+        fh.seek(pos)
+        block = fh.read(n) + carry
+        if pos > start:
+            cut = block.find(b"\n") + 1
+            if not cut or cut == len(block):
+                carry = block[-(longest + 2) :]  # with its newline
+                continue
+            carry, block = block[:cut], block[cut:]
+        if last and not block.endswith(b"\n"):
+            block += b"\n"
+        last = False
+        lines = block.split(b"\n")
+        lines.pop()
+        lines.reverse()
+        yield b"\n".join(lines) + b"\n"

@@ -114,6 +114,41 @@ def run_cli(tmp_path: Path) -> Callable[..., Run]:
     return run
 
 
+def call_main(args: Sequence[str], cwd: Path, stdin: bytes | None = None, env: dict[str, str] | None = None) -> Run:
+    """Run the command in this process: ``stream.cli.main(args, stdin=..., stdout=..., stderr=...)`` in ``cwd``, with
+    streams in memory (``stdin`` None: an empty one) and ``env`` added to the environment for the call."""
+    import io
+
+    from stream.cli import main
+
+    def stream(data: bytes = b"") -> io.TextIOWrapper:
+        # What the interpreter gives a process whose streams are pipes: UTF-8 text over a binary buffer.
+        return io.TextIOWrapper(io.BytesIO(data), encoding="utf-8", errors="backslashreplace", write_through=True)
+
+    out, err = stream(), stream()
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(cwd)
+        for name, value in (env or {}).items():
+            mp.setenv(name, value)
+        code = main(list(args), stdin=stream(stdin or b""), stdout=out, stderr=err)
+    out.flush()
+    err.flush()
+    stdout = out.buffer.getvalue()  # type: ignore[attr-defined]
+    stderr = err.buffer.getvalue().decode("utf-8", "replace")  # type: ignore[attr-defined]
+    return Run(list(args), code, stdout, stderr, cwd)
+
+
+@pytest.fixture
+def run_main(tmp_path: Path) -> Callable[..., Run]:
+    """``run_main(args, stdin=b"...")``: ``run_cli`` in this process, for behaviour that needs no process of its own
+    (arguments, config, bad rows, documents); signals, workers, follow and exit-by-signal keep ``run_cli``."""
+
+    def run(args: Sequence[str], stdin: bytes | None = None, **kw: Any) -> Run:
+        return call_main([str(a) for a in args], kw.pop("cwd", tmp_path), stdin=stdin, **kw)
+
+    return run
+
+
 def ohlcv_csv(closes: Iterable[str], newline: str = "\n", header: str = OHLCV_HEADER) -> str:
     """A 7-column candle file whose close column carries ``closes`` as written; the other fields are plausible."""
     lines = [header]
@@ -170,43 +205,3 @@ def exact_signals(closes: Sequence[str], window: int) -> tuple[list[int], list[A
         signals.append(1 if v > mean else 0)
         means.append(mean)
     return signals, means
-
-
-# What the run itself imports: names the interpreter's start-up already imported are dropped first, so that an
-# `import logging` anywhere on the run's path goes through the finder below and is seen.
-IMPORT_PROBE = """
-import sys
-WATCHED = tuple(sys.argv.pop(1).split(","))
-for name in [m for m in sys.modules if m.partition(".")[0] in WATCHED]:
-    del sys.modules[name]
-seen = set()
-
-class Watch:
-    def find_spec(self, name, path=None, target=None):
-        if name.partition(".")[0] in WATCHED:
-            seen.add(name)
-        return None
-
-sys.meta_path.insert(0, Watch())
-from stream.cli import main
-try:
-    code = main(sys.argv[1:])
-except SystemExit as exc:  # --help, a usage error
-    code = exc.code or 0
-sys.stderr.write("IMPORTED %s %d\\n" % (",".join(sorted(seen)), code))
-"""
-
-
-def imported_by_run(tmp_path: Path, watched: Sequence[str], *args: str) -> tuple[list[str], int]:
-    """Which of the ``watched`` modules (and their submodules) ``mlops-stream ARGS`` imports, and its exit code."""
-    proc = subprocess.run(
-        [sys.executable, "-c", IMPORT_PROBE, ",".join(watched), *args],
-        cwd=tmp_path,
-        capture_output=True,
-        env=env_with_repo(),
-        timeout=60,
-        stdin=subprocess.DEVNULL,
-    )
-    last = proc.stderr.decode().strip().splitlines()[-1].split(" ")
-    assert last[0] == "IMPORTED", proc.stderr
-    return [m for m in last[1].split(",") if m], int(last[2])

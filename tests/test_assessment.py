@@ -15,22 +15,22 @@ def expect_published(doc: dict) -> None:
     assert (doc["metric"], doc["status"], doc["seed"], doc["version"]) == ("signal_rate", "success", 42, "v1")
 
 
-def test_from_the_file(run_cli, tmp_path: Path, assessment_data: Path) -> None:
+def test_from_the_file(run_main, tmp_path: Path, assessment_data: Path) -> None:
     shutil.copy(ROOT / "config.yaml", tmp_path / "config.yaml")
-    run = run_cli(["--input", assessment_data, "--config", "config.yaml", "--output", "metrics.json"])
+    run = run_main(["--input", assessment_data, "--config", "config.yaml", "--output", "metrics.json"])
     assert run.code == 0, run.stderr
     expect_published(run.file_doc())
     assert run.stderr == ""
 
 
-def test_through_a_pipe(run_cli, assessment_data: Path) -> None:
-    run = run_cli(["--window", "5"], stdin=assessment_data.read_bytes())
+def test_through_a_pipe(run_main, assessment_data: Path) -> None:
+    run = run_main(["--window", "5"], stdin=assessment_data.read_bytes())
     assert run.code == 0, run.stderr
     expect_published(run.doc())
 
 
-def test_signals_add_up_to_the_metric(run_cli, tmp_path: Path, assessment_data: Path) -> None:
-    run = run_cli(["--input", assessment_data, "--signals", "signals.csv", "--output", "metrics.json"])
+def test_signals_add_up_to_the_metric(run_main, tmp_path: Path, assessment_data: Path) -> None:
+    run = run_main(["--input", assessment_data, "--signals", "signals.csv", "--output", "metrics.json"])
     assert run.code == 0, run.stderr
     rows = read_signals_csv((tmp_path / "signals.csv").read_text())
     assert len(rows) == 10_000

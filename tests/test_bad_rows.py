@@ -22,26 +22,29 @@ def lines_with(bad_line: str, at: int = 3) -> bytes:
 
 
 @pytest.mark.parametrize(
-    ("line", "reason"),
+    ("line", "reason", "kind"),
     [
-        ("2024-01-01 00:02:00,1,2,3,abc,5,6", "bad close value: 'abc' is not a decimal number"),
-        ("2024-01-01 00:02:00,1,2,3,,5,6", "bad close value: the value is empty"),
-        ("2024-01-01 00:02:00,1,2,3,NaN,5,6", "not a finite number"),
-        ("2024-01-01 00:02:00,1,2,3,-inf,5,6", "not a finite number"),
-        ("2024-01-01 00:02:00,1,2,3,1e999999999,5,6", "out of range"),
-        ("2024-01-01 00:02:00,1,2,3,100.5,5", "expected 7 fields, found 6"),
-        ("2024-01-01 00:02:00,1,2,3,100.5,5,6,7", "expected 7 fields, found 8"),
-        ("100.5", "expected 7 fields, found 1"),
-        ('"2024-01-01 00:02:00,1,2,3,100.5,5,6', "a quoted field is not closed on this line"),
-        ("2024-01-01 00:02:00,1,2,3,100.5\udcff,5,6", "bytes that are not UTF-8 at column 32"),
-        ("2024-01-01 00:02:00,1,2,3,100.5,5,6\rjunk", "not a CSV record"),
+        ("2024-01-01 00:02:00,1,2,3,abc,5,6", "bad close value: 'abc' is not a decimal number", "value"),
+        ("2024-01-01 00:02:00,1,2,3,,5,6", "the close value is missing ('')", "missing"),
+        ("2024-01-01 00:02:00,1,2,3,NaN,5,6", "the close value is missing ('NaN')", "missing"),
+        ("2024-01-01 00:02:00,1,2,3,null,5,6", "the close value is missing ('null')", "missing"),
+        ("2024-01-01 00:02:00,1,2,3,-inf,5,6", "not a finite number", "value"),
+        ("2024-01-01 00:02:00,1,2,3,1e999999999,5,6", "out of range", "value"),
+        ('2024-01-01 00:02:00,1,2,3,"1,2,3",5,6', "bad close value: '1,2,3' is not a decimal number", "value"),
+        ("2024-01-01 00:02:00,1,2,3,100.5,5", "expected 7 fields, found 6", "fields"),
+        ("2024-01-01 00:02:00,1,2,3,100.5,5,6,7", "expected 7 fields, found 8", "fields"),
+        ("100.5", "expected 7 fields, found 1", "fields"),
+        ('"2024-01-01 00:02:00,1,2,3,100.5,5,6', "a quoted field is not closed on this line", "quote"),
+        ("2024-01-01 00:02:00,1,2,3,100.5\udcff,5,6", "bytes that are not UTF-8 at column 32", "encoding"),
+        ("2024-01-01 00:02:00,1,2,3,100.5,5,6\rjunk", "not a CSV record", "quote"),
     ],
 )
-def test_fail_names_the_line_the_reason_and_the_text(line: str, reason: str) -> None:
+def test_fail_names_the_line_the_reason_and_the_text(line: str, reason: str, kind: str) -> None:
     with pytest.raises(BadRowError) as info:
         list(Reader().rows([lines_with(line)]))
     message = str(info.value)
     assert info.value.bad.line == 4
+    assert info.value.bad.kind == kind
     assert message.startswith("bad row at line 4: ")
     assert reason in message
     assert "2024-01-01 00:02:00" in message or "100.5" in message  # the offending text is shown
@@ -71,9 +74,9 @@ def test_skip_leaves_bad_rows_out_of_the_window_and_the_counts() -> None:
 # ---- end to end ------------------------------------------------------------------------------------------------
 
 
-def test_fail_policy_end_to_end(run_cli, tmp_path: Path) -> None:
+def test_fail_policy_end_to_end(run_main, tmp_path: Path) -> None:
     write(tmp_path / "in.csv", lines_with("2024-01-01 00:02:00,1,2,3,oops,5,6"))
-    run = run_cli(["--input", "in.csv", "--output", "metrics.json", "--log-file", "run.log"])
+    run = run_main(["--input", "in.csv", "--output", "metrics.json", "--log-file", "run.log"])
     assert run.code == 1
     run.assert_no_traceback()
     doc = run.file_doc()
@@ -87,10 +90,10 @@ def test_fail_policy_end_to_end(run_cli, tmp_path: Path) -> None:
     assert run.doc() == doc
 
 
-def test_skip_policy_end_to_end(run_cli, tmp_path: Path) -> None:
+def test_skip_policy_end_to_end(run_main, tmp_path: Path) -> None:
     closes = [*GOOD, "bad", "100.7", "", *GOOD]
     write(tmp_path / "in.csv", ohlcv_csv(closes))
-    run = run_cli(["--input", "in.csv", "--on-bad-row", "skip", "--window", "2", "--log-file", "run.log"])
+    run = run_main(["--input", "in.csv", "--on-bad-row", "skip", "--window", "2", "--log-file", "run.log"])
     assert run.code == 0, run.stderr
     doc = run.doc()
     assert list(doc) == [*SUCCESS_KEYS, "rows_skipped"]
@@ -104,12 +107,12 @@ def test_skip_policy_end_to_end(run_cli, tmp_path: Path) -> None:
         assert f"skipped bad row at line {line}:" in run.log()
 
 
-def test_skip_logs_the_first_twenty_then_a_summary(run_cli, tmp_path: Path) -> None:
+def test_skip_logs_the_first_twenty_then_a_summary(run_main, tmp_path: Path) -> None:
     closes = []
     for i in range(30):
         closes += ["100.5", f"bad{i}"]
     write(tmp_path / "in.csv", ohlcv_csv(closes))
-    run = run_cli(["--input", "in.csv", "--on-bad-row", "skip", "--log-file", "run.log"])
+    run = run_main(["--input", "in.csv", "--on-bad-row", "skip", "--log-file", "run.log"])
     assert run.code == 0, run.stderr
     assert run.doc()["rows_skipped"] == 30
     for text in (run.stderr, run.log()):
@@ -119,22 +122,22 @@ def test_skip_logs_the_first_twenty_then_a_summary(run_cli, tmp_path: Path) -> N
         assert "skipped 30 bad rows in all (20 shown above)" in text
 
 
-def test_every_row_bad_is_an_error_even_when_skipping(run_cli, tmp_path: Path) -> None:
+def test_every_row_bad_is_an_error_even_when_skipping(run_main, tmp_path: Path) -> None:
     write(tmp_path / "in.csv", ohlcv_csv(["x", "y"]))
-    run = run_cli(["--input", "in.csv", "--on-bad-row", "skip"])
+    run = run_main(["--input", "in.csv", "--on-bad-row", "skip"])
     assert run.code == 1
     run.assert_no_traceback()
     assert "no usable data rows (2 bad rows were skipped)" in run.doc()["error_message"]
 
 
-def test_undecodable_bytes_end_to_end(run_cli, tmp_path: Path) -> None:
+def test_undecodable_bytes_end_to_end(run_main, tmp_path: Path) -> None:
     data = ohlcv_csv(GOOD).encode().replace(b"100.3", b"10\xe9.3")
     write(tmp_path / "in.csv", data)
-    failed = run_cli(["--input", "in.csv"])
+    failed = run_main(["--input", "in.csv"])
     assert failed.code == 1
     failed.assert_no_traceback()
     assert "line 4: bytes that are not UTF-8" in failed.doc()["error_message"]
-    skipped = run_cli(["--input", "in.csv", "--on-bad-row", "skip"])
+    skipped = run_main(["--input", "in.csv", "--on-bad-row", "skip"])
     assert skipped.code == 0
     assert (skipped.doc()["rows_processed"], skipped.doc()["rows_skipped"]) == (5, 1)
 
@@ -156,10 +159,10 @@ def test_a_bare_carriage_return_is_named_in_words() -> None:
     assert "universal-newline" not in str(info.value)
 
 
-def test_a_header_that_is_not_csv_is_an_input_error(run_cli, tmp_path: Path) -> None:
+def test_a_header_that_is_not_csv_is_an_input_error(run_main, tmp_path: Path) -> None:
     # Lines ended by CR alone (old Mac exports) arrive as one line with carriage returns inside.
     write(tmp_path / "in.csv", b"ts,close\r1,2\r3,4\r")
-    run = run_cli(["--input", "in.csv"])
+    run = run_main(["--input", "in.csv"])
     assert run.code == 1
     run.assert_no_traceback()
     message = run.doc()["error_message"]

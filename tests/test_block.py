@@ -385,18 +385,6 @@ def test_stdin_pipe_uses_the_block_path_and_agrees(tmp_path):
     assert "block path" in (tmp_path / "log").read_text()
 
 
-@pytest.mark.parametrize(("path", "imported"), [("auto", False), ("block", True)])
-def test_small_inputs_do_not_import_numpy(path, imported):
-    code = (
-        "import sys; from stream.cli import main; "
-        f"code = main(['--input', {str(ROOT / 'data.csv')!r}, '--quiet', '--config', {str(ROOT / 'config.yaml')!r}]); "
-        "print('numpy' in sys.modules, code)"
-    )
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "MLOPS_STREAM_PATH": path}
-    run = subprocess.run([sys.executable, "-c", code], capture_output=True, env=env, timeout=60)
-    assert run.stdout.split()[-2:] == [str(imported).encode(), b"0"]
-
-
 def test_default_workers_only_for_big_regular_files():
     assert parallel.default_workers(None) == 1
     assert parallel.default_workers(parallel.PARALLEL_MIN_BYTES - 1) == 1

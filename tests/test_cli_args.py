@@ -1,97 +1,75 @@
-"""The quick argument reader gives exactly what argparse gives, or steps aside for argparse to read and report."""
+"""The command line, in this process: the parser made from the one options table, and the combinations it refuses."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
-from conftest import imported_by_run, ohlcv_csv, write, write_config
-from hypothesis import given, settings
-from hypothesis import strategies as st
+from conftest import ohlcv_csv, write
 
-from stream.cli import OPTIONS, build_parser, quick_parse
-
-FLAGS = [flag for _, flag, _ in OPTIONS]
-VALUES = ["data.csv", "-", "3", "0", "-5", "x", "csv", "jsonl", "skip", "fail", "512K", "1.5", "local:1", "", "a=b",
-          "--input", "--quiet", "-q"]  # fmt: skip
+from stream.cli import OPTIONS, build_parser
 
 
-def token() -> st.SearchStrategy[str]:
-    return st.one_of(
-        st.sampled_from(FLAGS),
-        st.sampled_from(VALUES),
-        st.builds(lambda f, v: f"{f}={v}", st.sampled_from(FLAGS), st.sampled_from(VALUES)),
-        st.sampled_from(["--inp", "--out", "--help", "-h", "--version", "--", "--follow=1", "--unknown"]),
+def test_every_option_of_the_table_is_offered_and_explained(run_main) -> None:
+    helped = run_main(["--help"])
+    assert helped.code == 0
+    for _, flag, settings in OPTIONS:
+        assert flag in helped.out
+        assert settings["help"].split()[0] in helped.out
+
+
+def test_the_parser_reads_what_the_table_declares() -> None:
+    args = build_parser().parse_args(
+        ["--input", "a.csv", "--input=b.csv", "--window", "7", "--block-size", "512K", "--cluster", "local:3"]
     )
-
-
-def argparse_reads(argv: list[str]) -> dict | None:
-    try:
-        return vars(build_parser().parse_args(argv))
-    except SystemExit:  # a usage error (or --help/--version): argparse's to report
-        return None
-
-
-@given(st.lists(token(), max_size=8))
-@settings(max_examples=600, deadline=None)
-def test_quick_parse_is_argparse_or_nothing(argv: list[str]) -> None:
-    quick = quick_parse(argv)
-    if quick is not None:
-        assert vars(quick) == argparse_reads(argv)
+    assert args.input == ["a.csv", "b.csv"]
+    assert (args.window, args.block_size, args.cluster) == (7, 512 * 1024, 3)
+    assert (args.signals_format, args.quiet, args.follow, args.on_bad_row) == ("csv", False, False, None)
 
 
 @pytest.mark.parametrize(
-    "argv",
+    ("args", "words"),
     [
-        [],
-        ["--input", "data.csv", "--config", "config.yaml", "--output", "m.json", "--log-file", "run.log"],
-        ["--input", "-", "--signals", "-", "--signals-format", "jsonl", "--window", "7", "--quiet"],
-        ["--input=a.csv", "--input", "b.csv", "--on-bad-row", "skip", "--key", "symbol", "--no-progress"],
-        ["--input", "f.csv", "--follow", "--idle-timeout", "2.5", "--checkpoint", "c.json"],
-        ["--input", "f.csv", "--workers", "2", "--block-size", "512K"],
+        (["--input", "a.csv", "--workers", "2", "--scheduler", "tcp://h:8786"], "not allowed with argument"),
+        (["--input", "a.csv", "--cluster", "remote"], "expected local or local:N"),
+        (["--input", "a.csv", "--block-size", "12Q"], "expected a size in bytes"),
+        (
+            ["--input", "a.csv", "--idle-timeout", "2"],
+            "--idle-timeout and --checkpoint apply to live runs: add --follow",
+        ),
+        (["--input", "a.csv", "--follow", "--workers", "2"], "apply to batch runs, not to --follow"),
+        (["--input", "a.csv", "--follow", "--input", "b.csv"], "--follow follows one input"),
+        (["--input", "s3://bucket/x.csv", "--follow"], "--follow follows a local file or stdin"),
+        (["--input", "a.csv", "--key", "  "], "--key must name a column"),
+        (["--input", "-", "--input", "-"], "stdin ('-') can be given as --input only once"),
     ],
 )
-def test_everyday_command_lines_are_read_quickly_and_alike(argv: list[str]) -> None:
-    quick = quick_parse(argv)
-    assert quick is not None
-    assert vars(quick) == argparse_reads(argv)
+def test_combinations_that_cannot_run_are_usage_errors(run_main, tmp_path: Path, args: list[str], words: str) -> None:
+    write(tmp_path / "a.csv", ohlcv_csv(["1", "2"]))
+    run = run_main([*args, "--output", "m.json"])
+    assert run.code == 2
+    assert words in run.stderr and "usage:" in run.stderr
+    assert run.stdout == b""
+    assert not (tmp_path / "m.json").exists()
 
 
-@pytest.mark.parametrize(
-    "argv",
-    [
-        ["--help"],
-        ["--version"],
-        ["--inp", "data.csv"],  # an abbreviation: argparse's to accept
-        ["--window", "0"],  # a bad value: argparse's to report
-        ["--window"],
-        ["--input", "--quiet"],
-        ["--quiet=yes"],
-        ["--workers", "2", "--scheduler", "tcp://h:8786"],  # options that exclude each other
-        ["data.csv"],
-    ],
-)
-def test_anything_else_is_left_to_argparse(argv: list[str]) -> None:
-    assert quick_parse(argv) is None
+def test_checkpoint_needs_a_file_not_a_pipe(run_main, tmp_path: Path) -> None:
+    run = run_main(["--follow", "--checkpoint", "c.json"], stdin=b"close\n1\n")
+    assert run.code == 2
+    assert "--checkpoint needs --input PATH (a file)" in run.stderr
 
 
-# ---- start-up: what a plain batch run does not load ---------------------------------------------------------------
+def test_an_in_process_run_leaves_the_process_as_it_found_it(run_main, tmp_path: Path) -> None:
+    import signal
+    import sys
 
-# Each of these costs 0.5-6 ms of a ~50 ms run of the bundled file, and such a run needs none of them.
-STARTUP_HEAVY = (
-    "argparse", "gettext", "locale", "json", "csv", "logging", "traceback", "numpy", "orjson", "rich",
-)  # fmt: skip
+    streams, handler = (sys.stdin, sys.stdout, sys.stderr), signal.getsignal(signal.SIGTERM)
+    write(tmp_path / "a.csv", ohlcv_csv(["1", "2", "3"]))
+    ok = run_main(["--input", "a.csv", "--window", "2", "--log-file", "run.log"])
+    assert ok.code == 0 and ok.doc()["rows_processed"] == 3
+    assert run_main(["--window", "0"]).code == 2  # argparse's exit, returned rather than raised
+    assert (sys.stdin, sys.stdout, sys.stderr) == streams
+    assert signal.getsignal(signal.SIGTERM) == handler
+    from stream.logsink import log
 
-
-def test_a_plain_batch_run_imports_none_of_the_heavy_modules(tmp_path) -> None:
-    write(tmp_path / "in.csv", ohlcv_csv([f"{100 + i % 7}.{i % 10}5" for i in range(300)]))
-    write_config(tmp_path)
-    args = ["--input", "in.csv", "--config", "config.yaml", "--output", "m.json", "--log-file", "run.log"]
-    assert imported_by_run(tmp_path, STARTUP_HEAVY, *args) == ([], 0)
-    assert imported_by_run(tmp_path, STARTUP_HEAVY, *args, "--signals", "s.csv", "--window", "3") == ([], 0)
-    # An export that wraps every line in quotes (the assessment's) needs none of them either.
-    write(tmp_path / "q.csv", "\r\n".join(f'"{line}"' for line in ohlcv_csv(["1.5", "2.25"]).splitlines()))
-    assert imported_by_run(tmp_path, STARTUP_HEAVY, "--input", "q.csv", "--output", "m.json") == ([], 0)
-    # The probe sees what a run does load: a quoted field inside a line needs the csv module, --help argparse.
-    write(tmp_path / "f.csv", ohlcv_csv(["1.5", "2.25"]).replace("2024-01-01 00:01:00", '"2024-01-01 00:01:00"'))
-    assert imported_by_run(tmp_path, STARTUP_HEAVY, "--input", "f.csv", "--output", "m.json") == (["csv"], 0)
-    seen, code = imported_by_run(tmp_path, STARTUP_HEAVY, "--help")
-    assert code == 0 and "argparse" in seen
+    assert not [h for h in log.handlers if getattr(h, "baseFilename", None)]  # the log file was closed with the run

@@ -45,10 +45,11 @@ ERROR_CASES = {
     "empty stdin": ({}, ["--input", "-"], b"", "the input <stdin> is empty", "v1"),
     "stdin header only": ({}, [], b"close\r\n", "the input <stdin> has a header but no usable data rows", "v1"),
     "missing column": (
-        {"m.csv": "timestamp,Close\n1,2\n"},
+        {"m.csv": "timestamp,Adj Close\n1,2\n"},
         ["--input", "m.csv"],
         None,
-        "no column 'close'; columns found: 'timestamp', 'Close'; did you mean 'Close'?",
+        "no column 'close'; columns found: 'timestamp', 'Adj Close'; closest: 'Adj Close'; name the column with "
+        "--column",
         "v1",
     ),
     "bad row": (
@@ -84,12 +85,12 @@ ERROR_CASES = {
 
 
 @pytest.mark.parametrize("name", list(ERROR_CASES))
-def test_error_case(run_cli, tmp_path: Path, name: str) -> None:
+def test_error_case(run_main, tmp_path: Path, name: str) -> None:
     files, args, stdin, words, version = ERROR_CASES[name]
     for rel, content in files.items():
         (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
         write(tmp_path / rel, content)
-    run = run_cli([*args, "--output", "metrics.json", "--log-file", "run.log"], stdin=stdin)
+    run = run_main([*args, "--output", "metrics.json", "--log-file", "run.log"], stdin=stdin)
     assert run.code == 1, (run.code, run.stderr)
     run.assert_no_traceback()
     doc = run.file_doc()
@@ -122,10 +123,10 @@ def test_error_case(run_cli, tmp_path: Path, name: str) -> None:
         ["generate", "--rows", "many"],
     ],
 )
-def test_usage_errors_exit_2(run_cli, tmp_path: Path, args: list[str]) -> None:
+def test_usage_errors_exit_2(run_main, tmp_path: Path, args: list[str]) -> None:
     write(tmp_path / "in.csv", GOOD)
     full = args if args[0] == "generate" or args == ["--input"] else ["--input", "in.csv", *args]
-    run = run_cli([*full, "--output", "metrics.json"] if args[0] != "generate" else full)
+    run = run_main([*full, "--output", "metrics.json"] if args[0] != "generate" else full)
     assert run.code == 2
     run.assert_no_traceback()
     assert "usage:" in run.stderr
@@ -155,17 +156,17 @@ def test_no_input_on_a_terminal_is_a_usage_error(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("where", ["no-such-folder/run.log", "."])
-def test_an_unwritable_log_file_fails_clearly(run_cli, tmp_path: Path, where: str) -> None:
+def test_an_unwritable_log_file_fails_clearly(run_main, tmp_path: Path, where: str) -> None:
     write(tmp_path / "in.csv", GOOD)
-    run = run_cli(["--input", "in.csv", "--log-file", where])
+    run = run_main(["--input", "in.csv", "--log-file", where])
     assert run.code == 1
     run.assert_no_traceback()
     assert f"mlops-stream: error: the log file {where} cannot be opened" in run.stderr
 
 
-def test_a_log_file_that_fails_while_writing_does_not_print_tracebacks(run_cli, tmp_path: Path) -> None:
+def test_a_log_file_that_fails_while_writing_does_not_print_tracebacks(run_main, tmp_path: Path) -> None:
     write(tmp_path / "in.csv", GOOD)
-    run = run_cli(["--input", "in.csv", "--log-file", "/dev/full"])
+    run = run_main(["--input", "in.csv", "--log-file", "/dev/full"])
     run.assert_no_traceback()
     assert "the log file /dev/full" in run.stderr
     assert run.stderr.count("\n") <= 2  # one clear message, not one per log line

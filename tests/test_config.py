@@ -106,7 +106,13 @@ def test_window_must_be_at_least_one(tmp_path: Path, window: int) -> None:
 def test_bad_optional_values(tmp_path: Path) -> None:
     assert "'on_bad_row' must be 'fail' or 'skip'" in error_of(tmp_path, GOOD + "on_bad_row: ignore\n")
     assert "'column'" in error_of(tmp_path, GOOD + 'column: "  "\n')
-    assert "'column' must be a string" in error_of(tmp_path, GOOD + "column: 5\n")
+    assert "'column' must be a column name or a 1-based position" in error_of(tmp_path, GOOD + "column: 1.5\n")
+    assert "'column' as a position must be at least 1" in error_of(tmp_path, GOOD + "column: 0\n")
+    assert "'decimal' must be '.' or ','" in error_of(tmp_path, GOOD + "decimal: x\n")
+    assert "'delimiter': expected one character" in error_of(tmp_path, GOOD + "delimiter: ab\n")
+    assert "'max_skipped': expected a fraction" in error_of(tmp_path, GOOD + "max_skipped: 2\n")
+    assert "'skip_lines' must be 0 or more" in error_of(tmp_path, GOOD + "skip_lines: -1\n")
+    assert "'header' must be true or false" in error_of(tmp_path, GOOD + "header: 1\n")
 
 
 @pytest.mark.parametrize(
@@ -167,9 +173,9 @@ def test_yaml_tags_that_build_objects_are_refused_and_never_run(tmp_path: Path, 
 # ---- the command: defaults, ./config.yaml, overrides -------------------------------------------------------------
 
 
-def test_defaults_when_there_is_no_config(run_cli, tmp_path: Path) -> None:
+def test_defaults_when_there_is_no_config(run_main, tmp_path: Path) -> None:
     write(tmp_path / "in.csv", ohlcv_csv(["1", "2", "3", "4", "5", "6"]))
-    run = run_cli(["--input", "in.csv", "--log-file", "run.log"])
+    run = run_main(["--input", "in.csv", "--log-file", "run.log"])
     assert run.code == 0, run.stderr
     doc = run.doc()
     assert (doc["version"], doc["seed"]) == ("v1", 42)
@@ -178,37 +184,37 @@ def test_defaults_when_there_is_no_config(run_cli, tmp_path: Path) -> None:
     assert "config from built-in defaults: seed=42 window=5 version=v1" in run.log()
 
 
-def test_config_yaml_in_the_working_folder_is_used(run_cli, tmp_path: Path) -> None:
+def test_config_yaml_in_the_working_folder_is_used(run_main, tmp_path: Path) -> None:
     write(tmp_path / "in.csv", ohlcv_csv(["1", "2", "3", "4", "5", "6"]))
     write_config(tmp_path, "seed: 3\nwindow: 2\nversion: local\n")
-    run = run_cli(["--input", "in.csv", "--log-file", "run.log"])
+    run = run_main(["--input", "in.csv", "--log-file", "run.log"])
     assert run.code == 0, run.stderr
     doc = run.doc()
     assert (doc["version"], doc["seed"], doc["value"]) == ("local", 3, round(5 / 6, 4))
     assert "config from config file config.yaml: seed=3 window=2 version=local" in run.log()
 
 
-def test_explicit_config_wins_over_the_local_one(run_cli, tmp_path: Path) -> None:
+def test_explicit_config_wins_over_the_local_one(run_main, tmp_path: Path) -> None:
     write(tmp_path / "in.csv", ohlcv_csv(["1", "2", "3"]))
     write_config(tmp_path, "seed: 3\nwindow: 2\nversion: local\n")
     write_config(tmp_path, "seed: 4\nwindow: 3\nversion: other\n", name="other.yaml")
-    doc = run_cli(["--input", "in.csv", "--config", "other.yaml"]).doc()
+    doc = run_main(["--input", "in.csv", "--config", "other.yaml"]).doc()
     assert (doc["version"], doc["seed"], doc["value"]) == ("other", 4, round(1 / 3, 4))
 
 
-def test_window_and_policy_flags_override_the_config(run_cli, tmp_path: Path) -> None:
+def test_window_and_policy_flags_override_the_config(run_main, tmp_path: Path) -> None:
     write(tmp_path / "in.csv", ohlcv_csv(["1", "2", "x", "3", "4"]))
     write_config(tmp_path, "seed: 1\nwindow: 4\nversion: v2\non_bad_row: fail\n")
-    failed = run_cli(["--input", "in.csv"])
+    failed = run_main(["--input", "in.csv"])
     assert failed.code == 1
-    run = run_cli(["--input", "in.csv", "--window", "2", "--on-bad-row", "skip", "--log-file", "run.log"])
+    run = run_main(["--input", "in.csv", "--window", "2", "--on-bad-row", "skip", "--log-file", "run.log"])
     assert run.code == 0, run.stderr
     doc = run.doc()
     assert (doc["rows_processed"], doc["rows_skipped"], doc["value"]) == (4, 1, 0.75)
     assert "window=2" in run.log() and "on_bad_row=skip" in run.log()
     # The policy can also come from the config alone.
     write_config(tmp_path, "seed: 1\nwindow: 2\nversion: v2\non_bad_row: skip\n")
-    assert run_cli(["--input", "in.csv"]).doc()["rows_skipped"] == 1
+    assert run_main(["--input", "in.csv"]).doc()["rows_skipped"] == 1
 
 
 @pytest.mark.parametrize(
@@ -221,10 +227,10 @@ def test_window_and_policy_flags_override_the_config(run_cli, tmp_path: Path) ->
         ("- 1\n", "expected a mapping"),
     ],
 )
-def test_config_errors_end_to_end(run_cli, tmp_path: Path, text: str, words: str) -> None:
+def test_config_errors_end_to_end(run_main, tmp_path: Path, text: str, words: str) -> None:
     write(tmp_path / "in.csv", ohlcv_csv(["1", "2"]))
     write_config(tmp_path, text, name="bad.yaml")
-    run = run_cli(["--input", "in.csv", "--config", "bad.yaml", "--output", "metrics.json"])
+    run = run_main(["--input", "in.csv", "--config", "bad.yaml", "--output", "metrics.json"])
     assert run.code == 1
     run.assert_no_traceback()
     doc = run.file_doc()
@@ -235,11 +241,11 @@ def test_config_errors_end_to_end(run_cli, tmp_path: Path, text: str, words: str
     assert words in run.stderr
 
 
-def test_a_malicious_config_runs_nothing_end_to_end(run_cli, tmp_path: Path) -> None:
+def test_a_malicious_config_runs_nothing_end_to_end(run_main, tmp_path: Path) -> None:
     write(tmp_path / "in.csv", ohlcv_csv(["1", "2"]))
     marker = tmp_path / "pwned"
     write_config(tmp_path, f"seed: 42\nwindow: 5\nversion: !!python/object/apply:os.system ['touch {marker}']\n")
-    run = run_cli(["--input", "in.csv"])
+    run = run_main(["--input", "in.csv"])
     assert run.code == 1
     assert "tags that build objects are not allowed" in run.doc()["error_message"]
     assert not marker.exists()

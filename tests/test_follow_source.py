@@ -201,14 +201,16 @@ def test_a_checkpoint_round_trips_values_beyond_64_bits(tmp_path: Path) -> None:
         None, {"offset": 10, "line": 2, "header": "close", "at_file_start": False}, engine.state(),
         Tally(3, 1, 0), "close", None,
     )  # fmt: skip
-    checkpoint.save(str(tmp_path / "ck"), ckpt)
-    back = checkpoint.load(str(tmp_path / "ck"))
+    writer = checkpoint.File(str(tmp_path / "ck"))
+    writer.save(ckpt)
+    writer.close()
+    back = checkpoint.File(str(tmp_path / "ck")).load()
     assert back == ckpt
     assert RollingSignal.from_state(back.engine).state() == engine.state()
-    assert checkpoint.load(str(tmp_path / "none")) is None
+    assert checkpoint.File(str(tmp_path / "none")).load() is None
     (tmp_path / "bad").write_bytes(b"\x00garbage")
     with pytest.raises(CheckpointError, match="not a checkpoint"):
-        checkpoint.load(str(tmp_path / "bad"))
+        checkpoint.File(str(tmp_path / "bad")).load()
 
 
 def test_engine_latest_reports_the_signal_update_returned() -> None:

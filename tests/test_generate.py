@@ -18,11 +18,11 @@ PRICE = re.compile(r"^\d+\.\d{2}$")
 BTC = re.compile(r"^\d+\.\d{6}$")
 
 
-def test_data_csv_is_reproduced_byte_for_byte(run_cli, tmp_path: Path) -> None:
-    run = run_cli(["generate", "--rows", "10000", "--seed", "42", "--output", "gen.csv"])
+def test_data_csv_is_reproduced_byte_for_byte(run_main, tmp_path: Path) -> None:
+    run = run_main(["generate", "--rows", "10000", "--seed", "42", "--output", "gen.csv"])
     assert run.code == 0, run.stderr
     assert (tmp_path / "gen.csv").read_bytes() == (ROOT / "data.csv").read_bytes()
-    to_stdout = run_cli(["generate", "--rows", "10000", "--seed", "42"])
+    to_stdout = run_main(["generate", "--rows", "10000", "--seed", "42"])
     assert to_stdout.stdout == (ROOT / "data.csv").read_bytes()
 
 
@@ -68,23 +68,23 @@ def test_candles_are_consistent(rows: int, seed: int) -> None:
     assert flat > rows * 0.02
 
 
-def test_quoted_variant_has_the_assessment_shape(run_cli, tmp_path: Path) -> None:
-    run = run_cli(["generate", "--rows", "300", "--seed", "3", "--quoted", "--output", "q.csv"])
+def test_quoted_variant_has_the_assessment_shape(run_main, tmp_path: Path) -> None:
+    run = run_main(["generate", "--rows", "300", "--seed", "3", "--quoted", "--output", "q.csv"])
     assert run.code == 0
     data = (tmp_path / "q.csv").read_bytes()
     assert not data.endswith(b"\n")
     assert data.count(b"\r\n") == 300 and data.count(b"\n") == 300
     lines = data.split(b"\r\n")
     assert all(line.startswith(b'"') and line.endswith(b'"') and line.count(b'"') == 2 for line in lines)
-    plain = run_cli(["generate", "--rows", "300", "--seed", "3"]).stdout
+    plain = run_main(["generate", "--rows", "300", "--seed", "3"]).stdout
     assert [line.strip(b'"') for line in lines] == plain.rstrip(b"\n").split(b"\n")
 
 
-def test_the_reader_gives_the_same_signals_for_both_variants(run_cli, tmp_path: Path) -> None:
-    assert run_cli(["generate", "--rows", "2000", "--seed", "8", "--output", "plain.csv"]).code == 0
-    assert run_cli(["generate", "--rows", "2000", "--seed", "8", "--quoted", "--output", "quoted.csv"]).code == 0
-    plain = run_cli(["--input", "plain.csv", "--signals", "-"])
-    quoted = run_cli(["--input", "quoted.csv", "--signals", "-"])
+def test_the_reader_gives_the_same_signals_for_both_variants(run_main, tmp_path: Path) -> None:
+    assert run_main(["generate", "--rows", "2000", "--seed", "8", "--output", "plain.csv"]).code == 0
+    assert run_main(["generate", "--rows", "2000", "--seed", "8", "--quoted", "--output", "quoted.csv"]).code == 0
+    plain = run_main(["--input", "plain.csv", "--signals", "-"])
+    quoted = run_main(["--input", "quoted.csv", "--signals", "-"])
     assert plain.code == quoted.code == 0
     assert plain.stdout == quoted.stdout
     assert plain.stdout.count(b"\n") == 2001
@@ -98,13 +98,13 @@ def test_the_layout_is_the_assessment_datasets() -> None:
     assert tuple(header.split(",")) == generate.COLUMNS
 
 
-def test_zero_rows_is_a_header_only(run_cli) -> None:
-    run = run_cli(["generate", "--rows", "0"])
+def test_zero_rows_is_a_header_only(run_main) -> None:
+    run = run_main(["generate", "--rows", "0"])
     assert (run.code, run.stdout) == (0, (",".join(generate.COLUMNS) + "\n").encode())
 
 
-def test_unwritable_output(run_cli, tmp_path: Path) -> None:
-    run = run_cli(["generate", "--rows", "5", "--output", "no/such/dir.csv"])
+def test_unwritable_output(run_main, tmp_path: Path) -> None:
+    run = run_main(["generate", "--rows", "5", "--output", "no/such/dir.csv"])
     assert run.code == 1
     assert run.stderr == "mlops-stream generate: error: cannot write no/such/dir.csv: no such file or directory\n"
     if Path("/dev/full").exists():

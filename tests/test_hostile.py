@@ -25,16 +25,16 @@ LONG = f"line is longer than {MAX_LINE_BYTES} bytes"
     ],
     ids=["long-value", "long-quoted-field", "wide-row"],
 )
-def test_an_over_long_line_is_a_bad_row(run_cli, tmp_path: Path, long_line: str) -> None:
+def test_an_over_long_line_is_a_bad_row(run_main, tmp_path: Path, long_line: str) -> None:
     write(tmp_path / "in.csv", f"ts,close\nt1,1\n{long_line}\nt3,2\nt4,oops\nt5,3\n")
-    failed = run_cli(["--input", "in.csv"])
+    failed = run_main(["--input", "in.csv"])
     assert failed.code == 1
     failed.assert_no_traceback()
     message = failed.doc()["error_message"]
     assert message.startswith(f"bad row at line 3: {LONG}: 't2,")
     assert len(message) < 300  # the offending text is shortened
     assert "field larger than field limit" not in message
-    skipped = run_cli(["--input", "in.csv", "--on-bad-row", "skip", "--window", "1"])
+    skipped = run_main(["--input", "in.csv", "--on-bad-row", "skip", "--window", "1"])
     assert skipped.code == 0
     doc = skipped.doc()
     assert (doc["rows_processed"], doc["rows_skipped"]) == (3, 2)

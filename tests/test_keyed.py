@@ -178,7 +178,7 @@ def test_a_missing_key_column_lists_the_columns() -> None:
         Reader(key="Symbol").feed(b"timestamp,symbol,close\n")
     message = str(err.value)
     assert "no key column 'Symbol'" in message and "'timestamp', 'symbol', 'close'" in message
-    assert "did you mean 'symbol'" in message
+    assert "closest: 'symbol'" in message and "--key NAME" in message
 
 
 # ---- the command ------------------------------------------------------------------------------------------------
@@ -208,10 +208,10 @@ def command_reference(path: Path, window: int) -> tuple[dict, str]:
     return doc, "\n".join(lines) + "\n"
 
 
-def test_a_keyed_run_end_to_end(run_cli, tmp_path: Path) -> None:
+def test_a_keyed_run_end_to_end(run_main, tmp_path: Path) -> None:
     path = symbol_file(tmp_path)
     want, signals = command_reference(path, 5)
-    run = run_cli(["--input", path, "--key", "symbol", "--signals", "sig.csv", "--output", "m.json"])
+    run = run_main(["--input", path, "--key", "symbol", "--signals", "sig.csv", "--output", "m.json"])
     assert run.code == 0, run.stderr
     doc = run.file_doc("m.json")
     assert list(doc)[-1] == "by_key"
@@ -220,31 +220,31 @@ def test_a_keyed_run_end_to_end(run_cli, tmp_path: Path) -> None:
     assert (tmp_path / "sig.csv").read_text() == signals
     # The same key from the config file.
     write(tmp_path / "config.yaml", "seed: 42\nwindow: 5\nversion: v1\nkey: symbol\n")
-    again = run_cli(["--input", path, "--log-file", "run.log"])
+    again = run_main(["--input", path, "--log-file", "run.log"])
     assert again.code == 0, again.stderr
     assert {k: again.doc()[k] for k in want} == want
     assert "key=symbol" in again.log() and "first 4 rows of each symbol value" in again.log()
     assert '"by_key": "4 keys' in again.log()
 
 
-def test_keyed_errors_are_clear(run_cli, tmp_path: Path) -> None:
+def test_keyed_errors_are_clear(run_main, tmp_path: Path) -> None:
     path = write(tmp_path / "in.csv", "timestamp,symbol,close\nt1,A,1\nt2,,2\nt3,B,3\n")
-    run = run_cli(["--input", path, "--key", "sym"])
+    run = run_main(["--input", path, "--key", "sym"])
     assert run.code == 1
     assert "no key column 'sym'" in run.doc()["error_message"] and "'symbol'" in run.doc()["error_message"]
-    run = run_cli(["--input", path, "--key", "symbol"])
+    run = run_main(["--input", path, "--key", "symbol"])
     assert run.code == 1
     assert run.doc()["error_message"].startswith("bad row at line 3: empty symbol value")
-    skip = run_cli(["--input", path, "--key", "symbol", "--on-bad-row", "skip", "--window", "1"])
+    skip = run_main(["--input", path, "--key", "symbol", "--on-bad-row", "skip", "--window", "1"])
     assert skip.code == 0, skip.stderr
     assert skip.doc()["rows_skipped"] == 1
     assert skip.doc()["by_key"] == {"A": {"rows_processed": 1, "value": 0.0}, "B": {"rows_processed": 1, "value": 0.0}}
-    same = run_cli(["--input", path, "--key", "close"])
+    same = run_main(["--input", path, "--key", "close"])
     assert same.code == 1 and "both 'close'" in same.doc()["error_message"]
     clash = write(tmp_path / "clash.csv", "timestamp,signal,close\nt1,A,1\n")
-    run = run_cli(["--input", clash, "--key", "signal", "--signals", "out.csv"])
+    run = run_main(["--input", clash, "--key", "signal", "--signals", "out.csv"])
     assert run.code == 1 and "name of a column of the signals output" in run.doc()["error_message"]
-    assert run_cli(["--input", path, "--key", " "]).code == 2
+    assert run_main(["--input", path, "--key", " "]).code == 2
     run.assert_no_traceback()
 
 

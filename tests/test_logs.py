@@ -8,7 +8,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
-from conftest import imported_by_run, ohlcv_csv, write, write_config
+from conftest import ohlcv_csv, write
 
 STAMP = re.compile(r"^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z) (DEBUG|INFO|WARNING|ERROR) \S")
 
@@ -26,11 +26,11 @@ def records(log: str) -> list[re.Match]:
     return found
 
 
-def test_every_step_is_logged_with_a_utc_timestamp(run_cli, tmp_path: Path) -> None:
+def test_every_step_is_logged_with_a_utc_timestamp(run_main, tmp_path: Path) -> None:
     write(tmp_path / "in.csv", ohlcv_csv(["100.5", "x", "101", "102", "100.25", "99", "98"]))
     before = datetime.now(timezone.utc)
     # A local time zone far from UTC: the stamps must not follow it.
-    run = run_cli(
+    run = run_main(
         ["--input", "in.csv", "--window", "3", "--on-bad-row", "skip", "--output", "m.json", "--log-file", "run.log"],
         env={"TZ": "IST-5:30"},
     )
@@ -46,10 +46,11 @@ def test_every_step_is_logged_with_a_utc_timestamp(run_cli, tmp_path: Path) -> N
         "mlops-stream started:",
         "config from built-in defaults: seed=42 window=3 version=v1 column=close on_bad_row=skip",
         "input opened: in.csv (regular file,",
-        "input layout: 7 columns ['timestamp', 'open', 'high', 'low', 'close', 'volume_btc', 'volume_usd']; "
-        "close column 'close' (#5)",
+        "input layout: 7 columns 'timestamp', 'open', 'high', 'low', 'close', 'volume_btc', 'volume_usd'; "
+        "delimiter ','; close column 'close' (#5)",
         "warm-up: the first 2 rows have no rolling mean (signal 0)",
         "skipped 1 bad rows in all",
+        "WARNING 1 of 7 data rows (14.3%) were bad and skipped; the commonest reason (1 rows) first at line 3",
         "processed 6 rows (",
         "metrics written to m.json",
         'metrics: {   "version": "v1",',
@@ -63,40 +64,41 @@ def test_every_step_is_logged_with_a_utc_timestamp(run_cli, tmp_path: Path) -> N
     assert re.search(r"processed 6 rows \(\d+ signals, 1 skipped\) in \d+\.\d{3} s \(\d+ rows/s\)", log)
 
 
-def test_warnings_go_to_stderr_and_only_data_to_stdout(run_cli, tmp_path: Path) -> None:
+def test_warnings_go_to_stderr_and_only_data_to_stdout(run_main, tmp_path: Path) -> None:
     write(tmp_path / "in.csv", ohlcv_csv(["1", "oops", "2"]))
-    run = run_cli(["--input", "in.csv", "--on-bad-row", "skip", "--log-file", "run.log"])
+    run = run_main(["--input", "in.csv", "--on-bad-row", "skip", "--log-file", "run.log"])
     assert run.code == 0
     assert json.loads(run.stdout)["rows_skipped"] == 1  # stdout is exactly the document
     row = "2024-01-01 00:01:00,100.00,101.00,99.00,oops,1.500000,150.00"
     warning = (
         f"mlops-stream: warning: skipped bad row at line 3: bad close value: 'oops' is not a decimal number: {row!r}"
     )
-    assert run.stderr.splitlines() == [warning]
+    share = "mlops-stream: warning: 1 of 3 data rows (33.3%) were bad and skipped; the commonest reason (1 rows) "
+    assert run.stderr.splitlines() == [warning, share + warning.split("bad row at ")[1].join(["first at ", ""])]
     assert "INFO" not in run.stderr
 
 
-def test_a_clean_run_is_silent_on_stderr(run_cli, tmp_path: Path) -> None:
+def test_a_clean_run_is_silent_on_stderr(run_main, tmp_path: Path) -> None:
     write(tmp_path / "in.csv", ohlcv_csv(["1", "2"]))
-    run = run_cli(["--input", "in.csv", "--signals", "-"])
+    run = run_main(["--input", "in.csv", "--signals", "-"])
     assert (run.code, run.stderr) == (0, "")
     assert run.out.splitlines()[0] == "row,timestamp,close,rolling_mean,signal"
 
 
-def test_quiet_keeps_errors_but_not_warnings(run_cli, tmp_path: Path) -> None:
+def test_quiet_keeps_errors_but_not_warnings(run_main, tmp_path: Path) -> None:
     write(tmp_path / "in.csv", ohlcv_csv(["1", "oops", "2"]))
-    skipped = run_cli(["--input", "in.csv", "--on-bad-row", "skip", "--quiet", "--log-file", "run.log"])
+    skipped = run_main(["--input", "in.csv", "--on-bad-row", "skip", "--quiet", "--log-file", "run.log"])
     assert (skipped.code, skipped.stdout, skipped.stderr) == (0, b"", "")
     assert "skipped bad row at line 3" in skipped.log()  # still in the log file
-    failed = run_cli(["--input", "in.csv", "--quiet"])
+    failed = run_main(["--input", "in.csv", "--quiet"])
     assert failed.code == 1
     assert failed.stdout == b""
     assert "error: bad row at line 3" in failed.stderr
 
 
-def test_an_error_keeps_its_traceback_in_the_log_only(run_cli, tmp_path: Path) -> None:
+def test_an_error_keeps_its_traceback_in_the_log_only(run_main, tmp_path: Path) -> None:
     write(tmp_path / "in.csv", ohlcv_csv(["1", "oops"]))
-    run = run_cli(["--input", "in.csv", "--log-file", "run.log"])
+    run = run_main(["--input", "in.csv", "--log-file", "run.log"])
     assert run.code == 1
     run.assert_no_traceback()
     log = run.log()
@@ -105,25 +107,9 @@ def test_an_error_keeps_its_traceback_in_the_log_only(run_cli, tmp_path: Path) -
     assert "ERROR bad row at line 3" in log
 
 
-def test_a_batch_run_imports_neither_logging_nor_traceback(tmp_path: Path) -> None:
-    # Each costs milliseconds of start-up, a large part of a small run's time.
-    write(tmp_path / "in.csv", ohlcv_csv(["1", "2", "3", "oops", "4"]))
-    write_config(tmp_path)
-    ok = ["--input", "in.csv", "--config", "config.yaml", "--output", "m.json", "--log-file", "run.log"]
-    watched = ("logging", "traceback")
-    assert imported_by_run(tmp_path, watched, *ok, "--on-bad-row", "skip") == ([], 0)
-    assert imported_by_run(tmp_path, watched, *ok, "--on-bad-row", "skip", "--workers", "2", "--signals", "s.csv") == (
-        [],
-        0,
-    )
-    # The probe does see an import: a failure writes its traceback to the log file, and only then imports traceback.
-    assert imported_by_run(tmp_path, watched, *ok) == (["traceback"], 1)
-    assert "Traceback (most recent call last)" in (tmp_path / "run.log").read_text()
-
-
-def test_a_failure_writes_its_traceback_below_a_debug_record_in_the_log_only(run_cli, tmp_path: Path) -> None:
+def test_a_failure_writes_its_traceback_below_a_debug_record_in_the_log_only(run_main, tmp_path: Path) -> None:
     write(tmp_path / "in.csv", ohlcv_csv(["1", "2"]))
-    run = run_cli(["--input", "in.csv", "--config", "nope.yaml", "--output", "m.json", "--log-file", "run.log"])
+    run = run_main(["--input", "in.csv", "--config", "nope.yaml", "--output", "m.json", "--log-file", "run.log"])
     assert run.code == 1
     message = "config file nope.yaml does not exist"
     assert run.stderr.splitlines() == [f"mlops-stream: error: {message}"]
@@ -139,9 +125,9 @@ def test_a_failure_writes_its_traceback_below_a_debug_record_in_the_log_only(run
 
 
 @pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full: it opens, and every write fails")
-def test_a_full_log_file_is_reported_once_and_the_run_goes_on(run_cli, tmp_path: Path) -> None:
+def test_a_full_log_file_is_reported_once_and_the_run_goes_on(run_main, tmp_path: Path) -> None:
     write(tmp_path / "in.csv", ohlcv_csv(["1", "oops", "2", "nan?", "3"]))
-    run = run_cli(["--input", "in.csv", "--on-bad-row", "skip", "--log-file", "/dev/full"])
+    run = run_main(["--input", "in.csv", "--on-bad-row", "skip", "--log-file", "/dev/full"])
     assert run.code == 0
     run.assert_no_traceback()
     lost = "mlops-stream: warning: the log file /dev/full cannot be written (no space left on device); "
@@ -149,5 +135,6 @@ def test_a_full_log_file_is_reported_once_and_the_run_goes_on(run_cli, tmp_path:
     lines = run.stderr.splitlines()
     assert lines[0] == lost and lines.count(lost) == 1  # at the first record, once
     # Warnings still reach stderr.
-    assert [line.split(" at line ")[0] for line in lines[1:]] == ["mlops-stream: warning: skipped bad row"] * 2
+    assert [line.split(" at line ")[0] for line in lines[1:3]] == ["mlops-stream: warning: skipped bad row"] * 2
+    assert lines[3].startswith("mlops-stream: warning: 2 of 5 data rows (40.0%) were bad and skipped")
     assert run.doc()["rows_skipped"] == 2

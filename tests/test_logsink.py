@@ -156,3 +156,17 @@ def test_warnings_go_through_the_progress_display_while_it_is_up(monkeypatch: py
     assert "".join(through_rich) == "mlops-stream: warning: while the display is up\n"
     assert "mlops-stream: warning: while the display is up" in terminal.getvalue()  # printed by rich, above it
     assert terminal.getvalue().endswith("mlops-stream: warning: after it\n")  # straight to the terminal again
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full: it opens, and every write fails")
+def test_a_log_file_that_stops_accepting_lines_is_said_once_even_when_quiet(capsys: pytest.CaptureFixture[str]) -> None:
+    logsink.setup("/dev/full", quiet=True)
+    log.info("first")
+    log.warning("second")  # quiet: not on stderr, and the file is gone
+    log.error("third")
+    err = capsys.readouterr().err.splitlines()
+    assert err == [
+        "mlops-stream: warning: the log file /dev/full cannot be written (no space left on device); the rest of the "
+        "log is lost",
+        "mlops-stream: error: third",
+    ]

@@ -63,14 +63,14 @@ def test_several_files_read_as_their_concatenation(tmp_path_factory, sizes, kind
     assert len(bad) == len(want_bad)  # the same bad rows; their lines are counted per file
 
 
-def test_the_command_reads_inputs_in_order_as_one_stream(run_cli, tmp_path: Path) -> None:
+def test_the_command_reads_inputs_in_order_as_one_stream(run_main, tmp_path: Path) -> None:
     rng = random.Random(7)
     parts = [ohlcv_csv(closes(rng, n)).replace(",bad,", ",100.3,") for n in (40, 1, 0, 25)]
     for i, text in enumerate(parts):
         write(tmp_path / f"day{i}.csv", text)
     write(tmp_path / "all.csv", parts[0] + "".join(data_lines(p) for p in parts[1:]))
     base = ["--signals", "sig.csv", "--output", "m.json", "--window", "3"]
-    one = run_cli(["--input", "all.csv", *base])
+    one = run_main(["--input", "all.csv", *base])
     assert one.code == 0, one.stderr
     want_doc, want_sig = one.file_doc("m.json"), (tmp_path / "sig.csv").read_bytes()
     want_doc.pop("latency_ms")
@@ -79,7 +79,7 @@ def test_the_command_reads_inputs_in_order_as_one_stream(run_cli, tmp_path: Path
         ["day*.csv"],
         ["day[01].csv", f"file://{tmp_path}/day[23].csv"],
     ):
-        run = run_cli([*(a for name in inputs for a in ("--input", name)), *base, "--log-file", "run.log"])
+        run = run_main([*(a for name in inputs for a in ("--input", name)), *base, "--log-file", "run.log"])
         assert run.code == 0, run.stderr
         doc = run.file_doc("m.json")
         doc.pop("latency_ms")
@@ -103,23 +103,23 @@ def test_glob_order_is_sorted_and_directories_are_left_out(tmp_path: Path) -> No
         expand([str(tmp_path / "nothing*.csv")])
 
 
-def test_messages_name_the_file_of_a_bad_row_or_header(run_cli, tmp_path: Path) -> None:
+def test_messages_name_the_file_of_a_bad_row_or_header(run_main, tmp_path: Path) -> None:
     write(tmp_path / "a.csv", ohlcv_csv(["1", "2"]))
     write(tmp_path / "b.csv", ohlcv_csv(["3", "oops"]))
-    run = run_cli(["--input", "a.csv", "--input", "b.csv"])
+    run = run_main(["--input", "a.csv", "--input", "b.csv"])
     assert run.code == 1
     assert run.doc()["error_message"].startswith("bad row at b.csv line 3: bad close value")
     write(tmp_path / "c.csv", "timestamp,close\n1,2\n")
-    run = run_cli(["--input", "a.csv", "--input", "c.csv"])
+    run = run_main(["--input", "a.csv", "--input", "c.csv"])
     assert run.code == 1
     assert "c.csv line 1: a new header" in run.doc()["error_message"]
-    run = run_cli(["--input", "a.csv", "--input", "missing.csv"])
+    run = run_main(["--input", "a.csv", "--input", "missing.csv"])
     assert run.code == 1 and run.doc()["error_message"] == "input file missing.csv does not exist"
     assert not (tmp_path / "metrics.json").exists()
-    run = run_cli(["--input", "a.csv", "--input", "none*.csv"])
+    run = run_main(["--input", "a.csv", "--input", "none*.csv"])
     assert run.code == 1 and run.doc()["error_message"] == "the input pattern none*.csv matches no file"
     for args in (["--input", "-", "--input", "-"], ["--input", "a.csv", "--input", "b.csv", "--follow"]):
-        usage = run_cli(args, stdin=b"")
+        usage = run_main(args, stdin=b"")
         assert usage.code == 2, usage.stderr
     run.assert_no_traceback()
 
@@ -134,14 +134,14 @@ HAVE_FSSPEC = importlib.util.find_spec("fsspec") is not None
 
 
 @pytest.mark.skipif(not HAVE_FSSPEC, reason="fsspec is not installed (it comes with the dask extra)")
-def test_urls_are_read_through_fsspec(run_cli, tmp_path: Path) -> None:
+def test_urls_are_read_through_fsspec(run_main, tmp_path: Path) -> None:
     rng = random.Random(3)
     a = write(tmp_path / "a.csv", ohlcv_csv(closes(rng, 30)).replace(",bad,", ",1,"))
     b = write(tmp_path / "b.csv", ohlcv_csv(closes(rng, 30)).replace(",bad,", ",2,"))
     write(tmp_path / "ab.csv", a.read_text() + data_lines(b.read_text()))
-    want = run_cli(["--input", "ab.csv"]).doc()
+    want = run_main(["--input", "ab.csv"]).doc()
     # local:// is fsspec's own name for local files: the fsspec path (open, size, glob) without a network.
-    run = run_cli(["--input", f"local://{tmp_path}/[ab].csv", "--log-file", "run.log"])
+    run = run_main(["--input", f"local://{tmp_path}/[ab].csv", "--log-file", "run.log"])
     assert run.code == 0, run.stderr
     assert {k: v for k, v in run.doc().items() if k != "latency_ms"} == {
         k: v for k, v in want.items() if k != "latency_ms"

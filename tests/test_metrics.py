@@ -10,8 +10,6 @@ from pathlib import Path
 
 import pytest
 from conftest import ERROR_KEYS, SUCCESS_KEYS, env_with_repo, exact_signals, ohlcv_csv, write, write_config
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 from stream import atomic, metrics
 from stream.tally import Tally
@@ -24,9 +22,9 @@ def data(tmp_path: Path) -> Path:
     return write(tmp_path / "in.csv", ohlcv_csv(CLOSES))
 
 
-def test_success_document(run_cli, tmp_path: Path, data: Path) -> None:
+def test_success_document(run_main, tmp_path: Path, data: Path) -> None:
     write_config(tmp_path, "seed: 9\nwindow: 3\nversion: v7\n")
-    run = run_cli(["--input", "in.csv", "--output", "metrics.json"])
+    run = run_main(["--input", "in.csv", "--output", "metrics.json"])
     assert run.code == 0, run.stderr
     text = (tmp_path / "metrics.json").read_text()
     doc = json.loads(text)
@@ -41,15 +39,15 @@ def test_success_document(run_cli, tmp_path: Path, data: Path) -> None:
     assert run.out == text == json.dumps(doc, indent=2) + "\n"
 
 
-def test_skip_policy_adds_rows_skipped_last(run_cli, tmp_path: Path, data: Path) -> None:
-    doc = run_cli(["--input", "in.csv", "--window", "3", "--on-bad-row", "skip"]).doc()
+def test_skip_policy_adds_rows_skipped_last(run_main, tmp_path: Path, data: Path) -> None:
+    doc = run_main(["--input", "in.csv", "--window", "3", "--on-bad-row", "skip"]).doc()
     assert list(doc) == [*SUCCESS_KEYS, "rows_skipped"]
     assert doc["rows_skipped"] == 0
 
 
-def test_error_document(run_cli, tmp_path: Path) -> None:
+def test_error_document(run_main, tmp_path: Path) -> None:
     write_config(tmp_path, "seed: 1\nwindow: 3\nversion: v3\n")
-    run = run_cli(["--input", "missing.csv", "--output", "metrics.json"])
+    run = run_main(["--input", "missing.csv", "--output", "metrics.json"])
     assert run.code == 1
     doc = run.file_doc()
     assert list(doc) == ERROR_KEYS
@@ -58,8 +56,8 @@ def test_error_document(run_cli, tmp_path: Path) -> None:
     run.assert_no_traceback()
 
 
-def test_error_document_has_null_version_when_the_config_is_unreadable(run_cli, tmp_path: Path, data: Path) -> None:
-    run = run_cli(["--input", "in.csv", "--config", "nope.yaml", "--output", "metrics.json"])
+def test_error_document_has_null_version_when_the_config_is_unreadable(run_main, tmp_path: Path, data: Path) -> None:
+    run = run_main(["--input", "in.csv", "--config", "nope.yaml", "--output", "metrics.json"])
     assert run.code == 1
     assert run.file_doc() == {
         "version": None,
@@ -79,10 +77,10 @@ def test_value_is_rounded_to_four_decimals() -> None:
 # ---- atomic replacement ---------------------------------------------------------------------------------------------
 
 
-def test_an_earlier_document_is_replaced_by_rename(run_cli, tmp_path: Path, data: Path) -> None:
+def test_an_earlier_document_is_replaced_by_rename(run_main, tmp_path: Path, data: Path) -> None:
     target = write(tmp_path / "metrics.json", '{"old": true}\n')
     before = os.stat(target).st_ino
-    run = run_cli(["--input", "in.csv", "--window", "3", "--output", "metrics.json"])
+    run = run_main(["--input", "in.csv", "--window", "3", "--output", "metrics.json"])
     assert run.code == 0
     assert run.file_doc()["status"] == "success"
     # A new inode: the document was renamed into place, never rewritten in the old file.
@@ -90,9 +88,9 @@ def test_an_earlier_document_is_replaced_by_rename(run_cli, tmp_path: Path, data
     assert sorted(os.listdir(tmp_path)) == ["in.csv", "metrics.json"]
 
 
-def test_an_error_run_replaces_an_old_success_document(run_cli, tmp_path: Path, data: Path) -> None:
-    assert run_cli(["--input", "in.csv", "--output", "metrics.json"]).code == 0
-    assert run_cli(["--input", "gone.csv", "--output", "metrics.json"]).code == 1
+def test_an_error_run_replaces_an_old_success_document(run_main, tmp_path: Path, data: Path) -> None:
+    assert run_main(["--input", "in.csv", "--output", "metrics.json"]).code == 0
+    assert run_main(["--input", "gone.csv", "--output", "metrics.json"]).code == 1
     doc = json.loads((tmp_path / "metrics.json").read_text())
     assert doc["status"] == "error" and "gone.csv" in doc["error_message"]
     assert sorted(os.listdir(tmp_path)) == ["in.csv", "metrics.json"]
@@ -121,23 +119,23 @@ def test_write_atomic_in_the_current_folder(tmp_path: Path, monkeypatch) -> None
 # ---- where the document goes ----------------------------------------------------------------------------------------
 
 
-def test_not_printed_when_signals_use_stdout(run_cli, tmp_path: Path, data: Path) -> None:
-    run = run_cli(["--input", "in.csv", "--window", "3", "--signals", "-", "--output", "metrics.json"])
+def test_not_printed_when_signals_use_stdout(run_main, tmp_path: Path, data: Path) -> None:
+    run = run_main(["--input", "in.csv", "--window", "3", "--signals", "-", "--output", "metrics.json"])
     assert run.code == 0
     assert run.out.splitlines()[0] == "row,timestamp,close,rolling_mean,signal"
     assert "signal_rate" not in run.out
     assert run.file_doc()["value"] == 0.5714
 
 
-def test_quiet_prints_nothing(run_cli, tmp_path: Path, data: Path) -> None:
-    run = run_cli(["--input", "in.csv", "--quiet", "--output", "metrics.json"])
+def test_quiet_prints_nothing(run_main, tmp_path: Path, data: Path) -> None:
+    run = run_main(["--input", "in.csv", "--quiet", "--output", "metrics.json"])
     assert (run.code, run.stdout, run.stderr) == (0, b"", "")
     assert run.file_doc()["status"] == "success"
 
 
 @pytest.mark.parametrize("where", ["no-such-folder/metrics.json", "."])
-def test_an_unwritable_output_path_fails_early_and_clearly(run_cli, tmp_path: Path, data: Path, where: str) -> None:
-    run = run_cli(["--input", "in.csv", "--output", where, "--signals", "signals.csv"])
+def test_an_unwritable_output_path_fails_early_and_clearly(run_main, tmp_path: Path, data: Path, where: str) -> None:
+    run = run_main(["--input", "in.csv", "--output", where, "--signals", "signals.csv"])
     assert run.code == 1
     run.assert_no_traceback()
     assert f"mlops-stream: error: the metrics file {where} cannot be written:" in run.stderr
@@ -176,24 +174,7 @@ def test_a_closed_stdout_is_no_traceback(tmp_path: Path, data: Path) -> None:
     assert json.loads((tmp_path / "metrics.json").read_text())["status"] == "success"
 
 
-# ---- the encoder: json.dumps's bytes without importing json ----------------------------------------------------
-
-scalars = st.one_of(
-    st.none(),
-    st.booleans(),
-    st.integers(min_value=-(10**30), max_value=10**30),
-    st.floats(allow_nan=False, allow_infinity=False),
-    st.text(alphabet=st.characters(exclude_categories=("Cs",))),  # every character but lone surrogates
-)
-documents = st.dictionaries(
-    st.text(), st.recursive(scalars, lambda inner: st.dictionaries(st.text(), inner, max_size=4), max_leaves=12)
-)
-
-
-@given(documents)
-@settings(max_examples=500, deadline=None)
-def test_encode_writes_what_json_dumps_writes(doc: dict) -> None:
-    assert metrics.encode(doc) == (json.dumps(doc, indent=2, ensure_ascii=False) + "\n").encode()
+# ---- the encoder ------------------------------------------------------------------------------------------------
 
 
 def test_a_text_utf8_cannot_hold_is_written_with_backslash_escapes() -> None:
@@ -201,9 +182,9 @@ def test_a_text_utf8_cannot_hold_is_written_with_backslash_escapes() -> None:
     assert json.loads(metrics.encode(doc))["error_message"] == "input file /data/\\udcff.csv does not exist"
 
 
-def test_an_undecodable_file_name_gets_an_error_document_not_a_traceback(run_cli, tmp_path: Path) -> None:
+def test_an_undecodable_file_name_gets_an_error_document_not_a_traceback(run_main, tmp_path: Path) -> None:
     name = os.fsdecode(b"missing-\xff.csv")  # what argv gives Python for a name that is not UTF-8
-    run = run_cli(["--input", name, "--output", "m.json"])
+    run = run_main(["--input", name, "--output", "m.json"])
     assert run.code == 1
     assert "Traceback" not in run.stderr
     doc = json.loads((tmp_path / "m.json").read_text())

@@ -71,11 +71,11 @@ def test_on_the_bundled_data_every_disagreement_is_a_tie(window: int) -> None:
     assert_each_is_a_near_tie(diffs)
 
 
-def test_the_command_against_pandas_end_to_end(run_cli, tmp_path: Path) -> None:
+def test_the_command_against_pandas_end_to_end(run_main, tmp_path: Path) -> None:
     # The assessment's pandas pipeline, and the command's own signals file for the same input.
     closes = tie_dataset(rows=1500, seed=11)
     write(tmp_path / "in.csv", ohlcv_csv(closes))
-    run = run_cli(["--input", "in.csv", "--window", "4", "--signals", "signals.csv"])
+    run = run_main(["--input", "in.csv", "--window", "4", "--signals", "signals.csv"])
     assert run.code == 0, run.stderr
     rows = read_signals_csv((tmp_path / "signals.csv").read_text())
     ours = [int(r["signal"]) for r in rows]

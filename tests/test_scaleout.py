@@ -127,7 +127,6 @@ def test_one_unkeyed_input_without_signals_reads_each_blocks_context_backwards(
     inline = Inline()
     many = run(specs, False, window, skip, None, inline, block)
     assert many[:2] == one[:2] if one[0] == "error" else many == one
-    assert inline.tasks == 0 or all(fn is plan.process for fn in inline.functions)
 
 
 def test_cuts_fall_at_line_starts_after_each_files_header(tmp_path: Path) -> None:
@@ -349,7 +348,6 @@ def test_a_dying_worker_or_a_stop_ends_the_run_clearly(tmp_path: Path, how: str)
     deadline = time.monotonic() + 30
     while len(_descendants(p.pid)) < 2 and time.monotonic() < deadline and p.poll() is None:
         time.sleep(0.01)
-    time.sleep(0.2)
     assert p.poll() is None, "the run should still be going"
     workers = _descendants(p.pid)
     if how == "kill a worker":
@@ -366,6 +364,8 @@ def test_a_dying_worker_or_a_stop_ends_the_run_clearly(tmp_path: Path, how: str)
         assert p.returncode == 143
         assert "stopped by SIGTERM" in doc["error_message"]
     assert b"Traceback" not in err
-    time.sleep(0.2)
+    deadline = time.monotonic() + 10  # the kernel reaps them a moment after the run ends
+    while [w for w in workers if Path(f"/proc/{w}").exists()] and time.monotonic() < deadline:
+        time.sleep(0.02)
     assert not [w for w in workers if Path(f"/proc/{w}").exists()], "no worker may outlive the run"
     assert not list(tmp_path.glob(".mlops-stream-*")), "the spill folder is removed"

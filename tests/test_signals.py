@@ -30,9 +30,9 @@ def check_rows(rows: list[dict], closes: list[str], window: int, with_timestamp:
             assert r["timestamp"] == f"2024-01-01 {i // 60:02d}:{i % 60:02d}:00"
 
 
-def test_csv_signals_file(run_cli, tmp_path: Path) -> None:
+def test_csv_signals_file(run_main, tmp_path: Path) -> None:
     write(tmp_path / "in.csv", ohlcv_csv(CLOSES))
-    run = run_cli(["--input", "in.csv", "--window", "3", "--signals", "signals.csv"])
+    run = run_main(["--input", "in.csv", "--window", "3", "--signals", "signals.csv"])
     assert run.code == 0, run.stderr
     text = (tmp_path / "signals.csv").read_text()
     assert text.splitlines()[0] == "row,timestamp,close,rolling_mean,signal"
@@ -42,9 +42,9 @@ def test_csv_signals_file(run_cli, tmp_path: Path) -> None:
     assert run.doc()["value"] == round(sum(int(r["signal"]) for r in rows) / len(rows), 4)
 
 
-def test_jsonl_signals(run_cli, tmp_path: Path) -> None:
+def test_jsonl_signals(run_main, tmp_path: Path) -> None:
     write(tmp_path / "in.csv", ohlcv_csv(CLOSES))
-    run = run_cli(["--input", "in.csv", "--window", "3", "--signals", "s.jsonl", "--signals-format", "jsonl"])
+    run = run_main(["--input", "in.csv", "--window", "3", "--signals", "s.jsonl", "--signals-format", "jsonl"])
     assert run.code == 0, run.stderr
     lines = (tmp_path / "s.jsonl").read_text().splitlines()
     rows = [json.loads(line) for line in lines]
@@ -55,9 +55,9 @@ def test_jsonl_signals(run_cli, tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("fmt", ["csv", "jsonl"])
-def test_without_a_timestamp_column(run_cli, tmp_path: Path, fmt: str) -> None:
+def test_without_a_timestamp_column(run_main, tmp_path: Path, fmt: str) -> None:
     write(tmp_path / "in.csv", "close,volume\n" + "".join(f"{c},1\n" for c in CLOSES))
-    run = run_cli(["--input", "in.csv", "--window", "2", "--signals", "-", "--signals-format", fmt])
+    run = run_main(["--input", "in.csv", "--window", "2", "--signals", "-", "--signals-format", fmt])
     assert run.code == 0, run.stderr
     if fmt == "csv":
         assert run.out.splitlines()[0] == "row,close,rolling_mean,signal"
@@ -68,10 +68,10 @@ def test_without_a_timestamp_column(run_cli, tmp_path: Path, fmt: str) -> None:
     check_rows(rows, CLOSES, 2, with_timestamp=False)
 
 
-def test_skipped_rows_get_no_signal_and_rows_stay_consecutive(run_cli, tmp_path: Path) -> None:
+def test_skipped_rows_get_no_signal_and_rows_stay_consecutive(run_main, tmp_path: Path) -> None:
     closes = ["1", "bad", "2", "", "3"]
     write(tmp_path / "in.csv", ohlcv_csv(closes))
-    run = run_cli(["--input", "in.csv", "--window", "2", "--on-bad-row", "skip", "--signals", "-"])
+    run = run_main(["--input", "in.csv", "--window", "2", "--on-bad-row", "skip", "--signals", "-"])
     assert run.code == 0, run.stderr
     rows = read_signals_csv(run.out)
     assert [(r["row"], r["close"], r["rolling_mean"], r["signal"]) for r in rows] == [
@@ -81,20 +81,20 @@ def test_skipped_rows_get_no_signal_and_rows_stay_consecutive(run_cli, tmp_path:
     ]
 
 
-def test_a_timestamp_with_a_comma_is_quoted(run_cli, tmp_path: Path) -> None:
+def test_a_timestamp_with_a_comma_is_quoted(run_main, tmp_path: Path) -> None:
     write(tmp_path / "in.csv", 'timestamp,close\n"Jan 1, 2024",5\n"Jan 2, 2024",6\n')
-    run = run_cli(["--input", "in.csv", "--window", "1", "--signals", "-"])
+    run = run_main(["--input", "in.csv", "--window", "1", "--signals", "-"])
     assert run.code == 0
     assert [r["timestamp"] for r in read_signals_csv(run.out)] == ["Jan 1, 2024", "Jan 2, 2024"]
 
 
-def test_csv_and_jsonl_carry_the_same_values(run_cli, tmp_path: Path) -> None:
+def test_csv_and_jsonl_carry_the_same_values(run_main, tmp_path: Path) -> None:
     closes = [f"{100 + (i * 37) % 11 / 4}" for i in range(300)]
     write(tmp_path / "in.csv", ohlcv_csv(closes))
-    as_csv = read_signals_csv(run_cli(["--input", "in.csv", "--window", "7", "--signals", "-"]).out)
+    as_csv = read_signals_csv(run_main(["--input", "in.csv", "--window", "7", "--signals", "-"]).out)
     as_jsonl = [
         json.loads(line)
-        for line in run_cli(
+        for line in run_main(
             ["--input", "in.csv", "--window", "7", "--signals", "-", "--signals-format", "jsonl"]
         ).out.splitlines()
     ]

@@ -1,0 +1,165 @@
+"""Bounded messages and inputs: config size, anchors, aliases and nesting refused; long values quoted short; control
+characters in names escaped; too many keys refused, naming the column; out of memory and a full disk as clear error
+documents, never a traceback."""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import ERROR_KEYS, env_with_repo, ohlcv_csv, run_command, write, write_config
+
+CLOSES = [f"{100 + i % 7}.{i % 10}5" for i in range(50)]
+FEW_KB = 4096 + 200  # a message is cut to 4096 characters; the prefix and the note of the full size come on top
+
+
+def assert_bounded_failure(run: object, words: str) -> None:
+    assert run.code == 1, run.stderr  # type: ignore[attr-defined]
+    run.assert_no_traceback()  # type: ignore[attr-defined]
+    doc = run.doc()  # type: ignore[attr-defined]
+    assert list(doc) == ERROR_KEYS and words in doc["error_message"], doc
+    assert len(run.stdout) < FEW_KB  # type: ignore[attr-defined]
+    lines = run.stderr.strip().splitlines()  # type: ignore[attr-defined]
+    assert lines[-1] == f"mlops-stream: error: {doc['error_message']}"
+    assert all(len(line) < FEW_KB for line in lines)
+
+
+@pytest.fixture
+def data(tmp_path: Path) -> Path:
+    return write(tmp_path / "in.csv", ohlcv_csv(CLOSES))
+
+
+CONFIGS = {
+    "a 1 MB key": ("seed: 1\nwindow: 2\nversion: v\n" + "k" * 1_000_000 + ": 1\n", "(1,000,000 characters)"),
+    "a 1 MB version": ("seed: 1\nwindow: 2\nversion: " + "v" * 1_000_000 + "\n", "at most 256 are allowed"),
+    "aliases nested in aliases": (
+        "a: &a [x, x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a]\n"
+        "c: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b]\nseed: 1\nwindow: 2\nversion: [*c, *c, *c, *c, *c, *c]\n",
+        "anchors and aliases (& and *) are not allowed",
+    ),
+    "deep nesting": ("seed: 1\nwindow: 2\nversion: " + "[" * 100_000 + "]" * 100_000 + "\n", "nested more than"),
+    "more than 1 MiB": ("seed: 1\nwindow: 2\nversion: v\n" + "# padding\n" * 120_000, "larger than 1 MiB"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CONFIGS))
+def test_a_hostile_config_is_refused_with_a_short_message(tmp_path: Path, data: Path, case: str) -> None:
+    text, words = CONFIGS[case]
+    write_config(tmp_path, text, name="c.yaml")
+    before = (tmp_path / "c.yaml").read_bytes()
+    run = run_command(["--input", "in.csv", "--config", "c.yaml", "--log-file", "run.log"], tmp_path)
+    assert_bounded_failure(run, words)
+    assert (tmp_path / "c.yaml").read_bytes() == before
+    assert max(len(line) for line in (tmp_path / "run.log").read_text().splitlines()) < FEW_KB
+
+
+def test_dev_zero_as_config_is_read_only_up_to_the_limit(tmp_path: Path, data: Path) -> None:
+    if not os.path.exists("/dev/zero"):
+        pytest.skip("/dev/zero is not on this system")
+    assert_bounded_failure(run_command(["--input", "in.csv", "--config", "/dev/zero"], tmp_path), "larger than 1 MiB")
+
+
+def test_control_characters_in_a_name_are_escaped(tmp_path: Path) -> None:
+    name = "\x1b]0;pwned\x07red\x1bc.csv"  # sets a terminal's title, then resets it
+    run = run_command(["--input", name, "--log-file", "run.log"], tmp_path)
+    assert run.code == 1
+    for text in (run.stderr, run.out, (tmp_path / "run.log").read_text()):
+        assert "\x1b" not in text and "\x07" not in text
+    assert "input file \\x1b]0;pwned\\x07red\\x1bc.csv does not exist" in run.stderr
+
+
+# ---- keys ---------------------------------------------------------------------------------------------------------
+
+
+def keyed_input(folder: Path, keys: int) -> None:
+    rows = "".join(f"t{i},{'ab'[i % 2]},{100 + i % 3}.5\n" for i in range(keys))
+    write(folder / "k.csv", "timestamp,sym,close\n" + rows)
+
+
+def test_too_many_keys_are_refused_naming_the_column(tmp_path: Path) -> None:
+    keyed_input(tmp_path, 300)
+    write_config(tmp_path, "seed: 1\nwindow: 2\nversion: v\nmax_keys: 100\n", name="c.yaml")
+    run = run_command(["--input", "k.csv", "--config", "c.yaml", "--key", "timestamp"], tmp_path)
+    assert_bounded_failure(run, "the key column 'timestamp' has more than 100 distinct values")
+    assert "check --key" in run.doc()["error_message"]
+    # The same input keyed by its symbol column is fine: two keys.
+    run = run_command(["--input", "k.csv", "--config", "c.yaml", "--key", "sym"], tmp_path)
+    assert run.code == 0 and list(run.doc()["by_key"]) == ["a", "b"]
+
+
+def test_many_keys_are_warned_about_before_the_limit(tmp_path: Path) -> None:
+    keyed_input(tmp_path, 150)
+    write_config(tmp_path, "seed: 1\nwindow: 2\nversion: v\nmax_keys: 1000\n", name="c.yaml")
+    run = run_command(["--input", "k.csv", "--config", "c.yaml", "--key", "timestamp"], tmp_path)
+    assert run.code == 0, run.stderr
+    assert "the key column 'timestamp' has 150 distinct values so far" in run.stderr
+    assert "--key names the wrong column" in run.stderr
+
+
+def test_the_default_key_limit_is_100000(tmp_path: Path) -> None:
+    write(tmp_path / "k.csv", "timestamp,close\n" + "".join(f"{i},1.5\n" for i in range(100_001)))
+    run = run_command(["--input", "k.csv", "--key", "timestamp", "--workers", "1"], tmp_path, timeout=120)
+    assert_bounded_failure(run, "has more than 100,000 distinct values")
+
+
+# ---- memory and disks -----------------------------------------------------------------------------------------------
+
+
+def test_running_out_of_memory_gives_an_error_document(tmp_path: Path) -> None:
+    write(tmp_path / "k.csv", "timestamp,close\n" + "".join(f"{i},1.5\n" for i in range(1_000_000)))
+    write_config(tmp_path, "seed: 1\nwindow: 5\nversion: v\nmax_keys: 100000000\n", name="c.yaml")
+
+    def cap() -> None:  # about 1.4 GB would be needed; give it a fraction of that
+        resource.setrlimit(resource.RLIMIT_AS, (400 << 20, 400 << 20))
+
+    args = ["--input", "k.csv", "--config", "c.yaml", "--key", "timestamp", "--workers", "1", "--output", "m.json"]
+    proc = subprocess.run(
+        [sys.executable, "-m", "stream", *args], cwd=tmp_path, env=env_with_repo(), preexec_fn=cap,
+        capture_output=True, timeout=300, stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+    assert proc.returncode == 1, proc.stderr
+    assert b"Traceback" not in proc.stderr
+    doc = json.loads((tmp_path / "m.json").read_text())
+    assert doc["status"] == "error" and doc["error_message"].startswith("ran out of memory")
+
+
+def test_a_full_disk_under_the_signals_names_the_file(tmp_path: Path, data: Path) -> None:
+    if os.geteuid() == 0:
+        full = tmp_path / "full"
+        try:
+            os.mknod(full, stat.S_IFCHR | 0o666, os.makedev(1, 7))
+        except OSError:
+            pytest.skip("cannot create a device node here")
+        target = str(full)
+    elif os.path.exists("/dev/full"):
+        target = "/dev/full"
+    else:
+        pytest.skip("no /dev/full on this system")
+    run = run_command(["--input", "in.csv", "--signals", target, "--output", "m.json"], tmp_path)
+    assert_bounded_failure(run, f"({target}): no space left on device")
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["--window", "9" + "x" * 100_000], ["--bogus" + "x" * 100_000], ["--signals-format", "x" * 100_000]],
+    ids=["bad value", "unknown option", "bad choice"],
+)
+def test_a_huge_argument_is_quoted_short_in_the_usage_error(tmp_path: Path, data: Path, args: list[str]) -> None:
+    run = run_command(["--input", "in.csv", *args], tmp_path)
+    assert run.code == 2 and len(run.stderr) < FEW_KB
+    run.assert_no_traceback()
+
+
+def test_too_many_keys_are_refused_in_a_parallel_run_too(tmp_path: Path) -> None:
+    write(tmp_path / "k.csv", "timestamp,close\n" + "".join(f"{i},1.5\n" for i in range(20_000)))
+    write_config(tmp_path, "seed: 1\nwindow: 3\nversion: v\nmax_keys: 100\n", name="c.yaml")
+    args = ["--input", "k.csv", "--config", "c.yaml", "--key", "timestamp", "--workers", "2", "--block-size", "16K"]
+    run = run_command([*args, "--log-file", "run.log"], tmp_path, timeout=120)
+    assert "worker processes: 2 over" in run.log()  # the parallel plan ran: its blocks met the limit
+    assert_bounded_failure(run, "the key column 'timestamp' has more than 100 distinct values")
