@@ -493,6 +493,37 @@ def zst_d(data: bytes) -> bytes:
     return bytes(ZSTD.decompress(data))
 
 
+@pytest.mark.parametrize(
+    "executor", ["--workers 1", "--workers 2", pytest.param("--cluster local:2", marks=needs_dask)]
+)
+def test_headerless_binance_zips_read_with_no_header_and_column_5(run_cli, tmp_path: Path, executor: str) -> None:
+    months = []
+    for month in range(1, 4):  # three monthly archives as `generate` writes them, one seed each
+        name = f"BTCUSDT-1m-2024-{month:02d}.zip"
+        made = run_cli(["generate", "--rows", str(300 * month), "--seed", str(month), "--layout", "binance",
+                        "--output", name])  # fmt: skip
+        assert made.code == 0, made.stderr
+        with zipfile.ZipFile(tmp_path / name) as archive:
+            assert archive.namelist() == [f"BTCUSDT-1m-2024-{month:02d}.csv"]
+            months.append(archive.read(archive.namelist()[0]).decode())
+    ordered = [line.split(",")[4] for text in months for line in text.splitlines()]
+    args = ["--no-header", "--column", "5", "--window", WINDOW, "--output", "metrics.json"]
+    run = run_cli(["--input", "BTCUSDT-1m-2024-*.zip", *args, "--signals", "s.csv", *executor.split()], timeout=180)
+    check_exact(run, ordered, tmp_path / "s.csv")
+    piped = run_cli([*args, "--signals", "p.csv"], stdin=(tmp_path / "BTCUSDT-1m-2024-01.zip").read_bytes())
+    check_exact(piped, ordered[:300], tmp_path / "p.csv")
+
+
+def test_reverse_refuses_a_compressed_file(run_cli, tmp_path: Path) -> None:
+    write(tmp_path / "c.csv.gz", gzip.compress(ohlcv_csv(["1", "2", "3"]).encode()))
+    run = run_cli(["--input", "c.csv.gz", "--reverse"])
+    assert run.code == 1
+    run.assert_no_traceback()
+    assert (
+        run.doc()["error_message"] == "--reverse reads a file backwards from its end, and c.csv.gz is gzip-compressed"
+    )
+
+
 def test_generate_binance_klines_have_binance_s_format() -> None:
     import re
 

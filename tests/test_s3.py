@@ -1,5 +1,6 @@
 """Object storage for real: an S3 API server on loopback (moto's standalone server, started here as a subprocess on a
-free 127.0.0.1 port) read through s3fs with AWS_ENDPOINT_URL — a glob of monthly Binance-style zips and a .csv.gz,
+free 127.0.0.1 port) read through s3fs with AWS_ENDPOINT_URL — a glob of monthly Binance kline zips (headerless, as
+Binance publishes them) and a .csv.gz,
 on one process, --workers 2 and --cluster local:2, against the Fraction reference, byte-identical signals."""
 
 from __future__ import annotations
@@ -25,11 +26,8 @@ from stream import generate
 HAVE = all(importlib.util.find_spec(m) is not None for m in ("moto", "s3fs"))
 pytestmark = pytest.mark.skipif(not HAVE, reason="moto[server] and s3fs are not installed (the test extra has them)")
 HAVE_DASK = importlib.util.find_spec("distributed") is not None
-# Binance's kline columns, as a header (the files themselves have none; this reads them with a header for now).
-KLINE_HEADER = (
-    "open_time,open,high,low,close,volume,close_time,quote_volume,count,taker_buy_volume,taker_buy_quote_volume,ignore"
-)
 WINDOW = 9
+KLINES = ("--no-header", "--column", "5")  # Binance's klines: no header, the close is the fifth field
 
 
 def _free_port() -> int:
@@ -108,7 +106,8 @@ def bucket(s3: dict[str, str]) -> tuple[dict[str, str], list[str], list[str]]:
         out = io.BytesIO()
         with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as archive:
             archive.writestr(
-                f"BTCUSDT-1m-2024-{month + 1:02d}.csv", KLINE_HEADER + "\n" + "".join(x + "\n" for x in part)
+                f"BTCUSDT-1m-2024-{month + 1:02d}.csv",
+                "".join(x + "\n" for x in part),  # no header, as Binance's
             )
         fs.pipe(f"klines/spot/BTCUSDT-1m-2024-{month + 1:02d}.zip", out.getvalue())
     plain = io.BytesIO()
@@ -145,11 +144,13 @@ EXECUTORS = [
 @pytest.mark.parametrize("executor", EXECUTORS, ids=["one-process", "workers-2", "cluster-local-2"])
 def test_a_glob_of_monthly_zips_on_s3(run_cli, tmp_path: Path, bucket, executor: list[str]) -> None:
     env, closes, _ = bucket
-    run = _run(run_cli, env, "s3://klines/spot/BTCUSDT-1m-2024-*.zip", "--signals", "s.csv", *executor)
+    run = _run(run_cli, env, "s3://klines/spot/BTCUSDT-1m-2024-*.zip", *KLINES, "--signals", "s.csv", *executor)
     _check(run, closes, tmp_path / "s.csv")
     planned = "12 of the inputs are compressed: each is one task" in run.log()
     assert planned == (executor != ["--workers", "1"])
-    one = _run(run_cli, env, "s3://klines/spot/BTCUSDT-1m-2024-*.zip", "--signals", "one.csv", "--workers", "1")
+    one = _run(
+        run_cli, env, "s3://klines/spot/BTCUSDT-1m-2024-*.zip", *KLINES, "--signals", "one.csv", "--workers", "1"
+    )
     assert one.code == 0, one.stderr
     assert (tmp_path / "s.csv").read_bytes() == (tmp_path / "one.csv").read_bytes()
 
