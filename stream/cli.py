@@ -287,6 +287,11 @@ def _run(argv: list[str], started: float) -> int:
             build_parser().error(str(exc))
         if path is None:
             build_parser().error("--follow follows a local file or stdin, not a URL")
+        from stream.decompress import compressed_file
+
+        kind = compressed_file(path) if path != "-" else None
+        if kind is not None:
+            build_parser().error(f"--follow reads a plain CSV file as it grows, and {path} is {kind}-compressed")
         args.input = path
     else:
         args.input = args.inputs[0] if len(args.inputs) == 1 else None
@@ -474,16 +479,22 @@ class Job:
         t_read = time.perf_counter()
         done = [0]  # bytes of the inputs before the current one, for progress (parallel runs move reader.offset)
 
+        current: list[Input] = []  # the input being read: its position counts compressed bytes for a compressed one
+
         def opened(i: int, inp: Input) -> None:
             log.info("input opened: %s", inp.describe())
             done[0] = sum(known[:i]) if total is not None else 0
+            current[:] = [inp]
 
         display = None
         if sys.stderr.isatty():  # the common case, stderr elsewhere, does not even load the display's module
             from stream import progress  # rich itself is imported only if the display starts
 
             if progress.wanted(args):
-                display = progress.Progress(pipeline, name, position=lambda: done[0] + reader.offset, total=total)
+                display = progress.Progress(
+                    pipeline, name, total=total,
+                    position=lambda: done[0] + (current[0].position(reader.offset) if current else reader.offset),
+                )  # fmt: skip
 
         view = None
         if self.server is not None:

@@ -19,7 +19,7 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-from stream.source import CHUNK, NewFile
+from stream.source import CHUNK, NewFile, SourceError
 
 # Wake-up when nothing happens: bounds how late periodic work (metrics, checkpoints) and the idle timeout run.
 TICK = 0.5
@@ -160,6 +160,7 @@ class _Follower:
         # A pipe the run writes to (signals on stdout): its reader going away ends the wait, as with `tail -f`,
         # instead of leaving the run to notice at the next row, maybe hours later.
         self.out_fd: int | None = None
+        self.fresh = True  # no data read yet
 
     def _should_end(self, now: float) -> bool:
         if self.stop.reason is not None:
@@ -190,6 +191,13 @@ class _Follower:
         self.last_data = now
         self.bytes_read += len(data)
         self.waiting_since = None
+        if self.fresh:
+            self.fresh = False
+            from stream.decompress import kind_of
+
+            kind = kind_of(data)
+            if kind is not None:  # a pipe's or a redirected file's first bytes: a path was refused before the run
+                raise SourceError(f"--follow reads plain CSV as it grows, and the input is {kind}-compressed")
 
     def _poller(self) -> select.poll:
         poller = select.poll()

@@ -4,6 +4,8 @@ Prices move as a random walk with volatility clusters and flat minutes (real 1-m
 closes, which is where float rolling means go wrong). All prices are whole cents computed in integers, so the
 output is the same bytes on every machine for a given seed and row count. ``--symbols N`` makes a multi-instrument
 feed instead: a ``symbol`` column after the timestamp, and every minute one candle of each symbol, each its own walk.
+``--layout binance`` writes the same candles as data.binance.vision's klines (12 fields, no header, millisecond open and
+close times); ``--compress`` writes any layout gzip-, bz2-, xz-, zip- or zstd-compressed.
 """
 
 from __future__ import annotations
@@ -11,7 +13,8 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Iterator
-from typing import BinaryIO
+from contextlib import ExitStack
+from typing import Any, BinaryIO
 
 COLUMNS = ("timestamp", "open", "high", "low", "close", "volume_btc", "volume_usd")
 START = "2024-01-01T00:00:00"
@@ -96,9 +99,41 @@ def multi_candles(rows: int, seed: int, symbols: int) -> Iterator[list[str]]:
         yield lines
 
 
-def write(out: BinaryIO, rows: int, seed: int, quoted: bool = False, symbols: int = 0) -> None:
+def _epoch_ms(stamp: str) -> int:
+    from datetime import datetime, timezone
+
+    return int(datetime.fromisoformat(stamp).replace(tzinfo=timezone.utc).timestamp()) * 1000
+
+
+def binance(rows: int, seed: int) -> Iterator[list[str]]:
+    """Blocks of kline lines: open time, OHLC and volume at 8 decimals, close time (ms), quote volume, trades, taker
+    buy base and quote volumes, and an unused 0, as Binance's public 1-minute archives hold them."""
+    t = _epoch_ms(START)
+    for block in candles(rows, seed):
+        lines = []
+        for line in block:
+            _, o, h, lo, c, vb, vu = line.split(",")
+            micro = int(vb.replace(".", ""))
+            cents = int(vu.replace(".", ""))
+            trades = micro // 20_000 + 1
+            taker = micro * 11 // 20  # 55% of the volume bought by takers
+            taker_usd = cents * 11 // 20
+            lines.append(
+                f"{t},{o}000000,{h}000000,{lo}000000,{c}000000,{vb}00,{t + 59_999},{vu}000000,{trades},"
+                f"{taker // 1_000_000}.{taker % 1_000_000:06d}00,{taker_usd // 100}.{taker_usd % 100:02d}000000,0"
+            )
+            t += 60_000
+        yield lines
+
+
+def write(out: BinaryIO, rows: int, seed: int, quoted: bool = False, symbols: int = 0, layout: str = "ohlcv") -> None:
     """Write the header and ``rows`` candles; ``quoted`` wraps every line in quotes with CRLF and no final newline;
-    ``symbols`` > 0 writes a feed of that many instruments with a ``symbol`` column."""
+    ``symbols`` > 0 writes a feed of that many instruments with a ``symbol`` column; ``layout="binance"`` writes
+    headerless Binance klines instead."""
+    if layout == "binance":
+        for block in binance(rows, seed):
+            out.write(("\n".join(block) + "\n").encode())
+        return
     columns = (COLUMNS[0], "symbol", *COLUMNS[1:]) if symbols else COLUMNS
     blocks = multi_candles(rows, seed, symbols) if symbols else candles(rows, seed)
     if quoted:
@@ -109,6 +144,48 @@ def write(out: BinaryIO, rows: int, seed: int, quoted: bool = False, symbols: in
     out.write((",".join(columns) + "\n").encode())
     for block in blocks:
         out.write(("\n".join(block) + "\n").encode())
+
+
+COMPRESS = {"gz": "gzip", "bz2": "bz2", "xz": "xz", "zip": "zip", "zst": "zstd"}
+
+
+def compressor(out: BinaryIO, kind: str, member: str, stack: ExitStack) -> BinaryIO:
+    """``out`` as a stream that writes ``kind``-compressed bytes (the same bytes for the same data: no times or names
+    inside), closed with ``stack``; a zip holds one member named ``member``."""
+    inner: Any
+    if kind == "gz":
+        import gzip
+
+        inner = gzip.GzipFile(filename="", mode="wb", fileobj=out, mtime=0)
+    elif kind == "bz2":
+        import bz2
+
+        inner = bz2.BZ2File(out, "wb")
+    elif kind == "xz":
+        import lzma
+
+        inner = lzma.LZMAFile(out, "wb", format=lzma.FORMAT_XZ)  # noqa: SIM115 - the stack closes it
+    elif kind == "zst":
+        from stream.decompress import zstd_module
+
+        inner = zstd_module().ZstdFile(out, "wb")
+    else:
+        import zipfile
+
+        archive = stack.enter_context(zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED))
+        info = zipfile.ZipInfo(member, date_time=(1980, 1, 1, 0, 0, 0))
+        info.compress_type = zipfile.ZIP_DEFLATED
+        inner = archive.open(info, "w", force_zip64=True)
+    return stack.enter_context(inner)
+
+
+def member_name(output: str) -> str:
+    """The CSV member of a zip written to ``output``: its name without ``.zip``, ending ``.csv``."""
+    import os
+
+    base = "candles" if output == "-" else os.path.basename(output)
+    base = base[:-4] if base.lower().endswith(".zip") else base
+    return base if base.lower().endswith(".csv") else base + ".csv"
 
 
 def main(argv: list[str]) -> int:
@@ -126,18 +203,45 @@ def main(argv: list[str]) -> int:
         metavar="N",
         help="a feed of N instruments: a symbol column, one candle per symbol every minute (default: one, no column)",
     )
+    p.add_argument(
+        "--layout",
+        choices=("ohlcv", "binance"),
+        default="ohlcv",
+        help="ohlcv: the assessment's 7 columns with a header (default); binance: data.binance.vision klines, 12 "
+        "fields, no header, millisecond open and close times",
+    )
+    p.add_argument(
+        "--compress",
+        choices=tuple(COMPRESS),
+        help="write the CSV compressed (a zip holds one member named after the output); default: from the output's "
+        "name (.gz, .bz2, .xz, .zip, .zst), else plain text",
+    )
     args = p.parse_args(argv)
     if args.rows < 0:
         p.error("--rows must be 0 or more")
     if args.symbols < 0:
         p.error("--symbols must be 0 or more")
+    if args.layout == "binance" and (args.symbols or args.quoted):
+        p.error("--layout binance writes one symbol's klines as Binance does: no --symbols or --quoted")
+    kind = args.compress
+    if kind is None:
+        kind = next((k for k in COMPRESS if args.output.lower().endswith("." + k)), None)
+    member = member_name(args.output)
     try:
-        if args.output == "-":
-            write(sys.stdout.buffer, args.rows, args.seed, args.quoted, args.symbols)
-            sys.stdout.flush()
-        else:
-            with open(args.output, "wb") as fh:
-                write(fh, args.rows, args.seed, args.quoted, args.symbols)
+        if kind == "zst":
+            from stream.decompress import ZSTD_MISSING, zstd_module
+
+            try:
+                zstd_module()  # a missing codec is said before anything is written
+            except ImportError:
+                sys.stderr.write(f"mlops-stream generate: error: writing zstd needs {ZSTD_MISSING}\n")
+                return 1
+        with ExitStack() as stack:
+            out = sys.stdout.buffer if args.output == "-" else stack.enter_context(open(args.output, "wb"))
+            if kind is not None:
+                out = compressor(out, kind, member, stack)
+            write(out, args.rows, args.seed, args.quoted, args.symbols, args.layout)
+        sys.stdout.flush()
     except BrokenPipeError:
         return 141
     except OSError as exc:

@@ -179,6 +179,11 @@ def _backwards(
 
     if size is None or spec.url or spec.name == "-":
         raise InputError(f"--reverse reads a regular file backwards from its end; {spec.label} is not one")
+    from stream.source import compression
+
+    kind = compression(spec)
+    if kind is not None:  # a compressed stream can only be read from its start
+        raise InputError(f"--reverse reads a file backwards from its end, and {spec.label} is {kind}-compressed")
     scratch = reader.sibling()
     found = plan.find_header([spec], [size], scratch)
     if found is None or found[1] < 0:
@@ -279,8 +284,18 @@ def _parallel(
     if not dask and executor is None and "fork" not in multiprocessing.get_all_start_methods():
         log.info("worker processes need the fork start method, which this platform lacks; using one process")
         return None
+    from stream.source import compression
+
+    kinds = [compression(spec) for spec in specs]
+    packed = [kind is not None for kind in kinds]
+    if len(specs) == 1 and packed[0]:
+        log.info(
+            "%s is %s-compressed: a compressed file cannot be cut into blocks, so one process reads it",
+            specs[0].label, kinds[0],
+        )  # fmt: skip
+        return None
     scratch = reader.sibling()
-    found = plan.find_header(specs, sizes, scratch)
+    found = plan.find_header(specs, sizes, scratch, packed)
     if found is None:
         log.info("the header is not within the first MiB of the input; reading it with one process")
         return None
@@ -295,7 +310,10 @@ def _parallel(
         block_size = min(plan.BLOCK_SIZE, max(1, -(-total // count)))
     first = scratch.layout
     head = first.header_line if first is not None and first.header else 1  # the header and what is above it
-    tasks = plan.plan(specs, sizes, block_size, head)
+    tasks = plan.plan(specs, sizes, block_size, head, packed)
+    if any(packed):
+        log.info("%d of the inputs are compressed: each is one task (a compressed file cannot be cut at byte offsets)",
+                 sum(packed))  # fmt: skip
     if len(tasks) < 2 and not dask and executor is None:
         log.info("the input is too small for %d workers over a window of %d rows; using one process", workers, window)
         return None
@@ -321,6 +339,7 @@ def _parallel(
             name_files=reader.file is not None, block=block, min_block=1 if m == "block" else None,
             chunk=chunk_size(block), spill=spill,
             context_floor=data_start if single and reader.key is None and sink is None else None,
+            one_pass=sink is None and not (single and reader.key is None),
             max_keys=getattr(pipeline.engine, "max_keys", None),
         )  # fmt: skip
         if sink is not None:

@@ -15,6 +15,13 @@ the blocks before it leave, so any number of processes or machines give the one-
 An unkeyed run over one input without signals needs neither row numbers nor keys: it skips the first pass, and each
 block reads the ``window - 1`` valid rows before it backwards from its start instead (cheap for small windows).
 
+Any other run without signals needs no row numbers either, and takes one pass: each block starts its engines empty,
+so only the first ``window - 1`` values of each key in it lack their context; it returns them with its last ones, and
+the parent, in order, counts their signals with engines started from the values before the block.
+
+A compressed input cannot be cut at byte offsets: it is one block of its own, read whole and decompressed by the task
+(its first rows seeded from the first pass like any block's); its size is its compressed size.
+
 The task functions (``summarize``, ``process``) take and return plain picklable data, so worker processes on this
 machine and a Dask cluster run the same plan; the inputs must be readable by the workers under the same names
 (absolute paths on a shared file system, or URLs).
@@ -29,6 +36,7 @@ from collections.abc import Callable, Iterator
 from itertools import repeat
 from typing import Any, NamedTuple
 
+from stream.decompress import HEAD, check_text
 from stream.engine import RollingSignal
 from stream.keyed import KeyedSignal, TooManyKeys
 from stream.logsink import SHOW_BAD_ROWS
@@ -36,7 +44,7 @@ from stream.pipeline import Pipeline
 from stream.reader import BadRow, BadRowError, Batch, InputError, LayoutRequest, Reader
 from stream.rows import Skips
 from stream.signals import SignalSink
-from stream.source import CHUNK, Spec
+from stream.source import CHUNK, NewFile, SourceError, Spec, compression, text_of
 from stream.tally import Tally
 
 # Blocks of tens of MiB keep task counts low (a 10 GiB history is ~300 blocks) and per-task overheads negligible.
@@ -59,6 +67,7 @@ class Piece(NamedTuple):
     end: int
     first: bool
     last: bool
+    packed: bool = False  # compressed: the task reads the whole file and decompresses it
 
 
 Task = tuple[Piece, ...]
@@ -85,6 +94,7 @@ class Settings:
         self.chunk: int = fields.get("chunk", CHUNK)
         self.spill: str | None = fields.get("spill")  # a folder for signals on this machine; None: return bytes
         self.context_floor: int | None = fields.get("context_floor")  # set: no first pass, read context backwards
+        self.one_pass: bool = fields.get("one_pass", False)  # no first pass: the parent completes each block's start
         self.max_keys: int | None = fields.get("max_keys")  # a keyed run's limit on distinct keys (per block)
 
 
@@ -109,20 +119,83 @@ class Output:
         self.error: tuple[int, BadRow | str] | None = None
         self.signals: bytes | str | None = None  # the signal lines, or the spill file holding them
         self.skips: dict[int, Skips] = {}  # piece index -> its skipped rows by kind (local lines)
+        self.heads: dict[str | None, list[tuple[int, int]]] | None = None  # one pass: each key's first window-1 values
+        self.tails: dict[str | None, list[tuple[int, int]]] = {}  # one pass: each key's last window-1 values
+
+
+class _Ends:
+    """Each key's last ``keep`` values over a block's batches (the one key of an unkeyed run is None), and on request
+    its first ``keep`` values too."""
+
+    def __init__(self, keep: int, job: Settings, heads: bool) -> None:
+        self.keep = keep
+        self.keyed = job.key is not None
+        self.key, self.max_keys = job.key, job.max_keys
+        self.tails: dict[str | None, deque[tuple[int, int]]] = {}
+        self.heads: dict[str | None, list[tuple[int, int]]] | None = {} if heads else None
+
+    def add(self, batch: Any) -> None:
+        keep, heads = self.keep, self.heads
+        block = not isinstance(batch, Batch)  # a Block: one scale, a numpy array of units
+        if not self.keyed:
+            tail = self.tails.get(None)
+            if tail is None:
+                tail = self.tails[None] = deque(maxlen=keep)
+            if not keep:
+                return
+            if heads is not None:
+                head = heads.setdefault(None, [])
+                need = keep - len(head)
+                if need > 0:
+                    first = batch.units[:need]
+                    head.extend(zip(first.tolist(), repeat(batch.scale)) if block else zip(first, batch.scales[:need]))
+            if block:
+                tail.extend(zip(batch.units[-keep:].tolist(), repeat(batch.scale)))
+            else:
+                tail.extend(zip(batch.units[-keep:], batch.scales[-keep:]))
+            return
+        units, scales = (batch.units.tolist(), repeat(batch.scale)) if block else (batch.units, batch.scales)
+        for k, u, s in zip(batch.keys, units, scales):
+            tail = self.tails.get(k)
+            if tail is None:
+                if self.max_keys is not None and len(self.tails) >= self.max_keys:  # before memory grows with them
+                    raise TooManyKeys.at(self.key, self.max_keys, k)
+                tail = self.tails[k] = deque(maxlen=keep)
+                if heads is not None:
+                    heads[k] = []
+            if heads is not None and len(heads[k]) < keep:
+                heads[k].append((u, s))
+            tail.append((u, s))
+
+    def lists(self) -> dict[str | None, list[tuple[int, int]]]:
+        return {k: list(v) for k, v in self.tails.items()}
 
 
 # ---- planning -----------------------------------------------------------------------------------------------------
 
 
-def plan(specs: list[Spec], sizes: list[int], block_size: int = BLOCK_SIZE, head: int = 1) -> list[Task]:
+def plan(
+    specs: list[Spec],
+    sizes: list[int],
+    block_size: int = BLOCK_SIZE,
+    head: int = 1,
+    packed: list[bool] | None = None,
+) -> list[Task]:
     """Cut the inputs into tasks of about ``block_size`` bytes, at line starts, never within a file's first ``head``
-    lines (its header and what the layout found above it: a title line, --skip-lines); empty files are left out."""
+    lines (its header and what the layout found above it: a title line, --skip-lines); empty files are left out. A
+    ``packed`` (compressed) input is a task of its own, whatever its size."""
     tasks: list[Task] = []
     current: list[Piece] = []
     room = block_size
-    for spec, size in zip(specs, sizes):
+    for i, (spec, size) in enumerate(zip(specs, sizes)):
         path = spec.path
         begin = spec.base
+        if packed is not None and packed[i]:
+            if current:
+                tasks.append(tuple(current))
+                current, room = [], block_size
+            tasks.append((Piece(spec.label, path, spec.url, begin, begin + size, True, True, packed=True),))
+            continue
         pos, end = begin, begin + size
         earliest = None  # the first offset a cut may take: after the file's first line
         while pos < end:
@@ -195,15 +268,17 @@ def _line_start(spec: Spec, at: int, end: int) -> int:
     return end
 
 
-def find_header(specs: list[Spec], sizes: list[int], reader: Reader) -> tuple[dict[str, Any], int, float] | None:
+def find_header(
+    specs: list[Spec], sizes: list[int], reader: Reader, packed: list[bool] | None = None
+) -> tuple[dict[str, Any], int, float] | None:
     """Read the inputs' first lines with ``reader`` (skipping bad rows: the plan reads the data again) until the
     layout is known: the layout (``Layout.spec()``), where the first input's data starts and the bytes per line of
     the data sampled; None if it is not within the first ``PROBE`` bytes. Errors in the header are the reader's, as
-    in one process."""
+    in one process. ``packed`` tells which inputs are compressed (default: look)."""
     for i, (spec, size) in enumerate(zip(specs, sizes)):
-        if i:
-            reader.new_file(file=spec.label if reader.file is not None else None)
-        data = _read_at(spec.path, spec.url, spec.base, min(PROBE, size))
+        name, data, whole = _probe(spec, size, packed[i] if packed is not None else compression(spec) is not None)
+        if i or name is not None:
+            reader.new_file(file=name if name is not None else spec.label if reader.file is not None else None)
         # The header with the lines after it, a chunk at a time as one process reads them (they tell the layout).
         at = 0
         while reader.layout is None and at < len(data):
@@ -212,15 +287,39 @@ def find_header(specs: list[Spec], sizes: list[int], reader: Reader) -> tuple[di
                 break
             reader.feed(data[at:end])
             at = end
-        if reader.layout is None and len(data) == size:
+        if reader.layout is None and whole:
             reader.feed(data[at:])
             reader.finish()
         if reader.layout is not None:
             at = _data_start(data, reader)
             sample = data[at:]
             lines = sample.count(b"\n")
-            return reader.layout.spec(), spec.base + at if i == 0 else -1, len(sample) / lines if lines else 100.0
+            start = spec.base + at if i == 0 and name is None else -1
+            return reader.layout.spec(), start, len(sample) / lines if lines else 100.0
     return None
+
+
+def _probe(spec: Spec, size: int, packed: bool) -> tuple[str | None, bytes, bool]:
+    """The first ``PROBE`` bytes of an input's text, and whether that is all of it (of its first member); the name
+    its messages go by when it is compressed (None for plain text)."""
+    if not packed:
+        data = _read_at(spec.path, spec.url, spec.base, min(PROBE, size))
+        check_text(spec.label, data[:HEAD])
+        return None, data, len(data) >= size
+    name: str | None = None
+    parts: list[bytes] = []
+    have = 0
+    for event in text_of(Spec(spec.path, spec.url), spec.label):
+        if isinstance(event, NewFile):
+            if name is not None:
+                return name, b"".join(parts), True  # the first member is all there is to sample
+            name = event.name
+            continue
+        parts.append(event)
+        have += len(event)
+        if have >= PROBE:
+            return name, b"".join(parts)[:PROBE], False
+    return name, b"".join(parts), True
 
 
 def _data_start(data: bytes, reader: Reader) -> int:
@@ -285,7 +384,19 @@ def _batches(job: Settings, task: Task, reader: Reader, tracker: _Tracker) -> It
     for i, piece in enumerate(task):
         tracker.piece = i
         name = piece.name if job.name_files else None
+        if piece.packed:
+            for event in text_of(Spec(piece.path, piece.url), piece.name, job.chunk):
+                if isinstance(event, NewFile):
+                    yield reader.new_file(file=event.name)  # the archive (and member) names its messages
+                elif source is reader:
+                    yield reader.feed(event)
+                else:
+                    yield from source.feed(event)
+            yield reader.finish()
+            tracker.lines.append(reader.line_no)
+            continue
         if piece.first:
+            check_text(piece.name, _read_at(piece.path, piece.url, piece.start, HEAD))  # as one process does
             yield reader.new_file(file=name)
         else:
             reader.line_no, reader.offset, reader.file = 0, piece.start, name
@@ -299,7 +410,7 @@ def _batches(job: Settings, task: Task, reader: Reader, tracker: _Tracker) -> It
         tracker.lines.append(reader.line_no)
 
 
-def _failure(exc: InputError, piece: int) -> tuple[int, BadRow | str]:
+def _failure(exc: InputError | SourceError, piece: int) -> tuple[int, BadRow | str]:
     # Exceptions do not travel well between processes (BadRowError's own arguments are lost): send the parts.
     return (piece, exc.bad if isinstance(exc, BadRowError) else str(exc))
 
@@ -307,40 +418,20 @@ def _failure(exc: InputError, piece: int) -> tuple[int, BadRow | str]:
 def summarize(arg: tuple[Settings, Task]) -> Summary:
     """First pass over one block: rows, lines, the first error, each key's last ``window - 1`` values."""
     job, task = arg
-    keep = job.window - 1
     summary = Summary()
-    tails: dict[str | None, deque[tuple[int, int]]] = {}
+    ends = _Ends(job.window - 1, job, heads=False)
     tracker = _Tracker()
     reader = _reader(job, None, keep_text=False)
     try:
         for batch in _batches(job, task, reader, tracker):
             n = len(batch.units)
-            if not n:
-                continue
-            summary.rows += n
-            if job.key is None:
-                tail = tails.get(None)
-                if tail is None:
-                    tail = tails[None] = deque(maxlen=keep)
-                if isinstance(batch, Batch):
-                    tail.extend(zip(batch.units, batch.scales))
-                elif keep:  # a Block: one scale, a numpy array of units
-                    tail.extend(zip(batch.units[-keep:].tolist(), repeat(batch.scale)))
-                continue
-            units, scales = (
-                (batch.units, batch.scales) if isinstance(batch, Batch) else (batch.units.tolist(), repeat(batch.scale))
-            )
-            for k, u, s in zip(batch.keys, units, scales):
-                tail = tails.get(k)
-                if tail is None:
-                    if job.max_keys is not None and len(tails) >= job.max_keys:  # before memory grows with them
-                        raise TooManyKeys.at(job.key, job.max_keys, k)
-                    tail = tails[k] = deque(maxlen=keep)
-                tail.append((u, s))
-    except InputError as exc:
+            if n:
+                summary.rows += n
+                ends.add(batch)
+    except (InputError, SourceError) as exc:  # a damaged or binary input too: reported in input order
         summary.error = _failure(exc, tracker.piece)
     summary.lines = tracker.lines
-    summary.tails = {k: list(v) for k, v in tails.items()}
+    summary.tails = ends.lists()
     return summary
 
 
@@ -349,7 +440,8 @@ def process(arg: tuple[Settings, Task, int, dict[str | None, list[tuple[int, int
     read them backwards from the block's start), rows numbered on from ``row``."""
     job, task, row, values = arg
     if values is None:
-        values = {None: _context(job, task[0])}
+        # Nothing comes before a piece that starts its file; inside a compressed file nothing could be read backwards.
+        values = {None: [] if task[0].first else _context(job, task[0])}
     engine: RollingSignal | KeyedSignal
     if job.key is None:
         engine = RollingSignal(job.window)
@@ -386,10 +478,13 @@ def process(arg: tuple[Settings, Task, int, dict[str | None, list[tuple[int, int
     pipeline = Pipeline(engine, sink)
     pipeline.restore(Tally(row, 0, 0))  # rows are numbered on from the blocks before
     reader = _reader(job, tracker, keep_text=job.signals)
+    ends = _Ends(job.window - 1, job, heads=True) if job.one_pass else None
     try:
         for batch in _batches(job, task, reader, tracker):
             pipeline.consume(batch)
-    except InputError as exc:
+            if ends is not None and len(batch.units):
+                ends.add(batch)
+    except (InputError, SourceError) as exc:  # a damaged or binary input too: reported in input order
         result.error = _failure(exc, tracker.piece)
     finally:
         if out is not None and spill is not None:
@@ -399,7 +494,23 @@ def process(arg: tuple[Settings, Task, int, dict[str | None, list[tuple[int, int
         result.by_key = {k: (x.rows, x.hits) for k, x in engine.series.items() if x.rows}
     result.tally = Tally(pipeline.rows - row, pipeline.hits, pipeline.skipped)
     result.lines = tracker.lines
+    if ends is not None:
+        result.heads, result.tails = ends.heads, ends.lists()
     return result
+
+
+def _head_hits(
+    values: dict[str | None, deque[tuple[int, int]]], heads: dict[str | None, list[tuple[int, int]]], window: int
+) -> dict[str | None, int]:
+    """The signals of each key's first values in a block that a one-pass task could not give (their windows reach
+    into the blocks before): from engines started with the key's values before the block."""
+    hits: dict[str | None, int] = {}
+    for key, head in heads.items():
+        engine = RollingSignal(window)
+        for u, s in values.get(key, ()):
+            engine.update(u, s)
+        hits[key] = sum(engine.update(u, s) for u, s in head)
+    return hits
 
 
 def _context(job: Settings, piece: Piece) -> list[tuple[int, int]]:
@@ -491,7 +602,7 @@ def execute(
     ``done(handle)``, ``workers``); write signals to ``sink`` in input order; report skipped rows in order."""
     ahead = max(2, AHEAD_PER_WORKER * executor.workers)
     keep = job.window - 1
-    first_pass = job.context_floor is None
+    first_pass = job.context_floor is None and not job.one_pass
     values: dict[str | None, deque[tuple[int, int]]] = {}
     firsts: deque[Any] = deque()
     seconds: deque[tuple[Any, Task]] = deque()
@@ -513,9 +624,14 @@ def execute(
         tally += output.tally
         for index, counted in sorted(output.skips.items()):
             skips += counted.moved(offsets[index])
+        extra: dict[str | None, int] = {}
+        if output.heads is not None:  # one pass: the block's first values get their context here, in order
+            extra = _head_hits(values, output.heads, job.window)
+            tally += Tally(0, sum(extra.values()))
+            remember(output.tails)
         if by_key is not None and output.by_key:
             for k, (rows, hits) in output.by_key.items():
-                by_key[k] = by_key.get(k, Tally()) + Tally(rows, hits)
+                by_key[k] = by_key.get(k, Tally()) + Tally(rows, hits + extra.get(k, 0))
         if output.tally.skipped > len(output.bad):
             unshown = dict(sum(output.skips.values(), Skips()).counts)
             for _, bad in output.bad:
@@ -540,9 +656,20 @@ def execute(
             handle, done_task = seconds.popleft()
             write_out(executor.result(handle), done_task)
 
+    def remember(tails: dict[str | None, list[tuple[int, int]]]) -> None:
+        """Each key's last ``window - 1`` values so far, after a block's own last ones."""
+        if keep:
+            for key, tail in tails.items():
+                held = values.get(key)
+                if held is None:
+                    held = values[key] = deque(maxlen=keep)
+                held.extend(tail)
+
     for k, task in enumerate(tasks):
         if not first_pass:
-            seconds.append((executor.submit(process, (job, task, 0, None)), task))
+            # One pass: engines start empty; else each block reads its context backwards.
+            empty: dict[str | None, list[tuple[int, int]]] | None = {} if job.one_pass else None
+            seconds.append((executor.submit(process, (job, task, 0, empty)), task))
             flush(everything=False)
             continue
         while submitted < len(tasks) and submitted < k + ahead:
@@ -555,12 +682,7 @@ def execute(
         start = {key: list(values[key]) for key in summary.tails if key in values}
         seconds.append((executor.submit(process, (job, task, row, start)), task))
         row += summary.rows
-        if keep:
-            for key, tail in summary.tails.items():
-                held = values.get(key)
-                if held is None:
-                    held = values[key] = deque(maxlen=keep)
-                held.extend(tail)
+        remember(summary.tails)
         flush(everything=False)
     flush(everything=True)
     return Result(tally, by_key, skips)

@@ -60,6 +60,17 @@ class Input:
         self.name = name
         self.fh = fh
         self.size = size  # bytes, for a regular file (progress, parallel splitting); None for pipes and terminals
+        self.kind: str | None = None  # its compression, once its first bytes are read; None: plain text
+
+    def position(self, text_offset: int) -> int:
+        """How far into the input reading is: ``text_offset`` (bytes of text) for plain text, the compressed bytes
+        read for a compressed input (sizes and progress count those)."""
+        if self.kind is None:
+            return text_offset
+        try:
+            return int(self.fh.tell())
+        except (OSError, ValueError, AttributeError):  # closed (read to its end), or a pipe
+            return self.size or 0
 
     def describe(self) -> str:
         kind = f"regular file, {self.size} bytes" if self.size is not None else "stream"
@@ -221,12 +232,53 @@ def concatenated(
         if opened is not None:
             opened(i, inp)
         try:
-            if i:
-                yield NewFile("next", inp.name)
-            yield from (read(inp.fh) if read is not None else chunks(inp.fh, size))
+            yield from _text(inp, i > 0, size, read)
         finally:
             if inp.fh is not sys.stdin.buffer:
                 inp.fh.close()
+
+
+def _text(
+    inp: Input, later: bool, size: int, read: Callable[[BinaryIO], Iterator[bytes]] | None
+) -> Iterator[bytes | NewFile]:
+    """The text an opened input holds, decompressed, with a ``NewFile`` naming each part that needs a name: every
+    file after the first, and every part of a compressed file (so messages name the archive and its member)."""
+    from stream.decompress import unpack
+
+    unpacked = unpack(inp.name, inp.fh)
+    inp.kind = unpacked.kind
+    for j, (name, fh) in enumerate(unpacked.parts):
+        try:
+            if later or j or unpacked.kind is not None:
+                yield NewFile("next", name)
+            yield from (read(fh) if read is not None else chunks(fh, size))
+        finally:
+            if fh is not inp.fh:
+                fh.close()  # a part's own resources (never the input itself: its owner closes that)
+
+
+def text_of(spec: Spec, name: str, size: int = CHUNK) -> Iterator[bytes | NewFile]:
+    """One input's text as ``concatenated`` gives it for a first input, its messages naming it ``name``: a worker's
+    way to read a whole file."""
+
+    def rename(index: int, inp: Input) -> None:
+        inp.name = name
+
+    return concatenated([spec], size, opened=rename)
+
+
+def compression(spec: Spec) -> str | None:
+    """The compression a regular file or URL starts with (``gzip``, ``bz2``, ``xz``, ``zip``, ``zstd``), None for
+    plain text."""
+    from stream.decompress import HEAD, kind_of
+
+    inp = Spec(spec.path, spec.url).open()  # a handle of its own: stdin redirected from a file is opened anew
+    try:
+        if spec.base:
+            inp.fh.seek(spec.base)
+        return kind_of(inp.fh.read(HEAD) or b"")
+    finally:
+        inp.fh.close()
 
 
 # ---- object storage through fsspec -------------------------------------------------------------------------------

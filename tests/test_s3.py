@@ -1,0 +1,174 @@
+"""Object storage for real: an S3 API server on loopback (moto's standalone server, started here as a subprocess on a
+free 127.0.0.1 port) read through s3fs with AWS_ENDPOINT_URL — a glob of monthly Binance kline zips (headerless, as
+Binance publishes them) and a .csv.gz,
+on one process, --workers 2 and --cluster local:2, against the Fraction reference, byte-identical signals."""
+
+from __future__ import annotations
+
+import gzip
+import importlib.util
+import io
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import exact_signals, read_signals_csv
+
+from stream import generate
+
+HAVE = all(importlib.util.find_spec(m) is not None for m in ("moto", "s3fs"))
+pytestmark = pytest.mark.skipif(not HAVE, reason="moto[server] and s3fs are not installed (the test extra has them)")
+HAVE_DASK = importlib.util.find_spec("distributed") is not None
+WINDOW = 9
+KLINES = ("--no-header", "--column", "5")  # Binance's klines: no header, the close is the fifth field
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _moto_server() -> list[str]:
+    beside = Path(sys.executable).with_name("moto_server")
+    found = str(beside) if beside.exists() else shutil.which("moto_server")
+    return [found] if found else [sys.executable, "-c", "from moto.server import main; main()"]
+
+
+@pytest.fixture(scope="module")
+def s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+    """A moto S3 server on 127.0.0.1 for this module; yields the environment that points clients at it."""
+    port = _free_port()
+    folder = tmp_path_factory.mktemp("moto")
+    log = folder / "server.log"
+    empty = folder / "empty-aws-config"
+    empty.write_text("")
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(
+            [*_moto_server(), "-H", "127.0.0.1", "-p", str(port)], stdout=out, stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )  # fmt: skip
+    env = {
+        "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}",
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_CONFIG_FILE": str(empty),  # nothing from this machine's own AWS set-up
+        "AWS_SHARED_CREDENTIALS_FILE": str(empty),
+    }
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    pytest.fail(f"moto_server did not start: {log.read_text(errors='replace')[-2000:]}")
+                time.sleep(0.1)
+        yield env
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def _filesystem(env: dict[str, str]) -> Any:
+    import s3fs
+
+    return s3fs.S3FileSystem(
+        key=env["AWS_ACCESS_KEY_ID"], secret=env["AWS_SECRET_ACCESS_KEY"], skip_instance_cache=True,
+        client_kwargs={"endpoint_url": env["AWS_ENDPOINT_URL"]},
+    )  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def bucket(s3: dict[str, str]) -> tuple[dict[str, str], list[str], list[str]]:
+    """A year of monthly Binance-style kline zips and one .csv.gz in a bucket; the closes of each, in order."""
+    fs = _filesystem(s3)
+    fs.mkdir("klines")
+    lines: list[str] = []
+    for block in generate.binance(12 * 700, 21):
+        lines += block
+    closes = [line.split(",")[4] for line in lines]
+    for month in range(12):
+        part = lines[month * 700 : (month + 1) * 700]
+        out = io.BytesIO()
+        with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as archive:
+            archive.writestr(
+                f"BTCUSDT-1m-2024-{month + 1:02d}.csv",
+                "".join(x + "\n" for x in part),  # no header, as Binance's
+            )
+        fs.pipe(f"klines/spot/BTCUSDT-1m-2024-{month + 1:02d}.zip", out.getvalue())
+    plain = io.BytesIO()
+    generate.write(plain, 5000, 8)
+    fs.pipe("klines/candles.csv.gz", gzip.compress(plain.getvalue()))
+    gz_closes = [line.split(",")[4] for line in plain.getvalue().decode().splitlines()[1:]]
+    return s3, closes, gz_closes
+
+
+def _run(run_cli, env: dict[str, str], url: str, *extra: str) -> Any:
+    return run_cli(
+        ["--input", url, "--window", WINDOW, "--output", "metrics.json", "--log-file", "run.log", *extra],
+        env=env, timeout=240,
+    )  # fmt: skip
+
+
+def _check(run: Any, closes: list[str], signals: Path) -> None:
+    assert run.code == 0, run.stderr
+    run.assert_no_traceback()
+    want, _ = exact_signals(closes, WINDOW)
+    assert run.file_doc()["value"] == round(sum(want) / len(want), 4)
+    rows = read_signals_csv(signals.read_text())
+    assert [r["close"] for r in rows] == closes
+    assert [int(r["signal"]) for r in rows] == want
+
+
+EXECUTORS = [
+    ["--workers", "1"],
+    ["--workers", "2"],
+    pytest.param(["--cluster", "local:2"], marks=pytest.mark.skipif(not HAVE_DASK, reason="no dask[distributed]")),
+]
+
+
+@pytest.mark.parametrize("executor", EXECUTORS, ids=["one-process", "workers-2", "cluster-local-2"])
+def test_a_glob_of_monthly_zips_on_s3(run_cli, tmp_path: Path, bucket, executor: list[str]) -> None:
+    env, closes, _ = bucket
+    run = _run(run_cli, env, "s3://klines/spot/BTCUSDT-1m-2024-*.zip", *KLINES, "--signals", "s.csv", *executor)
+    _check(run, closes, tmp_path / "s.csv")
+    planned = "12 of the inputs are compressed: each is one task" in run.log()
+    assert planned == (executor != ["--workers", "1"])
+    one = _run(
+        run_cli, env, "s3://klines/spot/BTCUSDT-1m-2024-*.zip", *KLINES, "--signals", "one.csv", "--workers", "1"
+    )
+    assert one.code == 0, one.stderr
+    assert (tmp_path / "s.csv").read_bytes() == (tmp_path / "one.csv").read_bytes()
+
+
+@pytest.mark.parametrize("executor", EXECUTORS, ids=["one-process", "workers-2", "cluster-local-2"])
+def test_a_csv_gz_on_s3(run_cli, tmp_path: Path, bucket, executor: list[str]) -> None:
+    env, _, closes = bucket
+    run = _run(run_cli, env, "s3://klines/candles.csv.gz", "--signals", "s.csv", *executor)
+    _check(run, closes, tmp_path / "s.csv")
+
+
+def test_a_damaged_object_is_a_clear_error(run_cli, bucket) -> None:
+    env, _, _ = bucket
+    fs = _filesystem(env)
+    fs.pipe("klines/broken/cut.csv.gz", gzip.compress(b"close\n" + b"1.5\n" * 20000)[:-100])
+    run = _run(run_cli, env, "s3://klines/broken/cut.csv.gz")
+    assert run.code == 1
+    run.assert_no_traceback()
+    assert (
+        run.doc()["error_message"] == "input s3://klines/broken/cut.csv.gz is a gzip file that ends early (truncated?)"
+    )
