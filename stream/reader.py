@@ -586,7 +586,10 @@ class Reader:
                     f"the rows run newest first ({what} goes back in time over the first rows): the rolling mean "
                     "will run backwards in time; pass --reverse to read the file from its last row to its first"
                 )
-        ts = names.index(TIMESTAMP_COLUMN) if header and TIMESTAMP_COLUMN in names else None
+        # The signals' timestamp: the column of that name, else the one that tells the rows' order (Date, unix, ...).
+        ts = names.index(TIMESTAMP_COLUMN) if header and TIMESTAMP_COLUMN in names else stamps
+        if ts == close:
+            ts = None
         return Layout(
             columns, close, ts, header and wrapped_header(line, delimiter, names), self._bom, line_no, key_index,
             delimiter=delimiter, header=header, decimal=request.decimal, notes=notes, warnings=warnings,

@@ -178,10 +178,11 @@ def test_the_layout_comes_from_the_config_and_a_flag_overrides_it(tmp_path: Path
     base = ["--input", "in.txt", "--config", "c.yaml", "--signals", "-", "--log-file", "run.log"]
     run = run_command(base, tmp_path)
     assert run.code == 0, run.stderr
-    assert [r[1] for r in csv.reader(run.out.splitlines()[1:])] == ["1,5", "2,5"]
+    # The first column tells the rows' order, so it is the signals' timestamp.
+    assert [r[1:3] for r in csv.reader(run.out.splitlines()[1:])] == [["2024.01.02", "1,5"], ["2024.01.03", "2,5"]]
     assert "header=False skip_lines=1 decimal=',' max_skipped=0.25" in run.log()
     flagged = run_command([*base, "--column", "3"], tmp_path)
-    assert [r[1] for r in csv.reader(flagged.out.splitlines()[1:])] == ["7", "8"]
+    assert [r[2] for r in csv.reader(flagged.out.splitlines()[1:])] == ["7", "8"]
 
 
 # ---- 4. a title line above the header; --skip-lines --------------------------------------------------------------
@@ -348,7 +349,7 @@ def test_several_inputs_share_the_first_ones_layout(tmp_path: Path) -> None:
     write(tmp_path / "b.csv", one.replace("1;1,5\n2;2,5", "3;3,5"))
     run = run_command(["--input", "a.csv", "--input", "b.csv", "--signals", "-"], tmp_path)
     assert run.code == 0, run.stderr
-    assert [r[1] for r in csv.reader(run.out.splitlines()[1:])] == ["1,5", "2,5", "3,5"]
+    assert [r[1:3] for r in csv.reader(run.out.splitlines()[1:])] == [["1", "1,5"], ["2", "2,5"], ["3", "3,5"]]
 
 
 def test_follow_reads_a_tab_export_with_the_layout_of_its_header(tmp_path: Path) -> None:
@@ -374,7 +375,8 @@ def test_a_checkpointed_follow_run_resumes_with_the_layout_it_found(tmp_path: Pa
     assert second.code == 0, second.stderr
     assert second.file_doc("m.json")["rows_processed"] == 4
     rows = list(csv.reader((tmp_path / "s.csv").read_text().splitlines()))
-    assert rows[0][:2] == ["row", "close"] and [r[1] for r in rows[1:]] == ["1,5", "2,5", "3,5", "4,5"]
+    assert rows[0][:3] == ["row", "timestamp", "close"]  # the unix column tells the rows' order
+    assert [r[1:3] for r in rows[1:]] == [["3", "1,5"], ["4", "2,5"], ["5", "3,5"], ["6", "4,5"]]
 
 
 # ---- every path reads a sniffed layout alike ------------------------------------------------------------------------

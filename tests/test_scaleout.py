@@ -356,6 +356,11 @@ def test_a_dying_worker_or_a_stop_ends_the_run_clearly(tmp_path: Path, how: str)
         p.send_signal(signal.SIGTERM)
     _out, err = p.communicate(timeout=30)  # a hang fails the test instead of blocking the suite
     doc = json.loads((tmp_path / "m.json").read_text())
+    if how != "kill a worker" and doc["status"] == "success":
+        # The signal landed after the last block was done, while the workers were being stopped: a finished run
+        # ignores it and publishes its result (a loaded machine can get there first).
+        assert p.returncode == 0 and doc["rows_processed"] == 400_000
+        return
     assert doc["status"] == "error"
     if how == "kill a worker":
         assert p.returncode == 1
