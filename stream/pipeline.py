@@ -45,6 +45,7 @@ class Pipeline:
         self.rows, self.hits, self.skipped = tally.rows, tally.signals, tally.skipped
         if by_key is not None:
             self._by_key = dict(by_key)
+            self._count_keys(len(by_key))
 
     @property
     def by_key(self) -> dict[str, Tally] | None:
@@ -96,9 +97,14 @@ class Pipeline:
         self.hits += sum(sigs)
         if batch.closes:
             self.last = (batch.closes[-1], keyed.mean(), sigs[-1])
-        if self.many_keys is not None and keyed.max_keys is not None and len(keyed) >= max(1, keyed.max_keys // 10):
+        self._count_keys(len(keyed))
+
+    def _count_keys(self, n: int) -> None:
+        """Say once (``many_keys``) that a keyed run has passed a tenth of its key limit: a likely wrong --key."""
+        limit = getattr(self.engine, "max_keys", None)
+        if self.many_keys is not None and limit is not None and n >= max(1, limit // 10):
             warn, self.many_keys = self.many_keys, None
-            warn(len(keyed))
+            warn(n)
 
     def _consume_block(self, block: Block, engine: RollingSignal) -> None:
         sigs, means = engine.update_block(block.units, block.scale, means=self.signals is not None)

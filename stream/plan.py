@@ -632,6 +632,8 @@ def execute(
         if by_key is not None and output.by_key:
             for k, (rows, hits) in output.by_key.items():
                 by_key[k] = by_key.get(k, Tally()) + Tally(rows, hits + extra.get(k, 0))
+                if job.max_keys is not None and len(by_key) > job.max_keys:  # each block is within it; all of them
+                    raise TooManyKeys.at(job.key, job.max_keys, k)
         if output.tally.skipped > len(output.bad):
             unshown = dict(sum(output.skips.values(), Skips()).counts)
             for _, bad in output.bad:

@@ -163,3 +163,15 @@ def test_too_many_keys_are_refused_in_a_parallel_run_too(tmp_path: Path) -> None
     run = run_command([*args, "--log-file", "run.log"], tmp_path, timeout=120)
     assert "worker processes: 2 over" in run.log()  # the parallel plan ran: its blocks met the limit
     assert_bounded_failure(run, "the key column 'timestamp' has more than 100 distinct values")
+
+
+def test_the_key_limit_counts_every_block_of_a_parallel_run(tmp_path: Path) -> None:
+    # 60 keys a block, new keys in every block: each block is within max_keys, the run is not.
+    rows = "".join(f"{i // 50},{100 + i % 7}.5\n" for i in range(20_000))
+    write(tmp_path / "k.csv", "timestamp,close\n" + rows)
+    write_config(tmp_path, "seed: 1\nwindow: 3\nversion: v\nmax_keys: 200\n", name="c.yaml")
+    args = ["--input", "k.csv", "--config", "c.yaml", "--key", "timestamp", "--workers", "2", "--block-size", "16K"]
+    run = run_command([*args, "--log-file", "run.log"], tmp_path, timeout=120)
+    assert "worker processes: 2 over" in run.log()
+    assert_bounded_failure(run, "the key column 'timestamp' has more than 200 distinct values")
+    assert "distinct values so far" in run.stderr  # warned at a tenth of the limit, before the refusal
