@@ -15,7 +15,7 @@ import os
 import shutil
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
-from typing import TYPE_CHECKING, Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO, NamedTuple
 
 from stream.logsink import log
 from stream.pipeline import Pipeline
@@ -25,6 +25,7 @@ from stream.tally import Tally
 
 if TYPE_CHECKING:
     from stream.block import BlockReader
+    from stream.layout import Layout
 
 # numpy's import pays for itself only on inputs of several MiB; below this the row path is faster.
 BLOCK_MIN_BYTES = 8 << 20
@@ -66,10 +67,17 @@ def run(
     opened: Callable[[int, Any], None] | None = None,
     executor: Any = None,
     reverse: bool = False,
+    layout_found: Callable[[Layout], None] | None = None,
+    blocks_done: Callable[[int, Tally, dict[str, Tally] | None], None] | None = None,
 ) -> tuple[Tally, dict[str, Tally] | None]:
     """Process the inputs; returns the tally and, in keyed runs, each key's. ``workers=None`` picks the default for
     the inputs' size; ``cluster`` (False: not asked; None or N: an embedded cluster of N workers, default the cores)
-    and ``scheduler`` run on Dask; ``executor`` runs the plan on one already made (stream.executors.Inline, say)."""
+    and ``scheduler`` run on Dask; ``executor`` runs the plan on one already made (stream.executors.Inline, say).
+
+    The caller hears of the run's progress through its callbacks: ``opened(i, input)`` as one process opens each
+    input, ``after_batch()`` after each batch or finished block; when the parallel plan runs (``reader`` then reads
+    nothing), ``layout_found(layout)`` once its probe knows the layout and ``blocks_done(bytes, tally, by_key)`` with
+    the counts of the blocks finished so far."""
     known = [s for s in sizes if s is not None]
     total = sum(known) if len(known) == len(sizes) else None
     dask = cluster is not False or scheduler is not None
@@ -82,10 +90,11 @@ def run(
             log.info("--reverse: the file is read backwards by one process (the parallel plan reads forwards)")
         rows = _backwards(specs[0], sizes[0], reader, pipeline.engine.window, opened)
         return pipeline.run(rows, after_batch), pipeline.by_key
+    hooks = _Hooks(after_batch, layout_found, blocks_done)
     n = (cluster or cores()) if dask else (workers if workers is not None else default_workers(total))
     if executor is not None and total is not None:
         done = _parallel(
-            specs, known, reader, pipeline, executor.workers, after_batch, dask=False, scheduler=None,
+            specs, known, reader, pipeline, executor.workers, hooks, dask=False, scheduler=None,
             block_size=block_size, explicit=True, executor=executor,
         )  # fmt: skip
         if done is not None:
@@ -99,7 +108,7 @@ def run(
             log.info("%s: stdin cannot be read by a cluster's workers; reading it with one process", what)
         else:
             done = _parallel(
-                specs, known, reader, pipeline, int(n), after_batch, dask=dask, scheduler=scheduler,
+                specs, known, reader, pipeline, int(n), hooks, dask=dask, scheduler=scheduler,
                 block_size=block_size, explicit=dask or workers is not None,
             )  # fmt: skip
             if done is not None:
@@ -267,7 +276,7 @@ def _parallel(
     reader: Reader,
     pipeline: Pipeline,
     workers: int,
-    after_batch: Callable[[], None] | None,
+    hooks: _Hooks,
     *,
     dask: bool,
     scheduler: str | None,
@@ -317,8 +326,6 @@ def _parallel(
     if len(tasks) < 2 and not dask and executor is None:
         log.info("the input is too small for %d workers over a window of %d rows; using one process", workers, window)
         return None
-    # The layout, for the log.
-    reader.restore({"offset": 0, "line": 0, "header": scratch.header_text, "at_file_start": False, "layout": layout})
     sink = pipeline.signals
     from stream.block import MAX_WINDOW
 
@@ -335,7 +342,7 @@ def _parallel(
             column=reader.column, key=reader.key, skip=reader.skip, window=window, header=scratch.header_text,
             layout=layout, request=reader.request,
             signals=sink is not None, fmt=sink.fmt if sink is not None else "csv",
-            with_timestamp=reader.layout is not None and reader.layout.timestamp_index is not None,
+            with_timestamp=first is not None and first.timestamp_index is not None,
             name_files=reader.file is not None, block=block, min_block=1 if m == "block" else None,
             chunk=chunk_size(block), spill=spill,
             context_floor=data_start if single and reader.key is None and sink is None else None,
@@ -343,19 +350,19 @@ def _parallel(
             max_keys=getattr(pipeline.engine, "max_keys", None),
         )  # fmt: skip
         if sink is not None:
-            sink.with_timestamp = job.with_timestamp
+            sink.fix_timestamp(job.with_timestamp)  # the parent writes the header before any block's rows
         log.info("%s over %d blocks of about %d bytes (%s path)", executor.describe, len(tasks),
                  total // len(tasks), "block" if block else "row")  # fmt: skip
-        if after_batch is not None:
-            after_batch()
+        if hooks.layout_found is not None and first is not None:
+            hooks.layout_found(first)
+        if hooks.after_batch is not None:
+            hooks.after_batch()
 
         def after_block(done_bytes: int, tally: Tally, by_key: dict[str, Tally] | None) -> None:
-            # What a progress display and the metrics server read: rows so far (each key's too), and bytes done as the
-            # reader's position.
-            pipeline.restore(tally, by_key)
-            reader.offset = done_bytes
-            if after_batch is not None:
-                after_batch()
+            if hooks.blocks_done is not None:
+                hooks.blocks_done(done_bytes, tally, by_key)
+            if hooks.after_batch is not None:
+                hooks.after_batch()
 
         report = reader.report
         add = getattr(report, "add_unshown", None)
@@ -371,6 +378,12 @@ def _parallel(
             executor.close(abort=True)
         if spill is not None:
             shutil.rmtree(spill, ignore_errors=True)
+
+
+class _Hooks(NamedTuple):
+    after_batch: Callable[[], None] | None
+    layout_found: Callable[[Layout], None] | None
+    blocks_done: Callable[[int, Tally, dict[str, Tally] | None], None] | None
 
 
 def _start(dask: bool, workers: int, scheduler: str | None, block: bool, tasks: int) -> Any:

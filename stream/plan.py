@@ -336,9 +336,9 @@ def _data_start(data: bytes, reader: Reader) -> int:
 # ---- inside a worker --------------------------------------------------------------------------------------------
 
 
-def _reader(job: Settings, report: Callable[[BadRow], None] | None, keep_text: bool) -> Reader:
+def _reader(job: Settings, report: Callable[[BadRow], None] | None, keep_text: bool, skip: bool = False) -> Reader:
     reader = Reader(
-        job.column, "skip" if job.skip else "fail", report=report, keep_text=keep_text, key=job.key,
+        job.column, "skip" if job.skip or skip else "fail", report=report, keep_text=keep_text, key=job.key,
         request=job.request,
     )  # fmt: skip
     reader.restore({"offset": 0, "line": 0, "header": job.header, "at_file_start": False, "layout": job.layout})
@@ -399,7 +399,7 @@ def _batches(job: Settings, task: Task, reader: Reader, tracker: _Tracker) -> It
             check_text(piece.name, _read_at(piece.path, piece.url, piece.start, HEAD))  # as one process does
             yield reader.new_file(file=name)
         else:
-            reader.line_no, reader.offset, reader.file = 0, piece.start, name
+            reader.start_piece(piece.start, name)
         for data in _chunks(piece, job.chunk):
             if source is reader:
                 yield reader.feed(data)
@@ -464,8 +464,7 @@ def process(arg: tuple[Settings, Task, int, dict[str | None, list[tuple[int, int
             import io
 
             out = io.BytesIO()
-        sink = SignalSink(out, job.fmt, job.with_timestamp, key=job.key)
-        sink.header_written = True  # the parent writes the one header
+        sink = SignalSink(out, job.fmt, job.with_timestamp, key=job.key, header_written=True)  # the parent's header
     result = Output()
 
     def keep_bad(bad: tuple[int, BadRow]) -> None:
@@ -536,8 +535,7 @@ def _context(job: Settings, piece: Piece) -> list[tuple[int, int]]:
                 continue
             data = data[cut:]
             start += cut
-        reader = _reader(job, None, keep_text=False)
-        reader.skip = True
+        reader = _reader(job, None, keep_text=False, skip=True)
         batch = reader.feed(data)
         found = list(zip(batch.units, batch.scales))[-(need - len(found)) :] + found
         end = start

@@ -212,8 +212,11 @@ class Reader:
         batch.end_offset = self.offset
         return batch
 
-    def finish(self) -> Batch:
-        """The input is over: a last line without a newline is complete (unless following; then it is kept)."""
+    def finish(self, ended: bool = False) -> Batch:
+        """The input is over: a last line without a newline is complete (unless following; then it is kept, except
+        when the input has ``ended`` for good: a closed pipe)."""
+        if ended:
+            self.final_line_needs_newline = False
         if self.final_line_needs_newline or not self._pending:
             return Batch(end_offset=self.offset)
         tail, self._pending = self._pending, b""
@@ -277,6 +280,11 @@ class Reader:
     def at_line_start(self) -> bool:
         """True when the next byte fed starts a line of a file whose header has been read."""
         return not self._pending and not self._overlong and not self.at_file_start and self.layout is not None
+
+    def start_piece(self, offset: int, file: str | None) -> None:
+        """Read on from byte ``offset`` of ``file``, a line start inside it (a block of the parallel plan): line
+        numbers count from here, and the plan adds the lines before."""
+        self.line_no, self.offset, self.file = 0, offset, file
 
     def count_backwards(self, lines: int) -> None:
         """The ``lines`` data lines that follow come last line first (--reverse): number bad rows as in the file."""
