@@ -85,7 +85,7 @@ def run(ctx: RunContext) -> Outcome:
 
     def blocks_done(done_bytes: int, tally: Tally, by_key: dict[str, Tally] | None) -> None:
         # What the display and the server read: the rows of the finished blocks, and their bytes as the position.
-        pipeline.restore(tally, by_key)
+        pipeline.take_counts(tally, by_key)
         planned[:] = [done_bytes]
 
     try:

@@ -153,7 +153,7 @@ class LiveRun:
         self.reader = reader
         self.follower = follower = self._follower(ckpt, stop)
         if args.signals == "-" and stat.S_ISFIFO(os.fstat(sys.stdout.fileno()).st_mode):
-            follower.out_fd = sys.stdout.fileno()
+            follower.watch_output(sys.stdout.fileno())
         self.sink = self._sink(ckpt)
         self.pipeline = self.ctx.pipeline(self.sink, ckpt.engine if ckpt is not None else None)
         if ckpt is not None:

@@ -478,7 +478,7 @@ def test_a_batch_runs_counters_by_reason_are_exact_on_workers_too(tmp_path: Path
         published.append(view.sample())
 
     def blocks_done(done: int, tally: Tally, by_key: dict[str, Tally] | None) -> None:
-        pipeline.restore(tally, by_key)  # as the batch run shows the finished blocks' counts
+        pipeline.take_counts(tally, by_key)  # as the batch run shows the finished blocks' counts
         planned[:] = [done]
 
     size = data.stat().st_size
