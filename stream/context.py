@@ -6,8 +6,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from stream.errors import JobError, reason
 from stream.logsink import BadRowLog, Log
@@ -21,8 +20,7 @@ if TYPE_CHECKING:
     from stream.tally import Tally
 
 
-@dataclass
-class Outcome:
+class Outcome(NamedTuple):
     """What a finished run hands back: its counts, the layout it read (None: the input was empty), its skipped rows."""
 
     tally: Tally
@@ -35,20 +33,20 @@ class Outcome:
     lost: str | None = None  # what the run could not read (files replaced too fast), for the final log line
 
 
-@dataclass
 class RunContext:
     """One run's settings and sinks. A run calls these; it never reaches into the command or into another run."""
 
-    args: argparse.Namespace
-    cfg: Config
-    log: Log
-    started: float  # the ``time.perf_counter()`` the run's latency counts from
-    server: Any = None  # the metrics server (--metrics-port) a run attaches its view to; None: not serving
-    bad_log: BadRowLog = field(init=False)
-    _announced: bool = field(default=False, init=False)
-
-    def __post_init__(self) -> None:
-        self.bad_log = BadRowLog(self.log)
+    # A plain class: the dataclasses module would cost every batch run its import.
+    def __init__(self, args: argparse.Namespace, cfg: Config, log: Log, started: float, server: Any = None) -> None:
+        """``started``: the ``time.perf_counter()`` the run's latency counts from; ``server``: the metrics server
+        (--metrics-port) a run attaches its view to, None when not serving."""
+        self.args = args
+        self.cfg = cfg
+        self.log = log
+        self.started = started
+        self.server = server
+        self.bad_log = BadRowLog(log)
+        self._announced = False
 
     def announce(self, layout: Layout | None) -> None:
         """Log the input's layout once it is known."""
