@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO, NamedTuple
 
 from stream.logsink import log
 from stream.pipeline import Pipeline
-from stream.reader import Batch, Reader
+from stream.reader import Batch, Reader, batches
 from stream.source import BLOCK_CHUNK, CHUNK, NewFile, Spec, concatenated
 from stream.tally import Tally
 
@@ -146,35 +146,26 @@ def _serial(
         switch_at = 0 if size >= BLOCK_MIN_BYTES else None  # a small regular file never pays for numpy
     else:
         switch_at = BLOCK_MIN_BYTES  # a stream proves itself big first
+    block: BlockReader | None = None
     if switch_at is not None:
         from stream.block import MAX_WINDOW, BlockReader
 
-        if m == "auto" and window > MAX_WINDOW:
-            switch_at = None
-    block: list[BlockReader] = []  # a list, so the chunk source sees the switch
-    seen = 0
-    lines = 0  # lines of the inputs before the current one
-    for event in concatenated(specs, opened=opened, read=lambda fh: _chunks(fh, lambda: bool(block))):
-        if isinstance(event, NewFile):
-            lines += reader.line_no + (1 if reader.pending else 0)  # new_file completes a last line
-            batch = reader.new_file(file=event.name)
-            if len(batch) or batch.skipped:
-                yield batch
-            continue
-        seen += len(event)
-        if not block and switch_at is not None and seen > switch_at:
-            block.append(BlockReader(reader, 1 if m == "block" else None))
-            log.info("block path: parsing chunks with numpy from byte %d on", seen - len(event))
-        batches: Iterable[Any] = block[0].feed(event) if block else (reader.feed(event),)
-        for batch in batches:
-            if len(batch) or batch.skipped:
-                yield batch
-    last = reader.finish()
-    if last.units or last.skipped:
-        yield last
-    if block:
+        if m == "block" or window <= MAX_WINDOW:
+            block = BlockReader(reader, 1 if m == "block" else None, after=switch_at)
+    lines = [0]  # lines of the inputs before the current one
+
+    def counted(events: Iterable[bytes | NewFile]) -> Iterator[bytes | NewFile]:
+        for event in events:
+            if isinstance(event, NewFile):
+                lines[0] += reader.line_no + (1 if reader.pending else 0)  # new_file completes a last line
+            yield event
+
+    gulp = (lambda: block.started) if block is not None else (lambda: False)
+    events = concatenated(specs, opened=opened, read=lambda fh: _chunks(fh, gulp))
+    yield from batches(reader, counted(events), block)
+    if block is not None and block.started:
         log.info("block path: %d lines parsed with numpy, the other %d by the row path",
-                 block[0].lines, lines + reader.line_no - block[0].lines)  # fmt: skip
+                 block.lines, lines[0] + reader.line_no - block.lines)  # fmt: skip
 
 
 def _backwards(
@@ -214,13 +205,7 @@ def _backwards(
             opened(0, inp)
         reader.count_backwards(_lines_after(inp.fh, data_start, size))
         log.info("--reverse: reading %s from its last row to its first", spec.label)
-        for chunk in backwards(inp.fh, data_start, size, chunk_size(block is not None)):
-            for batch in block.feed(chunk) if block is not None else (reader.feed(chunk),):
-                if len(batch) or batch.skipped:
-                    yield batch
-        last = reader.finish()
-        if last.units or last.skipped:
-            yield last
+        yield from batches(reader, backwards(inp.fh, data_start, size, chunk_size(block is not None)), block)
     finally:
         inp.fh.close()
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable, Iterator
 from itertools import repeat
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from stream.exact import MAX_INT_DIGITS, MAX_SCALE
 from stream.framing import (
@@ -48,6 +48,9 @@ from stream.layout import (
 )
 from stream.rows import BadClose, BadRow, BadRowError, Skips, close_value, where
 from stream.source import NewFile
+
+if TYPE_CHECKING:  # the block path's module (and numpy) load only when a run needs them
+    from stream.block import Block, BlockReader
 
 __all__ = [
     "MAX_LINE_BYTES", "SHOWN", "TIMESTAMP_COLUMN", "BadRow", "BadRowError", "Batch", "InputError", "Layout",
@@ -135,6 +138,28 @@ def _one_scale(joined: str) -> tuple[str, int] | None:
     for d in range(scale):  # closes with d decimals
         joined = re.sub(rf"\.([0-9]{{{d}}})$", rf"\g<1>{'0' * (scale - d)}", joined, flags=re.M)
     return joined.replace(".", ""), scale
+
+
+def batches(
+    reader: Reader, events: Iterable[bytes | NewFile], block: BlockReader | None = None, *, finish: bool = True
+) -> Iterator[Batch | Block]:
+    """The one way from bytes to batches: every chunk of ``events`` fed to ``reader`` (or to ``block``, the block
+    path, which feeds the reader what numpy does not parse), a NewFile marker starting the next file; with
+    ``finish``, the input's end completes a last line without a newline. Only batches with rows or skipped rows come
+    out."""
+    for event in events:
+        out: Iterable[Batch | Block]
+        if isinstance(event, NewFile):
+            out = (reader.new_file(file=event.name),)
+        else:
+            out = block.feed(event) if block is not None else (reader.feed(event),)
+        for batch in out:
+            if len(batch) or batch.skipped:
+                yield batch
+    if finish:
+        last = reader.finish()
+        if len(last) or last.skipped:
+            yield last
 
 
 class Reader:
@@ -298,16 +323,6 @@ class Reader:
         """Account for complete lines another parser (the block path) turned into rows, so line numbers carry on."""
         self.line_no += lines
         self.offset += nbytes
-
-    def rows(self, chunks: Iterable[bytes | NewFile]) -> Iterator[Batch]:
-        """Generator form for a byte stream: feed every chunk (a NewFile marker starts the next file), then finish."""
-        for chunk in chunks:
-            batch = self.new_file(file=chunk.name) if isinstance(chunk, NewFile) else self.feed(chunk)
-            if batch.units or batch.skipped:
-                yield batch
-        last = self.finish()
-        if last.units or last.skipped:
-            yield last
 
     # ---- lines to rows ------------------------------------------------------------------------------------------
 

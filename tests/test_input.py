@@ -11,7 +11,7 @@ from conftest import ohlcv_csv, write
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from stream.reader import BadRow, InputError, Reader
+from stream.reader import BadRow, InputError, Reader, batches
 
 CLOSES = ["100.10", "100.1", "99.95", "101", "100.2"]
 
@@ -24,7 +24,7 @@ def read(data: bytes, chunk: int | None = None, **kw) -> tuple[list[str], list[s
     pieces = [data] if chunk is None else [data[i : i + chunk] for i in range(0, len(data), chunk)]
     closes: list[str] = []
     stamps: list[str] = []
-    for batch in reader.rows(pieces):
+    for batch in batches(reader, pieces):
         assert len(batch.units) == len(batch.scales) == len(batch.closes)
         closes += batch.closes
         stamps += batch.stamps
@@ -207,7 +207,7 @@ def test_chunk_boundaries_do_not_matter(rows, crlf, bom, quoted_header, final_ne
     bad: list[BadRow] = []
     reader = Reader(keep_text=True, on_bad_row="skip", report=bad.append)
     closes: list[str] = []
-    for batch in reader.rows(pieces):
+    for batch in batches(reader, pieces):
         closes += batch.closes
     assert closes == whole[0]
     assert bad == whole[2]
@@ -270,7 +270,7 @@ def test_any_garbage_is_rows_or_bad_rows_at_the_right_lines(lines: list[str], cu
         bad: list[BadRow] = []
         reader = Reader(keep_text=True, on_bad_row="skip", report=bad.append)
         pieces = [data] if chunk is None else [data[i : i + chunk] for i in range(0, len(data), chunk)]
-        closes = [c for batch in reader.rows(pieces) for c in batch.closes]
+        closes = [c for batch in batches(reader, pieces) for c in batch.closes]
         numbers = [b.line for b in bad]
         assert numbers == sorted(set(numbers))
         assert all(2 <= n <= len(lines) + 1 for n in numbers)
@@ -302,7 +302,7 @@ def read_both(data: bytes, cuts: list[int] = (), **kw) -> tuple[tuple, tuple]:  
         values: list[Fraction] = []
         closes: list[str] = []
         stamps: list[str] = []
-        for batch in reader.rows(pieces):
+        for batch in batches(reader, pieces):
             values += [Fraction(u, 10**s) for u, s in zip(batch.units, batch.scales, strict=True)]
             closes += batch.closes
             stamps += batch.stamps
@@ -400,7 +400,7 @@ def test_real_export_shapes_take_the_plain_path(variant: str) -> None:
         bad: list[BadRow] = []
         taken.clear()
         reader = Watched(keep_text=True, report=bad.append)
-        got = [c for batch in reader.rows([data[:cut], data[cut:]]) for c in batch.closes]
+        got = [c for batch in batches(reader, [data[:cut], data[cut:]]) for c in batch.closes]
         assert got == closes and not bad
         assert taken and all(taken)  # every chunk with rows, the final line without its newline too
         fast, slow = read_both(data, [cut])
