@@ -17,7 +17,7 @@ from stream.atomic import is_stream, remove_leftovers
 from stream.checkpoint import Checkpoint
 from stream.context import Outcome, RunContext
 from stream.follow import FileFollower, Stop, StreamFollower
-from stream.reader import SHOWN, Batch, LayoutRequest, Reader
+from stream.reader import SHOWN, Batch, LayoutRequest, Reader, batches
 from stream.signals import SignalSink
 from stream.source import CHUNK, NewFile, SourceError, open_input
 
@@ -184,16 +184,9 @@ class LiveRun:
             self.started_at = time.monotonic()
             self.ctx.server.attach(self)
         t_read = time.perf_counter()
-        feed, consume = reader.feed, self._consume
-        for event in self._turns(follower):
-            if event.__class__ is bytes:
-                if event:
-                    consume(feed(event))
-            else:
-                self._new_file(event)  # type: ignore[arg-type]
-            now = time.monotonic()
-            if now >= self.next_housekeeping:
-                self._housekeeping(now)
+        consume = self._consume
+        for batch in batches(reader, self._events(follower), finish=False):  # the end is _finish's to judge
+            consume(batch)
         with self.lock or nullcontext():
             self._finish()
         return Outcome(
@@ -267,15 +260,31 @@ class LiveRun:
 
     # ---- the row path -----------------------------------------------------------------------------------------
 
-    def _consume(self, batch: Batch) -> None:
+    def _events(self, follower: FileFollower | StreamFollower) -> Iterator[bytes | NewFile]:
+        """The follower's data and new files, each followed, once its rows are consumed, by the housekeeping that is
+        due; the waits' empty reads are left out."""
+        for event in self._turns(follower):
+            if isinstance(event, NewFile):
+                self._new_file(event)
+                yield event
+                self.dirty = True
+            elif event:
+                yield event
+                self.dirty = True
+            now = time.monotonic()
+            if now >= self.next_housekeeping:
+                self._housekeeping(now)
+
+    def _consume(self, batch: Batch | Any) -> None:
         self.pipeline.consume(batch)
-        if batch.units:
+        if len(batch.units):
             self.last_row_at = time.monotonic()
             if self.sink is not None:
                 self.sink.flush()
         self.dirty = True
 
     def _new_file(self, event: NewFile) -> None:
+        """Count a rotation or truncation, and say so when a truncation cuts a line short (the reader drops it)."""
         reader = self.reader
         truncated = event.reason == "truncated"
         if truncated:
@@ -287,7 +296,6 @@ class LiveRun:
                 "line %d was cut short by the truncation of %s and is dropped: %r",
                 reader.line_no + 1, self.args.input, reader.pending[:SHOWN].decode("utf-8", "replace"),
             )  # fmt: skip
-        self._consume(reader.new_file(complete_partial=not truncated))
 
     def _housekeeping(self, now: float) -> None:
         self.next_housekeeping = now + HOUSEKEEPING_EVERY

@@ -144,13 +144,13 @@ def batches(
     reader: Reader, events: Iterable[bytes | NewFile], block: BlockReader | None = None, *, finish: bool = True
 ) -> Iterator[Batch | Block]:
     """The one way from bytes to batches: every chunk of ``events`` fed to ``reader`` (or to ``block``, the block
-    path, which feeds the reader what numpy does not parse), a NewFile marker starting the next file; with
-    ``finish``, the input's end completes a last line without a newline. Only batches with rows or skipped rows come
-    out."""
+    path, which feeds the reader what numpy does not parse), a NewFile marker starting the next file (after a
+    truncation, a partial last line is dropped); with ``finish``, the input's end completes a last line without a
+    newline. Only batches with rows or skipped rows come out."""
     for event in events:
         out: Iterable[Batch | Block]
         if isinstance(event, NewFile):
-            out = (reader.new_file(file=event.name),)
+            out = (reader.new_file(complete_partial=event.reason != "truncated", file=event.name),)
         else:
             out = block.feed(event) if block is not None else (reader.feed(event),)
         for batch in out:
