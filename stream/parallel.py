@@ -160,8 +160,10 @@ def _serial(
                 lines[0] += reader.line_no + (1 if reader.pending else 0)  # new_file completes a last line
             yield event
 
-    gulp = (lambda: block.started) if block is not None else (lambda: False)
-    events = concatenated(specs, opened=opened, read=lambda fh: _chunks(fh, gulp))
+    def gulp() -> int | None:
+        return chunk_size(True) if block is not None and block.started else None
+
+    events = concatenated(specs, chunk_size(), opened=opened, gulp=gulp)
     yield from batches(reader, counted(events), block)
     if block is not None and block.started:
         log.info("block path: %d lines parsed with numpy, the other %d by the row path",
@@ -222,34 +224,6 @@ def _lines_after(fh: BinaryIO, start: int, end: int) -> int:
         left -= len(data)
         tail = data[-1:]
     return count + (tail != b"\n")
-
-
-def _chunks(fh: BinaryIO, gulp: Callable[[], bool]) -> Iterator[bytes]:
-    """The stream's bytes as they arrive; once ``gulp()`` says so, a pipe's ready data is joined into big chunks."""
-    read = getattr(fh, "read1", None) or fh.read
-    try:
-        fd: int | None = fh.fileno()
-    except (OSError, ValueError, AttributeError):
-        fd = None
-    while True:
-        size = chunk_size(gulp())
-        data = read(size)
-        if not data:
-            return
-        if fd is not None and len(data) < size and gulp():
-            # A fast pipe hands over 64 KiB at a time; take whatever is already waiting, never wait for more.
-            import select
-
-            parts = [data]
-            have = len(data)
-            while have < size and select.select([fd], [], [], 0)[0]:
-                more = read(size - have)
-                if not more:
-                    break
-                parts.append(more)
-                have += len(more)
-            data = b"".join(parts)
-        yield data
 
 
 # ---- the parallel plan -------------------------------------------------------------------------------------------
