@@ -12,6 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from stream.reader import BadRow, InputError, Reader, batches
+from stream.source import NewFile
 
 CLOSES = ["100.10", "100.1", "99.95", "101", "100.2"]
 
@@ -485,3 +486,16 @@ def test_whole_line_quoted_chunks_read_as_the_row_loop_reads(nrows, ncols, close
     data = header + (nl.join(lines) + nl).encode()
     fast, slow = read_both(data, [len(header)])
     assert fast == slow
+
+
+@pytest.mark.parametrize("reason, kept", [("next", True), ("rotated", True), ("truncated", False)])
+def test_a_line_left_open_is_complete_at_the_next_file_unless_its_file_was_truncated(reason: str, kept: bool) -> None:
+    """batches(), the one loop every run reads through: a NewFile marker completes the line its file left without a
+    newline (the next input, a rotated file), except after a truncation, which cut it short."""
+    reader = Reader(keep_text=True, final_line_needs_newline=True)
+    events = [b"close\n1\n", b"2", NewFile(reason), b"close\n3\n4"]
+    closes = [c for batch in batches(reader, events, finish=False) for c in batch.closes]
+    assert closes == (["1", "2", "3"] if kept else ["1", "3"])
+    assert reader.pending == b"4"  # following: the last line may still be being written
+    assert reader.finish().closes == []
+    assert reader.finish(ended=True).closes == ["4"]  # the pipe closed: it is complete
