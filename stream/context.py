@@ -3,7 +3,6 @@ and the Outcome it hands back, turned here into the metrics document."""
 
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -12,6 +11,8 @@ from stream.errors import JobError, reason
 from stream.logsink import BadRowLog, Log
 
 if TYPE_CHECKING:
+    import argparse
+
     from stream.config import Config
     from stream.layout import Layout
     from stream.pipeline import Pipeline
