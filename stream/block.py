@@ -10,10 +10,10 @@ are the row path's own.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from stream.logsink import log
 from stream.reader import MAX_LINE_BYTES, Batch, Reader
 from stream.source import CHUNK
 
@@ -62,24 +62,35 @@ class _Parsed:
 class BlockReader:
     """Feeds a Reader, but turns long runs of plain lines into Blocks itself; same rows, same line numbers."""
 
-    def __init__(self, reader: Reader, min_block: int | None = None, irregular_runs: float = IRREGULAR_RUNS) -> None:
+    def __init__(
+        self,
+        reader: Reader,
+        min_block: int | None = None,
+        irregular_runs: float = IRREGULAR_RUNS,
+        after: int | None = None,
+    ) -> None:
+        """``after``: the Reader alone reads the first ``after`` bytes fed (a stream proves itself big first), and the
+        log says when numpy takes over; None: from the first byte on, silently."""
         self.reader = reader
         self.min_block = MIN_BLOCK_BYTES if min_block is None else min_block
         self.irregular_runs = irregular_runs
         self.lines = 0  # lines parsed by the block path (for the log)
+        self._after = after
+        self._seen = 0
 
-    def rows(self, chunks: Iterable[bytes]) -> Iterator[Batch | Block]:
-        """Like Reader.rows: feed every chunk, then finish; only batches with rows or skips are yielded."""
-        for chunk in chunks:
-            for batch in self.feed(chunk):
-                if len(batch) or batch.skipped:
-                    yield batch
-        last = self.reader.finish()
-        if last.units or last.skipped:
-            yield last
+    @property
+    def started(self) -> bool:
+        """Whether numpy parses the chunks fed from now on."""
+        return self._after is None
 
     def feed(self, data: bytes) -> list[Batch | Block]:
         reader = self.reader
+        if self._after is not None:
+            self._seen += len(data)
+            if self._seen <= self._after:
+                return [reader.feed(data)]
+            self._after = None
+            log.info("block path: parsing chunks with numpy from byte %d on", self._seen - len(data))
         out: list[Batch | Block] = []
         pos = 0
         # The header, leading blank lines and the end of a line begun in the last chunk: the Reader, a line at a time

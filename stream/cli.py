@@ -1,4 +1,5 @@
-"""The command line: parses arguments, wires one pipeline, and owns exit codes (0 ok, 1 failed, 2 usage)."""
+"""The command line: parses and checks arguments, starts a batch or live run, and turns its outcome into the metrics
+document and an exit code (0 ok, 1 failed, 2 usage)."""
 
 from __future__ import annotations
 
@@ -10,24 +11,13 @@ import argparse  # noqa: E402 - the job's clock starts before anything else is i
 import os  # noqa: E402
 import sys  # noqa: E402
 from collections.abc import Callable  # noqa: E402
-from typing import TYPE_CHECKING, Any, BinaryIO, NoReturn, TextIO  # noqa: E402
+from typing import Any, NoReturn, TextIO  # noqa: E402
 
-from stream.errors import MlopsStreamError  # noqa: E402
-
-if TYPE_CHECKING:
-    from stream.config import Config
-    from stream.pipeline import Pipeline
-    from stream.reader import Reader
-    from stream.signals import SignalSink
-    from stream.source import Input
-    from stream.tally import Tally
+from stream.errors import JobError, MlopsStreamError  # noqa: E402
+from stream.errors import reason as _reason  # noqa: E402
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 EXIT_BROKEN_PIPE = 141  # what a shell reports for a process ended by SIGPIPE, as `yes | head` does
-
-
-class JobError(MlopsStreamError):
-    """A failure of the run as a whole (an empty input, an unusable option); the message says what to do."""
 
 
 def _whole(what: str, least: int, most: int | None = None) -> Callable[[str], int]:
@@ -359,8 +349,6 @@ class Job:
         self.argv = argv
         self.started = started
         self.version: str | None = None
-        self.signals_fh: BinaryIO | None = None
-        self.announced = False
         self.server: Any = None  # the metrics server (--metrics-port), for the run to attach itself to
         self.lost: str | None = None  # a live run's rows it could not read, said in the last log line
 
@@ -428,9 +416,6 @@ class Job:
 
     def _process(self) -> dict[str, Any]:
         from stream import config, seeding
-        from stream.logsink import BadRowLog
-        from stream.reader import LayoutRequest, Reader
-        from stream.source import check_readable, expand
 
         args, log = self.args, self.log
         log.info("mlops-stream started: %s", " ".join(["mlops-stream", *self.argv]))
@@ -450,85 +435,19 @@ class Job:
         if cfg.metrics_port is not None:
             self._serve(cfg.metrics_host, cfg.metrics_port)
         seeding.seed(cfg.seed)
+        from stream.context import RunContext
+
+        ctx = RunContext(args, cfg, log, self.started, self.server)
         if args.follow:
             from stream.live import LiveRun
 
-            out = LiveRun(self, cfg, self.started).run()
+            out = LiveRun(ctx).run()
             self.lost = out.lost
-            return self._summary(cfg, out.tally, out.reader, out.name, out.elapsed, out.by_key, out.resumed)
-        specs = expand(args.inputs)
-        for spec in specs:  # a missing or unreadable input fails the run before any output is written
-            if not spec.url and spec.name != "-":
-                check_readable(spec.name)
-        sizes = [spec.size() for spec in specs]
-        known = [s for s in sizes if s is not None]
-        total = sum(known) if len(known) == len(sizes) else None
-        several = len(specs) > 1
-        name = f"{len(specs)} inputs ({specs[0].label} ... {specs[-1].label})" if several else specs[0].label
-        if several:
-            log.info(
-                "inputs: %d files read as one stream, in this order: %s", len(specs), ", ".join(s.label for s in specs)
-            )
-        bad_log = BadRowLog(log)
-        reader = Reader(
-            cfg.column, cfg.on_bad_row, report=bad_log, keep_text=args.signals is not None, key=cfg.key,
-            file=specs[0].label if several else None, request=LayoutRequest.of(cfg),
-        )  # fmt: skip
-        sink = self._signals_sink(args, cfg.key)
-        pipeline = self._pipeline(cfg, sink)
-        t_read = time.perf_counter()
-        done = [0]  # bytes of the inputs before the current one, for progress (parallel runs move reader.offset)
+        else:
+            from stream import batch
 
-        current: list[Input] = []  # the input being read: its position counts compressed bytes for a compressed one
-
-        def opened(i: int, inp: Input) -> None:
-            log.info("input opened: %s", inp.describe())
-            done[0] = sum(known[:i]) if total is not None else 0
-            current[:] = [inp]
-
-        display = None
-        if sys.stderr.isatty():  # the common case, stderr elsewhere, does not even load the display's module
-            from stream import progress  # rich itself is imported only if the display starts
-
-            if progress.wanted(args):
-                display = progress.Progress(
-                    pipeline, name, total=total,
-                    position=lambda: done[0] + (current[0].position(reader.offset) if current else reader.offset),
-                )  # fmt: skip
-
-        view = None
-        if self.server is not None:
-            from stream.serve import BatchView
-
-            view = BatchView(pipeline, bad_log, lambda: done[0] + reader.offset, total)
-            self.server.attach(view)
-
-        def after_batch() -> None:
-            self._announce_layout(reader, cfg.window)
-            if display is not None:
-                display.tick()
-            if view is not None:
-                view.publish()
-
-        try:
-            from stream import parallel
-
-            tally, by_key = parallel.run(
-                specs, sizes, reader, pipeline, args.workers, after_batch, cluster=args.cluster,
-                scheduler=args.scheduler, block_size=args.block_size, opened=opened, reverse=args.reverse,
-            )  # fmt: skip
-        finally:
-            if display is not None:
-                display.close()
-            if view is not None:
-                view.finished = True
-        self._announce_layout(reader, cfg.window)
-        if sink is not None:
-            sink.flush()
-            if self.signals_fh is not None and self.signals_fh is not sys.stdout.buffer:
-                self.signals_fh.close()
-        bad_log.summary()
-        return self._summary(cfg, tally, reader, name, time.perf_counter() - t_read, by_key)
+            out = batch.run(ctx)
+        return ctx.conclude(out)
 
     def _serve(self, host: str, port: int) -> None:
         """Start the metrics server before any work, so a port that cannot be bound fails the run at once."""
@@ -539,95 +458,6 @@ class Job:
         except ServeError as exc:
             raise JobError(str(exc)) from None
         self.log.info("serving metrics on %s/metrics (health: /healthz, readiness: /readyz)", self.server.url)
-
-    def _pipeline(self, cfg: Config, sink: SignalSink | None, state: dict[str, Any] | None = None) -> Pipeline:
-        """The run's pipeline: one engine, or one per key (``cfg.key``), new or from a checkpoint's ``state``."""
-        from stream.engine import RollingSignal
-        from stream.keyed import KeyedSignal
-        from stream.pipeline import Pipeline
-        from stream.shown import excerpt
-
-        if cfg.key is None:
-            return Pipeline(RollingSignal.from_state(state) if state is not None else RollingSignal(cfg.window), sink)
-        if state is not None:
-            keyed = KeyedSignal.from_state(state, cfg.max_keys, cfg.key)
-        else:
-            keyed = KeyedSignal(cfg.window, cfg.max_keys, cfg.key)
-
-        def many_keys(n: int) -> None:
-            self.log.warning(
-                "the key column %s has %d distinct values so far (a run stops past max_keys, %d): if it is not the "
-                "column that names each series (a symbol, say), --key names the wrong column",
-                excerpt(cfg.key), n, cfg.max_keys,
-            )  # fmt: skip
-
-        return Pipeline(keyed, sink, many_keys)
-
-    def _announce_layout(self, reader: Reader, window: int) -> None:
-        """Log the input's layout once it is known."""
-        if not self.announced and reader.layout is not None:
-            self.announced = True
-            self.log.info("input layout: %s", reader.layout.describe())
-            for note in reader.layout.notes:
-                self.log.info("%s", note)
-            for warning in reader.layout.warnings:
-                self.log.warning("%s", warning)
-            each = f" of each {reader.key} value" if reader.key is not None else ""
-            self.log.info("warm-up: the first %d rows%s have no rolling mean (signal 0)", window - 1, each)
-
-    def _summary(
-        self,
-        cfg: Config,
-        tally: Tally,
-        reader: Reader,
-        name: str,
-        elapsed: float,
-        by_key: dict[str, Tally] | None = None,
-        resumed: int = 0,
-    ) -> dict[str, Any]:
-        """The end of every successful run: refuse an input without rows, log the totals, build the metrics.
-        ``resumed``: rows counted by earlier runs (a checkpoint's), which this run's rate leaves out."""
-        from stream import metrics
-
-        log = self.log
-        if reader.layout is None:
-            raise JobError(f"the input {name} is empty: expected a header line naming the columns")
-        if tally.rows == 0:
-            skipped = f" ({tally.skipped} bad rows were skipped)" if tally.skipped else ""
-            raise JobError(f"the input {name} has a header but no usable data rows{skipped}")
-        _check_skipped(cfg, tally, reader, log)
-        mine = tally.rows - resumed
-        earlier = f", {resumed} of them before a restart from the checkpoint," if resumed else ""
-        log.info(
-            "processed %d rows (%d signals, %d skipped)%s in %.3f s (%.0f rows/s)",
-            tally.rows, tally.signals, tally.skipped, earlier, elapsed, mine / elapsed if elapsed else 0.0,
-        )  # fmt: skip
-        latency_ms = int((time.perf_counter() - self.started) * 1000)
-        if by_key is not None:
-            log.info("keys: %d distinct values of the column %s", len(by_key), cfg.key)
-        return metrics.success(cfg.version, cfg.seed, tally, latency_ms, cfg.on_bad_row == "skip", by_key)
-
-    def _signals_sink(self, args: argparse.Namespace, key: str | None) -> SignalSink | None:
-        if args.signals is None:
-            return None
-        from stream.signals import HEADER, SignalSink, is_regular, open_file
-
-        if key in HEADER:
-            raise JobError(
-                f"the key column {key!r} has the name of a column of the signals output ({', '.join(HEADER)}); "
-                "rename it in the input to write signals"
-            )
-
-        if args.signals == "-":
-            self.signals_fh = sys.stdout.buffer
-        else:
-            try:
-                self.signals_fh = open_file(args.signals)  # closed at the end of _process
-            except OSError as exc:
-                raise JobError(f"the signals file {args.signals} cannot be written: {_reason(exc)}") from None
-            if is_regular(self.signals_fh):
-                self.signals_fh.truncate(0)  # only now that this run holds the file's lock
-        return SignalSink(self.signals_fh, args.signals_format, key=key, name=args.signals)
 
     def _publish(self, doc: dict[str, Any], code: int) -> int:
         from stream import metrics
@@ -695,28 +525,6 @@ def _layout_settings(cfg: Any) -> str:
     return "".join(f" {k}={getattr(cfg, k)!r}" for k in shown if getattr(cfg, k) != getattr(default, k))
 
 
-def _check_skipped(cfg: Any, tally: Any, reader: Any, log: Any) -> None:
-    """Fail a run that skipped more than ``max_skipped`` of its data rows (the file is most likely misread: a
-    success document would be garbage); warn when it skipped more than 1 %."""
-    data = tally.rows + tally.skipped
-    if not tally.skipped or not data:
-        return
-    share = tally.skipped / data
-    common = reader.skips.commonest()
-    why = ""
-    if common is not None:
-        count, bad = common
-        why = f"; the commonest reason ({count} rows) first at {bad.describe()}"
-    if tally.skipped > cfg.max_skipped * data:
-        raise JobError(
-            f"{tally.skipped} of {data} data rows ({share:.1%}) were bad and skipped, more than the "
-            f"{cfg.max_skipped:g} allowed (--max-skipped, config max_skipped){why}: the input is probably misread "
-            "(check --column, --delimiter, --decimal)"
-        )
-    if share > 0.01:
-        log.warning("%d of %d data rows (%.1f%%) were bad and skipped%s", tally.skipped, data, 100 * share, why)
-
-
 class _Terminated(BaseException):
     """SIGTERM arrived (a BaseException, as KeyboardInterrupt is: no ``except Exception`` may swallow it)."""
 
@@ -775,10 +583,6 @@ def _silence_stdout() -> None:
         os.dup2(devnull, sys.stdout.fileno())
     except (OSError, ValueError):
         pass
-
-
-def _reason(exc: OSError) -> str:
-    return exc.strerror.lower() if exc.strerror else str(exc)
 
 
 def _phrase(exc: BaseException) -> str:

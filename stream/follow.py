@@ -162,6 +162,10 @@ class _Follower:
         self.out_fd: int | None = None
         self.fresh = True  # no data read yet
 
+    def watch_output(self, fd: int) -> None:
+        """Stop waiting when the reader of the pipe ``fd`` (the run's signals on stdout) goes away."""
+        self.out_fd = fd
+
     def _should_end(self, now: float) -> bool:
         if self.stop.reason is not None:
             self.stopped_by = self.stop.reason

@@ -10,35 +10,25 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import nullcontext
-from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from stream import checkpoint, metrics
 from stream.atomic import is_stream, remove_leftovers
 from stream.checkpoint import Checkpoint
+from stream.context import Outcome, RunContext
 from stream.follow import FileFollower, Stop, StreamFollower
-from stream.logsink import BadRowLog
-from stream.reader import SHOWN, Batch, LayoutRequest, Reader
+from stream.reader import SHOWN, Batch, LayoutRequest, Reader, batches
 from stream.signals import SignalSink
 from stream.source import CHUNK, NewFile, SourceError, open_input
-from stream.tally import Tally
+
+if TYPE_CHECKING:
+    from stream.block import Block
 
 CHECKPOINT_EVERY = 1.0  # seconds between checkpoints while rows flow
 METRICS_EVERY = 2.0  # seconds between "running" metrics documents
 HOUSEKEEPING_EVERY = 0.25
 # Seconds without a turn of the follow loop before /healthz reports it stuck (it turns at least twice a second).
 STUCK_AFTER = 10.0
-
-
-@dataclass
-class Outcome:
-    tally: Tally
-    reader: Reader
-    name: str
-    elapsed: float
-    by_key: dict[str, Tally] | None = None
-    resumed: int = 0  # rows counted before this run, restored from a checkpoint
-    lost: str | None = None  # what the run could not read (files replaced too fast), for the final log line
 
 
 class _Background:
@@ -92,14 +82,14 @@ class _Background:
 
 
 class LiveRun:
-    """One ``--follow`` run of a Job; returns its Outcome for the job to publish."""
+    """One ``--follow`` run; returns its Outcome for the command to publish."""
 
-    def __init__(self, job: Any, cfg: Any, t0: float) -> None:
-        self.job = job
-        self.args = job.args
-        self.log = job.log
-        self.cfg = cfg
-        self.t0 = t0
+    def __init__(self, ctx: RunContext) -> None:
+        self.ctx = ctx
+        self.args = ctx.args
+        self.log = ctx.log
+        self.cfg = ctx.cfg
+        self.t0 = ctx.started
         self.display: Any = None
         self.writer: _Background | None = None
         self.follower: FileFollower | StreamFollower | None = None
@@ -156,7 +146,7 @@ class LiveRun:
             # This run rewrites them for hours; an earlier one killed mid-write may have left temporary files.
             for name in remove_leftovers(path) if path else ():
                 log.info("removed %s, a temporary file an interrupted run left beside %s", name, path)
-        self.bad_log = BadRowLog(log)
+        self.bad_log = self.ctx.bad_log
         reader = Reader(
             cfg.column, cfg.on_bad_row, report=self.bad_log, keep_text=args.signals is not None,
             final_line_needs_newline=True, key=cfg.key, request=LayoutRequest.of(cfg),
@@ -166,9 +156,9 @@ class LiveRun:
         self.reader = reader
         self.follower = follower = self._follower(ckpt, stop)
         if args.signals == "-" and stat.S_ISFIFO(os.fstat(sys.stdout.fileno()).st_mode):
-            follower.out_fd = sys.stdout.fileno()
+            follower.watch_output(sys.stdout.fileno())
         self.sink = self._sink(ckpt)
-        self.pipeline = self.job._pipeline(cfg, self.sink, ckpt.engine if ckpt is not None else None)
+        self.pipeline = self.ctx.pipeline(self.sink, ckpt.engine if ckpt is not None else None)
         if ckpt is not None:
             self.pipeline.restore(ckpt.tally)
             log.info(
@@ -192,26 +182,19 @@ class LiveRun:
         if args.checkpoint and ckpt is None:
             self._save(self._snapshot())  # claims the checkpoint (and its lock) before any row is processed
         self._running_metrics()
-        if self.job.server is not None:
+        if self.ctx.server is not None:
             self.lock = threading.Lock()
             self.started_at = time.monotonic()
-            self.job.server.attach(self)
+            self.ctx.server.attach(self)
         t_read = time.perf_counter()
-        feed, consume = reader.feed, self._consume
-        for event in self._turns(follower):
-            if event.__class__ is bytes:
-                if event:
-                    consume(feed(event))
-            else:
-                self._new_file(event)  # type: ignore[arg-type]
-            now = time.monotonic()
-            if now >= self.next_housekeeping:
-                self._housekeeping(now)
+        consume = self._consume
+        for batch in batches(reader, self._events(follower), finish=False):  # the end is _finish's to judge
+            consume(batch)
         with self.lock or nullcontext():
             self._finish()
         return Outcome(
-            self.pipeline.tally, reader, name, time.perf_counter() - t_read, self.pipeline.by_key,
-            ckpt.tally.rows if ckpt is not None else 0, self._lost(),
+            self.pipeline.tally, reader.layout, reader.skips, name, time.perf_counter() - t_read,
+            self.pipeline.by_key, ckpt.tally.rows if ckpt is not None else 0, self._lost(),
         )  # fmt: skip
 
     # ---- set-up ---------------------------------------------------------------------------------------------------
@@ -270,28 +253,41 @@ class LiveRun:
         recorded = ckpt.signals if ckpt is not None else None
         if recorded is not None and args.signals != "-":
             self.signals_fh = checkpoint.reopen_signals(ckpt, args.signals, args.checkpoint)  # type: ignore[arg-type]
-            sink = SignalSink(
-                self.signals_fh, args.signals_format, with_timestamp=recorded["timestamp"], key=self.cfg.key
-            )
-            sink.header_written = int(recorded["bytes"]) > 0
-            return sink
-        sink = self.job._signals_sink(args, self.cfg.key)
-        self.signals_fh = self.job.signals_fh
-        if recorded is not None:
-            sink.with_timestamp = recorded["timestamp"]
+            return SignalSink(
+                self.signals_fh, args.signals_format, with_timestamp=recorded["timestamp"], key=self.cfg.key,
+                header_written=int(recorded["bytes"]) > 0,
+            )  # fmt: skip
+        sink = self.ctx.signals(recorded["timestamp"] if recorded is not None else None)
+        self.signals_fh = sink.out if sink is not None else None
         return sink
 
     # ---- the row path -----------------------------------------------------------------------------------------
 
-    def _consume(self, batch: Batch) -> None:
+    def _events(self, follower: FileFollower | StreamFollower) -> Iterator[bytes | NewFile]:
+        """The follower's data and new files, each followed, once its rows are consumed, by the housekeeping that is
+        due; the waits' empty reads are left out."""
+        for event in self._turns(follower):
+            if isinstance(event, NewFile):
+                self._new_file(event)
+                yield event
+                self.dirty = True
+            elif event:
+                yield event
+                self.dirty = True
+            now = time.monotonic()
+            if now >= self.next_housekeeping:
+                self._housekeeping(now)
+
+    def _consume(self, batch: Batch | Block) -> None:
         self.pipeline.consume(batch)
-        if batch.units:
+        if len(batch.units):
             self.last_row_at = time.monotonic()
             if self.sink is not None:
                 self.sink.flush()
         self.dirty = True
 
     def _new_file(self, event: NewFile) -> None:
+        """Count a rotation or truncation, and say so when a truncation cuts a line short (the reader drops it)."""
         reader = self.reader
         truncated = event.reason == "truncated"
         if truncated:
@@ -303,11 +299,10 @@ class LiveRun:
                 "line %d was cut short by the truncation of %s and is dropped: %r",
                 reader.line_no + 1, self.args.input, reader.pending[:SHOWN].decode("utf-8", "replace"),
             )  # fmt: skip
-        self._consume(reader.new_file(complete_partial=not truncated))
 
     def _housekeeping(self, now: float) -> None:
         self.next_housekeeping = now + HOUSEKEEPING_EVERY
-        self.job._announce_layout(self.reader, self.cfg.window)
+        self.ctx.announce(self.reader.layout)
         assert self.writer is not None
         self.writer.check()
         if self.args.checkpoint and self.dirty and now - self.last_checkpoint >= CHECKPOINT_EVERY:
@@ -402,15 +397,14 @@ class LiveRun:
         log.info("stopping: %s", f.stopped_by if f is not None else "done")
         if isinstance(f, StreamFollower) and f.ended:
             # The pipe is closed: a last line without a newline is complete, as in batch mode.
-            reader.final_line_needs_newline = False
-            self._consume(reader.finish())
+            self._consume(reader.finish(ended=True))
         elif reader.pending:
             later = "left for the next run" if self.args.checkpoint else "not processed"
             log.warning(
                 "line %d has no newline yet (%d bytes: %r); it is %s",
                 reader.line_no + 1, len(reader.pending), reader.pending[:SHOWN].decode("utf-8", "replace"), later,
             )  # fmt: skip
-        self.job._announce_layout(reader, self.cfg.window)
+        self.ctx.announce(reader.layout)
         if self.sink is not None:
             self.sink.flush()
         assert self.writer is not None

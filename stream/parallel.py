@@ -15,16 +15,17 @@ import os
 import shutil
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
-from typing import TYPE_CHECKING, Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO, NamedTuple
 
 from stream.logsink import log
 from stream.pipeline import Pipeline
-from stream.reader import Batch, Reader
+from stream.reader import Batch, Reader, batches
 from stream.source import BLOCK_CHUNK, CHUNK, NewFile, Spec, concatenated
 from stream.tally import Tally
 
 if TYPE_CHECKING:
     from stream.block import BlockReader
+    from stream.layout import Layout
 
 # numpy's import pays for itself only on inputs of several MiB; below this the row path is faster.
 BLOCK_MIN_BYTES = 8 << 20
@@ -66,10 +67,17 @@ def run(
     opened: Callable[[int, Any], None] | None = None,
     executor: Any = None,
     reverse: bool = False,
+    layout_found: Callable[[Layout], None] | None = None,
+    blocks_done: Callable[[int, Tally, dict[str, Tally] | None], None] | None = None,
 ) -> tuple[Tally, dict[str, Tally] | None]:
     """Process the inputs; returns the tally and, in keyed runs, each key's. ``workers=None`` picks the default for
     the inputs' size; ``cluster`` (False: not asked; None or N: an embedded cluster of N workers, default the cores)
-    and ``scheduler`` run on Dask; ``executor`` runs the plan on one already made (stream.executors.Inline, say)."""
+    and ``scheduler`` run on Dask; ``executor`` runs the plan on one already made (stream.executors.Inline, say).
+
+    The caller hears of the run's progress through its callbacks: ``opened(i, input)`` as one process opens each
+    input, ``after_batch()`` after each batch or finished block; when the parallel plan runs (``reader`` then reads
+    nothing), ``layout_found(layout)`` once its probe knows the layout and ``blocks_done(bytes, tally, by_key)`` with
+    the counts of the blocks finished so far."""
     known = [s for s in sizes if s is not None]
     total = sum(known) if len(known) == len(sizes) else None
     dask = cluster is not False or scheduler is not None
@@ -82,10 +90,11 @@ def run(
             log.info("--reverse: the file is read backwards by one process (the parallel plan reads forwards)")
         rows = _backwards(specs[0], sizes[0], reader, pipeline.engine.window, opened)
         return pipeline.run(rows, after_batch), pipeline.by_key
+    hooks = _Hooks(after_batch, layout_found, blocks_done)
     n = (cluster or cores()) if dask else (workers if workers is not None else default_workers(total))
     if executor is not None and total is not None:
         done = _parallel(
-            specs, known, reader, pipeline, executor.workers, after_batch, dask=False, scheduler=None,
+            specs, known, reader, pipeline, executor.workers, hooks, dask=False, scheduler=None,
             block_size=block_size, explicit=True, executor=executor,
         )  # fmt: skip
         if done is not None:
@@ -99,7 +108,7 @@ def run(
             log.info("%s: stdin cannot be read by a cluster's workers; reading it with one process", what)
         else:
             done = _parallel(
-                specs, known, reader, pipeline, int(n), after_batch, dask=dask, scheduler=scheduler,
+                specs, known, reader, pipeline, int(n), hooks, dask=dask, scheduler=scheduler,
                 block_size=block_size, explicit=dask or workers is not None,
             )  # fmt: skip
             if done is not None:
@@ -137,35 +146,28 @@ def _serial(
         switch_at = 0 if size >= BLOCK_MIN_BYTES else None  # a small regular file never pays for numpy
     else:
         switch_at = BLOCK_MIN_BYTES  # a stream proves itself big first
+    block: BlockReader | None = None
     if switch_at is not None:
         from stream.block import MAX_WINDOW, BlockReader
 
-        if m == "auto" and window > MAX_WINDOW:
-            switch_at = None
-    block: list[BlockReader] = []  # a list, so the chunk source sees the switch
-    seen = 0
-    lines = 0  # lines of the inputs before the current one
-    for event in concatenated(specs, opened=opened, read=lambda fh: _chunks(fh, lambda: bool(block))):
-        if isinstance(event, NewFile):
-            lines += reader.line_no + (1 if reader.pending else 0)  # new_file completes a last line
-            batch = reader.new_file(file=event.name)
-            if len(batch) or batch.skipped:
-                yield batch
-            continue
-        seen += len(event)
-        if not block and switch_at is not None and seen > switch_at:
-            block.append(BlockReader(reader, 1 if m == "block" else None))
-            log.info("block path: parsing chunks with numpy from byte %d on", seen - len(event))
-        batches: Iterable[Any] = block[0].feed(event) if block else (reader.feed(event),)
-        for batch in batches:
-            if len(batch) or batch.skipped:
-                yield batch
-    last = reader.finish()
-    if last.units or last.skipped:
-        yield last
-    if block:
+        if m == "block" or window <= MAX_WINDOW:
+            block = BlockReader(reader, 1 if m == "block" else None, after=switch_at)
+    lines = [0]  # lines of the inputs before the current one
+
+    def counted(events: Iterable[bytes | NewFile]) -> Iterator[bytes | NewFile]:
+        for event in events:
+            if isinstance(event, NewFile):
+                lines[0] += reader.line_no + (1 if reader.pending else 0)  # new_file completes a last line
+            yield event
+
+    def gulp() -> int | None:
+        return chunk_size(True) if block is not None and block.started else None
+
+    events = concatenated(specs, chunk_size(), opened=opened, gulp=gulp)
+    yield from batches(reader, counted(events), block)
+    if block is not None and block.started:
         log.info("block path: %d lines parsed with numpy, the other %d by the row path",
-                 block[0].lines, lines + reader.line_no - block[0].lines)  # fmt: skip
+                 block.lines, lines[0] + reader.line_no - block.lines)  # fmt: skip
 
 
 def _backwards(
@@ -205,13 +207,7 @@ def _backwards(
             opened(0, inp)
         reader.count_backwards(_lines_after(inp.fh, data_start, size))
         log.info("--reverse: reading %s from its last row to its first", spec.label)
-        for chunk in backwards(inp.fh, data_start, size, chunk_size(block is not None)):
-            for batch in block.feed(chunk) if block is not None else (reader.feed(chunk),):
-                if len(batch) or batch.skipped:
-                    yield batch
-        last = reader.finish()
-        if last.units or last.skipped:
-            yield last
+        yield from batches(reader, backwards(inp.fh, data_start, size, chunk_size(block is not None)), block)
     finally:
         inp.fh.close()
 
@@ -230,34 +226,6 @@ def _lines_after(fh: BinaryIO, start: int, end: int) -> int:
     return count + (tail != b"\n")
 
 
-def _chunks(fh: BinaryIO, gulp: Callable[[], bool]) -> Iterator[bytes]:
-    """The stream's bytes as they arrive; once ``gulp()`` says so, a pipe's ready data is joined into big chunks."""
-    read = getattr(fh, "read1", None) or fh.read
-    try:
-        fd: int | None = fh.fileno()
-    except (OSError, ValueError, AttributeError):
-        fd = None
-    while True:
-        size = chunk_size(gulp())
-        data = read(size)
-        if not data:
-            return
-        if fd is not None and len(data) < size and gulp():
-            # A fast pipe hands over 64 KiB at a time; take whatever is already waiting, never wait for more.
-            import select
-
-            parts = [data]
-            have = len(data)
-            while have < size and select.select([fd], [], [], 0)[0]:
-                more = read(size - have)
-                if not more:
-                    break
-                parts.append(more)
-                have += len(more)
-            data = b"".join(parts)
-        yield data
-
-
 # ---- the parallel plan -------------------------------------------------------------------------------------------
 
 
@@ -267,7 +235,7 @@ def _parallel(
     reader: Reader,
     pipeline: Pipeline,
     workers: int,
-    after_batch: Callable[[], None] | None,
+    hooks: _Hooks,
     *,
     dask: bool,
     scheduler: str | None,
@@ -317,8 +285,6 @@ def _parallel(
     if len(tasks) < 2 and not dask and executor is None:
         log.info("the input is too small for %d workers over a window of %d rows; using one process", workers, window)
         return None
-    # The layout, for the log.
-    reader.restore({"offset": 0, "line": 0, "header": scratch.header_text, "at_file_start": False, "layout": layout})
     sink = pipeline.signals
     from stream.block import MAX_WINDOW
 
@@ -335,7 +301,7 @@ def _parallel(
             column=reader.column, key=reader.key, skip=reader.skip, window=window, header=scratch.header_text,
             layout=layout, request=reader.request,
             signals=sink is not None, fmt=sink.fmt if sink is not None else "csv",
-            with_timestamp=reader.layout is not None and reader.layout.timestamp_index is not None,
+            with_timestamp=first is not None and first.timestamp_index is not None,
             name_files=reader.file is not None, block=block, min_block=1 if m == "block" else None,
             chunk=chunk_size(block), spill=spill,
             context_floor=data_start if single and reader.key is None and sink is None else None,
@@ -343,19 +309,19 @@ def _parallel(
             max_keys=getattr(pipeline.engine, "max_keys", None),
         )  # fmt: skip
         if sink is not None:
-            sink.with_timestamp = job.with_timestamp
+            sink.fix_timestamp(job.with_timestamp)  # the parent writes the header before any block's rows
         log.info("%s over %d blocks of about %d bytes (%s path)", executor.describe, len(tasks),
                  total // len(tasks), "block" if block else "row")  # fmt: skip
-        if after_batch is not None:
-            after_batch()
+        if hooks.layout_found is not None and first is not None:
+            hooks.layout_found(first)
+        if hooks.after_batch is not None:
+            hooks.after_batch()
 
         def after_block(done_bytes: int, tally: Tally, by_key: dict[str, Tally] | None) -> None:
-            # What a progress display and the metrics server read: rows so far (each key's too), and bytes done as the
-            # reader's position.
-            pipeline.restore(tally, by_key)
-            reader.offset = done_bytes
-            if after_batch is not None:
-                after_batch()
+            if hooks.blocks_done is not None:
+                hooks.blocks_done(done_bytes, tally, by_key)
+            if hooks.after_batch is not None:
+                hooks.after_batch()
 
         report = reader.report
         add = getattr(report, "add_unshown", None)
@@ -371,6 +337,12 @@ def _parallel(
             executor.close(abort=True)
         if spill is not None:
             shutil.rmtree(spill, ignore_errors=True)
+
+
+class _Hooks(NamedTuple):
+    after_batch: Callable[[], None] | None
+    layout_found: Callable[[Layout], None] | None
+    blocks_done: Callable[[int, Tally, dict[str, Tally] | None], None] | None
 
 
 def _start(dask: bool, workers: int, scheduler: str | None, block: bool, tasks: int) -> Any:

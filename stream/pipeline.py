@@ -39,10 +39,15 @@ class Pipeline:
     def tally(self) -> Tally:
         return Tally(self.rows, self.hits, self.skipped)
 
-    def restore(self, tally: Tally, by_key: dict[str, Tally] | None = None) -> None:
-        """Continue counting from a checkpoint's tally (the engine is restored separately, from its state), or take
-        the counts of a parallel run's finished blocks (``by_key``: each key's, copied)."""
+    def restore(self, tally: Tally) -> None:
+        """Continue counting from ``tally``: a checkpoint's (the engine is restored separately, from its state), or
+        the rows before a block of the parallel plan."""
         self.rows, self.hits, self.skipped = tally.rows, tally.signals, tally.skipped
+
+    def take_counts(self, tally: Tally, by_key: dict[str, Tally] | None) -> None:
+        """Show the counts of a parallel run's finished blocks, which this pipeline does not consume itself, to the
+        progress display and the metrics server (``by_key``: each key's, copied)."""
+        self.restore(tally)
         if by_key is not None:
             self._by_key = dict(by_key)
             self._count_keys(len(by_key))

@@ -29,10 +29,11 @@ machine and a Dask cluster run the same plan; the inputs must be readable by the
 
 from __future__ import annotations
 
+import itertools
 import os
 import tempfile
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from itertools import repeat
 from typing import Any, NamedTuple
 
@@ -41,7 +42,7 @@ from stream.engine import RollingSignal
 from stream.keyed import KeyedSignal, TooManyKeys
 from stream.logsink import SHOW_BAD_ROWS
 from stream.pipeline import Pipeline
-from stream.reader import BadRow, BadRowError, Batch, InputError, LayoutRequest, Reader
+from stream.reader import BadRow, BadRowError, Batch, InputError, LayoutRequest, Reader, batches
 from stream.rows import Skips
 from stream.signals import SignalSink
 from stream.source import CHUNK, NewFile, SourceError, Spec, compression, text_of
@@ -336,9 +337,9 @@ def _data_start(data: bytes, reader: Reader) -> int:
 # ---- inside a worker --------------------------------------------------------------------------------------------
 
 
-def _reader(job: Settings, report: Callable[[BadRow], None] | None, keep_text: bool) -> Reader:
+def _reader(job: Settings, report: Callable[[BadRow], None] | None, keep_text: bool, skip: bool = False) -> Reader:
     reader = Reader(
-        job.column, "skip" if job.skip else "fail", report=report, keep_text=keep_text, key=job.key,
+        job.column, "skip" if job.skip or skip else "fail", report=report, keep_text=keep_text, key=job.key,
         request=job.request,
     )  # fmt: skip
     reader.restore({"offset": 0, "line": 0, "header": job.header, "at_file_start": False, "layout": job.layout})
@@ -376,37 +377,26 @@ class _Tracker:
 def _batches(job: Settings, task: Task, reader: Reader, tracker: _Tracker) -> Iterator[Any]:
     """The batches of a task's pieces, read as one process would read them; line numbers are local to each piece
     that does not start its file (the parent adds the lines before it)."""
-    source: Any = reader
+    block = None
     if job.block:
         from stream.block import BlockReader
 
-        source = BlockReader(reader, job.min_block)
+        block = BlockReader(reader, job.min_block)
     for i, piece in enumerate(task):
         tracker.piece = i
         name = piece.name if job.name_files else None
+        events: Iterable[bytes | NewFile]
         if piece.packed:
-            for event in text_of(Spec(piece.path, piece.url), piece.name, job.chunk):
-                if isinstance(event, NewFile):
-                    yield reader.new_file(file=event.name)  # the archive (and member) names its messages
-                elif source is reader:
-                    yield reader.feed(event)
-                else:
-                    yield from source.feed(event)
-            yield reader.finish()
-            tracker.lines.append(reader.line_no)
-            continue
-        if piece.first:
+            # The archive (and member) names its messages; its end completes a last line.
+            events = text_of(Spec(piece.path, piece.url), piece.name, job.chunk)
+        elif piece.first:
             check_text(piece.name, _read_at(piece.path, piece.url, piece.start, HEAD))  # as one process does
-            yield reader.new_file(file=name)
+            events = itertools.chain((NewFile("next", name),), _chunks(piece, job.chunk))
         else:
-            reader.line_no, reader.offset, reader.file = 0, piece.start, name
-        for data in _chunks(piece, job.chunk):
-            if source is reader:
-                yield reader.feed(data)
-            else:
-                yield from source.feed(data)
-        if piece.last:
-            yield reader.finish()  # a last line without a newline is complete: its file ends here
+            reader.start_piece(piece.start, name)
+            events = _chunks(piece, job.chunk)
+        # A last line without a newline is complete where its file ends.
+        yield from batches(reader, events, block, finish=piece.packed or piece.last)
         tracker.lines.append(reader.line_no)
 
 
@@ -464,8 +454,7 @@ def process(arg: tuple[Settings, Task, int, dict[str | None, list[tuple[int, int
             import io
 
             out = io.BytesIO()
-        sink = SignalSink(out, job.fmt, job.with_timestamp, key=job.key)
-        sink.header_written = True  # the parent writes the one header
+        sink = SignalSink(out, job.fmt, job.with_timestamp, key=job.key, header_written=True)  # the parent's header
     result = Output()
 
     def keep_bad(bad: tuple[int, BadRow]) -> None:
@@ -536,8 +525,7 @@ def _context(job: Settings, piece: Piece) -> list[tuple[int, int]]:
                 continue
             data = data[cut:]
             start += cut
-        reader = _reader(job, None, keep_text=False)
-        reader.skip = True
+        reader = _reader(job, None, keep_text=False, skip=True)
         batch = reader.feed(data)
         found = list(zip(batch.units, batch.scales))[-(need - len(found)) :] + found
         end = start

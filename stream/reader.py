@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable, Iterator
 from itertools import repeat
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from stream.exact import MAX_INT_DIGITS, MAX_SCALE
 from stream.framing import (
@@ -48,6 +48,9 @@ from stream.layout import (
 )
 from stream.rows import BadClose, BadRow, BadRowError, Skips, close_value, where
 from stream.source import NewFile
+
+if TYPE_CHECKING:  # the block path's module (and numpy) load only when a run needs them
+    from stream.block import Block, BlockReader
 
 __all__ = [
     "MAX_LINE_BYTES", "SHOWN", "TIMESTAMP_COLUMN", "BadRow", "BadRowError", "Batch", "InputError", "Layout",
@@ -137,6 +140,28 @@ def _one_scale(joined: str) -> tuple[str, int] | None:
     return joined.replace(".", ""), scale
 
 
+def batches(
+    reader: Reader, events: Iterable[bytes | NewFile], block: BlockReader | None = None, *, finish: bool = True
+) -> Iterator[Batch | Block]:
+    """The one way from bytes to batches: every chunk of ``events`` fed to ``reader`` (or to ``block``, the block
+    path, which feeds the reader what numpy does not parse), a NewFile marker starting the next file (after a
+    truncation, a partial last line is dropped); with ``finish``, the input's end completes a last line without a
+    newline. Only batches with rows or skipped rows come out."""
+    for event in events:
+        out: Iterable[Batch | Block]
+        if isinstance(event, NewFile):
+            out = (reader.new_file(complete_partial=event.reason != "truncated", file=event.name),)
+        else:
+            out = block.feed(event) if block is not None else (reader.feed(event),)
+        for batch in out:
+            if len(batch) or batch.skipped:
+                yield batch
+    if finish:
+        last = reader.finish()
+        if len(last) or last.skipped:
+            yield last
+
+
 class Reader:
     """Turns pushed bytes into Batches of exact close values; see the module docstring."""
 
@@ -212,8 +237,11 @@ class Reader:
         batch.end_offset = self.offset
         return batch
 
-    def finish(self) -> Batch:
-        """The input is over: a last line without a newline is complete (unless following; then it is kept)."""
+    def finish(self, ended: bool = False) -> Batch:
+        """The input is over: a last line without a newline is complete (unless following; then it is kept, except
+        when the input has ``ended`` for good: a closed pipe)."""
+        if ended:
+            self.final_line_needs_newline = False
         if self.final_line_needs_newline or not self._pending:
             return Batch(end_offset=self.offset)
         tail, self._pending = self._pending, b""
@@ -278,6 +306,11 @@ class Reader:
         """True when the next byte fed starts a line of a file whose header has been read."""
         return not self._pending and not self._overlong and not self.at_file_start and self.layout is not None
 
+    def start_piece(self, offset: int, file: str | None) -> None:
+        """Read on from byte ``offset`` of ``file``, a line start inside it (a block of the parallel plan): line
+        numbers count from here, and the plan adds the lines before."""
+        self.line_no, self.offset, self.file = 0, offset, file
+
     def count_backwards(self, lines: int) -> None:
         """The ``lines`` data lines that follow come last line first (--reverse): number bad rows as in the file."""
         self._mirror = 2 * self.line_no + lines + 1
@@ -290,16 +323,6 @@ class Reader:
         """Account for complete lines another parser (the block path) turned into rows, so line numbers carry on."""
         self.line_no += lines
         self.offset += nbytes
-
-    def rows(self, chunks: Iterable[bytes | NewFile]) -> Iterator[Batch]:
-        """Generator form for a byte stream: feed every chunk (a NewFile marker starts the next file), then finish."""
-        for chunk in chunks:
-            batch = self.new_file(file=chunk.name) if isinstance(chunk, NewFile) else self.feed(chunk)
-            if batch.units or batch.skipped:
-                yield batch
-        last = self.finish()
-        if last.units or last.skipped:
-            yield last
 
     # ---- lines to rows ------------------------------------------------------------------------------------------
 

@@ -139,6 +139,10 @@ class BatchView:
         s.last_row_age = time.monotonic() - self._row_at
         return s
 
+    def finish(self) -> None:
+        """The run is finishing: health says so from now on."""
+        self.finished = True
+
     def health(self) -> str | None:
         return "the run is finishing" if self.finished else None
 

@@ -34,13 +34,20 @@ class SignalSink:
         with_timestamp: bool | None = None,
         key: str | None = None,
         name: str | None = None,
+        header_written: bool = False,
     ) -> None:
+        """``header_written``: the output has its header already (a restart appends to it; a parallel block's rows
+        go below the one header the parent writes)."""
         self.out = out
         self.name = name  # the file's name, for a write error (a full disk) to say which file failed
         self.fmt = fmt
         self.with_timestamp = with_timestamp
         self.key = key
-        self.header_written = False
+        self.header_written = header_written
+
+    def fix_timestamp(self, with_timestamp: bool) -> None:
+        """Decide the timestamp column before the first batch (the parallel plan writes the header itself)."""
+        self.with_timestamp = with_timestamp
 
     def columns(self) -> list[str]:
         cols = ["row", "timestamp"] if self.with_timestamp else ["row"]

@@ -220,27 +220,25 @@ def concatenated(
     specs: Sequence[Spec],
     size: int = CHUNK,
     opened: Callable[[int, Input], None] | None = None,
-    read: Callable[[BinaryIO], Iterator[bytes]] | None = None,
+    gulp: Callable[[], int | None] | None = None,
 ) -> Iterator[bytes | NewFile]:
     """The inputs as one stream: each file's chunks, with ``NewFile("next", name)`` before every file after the first.
 
-    Files are opened one at a time, when their turn comes; ``opened(index, input)`` is told of each. ``read`` turns
-    an open file into chunks (default: ``chunks`` of ``size`` bytes).
+    Files are opened one at a time, when their turn comes; ``opened(index, input)`` is told of each. Chunks are
+    ``size`` bytes at most, or what ``gulp`` says (see ``chunks``).
     """
     for i, spec in enumerate(specs):
         inp = spec.open()
         if opened is not None:
             opened(i, inp)
         try:
-            yield from _text(inp, i > 0, size, read)
+            yield from _text(inp, i > 0, size, gulp)
         finally:
             if inp.fh is not sys.stdin.buffer:
                 inp.fh.close()
 
 
-def _text(
-    inp: Input, later: bool, size: int, read: Callable[[BinaryIO], Iterator[bytes]] | None
-) -> Iterator[bytes | NewFile]:
+def _text(inp: Input, later: bool, size: int, gulp: Callable[[], int | None] | None) -> Iterator[bytes | NewFile]:
     """The text an opened input holds, decompressed, with a ``NewFile`` naming each part that needs a name: every
     file after the first, and every part of a compressed file (so messages name the archive and its member)."""
     from stream.decompress import unpack
@@ -251,7 +249,7 @@ def _text(
         try:
             if later or j or unpacked.kind is not None:
                 yield NewFile("next", name)
-            yield from (read(fh) if read is not None else chunks(fh, size))
+            yield from chunks(fh, size, gulp)
         finally:
             if fh is not inp.fh:
                 fh.close()  # a part's own resources (never the input itself: its owner closes that)
@@ -348,17 +346,42 @@ def _open_url(url: str) -> Input:
     return Input(url, fh, size)
 
 
-def chunks(fh: BinaryIO, size: int = CHUNK) -> Iterator[bytes]:
-    """Yield the stream's bytes as they arrive: a pipe's data is passed on without waiting for a full chunk."""
+def chunks(fh: BinaryIO, size: int = CHUNK, gulp: Callable[[], int | None] | None = None) -> Iterator[bytes]:
+    """Yield the stream's bytes as they arrive: a pipe's data is passed on without waiting for a full chunk.
+
+    ``gulp()``, asked before each read, may give a bigger size (the block path has taken over): reads are then that
+    big, and a pipe's data already waiting is joined into one chunk, never waiting for more.
+    """
     # read1 returns what is available after at most one read, so rows written into a pipe are processed at once.
     read = getattr(fh, "read1", None) or fh.read
-    while True:
+    fd: int | None = None
+    if gulp is not None:
         try:
-            data = read(size)
+            fd = fh.fileno()
+        except (OSError, ValueError, AttributeError):
+            fd = None
+    while True:
+        big = gulp() if gulp is not None else None
+        want = big or size
+        try:
+            data = read(want)
         except InterruptedError:  # pragma: no cover - PEP 475 retries for us; kept for odd file objects
             continue
         if not data:
             return
+        if big and fd is not None and len(data) < want:
+            # A fast pipe hands over 64 KiB at a time; take whatever is already waiting.
+            import select
+
+            parts = [data]
+            have = len(data)
+            while have < want and select.select([fd], [], [], 0)[0]:
+                more = read(want - have)
+                if not more:
+                    break
+                parts.append(more)
+                have += len(more)
+            data = b"".join(parts)
         yield data
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from conftest import ERROR_KEYS, SUCCESS_KEYS, ohlcv_csv, write
 
-from stream.reader import SHOWN, BadRowError, Reader
+from stream.reader import SHOWN, BadRowError, Reader, batches
 
 GOOD = ["100.1", "100.2", "100.3", "100.4", "100.5", "100.6"]
 
@@ -41,7 +41,7 @@ def lines_with(bad_line: str, at: int = 3) -> bytes:
 )
 def test_fail_names_the_line_the_reason_and_the_text(line: str, reason: str, kind: str) -> None:
     with pytest.raises(BadRowError) as info:
-        list(Reader().rows([lines_with(line)]))
+        list(batches(Reader(), [lines_with(line)]))
     message = str(info.value)
     assert info.value.bad.line == 4
     assert info.value.bad.kind == kind
@@ -54,7 +54,7 @@ def test_fail_names_the_line_the_reason_and_the_text(line: str, reason: str, kin
 def test_long_offending_text_is_shortened() -> None:
     line = "2024-01-01 00:02:00,1,2,3,abc," + "9" * 500 + ",6"
     with pytest.raises(BadRowError) as info:
-        list(Reader().rows([lines_with(line)]))
+        list(batches(Reader(), [lines_with(line)]))
     shown = info.value.bad.text
     assert shown.endswith("...'")
     assert len(shown) <= SHOWN + 5
@@ -65,9 +65,9 @@ def test_skip_leaves_bad_rows_out_of_the_window_and_the_counts() -> None:
     reported = []
     reader = Reader(on_bad_row="skip", report=reported.append, keep_text=True)
     data = b"close\n1\nx\n2\n\n1,2\n3\n"
-    batches = list(reader.rows([data]))
-    assert [c for b in batches for c in b.closes] == ["1", "2", "3"]
-    assert sum(b.skipped for b in batches) == 2
+    found = list(batches(reader, [data]))
+    assert [c for b in found for c in b.closes] == ["1", "2", "3"]
+    assert sum(b.skipped for b in found) == 2
     assert [r.line for r in reported] == [3, 6]
 
 
@@ -146,15 +146,15 @@ def test_a_csv_error_inside_an_odd_record_keeps_line_numbers_right() -> None:
     # '"a\rb,c"x' parses as one field holding a comma; re-parsing that field hits a bare carriage return.
     reported = []
     reader = Reader(on_bad_row="skip", report=reported.append, keep_text=True)
-    batches = list(reader.rows([b'ts,close\n"a\rb,c"x\nt2,6\nt3,x\nt4,7\n"a\rb,c"x\n']))
-    assert [c for b in batches for c in b.closes] == ["6", "7"]
+    found = list(batches(reader, [b'ts,close\n"a\rb,c"x\nt2,6\nt3,x\nt4,7\n"a\rb,c"x\n']))
+    assert [c for b in found for c in b.closes] == ["6", "7"]
     assert [(r.line, r.text) for r in reported] == [(2, repr('"a\rb,c"x')), (4, "'t3,x'"), (6, repr('"a\rb,c"x'))]
     assert "carriage return" in reported[0].reason
 
 
 def test_a_bare_carriage_return_is_named_in_words() -> None:
     with pytest.raises(BadRowError) as info:
-        list(Reader().rows([b"ts,close\nt1,1\rjunk\n"]))
+        list(batches(Reader(), [b"ts,close\nt1,1\rjunk\n"]))
     assert "line 2: not a CSV record (a carriage return inside an unquoted field)" in str(info.value)
     assert "universal-newline" not in str(info.value)
 

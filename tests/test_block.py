@@ -23,7 +23,7 @@ from stream.engine import RollingSignal
 from stream.exact import parse_decimal
 from stream.logsink import SHOW_BAD_ROWS
 from stream.pipeline import Pipeline
-from stream.reader import BadRow, BadRowError, Reader
+from stream.reader import BadRow, BadRowError, Reader, batches
 from stream.signals import SignalSink
 from stream.source import Spec
 
@@ -149,9 +149,9 @@ def run_path(
     out = io.BytesIO()
     pipeline = Pipeline(RollingSignal(window), SignalSink(out, fmt))
     # mixed: the share of irregular runs up to which a chunk is split between numpy and the Reader (1.0: always).
-    source = BlockReader(reader, min_block=1, irregular_runs=mixed) if block else reader
+    block_path = BlockReader(reader, min_block=1, irregular_runs=mixed) if block else None
     try:
-        tally = pipeline.run(source.rows(chunks if chunks is not None else [data]))
+        tally = pipeline.run(batches(reader, chunks if chunks is not None else [data], block_path))
     except BadRowError as exc:
         return Outcome(None, None, None, b"", bad, str(exc))
     return Outcome(tally.rows, tally.signals, tally.skipped, out.getvalue(), bad, None)

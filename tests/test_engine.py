@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from stream.engine import RollingSignal
 from stream.exact import parse_decimal
 from stream.pipeline import Pipeline
-from stream.reader import Reader
+from stream.reader import Reader, batches
 from stream.signals import SignalSink
 
 # A handful of nearby prices, each writable several ways: windows of them are full of exact ties.
@@ -223,7 +223,7 @@ def test_reader_pipeline_and_signals_agree_with_the_reference(data, window, cuts
     pieces.append(csv_bytes[start:])
     out = io.BytesIO()
     pipeline = Pipeline(RollingSignal(window), SignalSink(out, "jsonl" if jsonl else "csv"))
-    tally = pipeline.run(Reader(keep_text=True).rows(pieces))
+    tally = pipeline.run(batches(Reader(keep_text=True), pieces))
     ref_signals, ref_means = exact_signals(closes, window)
     assert (tally.rows, tally.signals) == (len(closes), sum(ref_signals))
     lines = out.getvalue().decode().splitlines()

@@ -11,7 +11,8 @@ from conftest import ohlcv_csv, write
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from stream.reader import BadRow, InputError, Reader
+from stream.reader import BadRow, InputError, Reader, batches
+from stream.source import NewFile
 
 CLOSES = ["100.10", "100.1", "99.95", "101", "100.2"]
 
@@ -24,7 +25,7 @@ def read(data: bytes, chunk: int | None = None, **kw) -> tuple[list[str], list[s
     pieces = [data] if chunk is None else [data[i : i + chunk] for i in range(0, len(data), chunk)]
     closes: list[str] = []
     stamps: list[str] = []
-    for batch in reader.rows(pieces):
+    for batch in batches(reader, pieces):
         assert len(batch.units) == len(batch.scales) == len(batch.closes)
         closes += batch.closes
         stamps += batch.stamps
@@ -207,7 +208,7 @@ def test_chunk_boundaries_do_not_matter(rows, crlf, bom, quoted_header, final_ne
     bad: list[BadRow] = []
     reader = Reader(keep_text=True, on_bad_row="skip", report=bad.append)
     closes: list[str] = []
-    for batch in reader.rows(pieces):
+    for batch in batches(reader, pieces):
         closes += batch.closes
     assert closes == whole[0]
     assert bad == whole[2]
@@ -270,7 +271,7 @@ def test_any_garbage_is_rows_or_bad_rows_at_the_right_lines(lines: list[str], cu
         bad: list[BadRow] = []
         reader = Reader(keep_text=True, on_bad_row="skip", report=bad.append)
         pieces = [data] if chunk is None else [data[i : i + chunk] for i in range(0, len(data), chunk)]
-        closes = [c for batch in reader.rows(pieces) for c in batch.closes]
+        closes = [c for batch in batches(reader, pieces) for c in batch.closes]
         numbers = [b.line for b in bad]
         assert numbers == sorted(set(numbers))
         assert all(2 <= n <= len(lines) + 1 for n in numbers)
@@ -302,7 +303,7 @@ def read_both(data: bytes, cuts: list[int] = (), **kw) -> tuple[tuple, tuple]:  
         values: list[Fraction] = []
         closes: list[str] = []
         stamps: list[str] = []
-        for batch in reader.rows(pieces):
+        for batch in batches(reader, pieces):
             values += [Fraction(u, 10**s) for u, s in zip(batch.units, batch.scales, strict=True)]
             closes += batch.closes
             stamps += batch.stamps
@@ -400,7 +401,7 @@ def test_real_export_shapes_take_the_plain_path(variant: str) -> None:
         bad: list[BadRow] = []
         taken.clear()
         reader = Watched(keep_text=True, report=bad.append)
-        got = [c for batch in reader.rows([data[:cut], data[cut:]]) for c in batch.closes]
+        got = [c for batch in batches(reader, [data[:cut], data[cut:]]) for c in batch.closes]
         assert got == closes and not bad
         assert taken and all(taken)  # every chunk with rows, the final line without its newline too
         fast, slow = read_both(data, [cut])
@@ -485,3 +486,16 @@ def test_whole_line_quoted_chunks_read_as_the_row_loop_reads(nrows, ncols, close
     data = header + (nl.join(lines) + nl).encode()
     fast, slow = read_both(data, [len(header)])
     assert fast == slow
+
+
+@pytest.mark.parametrize("reason, kept", [("next", True), ("rotated", True), ("truncated", False)])
+def test_a_line_left_open_is_complete_at_the_next_file_unless_its_file_was_truncated(reason: str, kept: bool) -> None:
+    """batches(), the one loop every run reads through: a NewFile marker completes the line its file left without a
+    newline (the next input, a rotated file), except after a truncation, which cut it short."""
+    reader = Reader(keep_text=True, final_line_needs_newline=True)
+    events = [b"close\n1\n", b"2", NewFile(reason), b"close\n3\n4"]
+    closes = [c for batch in batches(reader, events, finish=False) for c in batch.closes]
+    assert closes == (["1", "2", "3"] if kept else ["1", "3"])
+    assert reader.pending == b"4"  # following: the last line may still be being written
+    assert reader.finish().closes == []
+    assert reader.finish(ended=True).closes == ["4"]  # the pipe closed: it is complete

@@ -20,7 +20,7 @@ from stream import checkpoint, metrics
 from stream.block import BlockReader
 from stream.keyed import KeyedSignal
 from stream.pipeline import Pipeline
-from stream.reader import BadRow, InputError, Reader
+from stream.reader import BadRow, InputError, Reader, batches
 from stream.signals import SignalSink
 from stream.tally import Tally
 
@@ -106,8 +106,8 @@ def test_keyed_rows_agree_with_a_per_key_fraction_reference(kinds, window, cuts,
     pipeline = Pipeline(keyed, SignalSink(out, "jsonl" if jsonl else "csv", key="sym"))
     reader = Reader(on_bad_row="skip", report=bad.append, keep_text=True, key="sym")
     # The block path (numpy) takes every chunk it can, however small; the rest goes through the row path.
-    source = BlockReader(reader, min_block=1) if block else reader
-    tally = pipeline.run(source.rows(pieces(data, cuts)))
+    block_path = BlockReader(reader, min_block=1) if block else None
+    tally = pipeline.run(batches(reader, pieces(data, cuts), block_path))
     assert tally == Tally(len(want), sum(r[5] for r in want), want_skipped)
     assert [b.line for b in bad] == [i + 2 for i, (_s, k, c) in enumerate(meaning) if k is None or c is None]
     assert list(pipeline.by_key or {}) == list(want_tallies)  # first-seen order
@@ -133,7 +133,7 @@ def test_keyed_rows_agree_with_a_per_key_fraction_reference(kinds, window, cuts,
         assert (None if shown in (None, "") else float(shown)) == (None if mean is None else float(mean))
     # Without a signals sink the keyed loop is another one: the counts must not differ.
     quiet = Pipeline(KeyedSignal(window))
-    assert quiet.run(Reader(on_bad_row="skip", key="sym").rows([data])) == tally
+    assert quiet.run(batches(Reader(on_bad_row="skip", key="sym"), [data])) == tally
     assert quiet.by_key == want_tallies
 
 
@@ -145,7 +145,7 @@ def test_every_keys_window_survives_a_checkpoint(kinds, window, cut) -> None:
     cut = min(cut, len(lines))
     head, tail = b"".join(lines[:cut]), lines[cut:]
     whole = Pipeline(KeyedSignal(window))
-    whole.run(Reader(on_bad_row="skip", key="sym").rows([data]))
+    whole.run(batches(Reader(on_bad_row="skip", key="sym"), [data]))
     first = Pipeline(KeyedSignal(window))
     reader = Reader(on_bad_row="skip", key="sym")
     first.consume(reader.feed(head))
@@ -157,7 +157,7 @@ def test_every_keys_window_survives_a_checkpoint(kinds, window, cut) -> None:
     second.restore(back.tally)
     again = Reader(on_bad_row="skip", key="sym")
     again.restore(back.reader)
-    for batch in again.rows([b"".join(tail)]):
+    for batch in batches(again, [b"".join(tail)]):
         second.consume(batch)
     assert second.tally == whole.tally
     assert second.by_key == whole.by_key

@@ -21,7 +21,7 @@ from stream import parallel
 from stream.block import BlockReader
 from stream.engine import RollingSignal
 from stream.pipeline import Pipeline
-from stream.reader import BadRow, BadRowError, InputError, LayoutRequest, Reader
+from stream.reader import BadRow, BadRowError, InputError, LayoutRequest, Reader, batches
 from stream.signals import SignalSink
 from stream.source import Spec
 
@@ -34,7 +34,7 @@ def read(
     request = LayoutRequest(**asked)  # type: ignore[arg-type]
     reader = Reader(on_bad_row="skip" if skip else "fail", report=bad.append, request=request, key=key)
     values = []
-    for batch in reader.rows([data] if isinstance(data, bytes) else data):
+    for batch in batches(reader, [data] if isinstance(data, bytes) else data):
         values += [Fraction(u, 10**s) for u, s in zip(batch.units, batch.scales)]
     return values, bad, reader
 
@@ -434,8 +434,8 @@ def _signals(
             f.flush()
             tally, _ = parallel.run([Spec(f.name)], [len(data)], reader, pipeline, 2, block_size=block_size)
     else:
-        source = BlockReader(reader, min_block=1) if how == "block" else reader
-        tally = pipeline.run(source.rows(pieces))
+        block_path = BlockReader(reader, min_block=1) if how == "block" else None
+        tally = pipeline.run(batches(reader, pieces, block_path))
     return out.getvalue(), tally.skipped, [(b.line, b.kind) for b in bad]
 
 
@@ -476,9 +476,9 @@ def test_the_bundled_data_takes_the_whole_chunk_path_and_the_block_path() -> Non
 
     reader = Counting()
     with open(ROOT / "data.csv", "rb") as fh:
-        rows = sum(len(b) for b in reader.rows(iter(lambda: fh.read(32 << 10), b"")))
+        rows = sum(len(b) for b in batches(reader, iter(lambda: fh.read(32 << 10), b"")))
     assert rows == 10_000 and Counting.plain >= 9_900  # all but the first chunk's, which holds the header
     block = BlockReader(Reader(), min_block=1)
     with open(ROOT / "data.csv", "rb") as fh:
-        rows = sum(len(b) for b in block.rows(iter(lambda: fh.read(256 << 10), b"")))
+        rows = sum(len(b) for b in batches(block.reader, iter(lambda: fh.read(256 << 10), b""), block))
     assert rows == 10_000 and block.lines >= 9_500  # numpy parses all but the lines read with the header

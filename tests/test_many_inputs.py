@@ -12,7 +12,7 @@ from conftest import env_with_repo, ohlcv_csv, write
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from stream.reader import Reader
+from stream.reader import Reader, batches
 from stream.source import NewFile, SourceError, Spec, concatenated, expand
 
 PRICES = ["100.1", "100.10", "100.2", "99.9", "100.15", "1.001e2", "100", "bad", "100.05"]
@@ -54,7 +54,7 @@ def test_several_files_read_as_their_concatenation(tmp_path_factory, sizes, kind
     def read(events) -> tuple[list[str], list[tuple[str | None, int]]]:
         bad = []
         reader = Reader(on_bad_row="skip", keep_text=True, report=lambda b: bad.append((b.file, b.line)))
-        got = [c for batch in reader.rows(events) for c in batch.closes]
+        got = [c for batch in batches(reader, events) for c in batch.closes]
         return got, bad
 
     got, bad = read(concatenated(specs, size=chunk))

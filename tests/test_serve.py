@@ -460,6 +460,7 @@ def test_a_batch_runs_counters_by_reason_are_exact_on_workers_too(tmp_path: Path
     from stream.reader import Reader
     from stream.serve import BatchView
     from stream.source import Spec
+    from stream.tally import Tally
 
     lines = make_lines(30000, seed=8, bad_every=23)  # about 1,300 bad rows: far more than 20 per block
     ref = Reference(lines)
@@ -468,14 +469,22 @@ def test_a_batch_runs_counters_by_reason_are_exact_on_workers_too(tmp_path: Path
     bad_log = BadRowLog(log, show=0)
     reader = Reader(on_bad_row="skip", report=bad_log)
     pipeline = Pipeline(RollingSignal(WINDOW))
-    view = BatchView(pipeline, bad_log, lambda: reader.offset, data.stat().st_size)
+    planned: list[int] = []  # the parallel plan's bytes done; one process: the reader's position
+    view = BatchView(pipeline, bad_log, lambda: planned[0] if planned else reader.offset, data.stat().st_size)
     published = []
 
     def after() -> None:
         view.publish()
         published.append(view.sample())
 
-    parallel.run([Spec(str(data))], [data.stat().st_size], reader, pipeline, workers, after, block_size=64 << 10)
+    def blocks_done(done: int, tally: Tally, by_key: dict[str, Tally] | None) -> None:
+        pipeline.take_counts(tally, by_key)  # as the batch run shows the finished blocks' counts
+        planned[:] = [done]
+
+    size = data.stat().st_size
+    parallel.run(
+        [Spec(str(data))], [size], reader, pipeline, workers, after, block_size=64 << 10, blocks_done=blocks_done
+    )
     final = ref.prefixes[-1]
     s = view.sample()
     assert (s.rows, s.signals, s.skipped) == (final["rows"], final["signals"], final["skipped"])
