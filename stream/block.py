@@ -32,22 +32,6 @@ MAX_WINDOW = 1 << 16
 
 
 @dataclass
-class Block:
-    """Rows parsed by the block path: an int64 array of units at one scale, plus the texts the signals sink shows."""
-
-    units: Any  # numpy int64 array
-    scale: int
-    closes: list[str] = field(default_factory=list)
-    stamps: list[str] = field(default_factory=list)
-    skipped: int = 0
-    end_offset: int = 0
-    keys: list[str] = field(default_factory=list)  # each row's key, in keyed runs
-
-    def __len__(self) -> int:
-        return len(self.units)
-
-
-@dataclass
 class _Parsed:
     starts: Any  # byte offset of each line
     ends: Any  # byte offset of each line's newline
@@ -83,7 +67,7 @@ class BlockReader:
         """Whether numpy parses the chunks fed from now on."""
         return self._after is None
 
-    def feed(self, data: bytes) -> list[Batch | Block]:
+    def feed(self, data: bytes) -> list[Batch]:
         reader = self.reader
         if self._after is not None:
             self._seen += len(data)
@@ -91,7 +75,7 @@ class BlockReader:
                 return [reader.feed(data)]
             self._after = None
             log.info("block path: parsing chunks with numpy from byte %d on", self._seen - len(data))
-        out: list[Batch | Block] = []
+        out: list[Batch] = []
         pos = 0
         # The header, leading blank lines and the end of a line begun in the last chunk: the Reader, a line at a time
         # (a file's start with the lines after it, from which the Reader tells its layout).
@@ -113,7 +97,7 @@ class BlockReader:
             out.append(reader.feed(data[cut:]))
         return out
 
-    def _block(self, body: bytes) -> list[Batch | Block]:
+    def _block(self, body: bytes) -> list[Batch]:
         reader = self.reader
         layout = reader.layout
         assert layout is not None
@@ -127,7 +111,9 @@ class BlockReader:
         if n and regular.all():
             reader.consumed(n, len(body))
             self.lines += n
-            return [Block(parsed.units, parsed.scale, parsed.closes, parsed.stamps, 0, reader.offset, parsed.keys)]
+            batch = Batch(reader.offset, parsed.units, parsed.scale)
+            batch.closes, batch.stamps, batch.keys = parsed.closes, parsed.stamps, parsed.keys
+            return [batch]
         # Runs of equal regularity: edges where it flips.
         flips = np.flatnonzero(regular[1:] != regular[:-1]) + 1
         if n == 0 or len(flips) + 1 > max(2, n * self.irregular_runs) or not regular.any():
@@ -148,8 +134,8 @@ class BlockReader:
         return [_merge(pieces, parsed, reader.offset)]
 
 
-def _merge(pieces: list[tuple[int, int] | Batch], parsed: _Parsed, end_offset: int) -> Batch | Block:
-    """One batch for a chunk's rows in file order: a Block when every value fits int64 at a common scale."""
+def _merge(pieces: list[tuple[int, int] | Batch], parsed: _Parsed, end_offset: int) -> Batch:
+    """One batch for a chunk's rows in file order: an int64 array at a common scale when every value fits."""
     np = _np()
     batches = [p for p in pieces if isinstance(p, Batch)]
     skipped = sum(b.skipped for b in batches)
@@ -174,6 +160,8 @@ def _merge(pieces: list[tuple[int, int] | Batch], parsed: _Parsed, end_offset: i
                 stamps += parsed.stamps[p[0] : p[1]]
             if keyed:
                 keys += parsed.keys[p[0] : p[1]]
+    merged = Batch(end_offset)
+    merged.closes, merged.stamps, merged.skipped, merged.keys = closes, stamps, skipped, keys
     if biggest < 10**MAX_DIGITS and scale - parsed.scale <= MAX_DIGITS:  # values and the factor fit int64
         factor = 10 ** (scale - parsed.scale)
         arrays = [
@@ -182,9 +170,8 @@ def _merge(pieces: list[tuple[int, int] | Batch], parsed: _Parsed, end_offset: i
             else units[p[0] : p[1]] * factor
             for p in pieces
         ]
-        return Block(np.concatenate(arrays), scale, closes, stamps, skipped, end_offset, keys)
-    merged = Batch(end_offset)
-    merged.closes, merged.stamps, merged.skipped, merged.keys = closes, stamps, skipped, keys
+        merged.array, merged.scale = np.concatenate(arrays), scale
+        return merged
     for p in pieces:
         if isinstance(p, Batch):
             merged.units += p.units

@@ -34,6 +34,11 @@ if TYPE_CHECKING:
     import numpy as np
     from numpy.typing import NDArray
 
+    from stream.reader import Batch
+
+# What ``feed`` gives: the batch's signal count and, when its rows were asked for, each row's signal and mean.
+Fed = tuple[int, "list[int] | None", "list[float | None] | None"]
+
 _POW10 = [10**k for k in range(MAX_SCALE + 1)]
 
 
@@ -152,6 +157,17 @@ class RollingSignal:
             return sigs, None
         # int / int is correctly rounded, as in ``mean``.
         return sigs, [None] * cold + list(map(truediv, sums, repeat(self.window * _POW10[self._scale])))
+
+    def feed(self, batch: Batch, rows: bool = False) -> Fed:
+        """Take a batch of either kind (lists of values with their scales, or the block path's array at one scale);
+        return how many of its rows signal and, with ``rows``, each row's signal and mean."""
+        if batch.array is not None:
+            sigs, means = self.update_block(batch.array, batch.scale, means=rows)
+            return int(sigs.sum()), (sigs.tolist() if rows else None), means
+        if not rows:
+            return self.count_many(batch.units, batch.scales), None, None
+        signals, means = self.update_many(batch.units, batch.scales, means=True)
+        return sum(signals), signals, means
 
     def count_many(self, units: list[int], scales: list[int]) -> int:
         """Feed a list of values with their scales; return how many signal: ``sum(update_many(...)[0])``, without

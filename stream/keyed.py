@@ -11,12 +11,15 @@ The window semantics stay in the engine; this container only routes each row to 
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from stream.engine import RollingSignal
+from stream.engine import Fed, RollingSignal
 from stream.errors import MlopsStreamError
 from stream.shown import excerpt
 from stream.tally import Tally
+
+if TYPE_CHECKING:
+    from stream.reader import Batch
 
 MAX_KEYS = 100_000  # the default limit on distinct keys: each holds a window, so memory grows with every new one
 
@@ -83,6 +86,22 @@ class KeyedSignal:
         x.hits += signal
         self.last = x
         return signal
+
+    def feed(self, batch: Batch, rows: bool = False) -> Fed:
+        """Take a batch of either kind, each row to its key's engine (keys interleave, so row by row); return how many
+        of its rows signal and, with ``rows``, each row's signal and mean (against its own key's window)."""
+        units, scales = batch.values()
+        update = self.update
+        if not rows:
+            # A list first: running out of memory inside sum(map(...)) surfaces as a SystemError, not a MemoryError.
+            return sum(list(map(update, batch.keys, units, scales))), None, None
+        mean = self.mean  # the mean of the key just updated
+        signals: list[int] = []
+        means: list[float | None] = []
+        for k, u, s in zip(batch.keys, units, scales):
+            signals.append(update(k, u, s))
+            means.append(mean())
+        return sum(signals), signals, means
 
     def __len__(self) -> int:
         return len(self.series)

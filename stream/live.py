@@ -10,7 +10,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import nullcontext
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from stream import checkpoint, metrics
 from stream.atomic import is_stream, remove_leftovers
@@ -20,9 +20,6 @@ from stream.follow import FileFollower, Stop, StreamFollower
 from stream.reader import SHOWN, Batch, LayoutRequest, Reader, batches
 from stream.signals import SignalSink
 from stream.source import CHUNK, NewFile, SourceError, open_input
-
-if TYPE_CHECKING:
-    from stream.block import Block
 
 CHECKPOINT_EVERY = 1.0  # seconds between checkpoints while rows flow
 METRICS_EVERY = 2.0  # seconds between "running" metrics documents
@@ -278,9 +275,9 @@ class LiveRun:
             if now >= self.next_housekeeping:
                 self._housekeeping(now)
 
-    def _consume(self, batch: Batch | Block) -> None:
+    def _consume(self, batch: Batch) -> None:
         self.pipeline.consume(batch)
-        if len(batch.units):
+        if len(batch):
             self.last_row_at = time.monotonic()
             if self.sink is not None:
                 self.sink.flush()

@@ -3,16 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING
 
 from stream.engine import RollingSignal
 from stream.keyed import KeyedSignal
 from stream.reader import Batch
 from stream.signals import SignalSink
 from stream.tally import Tally
-
-if TYPE_CHECKING:  # the block path's module (and numpy) load only when a run needs them
-    from stream.block import Block
 
 
 class Pipeline:
@@ -59,50 +55,22 @@ class Pipeline:
             return self._by_key
         return self.engine.tallies() if isinstance(self.engine, KeyedSignal) else None
 
-    def consume(self, batch: Batch | Block) -> None:
+    def consume(self, batch: Batch) -> None:
         self.skipped += batch.skipped
-        n = len(batch.units)
+        n = len(batch)
         if not n:
             return
-        if isinstance(self.engine, KeyedSignal):
-            self._consume_keyed(batch, self.engine)
-            return
-        if not isinstance(batch, Batch):
-            self._consume_block(batch, self.engine)
-            return
+        engine = self.engine
+        hits, signals, means = engine.feed(batch, rows=self.signals is not None)
+        if self.signals is not None:
+            assert signals is not None and means is not None
+            self.signals.write(self.rows + 1, batch.stamps, batch.closes, means, signals, batch.keys or None)
+            if batch.closes:
+                self.last = (batch.closes[-1], engine.mean(), signals[-1])
         self.rows += n
-        if self.signals is None:
-            self.hits += self.engine.count_many(batch.units, batch.scales)
-            return
-        sigs, means = self.engine.update_many(batch.units, batch.scales, means=True)
-        assert means is not None
-        self.signals.write(self.rows - n + 1, batch.stamps, batch.closes, means, sigs)
-        self.hits += sum(sigs)
-        if batch.closes:
-            self.last = (batch.closes[-1], self.engine.mean(), sigs[-1])
-
-    def _consume_keyed(self, batch: Batch | Block, keyed: KeyedSignal) -> None:
-        # Keys interleave, so rows go one by one to their key's engine, from the row path and the block path alike.
-        if isinstance(batch, Batch):
-            units, scales = batch.units, batch.scales
-        else:
-            units, scales = batch.units.tolist(), [batch.scale] * len(batch.units)
-        update = keyed.update
-        if self.signals is None:
-            sigs = list(map(update, batch.keys, units, scales))
-        else:
-            mean = keyed.mean  # the mean of the key just updated
-            sigs = []
-            means: list[float | None] = []
-            for k, u, s in zip(batch.keys, units, scales):
-                sigs.append(update(k, u, s))
-                means.append(mean())
-            self.signals.write(self.rows + 1, batch.stamps, batch.closes, means, sigs, batch.keys)
-        self.rows += len(sigs)
-        self.hits += sum(sigs)
-        if batch.closes:
-            self.last = (batch.closes[-1], keyed.mean(), sigs[-1])
-        self._count_keys(len(keyed))
+        self.hits += hits
+        if isinstance(engine, KeyedSignal):
+            self._count_keys(len(engine))
 
     def _count_keys(self, n: int) -> None:
         """Say once (``many_keys``) that a keyed run has passed a tenth of its key limit: a likely wrong --key."""
@@ -111,18 +79,7 @@ class Pipeline:
             warn, self.many_keys = self.many_keys, None
             warn(n)
 
-    def _consume_block(self, block: Block, engine: RollingSignal) -> None:
-        sigs, means = engine.update_block(block.units, block.scale, means=self.signals is not None)
-        hits = int(sigs.sum())
-        if self.signals is not None:
-            assert means is not None
-            self.signals.write(self.rows + 1, block.stamps, block.closes, means, sigs.tolist())
-        self.rows += len(block.units)
-        self.hits += hits
-        if block.closes:
-            self.last = (block.closes[-1], engine.mean(), int(sigs[-1]))
-
-    def run(self, batches: Iterable[Batch | Block], after_batch: Callable[[], None] | None = None) -> Tally:
+    def run(self, batches: Iterable[Batch], after_batch: Callable[[], None] | None = None) -> Tally:
         for batch in batches:
             self.consume(batch)
             if self.signals is not None:

@@ -34,7 +34,6 @@ import os
 import tempfile
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from itertools import repeat
 from typing import Any, NamedTuple
 
 from stream.decompress import HEAD, check_text
@@ -135,9 +134,8 @@ class _Ends:
         self.tails: dict[str | None, deque[tuple[int, int]]] = {}
         self.heads: dict[str | None, list[tuple[int, int]]] | None = {} if heads else None
 
-    def add(self, batch: Any) -> None:
+    def add(self, batch: Batch) -> None:
         keep, heads = self.keep, self.heads
-        block = not isinstance(batch, Batch)  # a Block: one scale, a numpy array of units
         if not self.keyed:
             tail = self.tails.get(None)
             if tail is None:
@@ -148,14 +146,10 @@ class _Ends:
                 head = heads.setdefault(None, [])
                 need = keep - len(head)
                 if need > 0:
-                    first = batch.units[:need]
-                    head.extend(zip(first.tolist(), repeat(batch.scale)) if block else zip(first, batch.scales[:need]))
-            if block:
-                tail.extend(zip(batch.units[-keep:].tolist(), repeat(batch.scale)))
-            else:
-                tail.extend(zip(batch.units[-keep:], batch.scales[-keep:]))
+                    head.extend(zip(*batch.values(0, need)))
+            tail.extend(zip(*batch.values(-keep)))
             return
-        units, scales = (batch.units.tolist(), repeat(batch.scale)) if block else (batch.units, batch.scales)
+        units, scales = batch.values()
         for k, u, s in zip(batch.keys, units, scales):
             tail = self.tails.get(k)
             if tail is None:
@@ -414,7 +408,7 @@ def summarize(arg: tuple[Settings, Task]) -> Summary:
     reader = _reader(job, None, keep_text=False)
     try:
         for batch in _batches(job, task, reader, tracker):
-            n = len(batch.units)
+            n = len(batch)
             if n:
                 summary.rows += n
                 ends.add(batch)
@@ -471,7 +465,7 @@ def process(arg: tuple[Settings, Task, int, dict[str | None, list[tuple[int, int
     try:
         for batch in _batches(job, task, reader, tracker):
             pipeline.consume(batch)
-            if ends is not None and len(batch.units):
+            if ends is not None and len(batch):
                 ends.add(batch)
     except (InputError, SourceError) as exc:  # a damaged or binary input too: reported in input order
         result.error = _failure(exc, tracker.piece)

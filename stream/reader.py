@@ -50,7 +50,10 @@ from stream.rows import BadClose, BadRow, BadRowError, Skips, close_value, where
 from stream.source import NewFile
 
 if TYPE_CHECKING:  # the block path's module (and numpy) load only when a run needs them
-    from stream.block import Block, BlockReader
+    import numpy as np
+    from numpy.typing import NDArray
+
+    from stream.block import BlockReader
 
 __all__ = [
     "MAX_LINE_BYTES", "SHOWN", "TIMESTAMP_COLUMN", "BadRow", "BadRowError", "Batch", "InputError", "Layout",
@@ -63,14 +66,18 @@ _HOLD = -1
 
 
 class Batch:
-    """The rows completed by one push of bytes, as parallel lists (cheap to build, cheap to walk)."""
+    """The rows completed by one push of bytes, as parallel lists (cheap to build, cheap to walk); the block path's
+    rows carry their values as one numpy int64 ``array`` at one ``scale`` instead of ``units`` and ``scales``. Every
+    run hands batches of both kinds to its engine through one method (``feed``)."""
 
     # Plain slots, not a dataclass: dataclasses cost more import time than a 10,000-row run spends on its rows.
-    __slots__ = ("closes", "end_offset", "keys", "scales", "skipped", "stamps", "units")
+    __slots__ = ("array", "closes", "end_offset", "keys", "scale", "scales", "skipped", "stamps", "units")
 
-    def __init__(self, end_offset: int = 0) -> None:
+    def __init__(self, end_offset: int = 0, array: NDArray[np.int64] | None = None, scale: int = 0) -> None:
         self.units: list[int] = []
         self.scales: list[int] = []
+        self.array = array
+        self.scale = scale  # the scale of every value in ``array``
         self.closes: list[str] = []  # the close as written; kept only when asked for
         self.stamps: list[str] = []  # the timestamp column, when the input has one and text is kept
         self.keys: list[str] = []  # the key column of every row, in keyed runs
@@ -78,10 +85,16 @@ class Batch:
         self.end_offset = end_offset  # bytes of the current file consumed through the last complete line
 
     def __repr__(self) -> str:
-        return f"Batch(rows={len(self.units)}, skipped={self.skipped}, end_offset={self.end_offset})"
+        return f"Batch(rows={len(self)}, skipped={self.skipped}, end_offset={self.end_offset})"
 
     def __len__(self) -> int:
-        return len(self.units)
+        return len(self.units) if self.array is None else len(self.array)
+
+    def values(self, start: int = 0, stop: int | None = None) -> tuple[list[int], Iterable[int]]:
+        """The units and scales of rows ``start:stop``, as Python integers, whichever kind the batch is."""
+        if self.array is None:
+            return self.units[start:stop], self.scales[start:stop]
+        return self.array[start:stop].tolist(), repeat(self.scale)
 
 
 _SEPARATOR_OR_NEWLINE: dict[str, bytes] = {}
@@ -142,13 +155,13 @@ def _one_scale(joined: str) -> tuple[str, int] | None:
 
 def batches(
     reader: Reader, events: Iterable[bytes | NewFile], block: BlockReader | None = None, *, finish: bool = True
-) -> Iterator[Batch | Block]:
+) -> Iterator[Batch]:
     """The one way from bytes to batches: every chunk of ``events`` fed to ``reader`` (or to ``block``, the block
     path, which feeds the reader what numpy does not parse), a NewFile marker starting the next file (after a
     truncation, a partial last line is dropped); with ``finish``, the input's end completes a last line without a
     newline. Only batches with rows or skipped rows come out."""
     for event in events:
-        out: Iterable[Batch | Block]
+        out: Iterable[Batch]
         if isinstance(event, NewFile):
             out = (reader.new_file(complete_partial=event.reason != "truncated", file=event.name),)
         else:
