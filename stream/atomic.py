@@ -7,6 +7,7 @@ import errno
 import os
 import stat
 import tempfile
+from typing import BinaryIO
 
 _UMASK = os.umask(0)
 os.umask(_UMASK)
@@ -66,6 +67,38 @@ def write_atomic(path: str, data: bytes, *, lock: bool = False, exclusive: bool 
         os.close(fd)
     _sync_folder(folder)
     return fd if lock else None
+
+
+class Staged:
+    """A file written beside ``path`` and renamed over it by ``commit``: a run that fails ``discard``s it, and the file
+    it would have replaced stays as it was."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.folder = os.path.dirname(os.path.abspath(path))
+        fd, self.tmp = _create(self.folder, os.path.basename(path), "tmp")
+        self.fh: BinaryIO = open(fd, "wb")  # noqa: SIM115 - closed by commit or discard
+
+    def commit(self) -> None:
+        try:
+            self.fh.flush()
+            os.fsync(self.fh.fileno())
+            self.fh.close()
+            os.replace(self.tmp, self.path)
+        except BaseException:
+            self.discard()
+            raise
+        _sync_folder(self.folder)
+
+    def discard(self) -> None:
+        try:
+            self.fh.close()
+        except OSError:  # a full disk, say: the file goes either way
+            pass
+        try:
+            os.unlink(self.tmp)
+        except OSError:
+            pass
 
 
 def _write_all(fd: int, data: bytes) -> None:

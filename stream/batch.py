@@ -39,7 +39,7 @@ def run(ctx: RunContext) -> Outcome:
         cfg.column, cfg.on_bad_row, report=ctx.bad_log, keep_text=args.signals is not None, key=cfg.key,
         file=specs[0].label if several else None, request=LayoutRequest.of(cfg),
     )  # fmt: skip
-    sink = ctx.signals()
+    sink = ctx.signals(staged=True)
     pipeline = ctx.pipeline(sink)
     t_read = time.perf_counter()
     done = [0]  # bytes of the inputs before the current one
@@ -100,8 +100,5 @@ def run(ctx: RunContext) -> Outcome:
         if view is not None:
             view.finish()
     ctx.announce(layout())
-    if sink is not None:
-        sink.flush()
-        ctx.close_signals(sink)
     ctx.bad_log.summary()
     return Outcome(tally, layout(), reader.skips, name, time.perf_counter() - t_read, by_key)

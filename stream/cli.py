@@ -443,11 +443,16 @@ class Job:
 
             out = LiveRun(ctx).run()
             self.lost = out.lost
-        else:
-            from stream import batch
+            return ctx.conclude(out)
+        from stream import batch
 
-            out = batch.run(ctx)
-        return ctx.conclude(out)
+        try:
+            doc = ctx.conclude(batch.run(ctx))
+        except BaseException:  # a failed or stopped batch run leaves an earlier signals file as it was
+            ctx.abandon_signals()
+            raise
+        ctx.close_signals()
+        return doc
 
     def _serve(self, host: str, port: int) -> None:
         """Start the metrics server before any work, so a port that cannot be bound fails the run at once."""

@@ -3,9 +3,10 @@ and the Outcome it hands back, turned here into the metrics document."""
 
 from __future__ import annotations
 
+import os
 import sys
 import time
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any, BinaryIO, NamedTuple
 
 from stream.errors import JobError, reason
 from stream.logsink import BadRowLog, Log
@@ -13,6 +14,7 @@ from stream.logsink import BadRowLog, Log
 if TYPE_CHECKING:
     import argparse
 
+    from stream.atomic import Staged
     from stream.config import Config
     from stream.layout import Layout
     from stream.pipeline import Pipeline
@@ -48,6 +50,9 @@ class RunContext:
         self.server = server
         self.bad_log = BadRowLog(log)
         self._announced = False
+        self._sink: SignalSink | None = None
+        self._staged: Staged | None = None  # a batch run's signals file, renamed into place once the run succeeds
+        self._held: BinaryIO | None = None  # the file it replaces, locked against a live run writing it
 
     def announce(self, layout: Layout | None) -> None:
         """Log the input's layout once it is known."""
@@ -87,12 +92,14 @@ class RunContext:
 
         return Pipeline(keyed, sink, many_keys)
 
-    def signals(self, with_timestamp: bool | None = None) -> SignalSink | None:
-        """The ``--signals`` output opened (and emptied, under its lock), or None without it; close it with
-        ``close_signals``."""
+    def signals(self, with_timestamp: bool | None = None, staged: bool = False) -> SignalSink | None:
+        """The ``--signals`` output opened (and emptied, under its lock), or None without it; ``close_signals`` closes
+        it. ``staged`` (batch runs): a regular file is written beside its path and takes its place only at
+        ``close_signals``, so a run that fails (``abandon_signals``) leaves an earlier signals file as it was."""
         args, key = self.args, self.cfg.key
         if args.signals is None:
             return None
+        from stream.atomic import Staged, is_stream
         from stream.signals import HEADER, SignalSink, is_regular, open_file
 
         if key in HEADER:
@@ -104,18 +111,46 @@ class RunContext:
             out = sys.stdout.buffer
         else:
             try:
-                out = open_file(args.signals)
+                if staged and not is_stream(args.signals):
+                    self._held = open_file(args.signals, create=False) if os.path.lexists(args.signals) else None
+                    self._staged = Staged(args.signals)
+                    out = self._staged.fh
+                else:
+                    out = open_file(args.signals)
+                    if is_regular(out):
+                        out.truncate(0)  # only now that this run holds the file's lock
             except OSError as exc:
                 raise JobError(f"the signals file {args.signals} cannot be written: {reason(exc)}") from None
-            if is_regular(out):
-                out.truncate(0)  # only now that this run holds the file's lock
-        return SignalSink(out, args.signals_format, with_timestamp, key=key, name=args.signals)
+        self._sink = SignalSink(out, args.signals_format, with_timestamp, key=key, name=args.signals)
+        return self._sink
 
-    @staticmethod
-    def close_signals(sink: SignalSink | None) -> None:
-        """Close the signals file (stdout stays open for the metrics document)."""
-        if sink is not None and sink.out is not sys.stdout.buffer:
+    def close_signals(self) -> None:
+        """Flush and close the signals output of a run that succeeded (stdout stays open for the metrics document);
+        a staged file takes its place now."""
+        sink, self._sink = self._sink, None
+        if sink is None:
+            return
+        sink.flush()
+        if self._staged is not None:
+            try:
+                self._staged.commit()
+            except OSError as exc:
+                raise JobError(f"the signals file {self.args.signals} cannot be written: {reason(exc)}") from None
+        elif sink.out is not sys.stdout.buffer:
             sink.out.close()
+        self._release()
+
+    def abandon_signals(self) -> None:
+        """A run that failed: a staged signals file is removed, leaving the one it would have replaced."""
+        if self._staged is not None:
+            self._staged.discard()
+        self._release()
+
+    def _release(self) -> None:
+        self._staged = None
+        if self._held is not None:
+            self._held.close()
+            self._held = None
 
     def conclude(self, out: Outcome) -> dict[str, Any]:
         """The end of every successful run: refuse an input without rows, log the totals, build the metrics."""

@@ -134,3 +134,45 @@ def test_signals_are_written_as_rows_arrive(tmp_path: Path) -> None:
             proc.wait()
         proc.stdout.close()
         proc.stderr.close()
+
+
+@pytest.mark.parametrize("how", ["a typo in --column", "a bad row", "too many skipped rows", "SIGTERM"])
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_a_failed_batch_run_leaves_the_earlier_signals_file_as_it_was(tmp_path: Path, how: str, workers: str) -> None:
+    import signal
+    import subprocess
+
+    good = [f"{100 + i % 9}.{i % 100:02d}" for i in range(3000)]
+    write(tmp_path / "in.csv", ohlcv_csv(good))
+    args = ["--input", "in.csv", "--signals", "s.csv", "--workers", workers, "--block-size", "16K", "--quiet"]
+    assert start_command(args, tmp_path).wait(timeout=60) == 0
+    before = (tmp_path / "s.csv").read_bytes()
+    assert before.count(b"\n") == 3001
+    if how == "a typo in --column":
+        args += ["--column", "nosuch"]
+    elif how == "a bad row":
+        write(tmp_path / "in.csv", ohlcv_csv([*good[:2500], "oops", *good[2500:]]))
+    elif how == "too many skipped rows":
+        write(tmp_path / "in.csv", ohlcv_csv([*good[:100], *["oops"] * 200]))
+        args += ["--on-bad-row", "skip"]
+    else:  # a big input, stopped while it runs
+        write(tmp_path / "in.csv", ohlcv_csv(good * 300))
+    proc = start_command([*args, "--output", "m.json"], tmp_path)
+    if how == "SIGTERM":
+        import time
+
+        deadline = time.monotonic() + 30
+        while not list(tmp_path.glob(".s.csv.*.tmp")) and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.01)  # the run has begun to write its signals
+        proc.send_signal(signal.SIGTERM)
+    try:
+        code = proc.wait(timeout=120)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        raise
+    doc = json.loads((tmp_path / "m.json").read_text())
+    if how == "SIGTERM" and doc["status"] == "success":
+        pytest.skip("the run finished before the signal arrived")
+    assert code != 0 and doc["status"] == "error"
+    assert (tmp_path / "s.csv").read_bytes() == before  # not emptied, not cut short
+    assert not list(tmp_path.glob(".s.csv.*")), "the unfinished signals file is removed"
