@@ -253,9 +253,7 @@ def main(
 
 def _run(argv: list[str], started: float) -> int:
     if argv[:1] == ["generate"]:
-        from stream.generate import main as generate_main
-
-        return generate_main(argv[1:])
+        return _generate(argv[1:])
     args = build_parser().parse_args(argv)
     if args.input is None:
         if sys.stdin is None or sys.stdin.isatty():
@@ -304,6 +302,26 @@ def _run(argv: list[str], started: float) -> int:
     if clash is not None:
         build_parser().error(clash)
     return Job(args, argv, started).run()
+
+
+def _generate(argv: list[str]) -> int:
+    """``mlops-stream generate``: stopped by Ctrl-C (exit 130) or SIGTERM (143) as any program is (the command
+    ignores both outside a run)."""
+    import signal
+
+    from stream.generate import main as generate_main
+
+    before = {signum: signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM)}
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    try:
+        return generate_main(argv)
+    except KeyboardInterrupt:
+        sys.stderr.write("mlops-stream: error: generate was interrupted; its output is incomplete\n")
+        return 130
+    finally:
+        for signum, handler in before.items():
+            signal.signal(signum, handler)
 
 
 def _role_clash(args: argparse.Namespace) -> str | None:

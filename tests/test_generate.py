@@ -150,3 +150,21 @@ def test_a_multi_symbol_feed_is_one_consistent_walk_per_symbol(rows: int, symbol
     again = io.BytesIO()
     generate.write(again, rows, 9, symbols=symbols)
     assert again.getvalue() == out.getvalue()
+
+
+@pytest.mark.parametrize("sig", ["SIGINT", "SIGTERM"])
+def test_generate_stops_on_ctrl_c_and_sigterm(tmp_path: Path, sig: str) -> None:
+    import signal
+    import time
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "stream", "generate", "--rows", "20000000", "--output", "g.csv"],
+        cwd=tmp_path, env=env_with_repo(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    deadline = time.monotonic() + 60
+    while not ((tmp_path / "g.csv").exists() and (tmp_path / "g.csv").stat().st_size) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    proc.send_signal(getattr(signal, sig))
+    _out, err = proc.communicate(timeout=60)  # 20M rows would take minutes: it stopped
+    assert proc.returncode == (130 if sig == "SIGINT" else -signal.SIGTERM)
+    assert b"Traceback" not in err
