@@ -167,8 +167,8 @@ class Spec:
             fs, path = _filesystem(self.name)
             try:
                 return int(fs.size(path))
-            except (OSError, TypeError, ValueError):
-                return None  # opening it will say why
+            except Exception:  # the storage library's own errors too (no credentials, ...): opening it will say why
+                return None
         try:
             if self.name == "-":
                 st = os.fstat(sys.stdin.fileno())
@@ -328,8 +328,8 @@ def _expand_url(url: str) -> list[Spec]:
         return [Spec(url, url=True)]
     try:
         listing = fs.glob(path, detail=True)  # one listing gives the sizes too
-    except OSError as exc:
-        raise SourceError(f"the input pattern {url} cannot be listed: {exc}") from None
+    except Exception as exc:
+        raise _storage_error(exc, f"the input pattern {url} cannot be listed") from None
     found = sorted((p, info) for p, info in listing.items() if info.get("type") != "directory")
     if not found:
         raise SourceError(f"the input pattern {url} matches no file")
@@ -341,9 +341,24 @@ def _open_url(url: str) -> Input:
     try:
         size = int(fs.size(path))
         fh = fs.open(path, "rb")
-    except OSError as exc:
+    except FileNotFoundError as exc:
         raise _open_failed(exc, url) from None
+    except Exception as exc:
+        raise _storage_error(exc, f"input {url} cannot be opened") from None
     return Input(url, fh, size)
+
+
+def _storage_error(exc: Exception, what: str) -> SourceError:
+    """``what``, and why in the storage library's words: its own exceptions (botocore's NoCredentialsError, an HTTP
+    client's) are not OSErrors, and a person needs the reason, not "an internal error"."""
+    from stream.shown import excerpt
+
+    name = type(exc).__name__
+    hint = ""
+    if "Credential" in name or "AccessDenied" in str(exc):
+        hint = "; give credentials the usual way (environment, ~/.aws/credentials, an instance role)"
+    detail = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+    return SourceError(f"{what}: {name}: {excerpt(detail, 200)}{hint}")
 
 
 def chunks(fh: BinaryIO, size: int = CHUNK, gulp: Callable[[], int | None] | None = None) -> Iterator[bytes]:

@@ -8,7 +8,7 @@ import random
 from pathlib import Path
 
 import pytest
-from conftest import env_with_repo, ohlcv_csv, write
+from conftest import env_with_repo, ohlcv_csv, run_command, write
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -190,3 +190,18 @@ def test_missing_fsspec_names_both_packages(run_cli, tmp_path: Path) -> None:
     # The shadow hides only fsspec: local inputs still work.
     write(tmp_path / "a.csv", ohlcv_csv(["1", "2"]))
     assert run_cli(["--input", "a.csv"], env=env).code == 0
+
+
+def test_object_storage_without_credentials_says_so(tmp_path: Path) -> None:
+    pytest.importorskip("s3fs")
+    env = {
+        "AWS_CONFIG_FILE": str(tmp_path / "none"), "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "none"),
+        "AWS_EC2_METADATA_DISABLED": "true", "AWS_ENDPOINT_URL": "http://127.0.0.1:9",
+    }  # fmt: skip
+    environ = {k: v for k, v in env_with_repo(env).items() if k not in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")}
+    run = run_command(["--input", "s3://bucket/x.csv", "--output", "m.json"], tmp_path, env=environ, timeout=120)
+    assert run.code == 1
+    message = run.file_doc("m.json")["error_message"]
+    assert message.startswith("input s3://bucket/x.csv cannot be opened: NoCredentialsError")
+    assert "give credentials" in message and "internal error" not in message
+    run.assert_no_traceback()
