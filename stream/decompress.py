@@ -225,6 +225,10 @@ def _corrupt_errors() -> tuple[type[BaseException], ...]:
         errors.append(lzma.LZMAError)
     except ImportError:  # pragma: no cover - a Python built without lzma
         pass
+    try:
+        errors.append(zstd_module().ZstdError)  # a wrong frame checksum, damaged frame data
+    except ImportError:
+        pass
     return tuple(errors)
 
 

@@ -168,7 +168,9 @@ def compressor(out: BinaryIO, kind: str, member: str, stack: ExitStack) -> Binar
     elif kind == "zst":
         from stream.decompress import zstd_module
 
-        inner = zstd_module().ZstdFile(out, "wb")
+        zstd = zstd_module()
+        # A checksum in each frame, as the zstd command writes: damage is then a damaged file, not odd rows.
+        inner = zstd.ZstdFile(out, "wb", options={zstd.CompressionParameter.checksum_flag: 1})
     else:
         import zipfile
 

@@ -546,3 +546,18 @@ def test_generate_binance_klines_have_binance_s_format() -> None:
         assert row[5] == same[5] + "00" and row[7] == same[6] + "000000"
         assert int(row[8]) >= 1 and row[11] == "0"
         assert float(row[9]) <= float(row[5]) and float(row[10]) <= float(row[7])
+
+
+def test_a_damaged_zstd_file_from_generate_is_a_damaged_file_not_odd_rows(run_cli, tmp_path: Path) -> None:
+    try:
+        decompress.zstd_module()
+    except ImportError:
+        pytest.skip("no zstd module here (the zstd extra)")
+    run = run_cli(["generate", "--rows", "20000", "--compress", "zst", "--output", "g.csv.zst"])
+    assert run.code == 0, run.stderr
+    data = bytearray((tmp_path / "g.csv.zst").read_bytes())
+    data[5000:5010] = bytes(10)  # damage inside the frame: its checksum no longer matches
+    write(tmp_path / "bad.csv.zst", bytes(data))
+    run = run_cli(["--input", "bad.csv.zst", "--on-bad-row", "skip"])
+    assert run.code == 1
+    assert run.doc()["error_message"].startswith("input bad.csv.zst is a damaged zstd file: ")
