@@ -186,7 +186,7 @@ def _backwards(
     kind = compression(spec)
     if kind is not None:  # a compressed stream can only be read from its start
         raise InputError(f"--reverse reads a file backwards from its end, and {spec.label} is {kind}-compressed")
-    scratch = reader.sibling()
+    scratch = reader.sibling(backwards=True)
     found = plan.find_header([spec], [size], scratch)
     if found is None or found[1] < 0:
         raise InputError(f"--reverse: the header of {spec.label} is not within its first MiB")

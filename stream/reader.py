@@ -212,10 +212,12 @@ class Reader:
         self._title_note: str | None = None
         self._mirror: int | None = None  # lines come last first: a line numbered n here is line _mirror - n
 
-    def sibling(self) -> Reader:
+    def sibling(self, backwards: bool = False) -> Reader:
         """A fresh reader with this one's layout settings that skips bad rows silently: a probe of the first lines
-        (the parallel plan, --reverse), which reads past the header into rows that are read again later."""
-        return Reader(self.column, "skip", key=self.key, file=self.file, request=self.request)
+        (the parallel plan, --reverse), which reads past the header into rows that are read again later. With
+        ``backwards`` its layout tells the rows' order as --reverse will process them."""
+        request = self.request.backwards() if backwards else self.request
+        return Reader(self.column, "skip", key=self.key, file=self.file, request=request)
 
     # ---- pushing bytes -------------------------------------------------------------------------------------
 
@@ -616,11 +618,16 @@ class Reader:
                 if len(fields) != len(names):
                     break
                 values.append(fields[stamps])
-            if newest_first(values):
-                what = f"column {columns[stamps]!r}" if header else "the first column"
+            what = f"column {columns[stamps]!r}" if header else "the first column"
+            if not request.reverse and newest_first(values):
                 warnings.append(
                     f"the rows run newest first ({what} goes back in time over the first rows): the rolling mean "
                     "will run backwards in time; pass --reverse to read the file from its last row to its first"
+                )
+            elif request.reverse and newest_first(values[::-1]):  # the order --reverse processes them in
+                warnings.append(
+                    f"with --reverse the rows run newest first ({what} goes forward in time over the file's first "
+                    "rows): the rolling mean will run backwards in time; leave out --reverse to read the file in order"
                 )
         # The signals' timestamp: the column of that name, else the one that tells the rows' order (Date, unix, ...).
         ts = names.index(TIMESTAMP_COLUMN) if header and TIMESTAMP_COLUMN in names else stamps

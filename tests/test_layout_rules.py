@@ -296,6 +296,10 @@ def test_a_newest_first_file_warns_and_reverse_reads_it_oldest_first(tmp_path: P
     assert block.code == 0
     assert (tmp_path / "b.csv").read_bytes() == (tmp_path / "c.csv").read_bytes() == (tmp_path / "d.csv").read_bytes()
     assert "newest first" not in forward.stderr
+    assert "newest first" not in back.stderr + block.stderr  # reversed, the rows run oldest first
+    wrong = run_command(["--input", "old.csv", "--reverse", "--signals", "e.csv"], tmp_path)
+    assert wrong.code == 0 and "with --reverse the rows run newest first" in wrong.stderr
+    assert "pass --reverse" not in wrong.stderr
     piped = run_command(["--reverse"], tmp_path, stdin=(tmp_path / "new.csv").read_bytes())
     assert piped.code == 2 and "--reverse reads one regular file" in piped.stderr
 
