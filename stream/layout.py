@@ -90,6 +90,12 @@ class Layout:
         self.warnings = warnings or []
 
     @property
+    def mark(self) -> str | None:
+        """The decimal mark as far as the layout tells it: asked for or found in the first rows; a comma-separated
+        file's is the dot (a comma in a value there is inside quotes and groups thousands); None: not known yet."""
+        return self.decimal or ("." if self.delimiter == "," else None)
+
+    @property
     def close_name(self) -> str:
         return self.columns[self.close_index] if self.header else f"#{self.close_index + 1}"
 

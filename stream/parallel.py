@@ -268,6 +268,11 @@ def _parallel(
         log.info("the header is not within the first MiB of the input; reading it with one process")
         return None
     layout, data_start, line_bytes = found
+    if scratch.decimal is None or scratch.undecided:
+        # Workers read every value with the mark one process reads it with: the one the first rows told.
+        log.info("the first rows do not tell the values' decimal mark (--decimal); reading the input with one process")
+        return None
+    layout = layout | {"decimal": scratch.decimal}
     total = sum(sizes)
     window = pipeline.engine.window
     if block_size is None:

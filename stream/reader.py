@@ -46,7 +46,7 @@ from stream.layout import (
     time_column,
     wrapped_header,
 )
-from stream.rows import BadClose, BadRow, BadRowError, Skips, close_value, where
+from stream.rows import BadClose, BadRow, BadRowError, Skips, close_value, mark_of, where
 from stream.source import NewFile
 
 if TYPE_CHECKING:  # the block path's module (and numpy) load only when a run needs them
@@ -200,6 +200,9 @@ class Reader:
         # In follow mode a line without its newline may still be being written; in batch mode EOF completes it.
         self.final_line_needs_newline = final_line_needs_newline
         self.layout: Layout | None = None
+        self._decimal: str | None = None  # the run's decimal mark: the layout's, or the first value that settles it
+        # A value needed the decimal mark before any value told it (it was a bad row; a later block cannot know).
+        self.undecided = False
         self.line_no = 0  # lines of the current file consumed so far
         self.offset = 0  # bytes of the current file consumed through the last complete line
         self.at_file_start = True
@@ -293,7 +296,7 @@ class Reader:
             "line": self.line_no,
             "header": self.header_text,
             "at_file_start": self.at_file_start,
-            "layout": self.layout.spec() if self.layout is not None else None,
+            "layout": self.layout.spec() | {"decimal": self._decimal} if self.layout is not None else None,
         }
 
     def restore(self, state: dict[str, Any]) -> None:
@@ -310,6 +313,12 @@ class Reader:
             self.layout = Layout.from_spec(state["layout"])
         elif header is not None:  # a checkpoint written before layouts were recorded: the header tells it
             self.layout = self._first_layout(header, [], 1)
+        self._decimal = self.layout.mark if self.layout is not None else None
+
+    @property
+    def decimal(self) -> str | None:
+        """The decimal mark of the values read from now on; None while no value has told it."""
+        return self._decimal
 
     @property
     def pending(self) -> bytes:
@@ -446,7 +455,7 @@ class Reader:
         layout = self.layout
         assert layout is not None
         m = len(layout.columns) - 1  # delimiters per line
-        if not n or not m or layout.decimal == ",":
+        if not n or not m:
             return False
         if "\x00" in body or ("\r" in body and body.count("\r") != body.count("\r\n") + body.endswith("\r")):
             return False
@@ -458,7 +467,10 @@ class Reader:
             return False
         fields = body.split(d)
         closes = _column(fields, layout.close_index, m)
-        found = _one_scale("\n".join(closes))
+        joined = "\n".join(closes)
+        if self._decimal != "." and "." in joined:  # a dot that is a thousands separator, or may be one
+            return False
+        found = _one_scale(joined)
         if found is None:
             return False
         digits, scale = found
@@ -510,6 +522,7 @@ class Reader:
                     continue
             self.at_file_start = False
             self.layout = self._first_layout(stripped, following, first + i, delimiter)
+            self._decimal = self.layout.mark
             if not self.layout.header:
                 return i
             self.header_text = stripped
@@ -647,7 +660,7 @@ class Reader:
         ci = layout.close_index
         ti = layout.timestamp_index
         ki = layout.key_index
-        delimiter, decimal = layout.delimiter, layout.decimal
+        delimiter, decimal = layout.delimiter, self._decimal
         keep = self.keep_text
         units, scales, closes, stamps, keys = batch.units, batch.scales, batch.closes, batch.stamps, batch.keys
         key = ""
@@ -671,15 +684,24 @@ class Reader:
                             continue
                     text = rec[ci]
                     # Inlined fast path of parse_decimal: plain ASCII "123.45" (the common case) skips the regex.
-                    whole, _, frac = text.partition(".")
+                    whole, dot, frac = text.partition(".")
                     digits = whole + frac
                     # Within both digit limits whatever the split; longer literals take parse_decimal's full check.
-                    if len(digits) <= _FAST_DIGITS and digits.isdigit() and digits.isascii() and decimal != ",":
+                    # A dot is a decimal point only once the file's mark is known to be the dot.
+                    if (
+                        len(digits) <= _FAST_DIGITS
+                        and digits.isdigit()
+                        and digits.isascii()
+                        and (not dot or decimal == ".")
+                    ):
                         units.append(int(digits))
                         scales.append(len(frac))
                     else:
                         if ncols == 1 and not lines[i].strip():
                             continue  # in a one-column file a whitespace-only line parses as one empty field
+                        if decimal is None:
+                            decimal = self._decimal = mark_of(text)  # one mark for the run, from its first value
+                            self.undecided |= decimal is None and ("," in text or "." in text)
                         try:
                             u, s = close_value(text, delimiter, decimal)
                         except BadClose as exc:
