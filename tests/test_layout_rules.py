@@ -256,13 +256,16 @@ MARKED: dict[str, tuple[str | None, Fraction | None, Fraction | None]] = {
 }
 
 
-def marked_reference(closes: list[str]) -> tuple[list[Fraction], list[int]]:
-    """The values of a file's closes in order, one decimal mark for the file from the first value that tells it, and
-    the 0-based rows that are bad: a value needing the mark before it is known, or contradicting it."""
+def marked_reference(
+    closes: list[str], table: dict[str, tuple[str | None, Fraction | None, Fraction | None]] = MARKED
+) -> tuple[list[Fraction], list[int]]:
+    """The values of a file's closes in order, one decimal mark for the file from the first value that tells it (per
+    ``table``, laid out as MARKED), and the 0-based rows that are bad: a value needing the mark before it is known,
+    or contradicting it."""
     mark: str | None = None
     values, bad = [], []
     for i, text in enumerate(closes):
-        tells, dot, comma = MARKED[text]
+        tells, dot, comma = table[text]
         if mark is None and tells is not None:
             mark = tells
         value = dot if mark == "." else comma if mark == "," else (dot if dot == comma else None)
@@ -300,6 +303,28 @@ def test_a_file_mixing_decimal_marks_is_never_read_value_by_value(tmp_path: Path
     bad.assert_no_traceback()
     message = bad.file_doc()["error_message"]
     assert "line 3" in message and "--decimal" in message
+
+
+@pytest.mark.parametrize("first", ["1,5", "1,234"])
+def test_workers_read_with_the_mark_the_first_rows_told_or_leave_the_input_to_one_process(
+    first: str, tmp_path: Path
+) -> None:
+    rows = [f"2024-01-01 {i:05d};{first if i == 0 else f'{1 + i // 7}.{i % 1000:03d},{i % 10}'}" for i in range(4000)]
+    write(tmp_path / "in.csv", "ts;Close\n" + "\n".join(rows) + "\n")
+    closes = [r.split(";")[1] for r in rows]
+    # Dots grouping thousands and a decimal comma (2.345,6): values that tell the comma.
+    table = {c: MARKED.get(c) or (",", None, F(c.replace(".", "").replace(",", "."))) for c in closes}
+    values, bad_rows = marked_reference(closes, table)
+    run = run_command(
+        ["--input", "in.csv", "--workers", "2", "--block-size", "16K", "--window", "1", "--signals", "s.csv",
+         "--on-bad-row", "skip", "--log-file", "run.log", "--output", "m.json"],
+        tmp_path,
+    )  # fmt: skip
+    assert run.code == 0, run.stderr
+    got = [Fraction(r["rolling_mean"]) for r in csv.DictReader((tmp_path / "s.csv").read_text().splitlines())]
+    assert got == values and len(bad_rows) == (first == "1,234")
+    log = (tmp_path / "run.log").read_text()
+    assert ("do not tell the values' decimal mark" in log) == ("blocks of about" not in log) == (first == "1,234")
 
 
 def _marked_table(draw: st.DrawFn) -> tuple[bytes, list[str]]:
