@@ -160,7 +160,7 @@ def close_value(text: str, delimiter: str, decimal: str | None) -> tuple[int, in
     elif decimal == ".":
         if re.fullmatch(_GROUPED, s, re.ASCII):
             s = s.replace(",", "")
-        elif "," in s:
+        elif re.fullmatch(_DECIMAL_COMMA, s, re.ASCII) or re.fullmatch(_DOT_GROUPED, s, re.ASCII):
             raise BadClose("value", f"{excerpt(s)} has a ',' but the file's decimal mark is '.' (--decimal)")
     elif re.fullmatch(_GROUPED, s, re.ASCII) or re.fullmatch(_DOT_GROUPED, s, re.ASCII):
         raise BadClose(
