@@ -101,8 +101,8 @@ class BlockReader:
         reader = self.reader
         layout = reader.layout
         assert layout is not None
-        if layout.decimal == "," or len(layout.delimiter.encode()) != 1:
-            return [reader.feed(body)]  # values with a decimal comma are the row path's to read
+        if reader.decimal != "." or len(layout.delimiter.encode()) != 1:
+            return [reader.feed(body)]  # values with a decimal comma, or a mark not yet known, are the row path's
         parsed = parse(body, layout.columns, layout.close_index, layout.timestamp_index, reader.keep_text,
                        layout.key_index, ord(layout.delimiter))  # fmt: skip
         np = _np()

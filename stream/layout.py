@@ -28,7 +28,8 @@ SAMPLE = 10
 
 class LayoutRequest:
     """What the user asked for (flags and config): the close column (a name, or a 1-based position), the delimiter,
-    whether there is a header, lines to skip at the start of each file, the decimal mark. None: find out."""
+    whether there is a header, lines to skip at the start of each file, the decimal mark (None: find out), and
+    whether the rows are read from the last to the first (--reverse)."""
 
     def __init__(
         self,
@@ -37,17 +38,23 @@ class LayoutRequest:
         header: bool = True,
         skip_lines: int = 0,
         decimal: str | None = None,
+        reverse: bool = False,
     ) -> None:
         self.column = column
         self.delimiter = delimiter
         self.header = header
         self.skip_lines = skip_lines
         self.decimal = decimal
+        self.reverse = reverse
 
     @classmethod
     def of(cls, cfg: Any) -> LayoutRequest:
         """The request a config (stream.config.Config, flags applied) makes."""
         return cls(cfg.column, cfg.delimiter, cfg.header, cfg.skip_lines, cfg.decimal)
+
+    def backwards(self) -> LayoutRequest:
+        """The same request for rows read from the last to the first (--reverse)."""
+        return LayoutRequest(self.column, self.delimiter, self.header, self.skip_lines, self.decimal, reverse=True)
 
 
 class Layout:
@@ -81,6 +88,12 @@ class Layout:
         self.decimal = decimal
         self.notes = notes or []
         self.warnings = warnings or []
+
+    @property
+    def mark(self) -> str | None:
+        """The decimal mark as far as the layout tells it: asked for or found in the first rows; a comma-separated
+        file's is the dot (a comma in a value there is inside quotes and groups thousands); None: not known yet."""
+        return self.decimal or ("." if self.delimiter == "," else None)
 
     @property
     def close_name(self) -> str:

@@ -186,7 +186,7 @@ def _backwards(
     kind = compression(spec)
     if kind is not None:  # a compressed stream can only be read from its start
         raise InputError(f"--reverse reads a file backwards from its end, and {spec.label} is {kind}-compressed")
-    scratch = reader.sibling()
+    scratch = reader.sibling(backwards=True)
     found = plan.find_header([spec], [size], scratch)
     if found is None or found[1] < 0:
         raise InputError(f"--reverse: the header of {spec.label} is not within its first MiB")
@@ -268,6 +268,11 @@ def _parallel(
         log.info("the header is not within the first MiB of the input; reading it with one process")
         return None
     layout, data_start, line_bytes = found
+    if scratch.decimal is None or scratch.undecided:
+        # Workers read every value with the mark one process reads it with: the one the first rows told.
+        log.info("the first rows do not tell the values' decimal mark (--decimal); reading the input with one process")
+        return None
+    layout = layout | {"decimal": scratch.decimal}
     total = sum(sizes)
     window = pipeline.engine.window
     if block_size is None:

@@ -46,7 +46,7 @@ from stream.layout import (
     time_column,
     wrapped_header,
 )
-from stream.rows import BadClose, BadRow, BadRowError, Skips, close_value, where
+from stream.rows import BadClose, BadRow, BadRowError, Skips, close_value, mark_of, where
 from stream.source import NewFile
 
 if TYPE_CHECKING:  # the block path's module (and numpy) load only when a run needs them
@@ -200,6 +200,9 @@ class Reader:
         # In follow mode a line without its newline may still be being written; in batch mode EOF completes it.
         self.final_line_needs_newline = final_line_needs_newline
         self.layout: Layout | None = None
+        self._decimal: str | None = None  # the run's decimal mark: the layout's, or the first value that settles it
+        # A value needed the decimal mark before any value told it (it was a bad row; a later block cannot know).
+        self.undecided = False
         self.line_no = 0  # lines of the current file consumed so far
         self.offset = 0  # bytes of the current file consumed through the last complete line
         self.at_file_start = True
@@ -212,10 +215,12 @@ class Reader:
         self._title_note: str | None = None
         self._mirror: int | None = None  # lines come last first: a line numbered n here is line _mirror - n
 
-    def sibling(self) -> Reader:
+    def sibling(self, backwards: bool = False) -> Reader:
         """A fresh reader with this one's layout settings that skips bad rows silently: a probe of the first lines
-        (the parallel plan, --reverse), which reads past the header into rows that are read again later."""
-        return Reader(self.column, "skip", key=self.key, file=self.file, request=self.request)
+        (the parallel plan, --reverse), which reads past the header into rows that are read again later. With
+        ``backwards`` its layout tells the rows' order as --reverse will process them."""
+        request = self.request.backwards() if backwards else self.request
+        return Reader(self.column, "skip", key=self.key, file=self.file, request=request)
 
     # ---- pushing bytes -------------------------------------------------------------------------------------
 
@@ -291,7 +296,7 @@ class Reader:
             "line": self.line_no,
             "header": self.header_text,
             "at_file_start": self.at_file_start,
-            "layout": self.layout.spec() if self.layout is not None else None,
+            "layout": self.layout.spec() | {"decimal": self._decimal} if self.layout is not None else None,
         }
 
     def restore(self, state: dict[str, Any]) -> None:
@@ -308,6 +313,12 @@ class Reader:
             self.layout = Layout.from_spec(state["layout"])
         elif header is not None:  # a checkpoint written before layouts were recorded: the header tells it
             self.layout = self._first_layout(header, [], 1)
+        self._decimal = self.layout.mark if self.layout is not None else None
+
+    @property
+    def decimal(self) -> str | None:
+        """The decimal mark of the values read from now on; None while no value has told it."""
+        return self._decimal
 
     @property
     def pending(self) -> bytes:
@@ -444,7 +455,7 @@ class Reader:
         layout = self.layout
         assert layout is not None
         m = len(layout.columns) - 1  # delimiters per line
-        if not n or not m or layout.decimal == ",":
+        if not n or not m:
             return False
         if "\x00" in body or ("\r" in body and body.count("\r") != body.count("\r\n") + body.endswith("\r")):
             return False
@@ -456,7 +467,10 @@ class Reader:
             return False
         fields = body.split(d)
         closes = _column(fields, layout.close_index, m)
-        found = _one_scale("\n".join(closes))
+        joined = "\n".join(closes)
+        if self._decimal != "." and "." in joined:  # a dot that is a thousands separator, or may be one
+            return False
+        found = _one_scale(joined)
         if found is None:
             return False
         digits, scale = found
@@ -508,6 +522,7 @@ class Reader:
                     continue
             self.at_file_start = False
             self.layout = self._first_layout(stripped, following, first + i, delimiter)
+            self._decimal = self.layout.mark
             if not self.layout.header:
                 return i
             self.header_text = stripped
@@ -616,11 +631,16 @@ class Reader:
                 if len(fields) != len(names):
                     break
                 values.append(fields[stamps])
-            if newest_first(values):
-                what = f"column {columns[stamps]!r}" if header else "the first column"
+            what = f"column {columns[stamps]!r}" if header else "the first column"
+            if not request.reverse and newest_first(values):
                 warnings.append(
                     f"the rows run newest first ({what} goes back in time over the first rows): the rolling mean "
                     "will run backwards in time; pass --reverse to read the file from its last row to its first"
+                )
+            elif request.reverse and newest_first(values[::-1]):  # the order --reverse processes them in
+                warnings.append(
+                    f"with --reverse the rows run newest first ({what} goes forward in time over the file's first "
+                    "rows): the rolling mean will run backwards in time; leave out --reverse to read the file in order"
                 )
         # The signals' timestamp: the column of that name, else the one that tells the rows' order (Date, unix, ...).
         ts = names.index(TIMESTAMP_COLUMN) if header and TIMESTAMP_COLUMN in names else stamps
@@ -640,7 +660,7 @@ class Reader:
         ci = layout.close_index
         ti = layout.timestamp_index
         ki = layout.key_index
-        delimiter, decimal = layout.delimiter, layout.decimal
+        delimiter, decimal = layout.delimiter, self._decimal
         keep = self.keep_text
         units, scales, closes, stamps, keys = batch.units, batch.scales, batch.closes, batch.stamps, batch.keys
         key = ""
@@ -664,15 +684,24 @@ class Reader:
                             continue
                     text = rec[ci]
                     # Inlined fast path of parse_decimal: plain ASCII "123.45" (the common case) skips the regex.
-                    whole, _, frac = text.partition(".")
+                    whole, dot, frac = text.partition(".")
                     digits = whole + frac
                     # Within both digit limits whatever the split; longer literals take parse_decimal's full check.
-                    if len(digits) <= _FAST_DIGITS and digits.isdigit() and digits.isascii() and decimal != ",":
+                    # A dot is a decimal point only once the file's mark is known to be the dot.
+                    if (
+                        len(digits) <= _FAST_DIGITS
+                        and digits.isdigit()
+                        and digits.isascii()
+                        and (not dot or decimal == ".")
+                    ):
                         units.append(int(digits))
                         scales.append(len(frac))
                     else:
                         if ncols == 1 and not lines[i].strip():
                             continue  # in a one-column file a whitespace-only line parses as one empty field
+                        if decimal is None:
+                            decimal = self._decimal = mark_of(text)  # one mark for the run, from its first value
+                            self.undecided |= decimal is None and ("," in text or "." in text)
                         try:
                             u, s = close_value(text, delimiter, decimal)
                         except BadClose as exc:

@@ -113,35 +113,61 @@ class BadClose(ValueError):
         self.kind = kind
 
 
-def close_value(text: str, delimiter: str, decimal: str | None) -> tuple[int, int]:
-    """The exact ``(units, scale)`` of a close field that is not plain digits (the callers' fast path takes those).
+def mark_of(text: str) -> str | None:
+    """The decimal mark a close field settles for a file whose delimiter is not the comma: ``,`` for ``1,5``,
+    ``1.234,56`` or ``1.234.567``; ``.`` for ``1.5``, ``1,234.56`` or ``1,234,567``; None for a value without a mark,
+    one that may be read either way (``1,234``, ``1.234``) or one that is no number at all."""
+    s = text.strip()
+    if "," in s:
+        if re.fullmatch(_GROUPED, s, re.ASCII) and ("." in s or s.count(",") > 1):
+            return "."
+        if re.fullmatch(_DOT_GROUPED, s, re.ASCII) and "." in s:
+            return ","
+        if re.fullmatch(_DECIMAL_COMMA, s, re.ASCII) and len(s) - s.index(",") - 1 != 3:
+            return ","
+        return None
+    if "." not in s:
+        return None
+    if re.fullmatch(_DOT_GROUPED, s, re.ASCII):
+        return "," if s.count(".") > 1 else None
+    try:
+        parse_decimal(s)
+    except BadValue:
+        return None
+    return "."
 
-    Commas: in a comma-separated file a comma can only be inside a quoted field, and there it groups thousands
-    (``"41,903.50"``) unless ``decimal`` is ``,``; elsewhere a single comma followed by other than three digits is a
-    decimal comma (also after dots grouping thousands: ``1.234,56``), three digits are ambiguous and need
-    ``--decimal``. Raises BadClose.
+
+def close_value(text: str, delimiter: str, decimal: str | None) -> tuple[int, int]:
+    """The exact ``(units, scale)`` of a close field that is not plain digits (the callers' fast path takes those),
+    read with the file's decimal mark ``decimal``: None while it is not known (the caller settles it with
+    ``mark_of`` first, so a value with a mark is then ambiguous); a comma-separated file's is the dot.
+
+    With the dot, commas group thousands (``"41,903.50"``) and must be well formed; with the comma, dots group
+    thousands (``1.234,56``). A value that has the other mark in another place contradicts the file's mark. Raises
+    BadClose.
     """
     s = text.strip()
     if s.lower() in MISSING:
         raise BadClose("missing", f"the close value is missing ({excerpt(s)})")
+    if decimal is None and delimiter == ",":
+        decimal = "."
     if decimal == ",":
         if re.fullmatch(_DOT_GROUPED, s, re.ASCII):
             s = s.replace(".", "")
         elif "." in s:
-            raise BadClose("value", f"{excerpt(s)} has a '.' but the decimal mark is ',' (--decimal)")
+            raise BadClose("value", f"{excerpt(s)} has a '.' but the file's decimal mark is ',' (--decimal)")
         s = s.replace(",", ".", 1) if s.count(",") == 1 else s
-    elif "," in s:
-        if re.fullmatch(_GROUPED, s, re.ASCII) and (decimal == "." or delimiter == "," or "." in s):
+    elif decimal == ".":
+        if re.fullmatch(_GROUPED, s, re.ASCII):
             s = s.replace(",", "")
-        elif decimal is None and delimiter != "," and "." in s and re.fullmatch(_DOT_GROUPED, s, re.ASCII):
-            s = s.replace(".", "").replace(",", ".")  # 1.234,56: dots group thousands, the comma is the decimal mark
-        elif decimal is None and delimiter != "," and re.fullmatch(_DECIMAL_COMMA, s, re.ASCII):
-            if len(s) - s.index(",") - 1 == 3:
-                raise BadClose(
-                    "value",
-                    f"{excerpt(s)} may be a thousands separator or a decimal comma: pass --decimal , or --decimal .",
-                )
-            s = s.replace(",", ".")
+        elif re.fullmatch(_DECIMAL_COMMA, s, re.ASCII) or re.fullmatch(_DOT_GROUPED, s, re.ASCII):
+            raise BadClose("value", f"{excerpt(s)} has a ',' but the file's decimal mark is '.' (--decimal)")
+    elif re.fullmatch(_GROUPED, s, re.ASCII) or re.fullmatch(_DOT_GROUPED, s, re.ASCII):
+        raise BadClose(
+            "value",
+            f"{excerpt(s)} may have a thousands separator or a decimal mark, and no earlier value tells which: "
+            "pass --decimal , or --decimal .",
+        )
     try:
         return parse_decimal(s)
     except BadValue as exc:

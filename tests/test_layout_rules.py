@@ -239,6 +239,113 @@ def test_a_decimal_comma_is_read_when_unambiguous_and_named_otherwise() -> None:
     assert read(b"ts;close\n1;1.234,5\n2;1.234.567,25\n")[0] == [F("1234.5"), F("1234567.25")]
 
 
+# What each value means under each decimal mark (None: a bad row), and the mark it tells when none is known yet.
+MARKED: dict[str, tuple[str | None, Fraction | None, Fraction | None]] = {
+    # text: (the mark it tells, its value with the dot, its value with the comma)
+    "1.234,50": (",", None, F("1234.50")),
+    "1.234.567": (",", None, F(1234567)),
+    "1,5": (",", None, F("1.5")),
+    "99,95": (",", None, F("99.95")),
+    "1,234.5": (".", F("1234.5"), None),
+    "1,234,567": (".", F(1234567), None),
+    "1.5": (".", F("1.5"), None),
+    "100.10": (".", F("100.10"), None),
+    "1.235": (None, F("1.235"), F(1235)),  # ambiguous until the mark is known
+    "1,234": (None, F(1234), F("1.234")),
+    "12": (None, F(12), F(12)),  # no mark: the same either way
+}
+
+
+def marked_reference(
+    closes: list[str], table: dict[str, tuple[str | None, Fraction | None, Fraction | None]] = MARKED
+) -> tuple[list[Fraction], list[int]]:
+    """The values of a file's closes in order, one decimal mark for the file from the first value that tells it (per
+    ``table``, laid out as MARKED), and the 0-based rows that are bad: a value needing the mark before it is known,
+    or contradicting it."""
+    mark: str | None = None
+    values, bad = [], []
+    for i, text in enumerate(closes):
+        tells, dot, comma = table[text]
+        if mark is None and tells is not None:
+            mark = tells
+        value = dot if mark == "." else comma if mark == "," else (dot if dot == comma else None)
+        if value is None:
+            bad.append(i)
+        else:
+            values.append(value)
+    return values, bad
+
+
+def test_one_decimal_mark_per_file_from_the_first_value_that_tells_it() -> None:
+    assert read(b"Date;Close\n1;1.234,50\n2;1.235\n3;1.236,5\n")[0] == [F("1234.5"), F(1235), F("1236.5")]
+    assert read(b"Date;Close\n1;1,5\n2;1.000\n")[0] == [F("1.5"), F(1000)]
+    assert read(b"Date\tClose\n1\t12\n2\t1.5\n3\t1,234\n")[0] == [F(12), F("1.5"), F(1234)]
+    with pytest.raises(BadRowError, match=r"line 3: .*'1,5' has a ',' but the file's decimal mark is '\.' \(--dec"):
+        read(b"Date;Close\n1;1.5\n2;1,5\n")
+    with pytest.raises(BadRowError, match=r"line 3: .*'1\.5' has a '\.' but the file's decimal mark is ','"):
+        read(b"Date;Close\n1;2,5\n2;1.5\n")
+    for ambiguous in ("1.234", "1,234"):  # never guessed: the mark is not known yet
+        with pytest.raises(BadRowError, match=r"line 2: .*--decimal , or --decimal \."):
+            read(f"Date;Close\n1;{ambiguous}\n2;1,5\n".encode())
+    values, bad, reader = read(b"Date;Close\n1;1.234\n2;1,5\n3;1.234\n", skip=True)
+    assert values == [F("1.5"), F(1234)] and [b.line for b in bad] == [2] and reader.decimal == ","
+    assert read(b"Date;Close\n1;1.234\n", decimal=".")[0] == [F("1.234")]  # --decimal settles it from the start
+
+
+def test_a_file_mixing_decimal_marks_is_never_read_value_by_value(tmp_path: Path) -> None:
+    write(tmp_path / "mix.csv", "Date;Close\n2024-01-01;1.234,50\n2024-01-02;1.235\n2024-01-03;1.236,5\n")
+    run = run_command(["--input", "mix.csv", "--signals", "-", "--window", "1"], tmp_path)
+    assert run.code == 0, run.stderr
+    assert [r[3] for r in csv.reader(run.out.splitlines()[1:])] == ["1234.5", "1235.0", "1236.5"]
+    write(tmp_path / "bad.csv", "Date;Close\n2024-01-01;1,5\n2024-01-02;1.5\n")
+    bad = run_command(["--input", "bad.csv", "--window", "1", "--output", "metrics.json"], tmp_path)
+    assert bad.code == 1
+    bad.assert_no_traceback()
+    message = bad.file_doc()["error_message"]
+    assert "line 3" in message and "--decimal" in message
+
+
+@pytest.mark.parametrize("first", ["1,5", "1,234"])
+def test_workers_read_with_the_mark_the_first_rows_told_or_leave_the_input_to_one_process(
+    first: str, tmp_path: Path
+) -> None:
+    rows = [f"2024-01-01 {i:05d};{first if i == 0 else f'{1 + i // 7}.{i % 1000:03d},{i % 10}'}" for i in range(4000)]
+    write(tmp_path / "in.csv", "ts;Close\n" + "\n".join(rows) + "\n")
+    closes = [r.split(";")[1] for r in rows]
+    # Dots grouping thousands and a decimal comma (2.345,6): values that tell the comma.
+    table = {c: MARKED.get(c) or (",", None, F(c.replace(".", "").replace(",", "."))) for c in closes}
+    values, bad_rows = marked_reference(closes, table)
+    run = run_command(
+        ["--input", "in.csv", "--workers", "2", "--block-size", "16K", "--window", "1", "--signals", "s.csv",
+         "--on-bad-row", "skip", "--log-file", "run.log", "--output", "m.json"],
+        tmp_path,
+    )  # fmt: skip
+    assert run.code == 0, run.stderr
+    got = [Fraction(r["rolling_mean"]) for r in csv.DictReader((tmp_path / "s.csv").read_text().splitlines())]
+    assert got == values and len(bad_rows) == (first == "1,234")
+    log = (tmp_path / "run.log").read_text()
+    assert ("do not tell the values' decimal mark" in log) == ("blocks of about" not in log) == (first == "1,234")
+
+
+def _marked_table(draw: st.DrawFn) -> tuple[bytes, list[str]]:
+    """A file of closes whose decimal marks may agree, disagree or leave the mark open (see MARKED)."""
+    sep = draw(st.sampled_from([";", "\t", "|"]))
+    closes = draw(st.lists(st.sampled_from(sorted(MARKED)), min_size=1, max_size=60))
+    rows = [f"2024-01-01 00:{i:02d}{sep}{c}{sep}{i}" for i, c in enumerate(closes)]
+    return (sep.join(["Date", "Close", "Vol"]) + "\n" + "\n".join(rows) + "\n").encode(), closes
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.data())
+def test_one_decimal_mark_per_file_on_every_path(data: st.DataObject) -> None:
+    raw, closes = data.draw(st.composite(_marked_table)())
+    values, bad_rows = marked_reference(closes)
+    got, bad, _ = read(raw, skip=True)
+    assert got == values
+    assert [b.line for b in bad] == [i + 2 for i in bad_rows]
+    same_on_every_path(data, raw)
+
+
 # ---- 6. missing values --------------------------------------------------------------------------------------------
 
 
@@ -296,6 +403,10 @@ def test_a_newest_first_file_warns_and_reverse_reads_it_oldest_first(tmp_path: P
     assert block.code == 0
     assert (tmp_path / "b.csv").read_bytes() == (tmp_path / "c.csv").read_bytes() == (tmp_path / "d.csv").read_bytes()
     assert "newest first" not in forward.stderr
+    assert "newest first" not in back.stderr + block.stderr  # reversed, the rows run oldest first
+    wrong = run_command(["--input", "old.csv", "--reverse", "--signals", "e.csv"], tmp_path)
+    assert wrong.code == 0 and "with --reverse the rows run newest first" in wrong.stderr
+    assert "pass --reverse" not in wrong.stderr
     piped = run_command(["--reverse"], tmp_path, stdin=(tmp_path / "new.csv").read_bytes())
     assert piped.code == 2 and "--reverse reads one regular file" in piped.stderr
 
@@ -338,7 +449,8 @@ def test_the_layout_survives_a_checkpoint() -> None:
     again = Reader()
     again.restore(json.loads(json.dumps(reader.state())))
     assert again.layout is not None and reader.layout is not None
-    assert again.layout.spec() == reader.layout.spec()
+    assert again.layout.spec() == reader.layout.spec() | {"decimal": ","}  # the mark the first value told
+    assert again.decimal == reader.decimal == ","
     more = again.feed(b'"2\t3\t4,5"\r\n')
     assert [F(u, 10**s) for u, s in zip(more.units, more.scales)] == [F("4.5")]
 
@@ -443,10 +555,16 @@ def _signals(
 @given(st.data())
 def test_sniffed_layouts_give_the_same_rows_on_every_path(data: st.DataObject) -> None:
     raw, closes = data.draw(st.composite(_table)())
+    assert read(raw, skip=True)[0] == [Fraction(c) for c in closes]  # the values as written, exactly
+    same_on_every_path(data, raw)
+
+
+def same_on_every_path(data: st.DataObject, raw: bytes) -> None:
+    """The row loop's signals and skipped rows for ``raw`` are the chunk path's, the block path's (both fed it in
+    drawn pieces) and the worker processes' (in drawn blocks)."""
     cuts = sorted(data.draw(st.sets(st.integers(1, max(1, len(raw) - 1)), max_size=4)))
     pieces = [raw[a:b] for a, b in itertools.pairwise([0, *cuts, len(raw)])]
     want = _signals(raw, [raw], "row")
-    assert read(raw, skip=True)[0] == [Fraction(c) for c in closes]  # the values as written, exactly
     for how in ("chunk", "block"):
         assert _signals(raw, pieces, how) == want, how
     saved = os.environ.get("MLOPS_STREAM_CHUNK")

@@ -181,7 +181,9 @@ def test_reverse_reads_a_newest_first_export_oldest_first(name: str, tmp_path: P
     assert CORPUS is not None
     values, _ = reference_closes(CORPUS / name, EXPORTS[name])
     args = ["--input", str(CORPUS / name), "--output", "metrics.json", "--signals", "s.csv", "--reverse"]
-    check_run(run_command(args, tmp_path), values[::-1])
+    run = run_command(args, tmp_path)
+    check_run(run, values[::-1])
+    assert "newest first" not in run.stderr
 
 
 def test_the_corpus_is_listed_in_full() -> None:
