@@ -56,15 +56,15 @@ class Inline:
 
 
 class Processes:
-    """Forked processes, each serving the tasks it is given in order, over its own pipe.
+    """Forked processes, each serving one task at a time over its own pipe.
 
     Unlike a pool, a worker that dies is noticed at once (its sentinel), and stopping kills the others right away. A
-    task waits in the parent until a worker has fewer than two, so a worker slowed down by the rest of the machine
-    takes fewer tasks instead of holding the others up.
+    task waits in the parent until a worker is idle: a worker slowed down by the rest of the machine takes fewer tasks
+    instead of holding the others up, and the parent never sends to a worker that may be sending (a task and a result
+    both bigger than the pipe's buffer would block both sides for ever).
     """
 
     local = True  # the workers share this machine's files: signals go to spill files, not through the pipes
-    PER_WORKER = 2
 
     def __init__(self, count: int) -> None:
         import multiprocessing
@@ -82,7 +82,7 @@ class Processes:
             self.conns.append(mine)
             self.procs.append(proc)
         self._todo: deque[tuple[int, Task, Any]] = deque()
-        self._queued: list[deque[int]] = [deque() for _ in self.procs]  # task handles, per worker, in order
+        self._running: list[int | None] = [None] * count  # each worker's task handle; None: idle
         self._done: dict[int, Any] = {}
         self._next = 0
 
@@ -104,24 +104,27 @@ class Processes:
         return handle in self._done
 
     def _give(self) -> None:
-        for i, queued in enumerate(self._queued):
-            while self._todo and len(queued) < self.PER_WORKER:
+        """Send waiting tasks to idle workers: an idle worker is reading its pipe, so the send cannot block for good."""
+        for i, running in enumerate(self._running):
+            if not self._todo:
+                return
+            if running is None:
                 handle, fn, arg = self._todo.popleft()
                 try:
                     self.conns[i].send((fn, arg))
                 except OSError:  # BrokenPipeError too: that is the worker's pipe, not the signals output
                     raise self._died(self.procs[i]) from None
-                queued.append(handle)
+                self._running[i] = handle
 
     def _collect(self, timeout: float | None) -> None:
         """Take the answers that are ready (waiting up to ``timeout``; None: until one is)."""
         from multiprocessing.connection import wait
 
-        busy = [i for i, queued in enumerate(self._queued) if queued]
+        busy = {i: running for i, running in enumerate(self._running) if running is not None}
         if not busy:
             return
         ready = wait([self.conns[i] for i in busy] + [self.procs[i].sentinel for i in busy], timeout)
-        for i in busy:
+        for i, handle in busy.items():
             if self.conns[i] not in ready and self.procs[i].sentinel not in ready:
                 continue
             try:
@@ -130,7 +133,8 @@ class Processes:
                 raise self._died(self.procs[i]) from None
             if status == "error":
                 raise value
-            self._done[self._queued[i].popleft()] = value
+            self._done[handle] = value
+            self._running[i] = None
         self._give()
 
     @staticmethod

@@ -374,3 +374,29 @@ def test_a_dying_worker_or_a_stop_ends_the_run_clearly(tmp_path: Path, how: str)
         time.sleep(0.02)
     assert not [w for w in workers if Path(f"/proc/{w}").exists()], "no worker may outlive the run"
     assert not list(tmp_path.glob(".mlops-stream-*")), "the spill folder is removed"
+
+
+def test_workers_pass_large_states_and_results_both_ways(tmp_path: Path) -> None:
+    # 20,000 keys: each block's starting state and each block's result are far bigger than a pipe's buffer, so a
+    # task sent to a worker that is sending back its last result would block both sides.
+    import subprocess
+    import sys
+
+    from stream import generate
+
+    with open(tmp_path / "k.csv", "wb") as fh:
+        generate.write(fh, 40_000, 5, symbols=20_000)
+    outputs = []
+    for workers in ("1", "2"):
+        signals = f"s{workers}.csv"
+        subprocess.run(
+            [sys.executable, "-m", "stream", "--input", "k.csv", "--key", "symbol", "--signals", signals,
+             "--output", f"m{workers}.json", "--quiet", "--workers", workers, "--block-size", "1200K",
+             "--log-file", f"run{workers}.log"],
+            cwd=tmp_path, env=env_with_repo(), check=True, timeout=60,  # a hang fails the test instead of blocking
+        )  # fmt: skip
+        doc = json.loads((tmp_path / f"m{workers}.json").read_text())
+        outputs.append(({k: v for k, v in doc.items() if k != "latency_ms"}, (tmp_path / signals).read_bytes()))
+    assert outputs[0][0]["rows_processed"] == 40_000 and len(outputs[0][0]["by_key"]) == 20_000
+    assert outputs[1] == outputs[0]
+    assert " over 3 blocks of about " in (tmp_path / "run2.log").read_text()
