@@ -400,3 +400,26 @@ def test_workers_pass_large_states_and_results_both_ways(tmp_path: Path) -> None
     assert outputs[0][0]["rows_processed"] == 40_000 and len(outputs[0][0]["by_key"]) == 20_000
     assert outputs[1] == outputs[0]
     assert " over 3 blocks of about " in (tmp_path / "run2.log").read_text()
+
+
+def test_far_more_workers_than_blocks_start_no_more_than_the_blocks(run_cli, tmp_path: Path) -> None:
+    data = (Path(__file__).parent.parent / "data.csv").read_bytes()
+    write(tmp_path / "big.csv", data)  # 730 KB
+    write(tmp_path / "small.csv", data[: data.index(b"\n", 60_000) + 1])  # 60 KB
+    for name in ("small.csv", "big.csv"):
+        (tmp_path / "run.log").unlink(missing_ok=True)  # the log is appended to
+        want = run_cli(["--input", name, "--workers", "1", "--signals", "one.csv", "--output", "one.json"])
+        got = run_cli(["--input", name, "--workers", "16", "--signals", "two.csv", "--output", "two.json",
+                       "--log-file", "run.log"], timeout=120)  # fmt: skip
+        assert want.code == got.code == 0, got.stderr
+        assert (tmp_path / "one.csv").read_bytes() == (tmp_path / "two.csv").read_bytes()
+        assert want.file_doc("one.json")["value"] == got.file_doc("two.json")["value"]
+        log = (tmp_path / "run.log").read_text()
+        if name == "small.csv":  # one block of at least the smallest size: one process
+            assert "the input is too small for 16 workers over a window of 5 rows; using one process" in log
+            assert " blocks of about " not in log
+            continue
+        count = blocks(tmp_path)
+        assert 2 <= count <= len(data) // parallel.SMALLEST_BLOCK + 1
+        assert f"the input makes {count} blocks, fewer than the 16 workers; starting {count} " in log
+        assert f"worker processes: {count} over {count} blocks" in log
