@@ -17,6 +17,9 @@ if TYPE_CHECKING:
 # A task is a picklable function and its picklable argument; what either holds is the plan's business, not ours.
 Task = Callable[[Any], Any]
 
+# Beyond Dask's connect timeout, how long the handshake may take before the address is given up on.
+CONNECT_GRACE = 2.0
+
 DASK_MISSING = (
     "--cluster and --scheduler run the job on Dask, which is not installed: pip install 'mlops-stream[dask]' "
     "(or pip install 'dask[distributed]')"
@@ -213,11 +216,7 @@ class Dask:
             self.describe = f"an embedded Dask LocalCluster of {workers} worker processes at "
             self.describe += str(self.cluster.scheduler_address)
         else:
-            try:
-                # How long to try is Dask's own setting (distributed.comm.timeouts.connect, 30 s unless configured).
-                self.client = distributed.Client(scheduler)
-            except (OSError, TimeoutError, ValueError) as exc:
-                raise ExecutorError(f"cannot reach the Dask scheduler at {scheduler}: {exc}") from None
+            self.client = _connect(distributed, scheduler)
             self.local = False  # its workers may be elsewhere: signals come back as task results
             self.describe = f"the Dask cluster at {scheduler}"
         self.workers = max(1, sum(self.client.nthreads().values()))
@@ -245,3 +244,43 @@ class Dask:
         self.client.close()
         if self.cluster is not None:
             self.cluster.close()
+
+
+def _connect(distributed: Any, scheduler: str) -> Any:
+    """A client of the Dask scheduler at ``scheduler``, or an ExecutorError within about Dask's connect timeout
+    (distributed.comm.timeouts.connect, 30 s unless configured).
+
+    Dask's handshake waits for ever on a server that accepts and never answers (an HTTP server), and reads whatever
+    another one sends as message lengths (an SSH banner: an allocation of petabytes), so the attempt runs in a thread
+    that is given up on, and anything it raises means the same: no Dask scheduler there."""
+    import threading
+
+    import dask
+    from dask.utils import parse_timedelta
+
+    limit = parse_timedelta(dask.config.get("distributed.comm.timeouts.connect"), default="seconds")
+    outcome: list[Any] = []
+
+    def attempt() -> None:
+        try:
+            outcome.append(distributed.Client(scheduler, timeout=limit))
+        except Exception as exc:  # whatever it is, the address holds no scheduler this run can use
+            outcome.append(exc)
+
+    thread = threading.Thread(target=attempt, name="dask-connect", daemon=True)
+    thread.start()
+    thread.join(limit + CONNECT_GRACE)
+    if not outcome:
+        raise ExecutorError(
+            f"cannot reach the Dask scheduler at {scheduler}: something accepted the connection but gave no Dask "
+            f"handshake within {limit + CONNECT_GRACE:g} s (is that address a Dask scheduler's?)"
+        )
+    found = outcome[0]
+    if isinstance(found, (OSError, TimeoutError, ValueError)):
+        raise ExecutorError(f"cannot reach the Dask scheduler at {scheduler}: {found}")
+    if isinstance(found, Exception):
+        raise ExecutorError(
+            f"cannot reach the Dask scheduler at {scheduler}: what answers there does not speak Dask's protocol "
+            f"({type(found).__name__}: {found})"
+        )
+    return found

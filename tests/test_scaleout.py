@@ -293,6 +293,49 @@ def test_an_unreachable_scheduler_is_a_clear_error(run_cli, tmp_path: Path) -> N
     run.assert_no_traceback()
 
 
+@needs_dask
+def test_an_address_that_is_no_dask_scheduler_is_a_clear_error(run_cli, tmp_path: Path) -> None:
+    # An HTTP server accepts Dask's connection and waits for a request line that never comes; a server that greets
+    # every connection (an SSH banner) sends bytes Dask would read as message lengths.
+    import socket
+    import subprocess
+    import sys
+    import threading
+
+    http = subprocess.Popen(
+        [sys.executable, "-u", "-m", "http.server", "0", "--bind", "127.0.0.1", "--directory", str(tmp_path)],
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+    )  # fmt: skip
+    greeter = socket.create_server(("127.0.0.1", 0))
+
+    def greet() -> None:
+        while True:
+            try:
+                conn, _ = greeter.accept()
+            except OSError:  # closed: the test is over
+                return
+            conn.sendall(b"SSH-2.0-OpenSSH_9.6p1 Ubuntu-3ubuntu13.5\r\n")
+
+    threading.Thread(target=greet, daemon=True).start()
+    try:
+        assert http.stdout is not None
+        found = re.search(r" port (\d+)", http.stdout.readline())  # "Serving HTTP on 127.0.0.1 port N ..."
+        assert found, "http.server should say its port"
+        write(tmp_path / "in.csv", "close\n1\n2\n3\n")
+        env = {"DASK_DISTRIBUTED__COMM__TIMEOUTS__CONNECT": "2s"}
+        for port in (int(found.group(1)), greeter.getsockname()[1]):
+            address = f"tcp://127.0.0.1:{port}"
+            run = run_cli(["--input", "in.csv", "--scheduler", address], env=env, timeout=60)
+            assert run.code == 1
+            message = run.doc()["error_message"]
+            assert message.startswith(f"cannot reach the Dask scheduler at {address}: "), message
+            run.assert_no_traceback()
+    finally:
+        greeter.close()
+        http.kill()
+        http.wait(timeout=30)
+
+
 def test_scale_out_usage_errors(run_cli, tmp_path: Path) -> None:
     write(tmp_path / "in.csv", "close\n1\n")
     for args in (
