@@ -207,9 +207,11 @@ class Dask:
         if scheduler is None:
             import logging  # Dask's own logging, for silence_logs: only a Dask run imports it
 
+            # No dashboard; the scheduler's other HTTP routes still need a port: any free one on loopback, not
+            # Dask's default 8787 (taken by another cluster, Dask warns on stderr and picks another anyway).
             self.cluster = distributed.LocalCluster(
-                n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None,
-                silence_logs=logging.ERROR,
+                n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",
+                dashboard_address="127.0.0.1:0", scheduler_kwargs={"dashboard": False}, silence_logs=logging.ERROR,
             )  # fmt: skip
             self.client = distributed.Client(self.cluster)
             self.local = True

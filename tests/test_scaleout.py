@@ -246,6 +246,26 @@ def test_an_embedded_cluster_gives_the_one_process_output(run_cli, tmp_path: Pat
     )
 
 
+@needs_dask
+def test_an_embedded_cluster_is_quiet_when_the_dashboard_port_is_taken(run_cli, tmp_path: Path) -> None:
+    import socket
+
+    holder = socket.socket()
+    try:
+        holder.bind(("127.0.0.1", 8787))  # Dask's default dashboard port
+        holder.listen()
+    except OSError:
+        pass  # something else holds it already: the same situation
+    try:
+        write(tmp_path / "in.csv", "close\n" + "".join(f"{i % 7}\n" for i in range(20_000)))
+        run = run_cli(["--input", "in.csv", "--cluster", "local:2", "--block-size", "16K", "--quiet",
+                       "--output", "m.json"], timeout=120)  # fmt: skip
+    finally:
+        holder.close()
+    assert run.code == 0 and run.file_doc("m.json")["rows_processed"] == 20_000
+    assert run.stderr == ""
+
+
 def test_the_first_bad_row_in_input_order_stops_every_executor(run_cli, tmp_path: Path) -> None:
     names = symbol_files(tmp_path)
     args = [a for n in names for a in ("--input", n)] + ["--key", "symbol"]
