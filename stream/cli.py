@@ -171,7 +171,7 @@ OPTIONS: list[tuple[str | None, str, dict[str, Any]]] = [
     (ONE_OF, "--scheduler", {"metavar": "ADDRESS", "help": "run on an existing Dask cluster (tcp://host:8786)"}),
     (SCALE, "--block-size", {
         "type": _size, "metavar": "SIZE",
-        "help": "bytes per block of the parallel plan, e.g. 512K (default: about four blocks per worker, at most 32M)",
+        "help": "bytes per block of the parallel plan, e.g. 512K (default: about four per worker, 128K to 32M)",
     }),
     (None, "--no-progress", {"action": "store_true", "help": "no live progress display on a terminal's stderr"}),
 ]  # fmt: skip

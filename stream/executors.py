@@ -17,6 +17,9 @@ if TYPE_CHECKING:
 # A task is a picklable function and its picklable argument; what either holds is the plan's business, not ours.
 Task = Callable[[Any], Any]
 
+# Beyond Dask's connect timeout, how long the handshake may take before the address is given up on.
+CONNECT_GRACE = 2.0
+
 DASK_MISSING = (
     "--cluster and --scheduler run the job on Dask, which is not installed: pip install 'mlops-stream[dask]' "
     "(or pip install 'dask[distributed]')"
@@ -56,15 +59,15 @@ class Inline:
 
 
 class Processes:
-    """Forked processes, each serving the tasks it is given in order, over its own pipe.
+    """Forked processes, each serving one task at a time over its own pipe.
 
     Unlike a pool, a worker that dies is noticed at once (its sentinel), and stopping kills the others right away. A
-    task waits in the parent until a worker has fewer than two, so a worker slowed down by the rest of the machine
-    takes fewer tasks instead of holding the others up.
+    task waits in the parent until a worker is idle: a worker slowed down by the rest of the machine takes fewer tasks
+    instead of holding the others up, and the parent never sends to a worker that may be sending (a task and a result
+    both bigger than the pipe's buffer would block both sides for ever).
     """
 
     local = True  # the workers share this machine's files: signals go to spill files, not through the pipes
-    PER_WORKER = 2
 
     def __init__(self, count: int) -> None:
         import multiprocessing
@@ -82,7 +85,7 @@ class Processes:
             self.conns.append(mine)
             self.procs.append(proc)
         self._todo: deque[tuple[int, Task, Any]] = deque()
-        self._queued: list[deque[int]] = [deque() for _ in self.procs]  # task handles, per worker, in order
+        self._running: list[int | None] = [None] * count  # each worker's task handle; None: idle
         self._done: dict[int, Any] = {}
         self._next = 0
 
@@ -104,24 +107,27 @@ class Processes:
         return handle in self._done
 
     def _give(self) -> None:
-        for i, queued in enumerate(self._queued):
-            while self._todo and len(queued) < self.PER_WORKER:
+        """Send waiting tasks to idle workers: an idle worker is reading its pipe, so the send cannot block for good."""
+        for i, running in enumerate(self._running):
+            if not self._todo:
+                return
+            if running is None:
                 handle, fn, arg = self._todo.popleft()
                 try:
                     self.conns[i].send((fn, arg))
                 except OSError:  # BrokenPipeError too: that is the worker's pipe, not the signals output
                     raise self._died(self.procs[i]) from None
-                queued.append(handle)
+                self._running[i] = handle
 
     def _collect(self, timeout: float | None) -> None:
         """Take the answers that are ready (waiting up to ``timeout``; None: until one is)."""
         from multiprocessing.connection import wait
 
-        busy = [i for i, queued in enumerate(self._queued) if queued]
+        busy = {i: running for i, running in enumerate(self._running) if running is not None}
         if not busy:
             return
         ready = wait([self.conns[i] for i in busy] + [self.procs[i].sentinel for i in busy], timeout)
-        for i in busy:
+        for i, handle in busy.items():
             if self.conns[i] not in ready and self.procs[i].sentinel not in ready:
                 continue
             try:
@@ -130,7 +136,8 @@ class Processes:
                 raise self._died(self.procs[i]) from None
             if status == "error":
                 raise value
-            self._done[self._queued[i].popleft()] = value
+            self._done[handle] = value
+            self._running[i] = None
         self._give()
 
     @staticmethod
@@ -200,20 +207,18 @@ class Dask:
         if scheduler is None:
             import logging  # Dask's own logging, for silence_logs: only a Dask run imports it
 
+            # No dashboard; the scheduler's other HTTP routes still need a port: any free one on loopback, not
+            # Dask's default 8787 (taken by another cluster, Dask warns on stderr and picks another anyway).
             self.cluster = distributed.LocalCluster(
-                n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None,
-                silence_logs=logging.ERROR,
+                n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",
+                dashboard_address="127.0.0.1:0", scheduler_kwargs={"dashboard": False}, silence_logs=logging.ERROR,
             )  # fmt: skip
             self.client = distributed.Client(self.cluster)
             self.local = True
             self.describe = f"an embedded Dask LocalCluster of {workers} worker processes at "
             self.describe += str(self.cluster.scheduler_address)
         else:
-            try:
-                # How long to try is Dask's own setting (distributed.comm.timeouts.connect, 30 s unless configured).
-                self.client = distributed.Client(scheduler)
-            except (OSError, TimeoutError, ValueError) as exc:
-                raise ExecutorError(f"cannot reach the Dask scheduler at {scheduler}: {exc}") from None
+            self.client = _connect(distributed, scheduler)
             self.local = False  # its workers may be elsewhere: signals come back as task results
             self.describe = f"the Dask cluster at {scheduler}"
         self.workers = max(1, sum(self.client.nthreads().values()))
@@ -241,3 +246,43 @@ class Dask:
         self.client.close()
         if self.cluster is not None:
             self.cluster.close()
+
+
+def _connect(distributed: Any, scheduler: str) -> Any:
+    """A client of the Dask scheduler at ``scheduler``, or an ExecutorError within about Dask's connect timeout
+    (distributed.comm.timeouts.connect, 30 s unless configured).
+
+    Dask's handshake waits for ever on a server that accepts and never answers (an HTTP server), and reads whatever
+    another one sends as message lengths (an SSH banner: an allocation of petabytes), so the attempt runs in a thread
+    that is given up on, and anything it raises means the same: no Dask scheduler there."""
+    import threading
+
+    import dask
+    from dask.utils import parse_timedelta
+
+    limit = parse_timedelta(dask.config.get("distributed.comm.timeouts.connect"), default="seconds")
+    outcome: list[Any] = []
+
+    def attempt() -> None:
+        try:
+            outcome.append(distributed.Client(scheduler, timeout=limit))
+        except Exception as exc:  # whatever it is, the address holds no scheduler this run can use
+            outcome.append(exc)
+
+    thread = threading.Thread(target=attempt, name="dask-connect", daemon=True)
+    thread.start()
+    thread.join(limit + CONNECT_GRACE)
+    if not outcome:
+        raise ExecutorError(
+            f"cannot reach the Dask scheduler at {scheduler}: something accepted the connection but gave no Dask "
+            f"handshake within {limit + CONNECT_GRACE:g} s (is that address a Dask scheduler's?)"
+        )
+    found = outcome[0]
+    if isinstance(found, (OSError, TimeoutError, ValueError)):
+        raise ExecutorError(f"cannot reach the Dask scheduler at {scheduler}: {found}")
+    if isinstance(found, Exception):
+        raise ExecutorError(
+            f"cannot reach the Dask scheduler at {scheduler}: what answers there does not speak Dask's protocol "
+            f"({type(found).__name__}: {found})"
+        )
+    return found

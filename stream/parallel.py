@@ -34,6 +34,9 @@ PARALLEL_MIN_BYTES = 32 << 20
 # Byte ranges are at least this big, and there are up to this many per worker (to even out uneven progress).
 RANGE_MIN_BYTES = 4 << 20
 RANGES_PER_WORKER = 4
+# However many workers are asked for, blocks are no smaller (unless --block-size says so): below this a block's fixed
+# costs (a task's round trip, its context, its keys' state) outweigh its rows.
+SMALLEST_BLOCK = 128 << 10
 
 
 def mode() -> str:
@@ -280,7 +283,7 @@ def _parallel(
         if not explicit:
             # Each block carries about window - 1 rows of context: keep that well below the block itself.
             count = min(count, max(1, int(total / (8 * max(1.0, (window - 1) * line_bytes)))))
-        block_size = min(plan.BLOCK_SIZE, max(1, -(-total // count)))
+        block_size = min(plan.BLOCK_SIZE, max(SMALLEST_BLOCK, -(-total // count)))
     first = scratch.layout
     head = first.header_line if first is not None and first.header else 1  # the header and what is above it
     tasks = plan.plan(specs, sizes, block_size, head, packed)
@@ -290,6 +293,12 @@ def _parallel(
     if len(tasks) < 2 and not dask and executor is None:
         log.info("the input is too small for %d workers over a window of %d rows; using one process", workers, window)
         return None
+    if executor is None and scheduler is None and workers > len(tasks):
+        log.info(
+            "the input makes %d blocks, fewer than the %d workers; starting %d (blocks are at least %d KiB unless "
+            "--block-size says otherwise)", len(tasks), workers, len(tasks), SMALLEST_BLOCK >> 10,
+        )  # fmt: skip
+        workers = len(tasks)
     sink = pipeline.signals
     from stream.block import MAX_WINDOW
 
@@ -299,7 +308,7 @@ def _parallel(
     spill = None
     try:
         if executor is None:
-            executor = _start(dask, workers, scheduler, block, len(tasks))
+            executor = _start(dask, workers, scheduler, block)
         if sink is not None and executor.local:
             spill = tempfile.mkdtemp(prefix=".mlops-stream-", dir=_folder_of(sink.out))
         job = plan.Settings(
@@ -350,7 +359,7 @@ class _Hooks(NamedTuple):
     blocks_done: Callable[[int, Tally, dict[str, Tally] | None], None] | None
 
 
-def _start(dask: bool, workers: int, scheduler: str | None, block: bool, tasks: int) -> Any:
+def _start(dask: bool, workers: int, scheduler: str | None, block: bool) -> Any:
     if dask:
         from stream.executors import Dask
 
@@ -362,7 +371,7 @@ def _start(dask: bool, workers: int, scheduler: str | None, block: bool, tasks: 
 
         # Imported once here, numpy is shared copy-on-write; each worker importing it would cost more.
         seeding.numpy()
-    return Processes(min(workers, tasks))
+    return Processes(workers)
 
 
 def _folder_of(out: BinaryIO) -> str | None:

@@ -166,7 +166,9 @@ def run_workers(data: bytes, window: int, policy: str, fmt: str, workers: int) -
         f.write(data)
         f.flush()
         try:
-            tally, _ = parallel.run([Spec(f.name)], [len(data)], reader, pipeline, workers)
+            # One block per worker, however small the input: the plan's cuts are what these tests exercise.
+            block_size = max(1, -(-len(data) // workers))
+            tally, _ = parallel.run([Spec(f.name)], [len(data)], reader, pipeline, workers, block_size=block_size)
         except BadRowError as exc:
             return Outcome(None, None, None, b"", bad, str(exc))
     return Outcome(tally.rows, tally.signals, tally.skipped, out.getvalue(), bad, None)
@@ -334,6 +336,7 @@ def test_cli_workers_and_paths_give_identical_files(source, policy, window):
             sig, met = Path(tmp) / f"s{workers}{path}.csv", Path(tmp) / f"m{workers}{path}.json"
             run = cli(
                 "--input", str(src), "--window", str(window), "--on-bad-row", policy, "--workers", workers,
+                "--block-size", str(max(1, -(-len(source) // int(workers)))),  # one small block per worker
                 "--signals", str(sig), "--output", str(met), "--quiet", "--config", str(ROOT / "config.yaml"),
                 env={"MLOPS_STREAM_PATH": path, "MLOPS_STREAM_CHUNK": "50"},
             )  # fmt: skip

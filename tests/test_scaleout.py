@@ -246,6 +246,26 @@ def test_an_embedded_cluster_gives_the_one_process_output(run_cli, tmp_path: Pat
     )
 
 
+@needs_dask
+def test_an_embedded_cluster_is_quiet_when_the_dashboard_port_is_taken(run_cli, tmp_path: Path) -> None:
+    import socket
+
+    holder = socket.socket()
+    try:
+        holder.bind(("127.0.0.1", 8787))  # Dask's default dashboard port
+        holder.listen()
+    except OSError:
+        pass  # something else holds it already: the same situation
+    try:
+        write(tmp_path / "in.csv", "close\n" + "".join(f"{i % 7}\n" for i in range(20_000)))
+        run = run_cli(["--input", "in.csv", "--cluster", "local:2", "--block-size", "16K", "--quiet",
+                       "--output", "m.json"], timeout=120)  # fmt: skip
+    finally:
+        holder.close()
+    assert run.code == 0 and run.file_doc("m.json")["rows_processed"] == 20_000
+    assert run.stderr == ""
+
+
 def test_the_first_bad_row_in_input_order_stops_every_executor(run_cli, tmp_path: Path) -> None:
     names = symbol_files(tmp_path)
     args = [a for n in names for a in ("--input", n)] + ["--key", "symbol"]
@@ -291,6 +311,49 @@ def test_an_unreachable_scheduler_is_a_clear_error(run_cli, tmp_path: Path) -> N
     assert run.code == 1
     assert run.doc()["error_message"].startswith(f"cannot reach the Dask scheduler at tcp://127.0.0.1:{port}")
     run.assert_no_traceback()
+
+
+@needs_dask
+def test_an_address_that_is_no_dask_scheduler_is_a_clear_error(run_cli, tmp_path: Path) -> None:
+    # An HTTP server accepts Dask's connection and waits for a request line that never comes; a server that greets
+    # every connection (an SSH banner) sends bytes Dask would read as message lengths.
+    import socket
+    import subprocess
+    import sys
+    import threading
+
+    http = subprocess.Popen(
+        [sys.executable, "-u", "-m", "http.server", "0", "--bind", "127.0.0.1", "--directory", str(tmp_path)],
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+    )  # fmt: skip
+    greeter = socket.create_server(("127.0.0.1", 0))
+
+    def greet() -> None:
+        while True:
+            try:
+                conn, _ = greeter.accept()
+            except OSError:  # closed: the test is over
+                return
+            conn.sendall(b"SSH-2.0-OpenSSH_9.6p1 Ubuntu-3ubuntu13.5\r\n")
+
+    threading.Thread(target=greet, daemon=True).start()
+    try:
+        assert http.stdout is not None
+        found = re.search(r" port (\d+)", http.stdout.readline())  # "Serving HTTP on 127.0.0.1 port N ..."
+        assert found, "http.server should say its port"
+        write(tmp_path / "in.csv", "close\n1\n2\n3\n")
+        env = {"DASK_DISTRIBUTED__COMM__TIMEOUTS__CONNECT": "2s"}
+        for port in (int(found.group(1)), greeter.getsockname()[1]):
+            address = f"tcp://127.0.0.1:{port}"
+            run = run_cli(["--input", "in.csv", "--scheduler", address], env=env, timeout=60)
+            assert run.code == 1
+            message = run.doc()["error_message"]
+            assert message.startswith(f"cannot reach the Dask scheduler at {address}: "), message
+            run.assert_no_traceback()
+    finally:
+        greeter.close()
+        http.kill()
+        http.wait(timeout=30)
 
 
 def test_scale_out_usage_errors(run_cli, tmp_path: Path) -> None:
@@ -374,3 +437,52 @@ def test_a_dying_worker_or_a_stop_ends_the_run_clearly(tmp_path: Path, how: str)
         time.sleep(0.02)
     assert not [w for w in workers if Path(f"/proc/{w}").exists()], "no worker may outlive the run"
     assert not list(tmp_path.glob(".mlops-stream-*")), "the spill folder is removed"
+
+
+def test_workers_pass_large_states_and_results_both_ways(tmp_path: Path) -> None:
+    # 20,000 keys: each block's starting state and each block's result are far bigger than a pipe's buffer, so a
+    # task sent to a worker that is sending back its last result would block both sides.
+    import subprocess
+    import sys
+
+    from stream import generate
+
+    with open(tmp_path / "k.csv", "wb") as fh:
+        generate.write(fh, 40_000, 5, symbols=20_000)
+    outputs = []
+    for workers in ("1", "2"):
+        signals = f"s{workers}.csv"
+        subprocess.run(
+            [sys.executable, "-m", "stream", "--input", "k.csv", "--key", "symbol", "--signals", signals,
+             "--output", f"m{workers}.json", "--quiet", "--workers", workers, "--block-size", "1200K",
+             "--log-file", f"run{workers}.log"],
+            cwd=tmp_path, env=env_with_repo(), check=True, timeout=60,  # a hang fails the test instead of blocking
+        )  # fmt: skip
+        doc = json.loads((tmp_path / f"m{workers}.json").read_text())
+        outputs.append(({k: v for k, v in doc.items() if k != "latency_ms"}, (tmp_path / signals).read_bytes()))
+    assert outputs[0][0]["rows_processed"] == 40_000 and len(outputs[0][0]["by_key"]) == 20_000
+    assert outputs[1] == outputs[0]
+    assert " over 3 blocks of about " in (tmp_path / "run2.log").read_text()
+
+
+def test_far_more_workers_than_blocks_start_no_more_than_the_blocks(run_cli, tmp_path: Path) -> None:
+    data = (Path(__file__).parent.parent / "data.csv").read_bytes()
+    write(tmp_path / "big.csv", data)  # 730 KB
+    write(tmp_path / "small.csv", data[: data.index(b"\n", 60_000) + 1])  # 60 KB
+    for name in ("small.csv", "big.csv"):
+        (tmp_path / "run.log").unlink(missing_ok=True)  # the log is appended to
+        want = run_cli(["--input", name, "--workers", "1", "--signals", "one.csv", "--output", "one.json"])
+        got = run_cli(["--input", name, "--workers", "16", "--signals", "two.csv", "--output", "two.json",
+                       "--log-file", "run.log"], timeout=120)  # fmt: skip
+        assert want.code == got.code == 0, got.stderr
+        assert (tmp_path / "one.csv").read_bytes() == (tmp_path / "two.csv").read_bytes()
+        assert want.file_doc("one.json")["value"] == got.file_doc("two.json")["value"]
+        log = (tmp_path / "run.log").read_text()
+        if name == "small.csv":  # one block of at least the smallest size: one process
+            assert "the input is too small for 16 workers over a window of 5 rows; using one process" in log
+            assert " blocks of about " not in log
+            continue
+        count = blocks(tmp_path)
+        assert 2 <= count <= len(data) // parallel.SMALLEST_BLOCK + 1
+        assert f"the input makes {count} blocks, fewer than the 16 workers; starting {count} " in log
+        assert f"worker processes: {count} over {count} blocks" in log
