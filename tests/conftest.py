@@ -23,6 +23,17 @@ SUCCESS_KEYS = ["version", "rows_processed", "metric", "value", "latency_ms", "s
 ERROR_KEYS = ["version", "status", "error_message"]
 OHLCV_HEADER = "timestamp,open,high,low,close,volume_btc,volume_usd"
 
+# A child that runs the command and reports its own peak memory on stderr as "MAXRSS_KIB N". VmHWM is this process's
+# own peak RSS (getrusage's ru_maxrss survives exec, so it would count the test runner's).
+RSS_PROBE = """
+import sys
+from stream.cli import main
+code = main(sys.argv[1:])
+peak = [line.split()[1] for line in open("/proc/self/status") if line.startswith("VmHWM:")][0]
+sys.stderr.write("MAXRSS_KIB %s\\n" % peak)
+raise SystemExit(code)
+"""
+
 # Python's own run-time error output; none of it may reach a user's terminal.
 TRACEBACK_MARKERS = ("Traceback (most recent call last)", "--- Logging error ---")
 

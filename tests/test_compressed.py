@@ -17,7 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from conftest import env_with_repo, exact_signals, ohlcv_csv, read_signals_csv, start_command, write
+from conftest import RSS_PROBE, env_with_repo, exact_signals, ohlcv_csv, read_signals_csv, start_command, write
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from test_scaleout import files as random_files
@@ -310,15 +310,6 @@ def test_a_single_compressed_file_runs_in_one_process_and_the_log_says_why(run_c
 
 
 # ---- streaming: constant memory, rows as they arrive -------------------------------------------------------------
-
-RSS_PROBE = """
-import sys
-from stream.cli import main
-code = main(sys.argv[1:])
-peak = [line.split()[1] for line in open("/proc/self/status") if line.startswith("VmHWM:")][0]
-sys.stderr.write("MAXRSS_KIB %s\\n" % peak)
-raise SystemExit(code)
-"""
 
 
 @pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="peak memory is read from Linux's /proc")

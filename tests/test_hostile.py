@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import env_with_repo, start_command, write
+from conftest import RSS_PROBE, env_with_repo, start_command, write
 
 from stream.cli import EXIT_BROKEN_PIPE
 from stream.reader import MAX_LINE_BYTES
@@ -41,17 +41,6 @@ def test_an_over_long_line_is_a_bad_row(run_main, tmp_path: Path, long_line: str
     # The line after the long one keeps its true line number.
     assert "skipped bad row at line 3: " + LONG in skipped.stderr
     assert "skipped bad row at line 5: bad close value" in skipped.stderr
-
-
-# VmHWM is this process's own peak RSS (getrusage's ru_maxrss survives exec, so it would count the test runner's).
-RSS_PROBE = """
-import sys
-from stream.cli import main
-code = main(sys.argv[1:])
-peak = [line.split()[1] for line in open("/proc/self/status") if line.startswith("VmHWM:")][0]
-sys.stderr.write("MAXRSS_KIB %s\\n" % peak)
-raise SystemExit(code)
-"""
 
 
 @pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="peak memory is read from Linux's /proc")

@@ -159,15 +159,20 @@ def test_urls_are_read_through_fsspec(run_main, tmp_path: Path) -> None:
     assert events == [b"close\n1\n", NewFile("next", "memory:///mlops-test/m2.csv"), b"close\n1\n"]
 
 
+def without(tmp_path: Path, module: str) -> dict[str, str]:
+    """The environment of a child process in which ``module`` fails to import exactly as an absent one does."""
+    shadow = tmp_path / "shadow"
+    shadow.mkdir(exist_ok=True)
+    write(shadow / f"{module}.py", f"raise ModuleNotFoundError(\"No module named '{module}'\", name='{module}')\n")
+    env = env_with_repo()
+    env["PYTHONPATH"] = f"{shadow}:{env['PYTHONPATH']}"
+    return env
+
+
 @pytest.mark.skipif(not HAVE_FSSPEC, reason="fsspec is not installed (it comes with the dask extra)")
 def test_a_missing_protocol_implementation_names_the_package(run_cli, tmp_path: Path) -> None:
     # s3fs fails to import exactly as an absent one does (the test extra installs it for the S3 tests).
-    shadow = tmp_path / "shadow"
-    shadow.mkdir()
-    write(shadow / "s3fs.py", "raise ModuleNotFoundError(\"No module named 's3fs'\", name='s3fs')\n")
-    env = env_with_repo()
-    env["PYTHONPATH"] = f"{shadow}:{env['PYTHONPATH']}"
-    run = run_cli(["--input", "s3://bucket/2024/*.csv"], env=env)
+    run = run_cli(["--input", "s3://bucket/2024/*.csv"], env=without(tmp_path, "s3fs"))
     assert run.code == 1
     assert run.doc()["error_message"] == (
         "reading s3:// URLs (s3://bucket/2024/*.csv) needs s3fs, not installed here: pip install s3fs"
@@ -177,11 +182,7 @@ def test_a_missing_protocol_implementation_names_the_package(run_cli, tmp_path: 
 
 def test_missing_fsspec_names_both_packages(run_cli, tmp_path: Path) -> None:
     # A module that fails to import exactly as an absent one does, placed first on the path of the child process.
-    shadow = tmp_path / "shadow"
-    shadow.mkdir()
-    write(shadow / "fsspec.py", "raise ModuleNotFoundError(\"No module named 'fsspec'\", name='fsspec')\n")
-    env = env_with_repo()
-    env["PYTHONPATH"] = f"{shadow}:{env['PYTHONPATH']}"
+    env = without(tmp_path, "fsspec")
     run = run_cli(["--input", "gs://bucket/x.csv"], env=env)
     assert run.code == 1
     assert run.doc()["error_message"] == (
