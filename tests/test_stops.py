@@ -11,7 +11,9 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from conftest import TRACEBACK_MARKERS, env_with_repo, ohlcv_csv, write
@@ -88,16 +90,16 @@ def test_a_batch_run_stopped_by_repeated_signals_writes_its_error_document(
     assert json.loads(out) == doc
 
 
-def test_a_follower_stopped_longer_than_its_idle_timeout_reads_what_was_appended_meanwhile(tmp_path: Path) -> None:
-    first, later = make_rows(10, 1), make_rows(1000, 2, start=11)
+def stopped_while(tmp_path: Path, first: list[Any], later: list[Any], meanwhile: Callable[[Path], None]) -> None:
+    """Follow a file of ``first`` rows, SIGSTOP the run for well past its idle timeout while ``meanwhile(live)`` puts
+    the ``later`` rows in place, SIGCONT it: the final metrics must be those of every row."""
     live = tmp_path / "live.csv"
     live.write_text(HEADER + text(first))
     p = launch(tmp_path, "--input", "live.csv", "--follow", "--idle-timeout", "1", "--output", "m.json")
     wait_for(lambda: log_has(tmp_path, "following live.csv"), "the run to follow its input", timeout=60)
     os.kill(p.pid, signal.SIGSTOP)
     try:
-        with open(live, "a") as fh:
-            fh.write(text(later))
+        meanwhile(live)
         time.sleep(2.5)  # well past the idle timeout, while the process cannot run
     finally:
         os.kill(p.pid, signal.SIGCONT)
@@ -107,23 +109,24 @@ def test_a_follower_stopped_longer_than_its_idle_timeout_reads_what_was_appended
     assert metrics_of(tmp_path / "m.json") == {**want, "version": "v1", "seed": 42}
 
 
+def test_a_follower_stopped_longer_than_its_idle_timeout_reads_what_was_appended_meanwhile(tmp_path: Path) -> None:
+    first, later = make_rows(10, 1), make_rows(1000, 2, start=11)
+
+    def append(live: Path) -> None:
+        with open(live, "a") as fh:
+            fh.write(text(later))
+
+    stopped_while(tmp_path, first, later, append)
+
+
 def test_a_follower_stopped_while_its_file_was_rotated_reads_the_new_file(tmp_path: Path) -> None:
     first, later = make_rows(10, 1), make_rows(100, 2, start=11)
-    live = tmp_path / "live.csv"
-    live.write_text(HEADER + text(first))
-    p = launch(tmp_path, "--input", "live.csv", "--follow", "--idle-timeout", "1", "--output", "m.json")
-    wait_for(lambda: log_has(tmp_path, "following live.csv"), "the run to follow its input", timeout=60)
-    os.kill(p.pid, signal.SIGSTOP)
-    try:
+
+    def rotate(live: Path) -> None:
         os.rename(live, tmp_path / "live.csv.1")  # as logrotate does
         live.write_text(HEADER + text(later))
-        time.sleep(2.5)
-    finally:
-        os.kill(p.pid, signal.SIGCONT)
-    _out, err = p.communicate(timeout=60)
-    assert p.returncode == 0, err
-    _, want = expected(first + later)
-    assert metrics_of(tmp_path / "m.json") == {**want, "version": "v1", "seed": 42}
+
+    stopped_while(tmp_path, first, later, rotate)
 
 
 def test_a_tiny_idle_timeout_still_reads_the_whole_file(tmp_path: Path) -> None:
