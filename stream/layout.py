@@ -230,6 +230,15 @@ def _no_column(names: list[str], wanted: str, at: str, flag: str, config: str) -
     close += [by_lower[n] for n in similar if by_lower[n] not in close]
     closest = f"; closest: {_listed(close[:5])}" if close else ""
     what = "key column" if config == "key" else "column"
+    # One "column" holding another delimiter: the header was split at the wrong one (a --delimiter given, say).
+    other = [d for d in DELIMITERS if len(names) == 1 and d in names[0]]
+    if other:
+        tab = other[0] == "\t"
+        word, arg, key = ("tabs", "tab", "tab") if tab else (repr(other[0]), repr(other[0]), f'"{other[0]}"')
+        return InputError(
+            f"the header ({at}) reads as one column {_listed(names)}: its names are separated by {word}; pass "
+            f"--delimiter {arg} (or delimiter: {key} in the config), or leave the delimiter out to have it found"
+        )
     return InputError(
         f"the header ({at}) has no {what} {wanted!r}; columns found: {_listed(names)}{closest}; name the {what} "
         f"with {flag} NAME (or '{config}: NAME' in the config)"

@@ -600,3 +600,16 @@ def test_the_bundled_data_takes_the_whole_chunk_path_and_the_block_path() -> Non
     with open(ROOT / "data.csv", "rb") as fh:
         rows = sum(len(b) for b in batches(block.reader, iter(lambda: fh.read(256 << 10), b""), block))
     assert rows == 10_000 and block.lines >= 9_500  # numpy parses all but the lines read with the header
+
+
+@pytest.mark.parametrize(("text", "given", "named"), [
+    ("<DATE>\t<CLOSE>\n2024.01.02\t1.5\n", ",", "--delimiter tab"),
+    ("a;b;close\n1;2;3\n", "|", "--delimiter ';'"),
+])  # fmt: skip
+def test_a_header_split_at_the_wrong_delimiter_names_the_right_one(
+    tmp_path: Path, text: str, given: str, named: str
+) -> None:
+    write(tmp_path / "in.csv", text)
+    run = run_command(["--input", "in.csv", "--delimiter", given], tmp_path)
+    assert run.code == 1
+    assert "reads as one column" in run.doc()["error_message"] and named in run.doc()["error_message"]
