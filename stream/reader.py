@@ -706,6 +706,9 @@ class Reader:
                             u, s = close_value(text, delimiter, decimal)
                         except BadClose as exc:
                             reason = str(exc) if exc.kind == "missing" else f"bad {layout.close_name} value: {exc}"
+                            if layout.header and [f.strip() for f in rec] == layout.columns:
+                                # Files joined into one (cat a.csv b.csv, or a.gz b.gz): its header once more.
+                                reason = "the header again, in the middle of the data (files joined together?)"
                             self._bad(batch, first + i, exc.kind, reason, lines[i])
                             continue
                         units.append(u)

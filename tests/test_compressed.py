@@ -552,3 +552,11 @@ def test_a_damaged_zstd_file_from_generate_is_a_damaged_file_not_odd_rows(run_cl
     run = run_cli(["--input", "bad.csv.zst", "--on-bad-row", "skip"])
     assert run.code == 1
     assert run.doc()["error_message"].startswith("input bad.csv.zst is a damaged zstd file: ")
+
+
+def test_gzip_files_joined_with_cat_say_where_the_second_header_is(run_cli, tmp_path: Path) -> None:
+    one = ohlcv_csv(["1.5", "2.5", "3.5"]).encode()
+    write(tmp_path / "ab.gz", gzip.compress(one) + gzip.compress(one))  # as `cat a.gz b.gz > ab.gz` makes
+    run = run_cli(["--input", "ab.gz"])
+    assert run.code == 1
+    assert "line 5: the header again, in the middle of the data (files joined together?)" in run.doc()["error_message"]
