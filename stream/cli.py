@@ -11,10 +11,14 @@ import argparse  # noqa: E402 - the job's clock starts before anything else is i
 import os  # noqa: E402
 import sys  # noqa: E402
 from collections.abc import Callable  # noqa: E402
-from typing import Any, NoReturn, TextIO  # noqa: E402
+from typing import TYPE_CHECKING, Any, NoReturn, TextIO  # noqa: E402
 
 from stream.errors import JobError, MlopsStreamError  # noqa: E402
 from stream.errors import reason as _reason  # noqa: E402
+
+if TYPE_CHECKING:
+    from stream.config import Config
+    from stream.serve import Server
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 EXIT_BROKEN_PIPE = 141  # what a shell reports for a process ended by SIGPIPE, as `yes | head` does
@@ -367,7 +371,7 @@ class Job:
         self.argv = argv
         self.started = started
         self.version: str | None = None
-        self.server: Any = None  # the metrics server (--metrics-port), for the run to attach itself to
+        self.server: Server | None = None  # the metrics server (--metrics-port), for the run to attach itself to
         self.lost: str | None = None  # a live run's rows it could not read, said in the last log line
 
     def run(self) -> int:
@@ -539,7 +543,7 @@ class Job:
         return EXIT_FAILED
 
 
-def _layout_settings(cfg: Any) -> str:
+def _layout_settings(cfg: Config) -> str:
     """The input-layout settings that differ from their defaults, for the config's log line."""
     from stream.config import Config
 

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from stream.layout import Layout
     from stream.pipeline import Pipeline
     from stream.rows import Skips
+    from stream.serve import Server
     from stream.signals import SignalSink
     from stream.tally import Tally
 
@@ -40,7 +41,9 @@ class RunContext:
     """One run's settings and sinks. A run calls these; it never reaches into the command or into another run."""
 
     # A plain class: the dataclasses module would cost every batch run its import.
-    def __init__(self, args: argparse.Namespace, cfg: Config, log: Log, started: float, server: Any = None) -> None:
+    def __init__(
+        self, args: argparse.Namespace, cfg: Config, log: Log, started: float, server: Server | None = None
+    ) -> None:
         """``started``: the ``time.perf_counter()`` the run's latency counts from; ``server``: the metrics server
         (--metrics-port) a run attaches its view to, None when not serving."""
         self.args = args

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from stream.errors import MlopsStreamError
 
@@ -24,6 +24,23 @@ DASK_MISSING = (
     "--cluster and --scheduler run the job on Dask, which is not installed: pip install 'mlops-stream[dask]' "
     "(or pip install 'dask[distributed]')"
 )
+
+
+class Executor(Protocol):
+    """What runs the plan's tasks: ``submit`` gives an opaque handle, ``result`` waits for its answer, ``done`` asks
+    without waiting; ``local``: the workers share this machine's files; ``workers``: how many run at once."""
+
+    local: bool
+    workers: int
+    describe: str
+
+    def submit(self, fn: Task, arg: Any) -> Any: ...
+
+    def result(self, handle: Any) -> Any: ...
+
+    def done(self, handle: Any) -> bool: ...
+
+    def close(self, abort: bool = False) -> None: ...
 
 
 class ExecutorError(MlopsStreamError):

@@ -4,10 +4,13 @@ and whether its rows run newest first; what the user asked for and what the file
 from __future__ import annotations
 
 import itertools
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from stream.exact import BadValue, parse_decimal
 from stream.framing import InputError, dialect, excerpt, plain_line, unwrap
+
+if TYPE_CHECKING:
+    from stream.config import Config
 
 TIMESTAMP_COLUMN = "timestamp"
 DELIMITERS = (",", ";", "\t", "|")
@@ -48,7 +51,7 @@ class LayoutRequest:
         self.reverse = reverse
 
     @classmethod
-    def of(cls, cfg: Any) -> LayoutRequest:
+    def of(cls, cfg: Config) -> LayoutRequest:
         """The request a config (stream.config.Config, flags applied) makes."""
         return cls(cfg.column, cfg.delimiter, cfg.header, cfg.skip_lines, cfg.decimal)
 

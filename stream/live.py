@@ -10,7 +10,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import nullcontext
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from stream import checkpoint, metrics
 from stream.atomic import is_stream, remove_leftovers
@@ -20,6 +20,10 @@ from stream.follow import FileFollower, Stop, StreamFollower
 from stream.reader import SHOWN, Batch, LayoutRequest, Reader, batches
 from stream.signals import SignalSink
 from stream.source import CHUNK, NewFile, SourceError, open_input
+
+if TYPE_CHECKING:
+    from stream.progress import Progress
+    from stream.serve import Sample
 
 CHECKPOINT_EVERY = 1.0  # seconds between checkpoints while rows flow
 METRICS_EVERY = 2.0  # seconds between "running" metrics documents
@@ -87,7 +91,7 @@ class LiveRun:
         self.log = ctx.log
         self.cfg = ctx.cfg
         self.t0 = ctx.started
-        self.display: Any = None
+        self.display: Progress | None = None
         self.writer: _Background | None = None
         self.follower: FileFollower | StreamFollower | None = None
         self.signals_fh: Any = None
@@ -418,7 +422,7 @@ class LiveRun:
         """The follower's events; when serving, with the lock held while each one is processed."""
         return follower if self.lock is None else _holding(self.lock, follower)
 
-    def sample(self) -> Any:
+    def sample(self) -> Sample:
         from stream.serve import sample_of
 
         s = sample_of(self.pipeline, self.bad_log)

@@ -15,7 +15,7 @@ import os
 import shutil
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
-from typing import TYPE_CHECKING, Any, BinaryIO, NamedTuple
+from typing import TYPE_CHECKING, BinaryIO, NamedTuple
 
 from stream.logsink import log
 from stream.pipeline import Pipeline
@@ -25,7 +25,9 @@ from stream.tally import Tally
 
 if TYPE_CHECKING:
     from stream.block import BlockReader
+    from stream.executors import Executor
     from stream.layout import Layout
+    from stream.source import Input
 
 # numpy's import pays for itself only on inputs of several MiB; below this the row path is faster.
 BLOCK_MIN_BYTES = 8 << 20
@@ -67,8 +69,8 @@ def run(
     cluster: int | bool | None = False,
     scheduler: str | None = None,
     block_size: int | None = None,
-    opened: Callable[[int, Any], None] | None = None,
-    executor: Any = None,
+    opened: Callable[[int, Input], None] | None = None,
+    executor: Executor | None = None,
     reverse: bool = False,
     layout_found: Callable[[Layout], None] | None = None,
     blocks_done: Callable[[int, Tally, dict[str, Tally] | None], None] | None = None,
@@ -136,8 +138,8 @@ def _serial(
     reader: Reader,
     size: int | None,
     window: int,
-    opened: Callable[[int, Any], None] | None,
-) -> Iterator[Batch | Any]:
+    opened: Callable[[int, Input], None] | None,
+) -> Iterator[Batch]:
     """Batches from one process: the row path, switching to the block path once the input proves big enough."""
     m = mode()
     switch_at: int | None  # bytes read before the block path takes over; None: never
@@ -174,8 +176,8 @@ def _serial(
 
 
 def _backwards(
-    spec: Spec, size: int | None, reader: Reader, window: int, opened: Callable[[int, Any], None] | None
-) -> Iterator[Batch | Any]:
+    spec: Spec, size: int | None, reader: Reader, window: int, opened: Callable[[int, Input], None] | None
+) -> Iterator[Batch]:
     """Batches of one regular file from its last row to its first (--reverse): the layout from its top, then its
     lines read backwards from its end, in constant memory; bad rows keep their line numbers in the file."""
     from stream import plan
@@ -244,7 +246,7 @@ def _parallel(
     scheduler: str | None,
     block_size: int | None,
     explicit: bool,
-    executor: Any = None,
+    executor: Executor | None = None,
 ) -> tuple[Tally, dict[str, Tally] | None] | None:
     """Run the parallel plan; None, with nothing consumed, when the inputs do not suit it (one process then reads
     them from the start)."""
@@ -359,7 +361,7 @@ class _Hooks(NamedTuple):
     blocks_done: Callable[[int, Tally, dict[str, Tally] | None], None] | None
 
 
-def _start(dask: bool, workers: int, scheduler: str | None, block: bool) -> Any:
+def _start(dask: bool, workers: int, scheduler: str | None, block: bool) -> Executor:
     if dask:
         from stream.executors import Dask
 

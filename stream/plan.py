@@ -34,7 +34,7 @@ import os
 import tempfile
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, BinaryIO, NamedTuple
 
 from stream.decompress import HEAD, check_text
 from stream.engine import RollingSignal
@@ -46,6 +46,9 @@ from stream.rows import Skips
 from stream.signals import SignalSink
 from stream.source import CHUNK, NewFile, SourceError, Spec, compression, text_of
 from stream.tally import Tally
+
+if TYPE_CHECKING:
+    from stream.executors import Executor
 
 # Blocks of tens of MiB keep task counts low (a 10 GiB history is ~300 blocks) and per-task overheads negligible.
 BLOCK_SIZE = 32 << 20
@@ -368,7 +371,7 @@ class _Tracker:
             self._report((self.piece, bad))
 
 
-def _batches(job: Settings, task: Task, reader: Reader, tracker: _Tracker) -> Iterator[Any]:
+def _batches(job: Settings, task: Task, reader: Reader, tracker: _Tracker) -> Iterator[Batch]:
     """The batches of a task's pieces, read as one process would read them; line numbers are local to each piece
     that does not start its file (the parent adds the lines before it)."""
     block = None
@@ -572,7 +575,7 @@ def _raise(error: tuple[int, BadRow | str], offsets: list[int]) -> None:
 
 
 def execute(
-    executor: Any,
+    executor: Executor,
     job: Settings,
     tasks: list[Task],
     report: Callable[[BadRow], None],
@@ -672,7 +675,7 @@ def execute(
     return Result(tally, by_key, skips)
 
 
-def _copy(path: str, out: Any) -> None:
+def _copy(path: str, out: BinaryIO) -> None:
     with open(path, "rb") as fh:
         while True:
             data = fh.read(1 << 20)

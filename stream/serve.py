@@ -106,7 +106,7 @@ class BatchView:
     where they agree with the signals written), which costs one small object per batch and only when serving; each
     key's counts are copied at most every ``KEYS_EVERY`` seconds."""
 
-    lock = None
+    lock: threading.Lock | None = None
 
     def __init__(self, pipeline: Pipeline, bad_log: BadRowLog, position: Callable[[], int], total: int | None) -> None:
         self.pipeline = pipeline
