@@ -67,7 +67,7 @@ def run(ctx: RunContext) -> Outcome:
     if ctx.server is not None:
         from stream.serve import BatchView
 
-        view = BatchView(pipeline, ctx.bad_log, position, total)
+        view = BatchView(pipeline, lambda: reader.skips, position, total)
         ctx.server.attach(view)
 
     def layout() -> Layout | None:

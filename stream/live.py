@@ -425,7 +425,7 @@ class LiveRun:
     def sample(self) -> Sample:
         from stream.serve import sample_of
 
-        s = sample_of(self.pipeline, self.bad_log)
+        s = sample_of(self.pipeline, self.reader.skips)
         f = self.follower
         assert f is not None
         s.bytes_read = f.bytes_read

@@ -118,22 +118,17 @@ class BadRowLog:
         self.log = log
         self.show = show
         self.count = 0
-        self.kinds: dict[str, int] = {}  # skipped rows by the kind of their reason (served as metrics)
 
     def __call__(self, bad: BadRow) -> None:
         self.count += 1
-        self.kinds[bad.kind] = self.kinds.get(bad.kind, 0) + 1
         if self.count <= self.show:
             self.log.warning("skipped bad row at %s", bad.describe())
         elif self.count == self.show + 1:
             self.log.warning("more bad rows are being skipped; only their count is logged from here on")
 
-    def add_unshown(self, n: int, kinds: dict[str, int]) -> None:
-        """Count ``n`` more skipped rows that are past the ones shown (workers send only their first few and the
-        count of each kind)."""
+    def add_unshown(self, n: int) -> None:
+        """Count ``n`` more skipped rows that are past the ones shown (workers send only their first few)."""
         self.count += n
-        for kind, k in kinds.items():
-            self.kinds[kind] = self.kinds.get(kind, 0) + k
 
     def summary(self) -> None:
         if self.count > self.show:

@@ -342,9 +342,15 @@ def _parallel(
         report = reader.report
         add = getattr(report, "add_unshown", None)
         result = plan.execute(
-            executor, job, tasks, report, add if add is not None else (lambda n, kinds: None), sink, after_block
+            executor,
+            job,
+            tasks,
+            report,
+            add if add is not None else (lambda n: None),
+            reader.add_skips,
+            sink,
+            after_block,
         )
-        reader.add_skips(result.skips)
         executor.close()
         executor = None
         return result.tally, result.by_key

@@ -547,7 +547,6 @@ def _after_previous_newline(piece: Piece, pos: int, floor: int) -> int:
 class Result(NamedTuple):
     tally: Tally
     by_key: dict[str, Tally] | None
-    skips: Skips
 
 
 class _Lines:
@@ -579,12 +578,14 @@ def execute(
     job: Settings,
     tasks: list[Task],
     report: Callable[[BadRow], None],
-    add_unshown: Callable[[int, dict[str, int]], None],
+    add_unshown: Callable[[int], None],
+    add_skips: Callable[[Skips], None],
     sink: SignalSink | None = None,
     after_block: Callable[[int, Tally, dict[str, Tally] | None], None] | None = None,
 ) -> Result:
     """Run the passes of ``tasks`` on ``executor`` (``submit(fn, arg)`` -> handle, ``result(handle)``,
-    ``done(handle)``, ``workers``); write signals to ``sink`` in input order; report skipped rows in order."""
+    ``done(handle)``, ``workers``); write signals to ``sink`` in input order; report skipped rows in order, and each
+    block's counts of them by kind (``add_skips``) as it is written out."""
     ahead = max(2, AHEAD_PER_WORKER * executor.workers)
     keep = job.window - 1
     first_pass = job.context_floor is None and not job.one_pass
@@ -597,10 +598,9 @@ def execute(
     tally = Tally()
     by_key: dict[str, Tally] | None = {} if job.key is not None else None
     done_bytes = 0
-    skips = Skips()
 
     def write_out(output: Output, task: Task) -> None:
-        nonlocal tally, done_bytes, skips
+        nonlocal tally, done_bytes
         offsets = lines.offsets(task, output.lines)
         for index, bad in output.bad:
             report(bad.moved(offsets[index]))
@@ -608,7 +608,7 @@ def execute(
             _raise(output.error, offsets)
         tally += output.tally
         for index, counted in sorted(output.skips.items()):
-            skips += counted.moved(offsets[index])
+            add_skips(counted.moved(offsets[index]))
         extra: dict[str | None, int] = {}
         if output.heads is not None:  # one pass: the block's first values get their context here, in order
             extra = _head_hits(values, output.heads, job.window)
@@ -620,10 +620,7 @@ def execute(
                 if job.max_keys is not None and len(by_key) > job.max_keys:  # each block is within it; all of them
                     raise TooManyKeys.at(job.key, job.max_keys, k)
         if output.tally.skipped > len(output.bad):
-            unshown = dict(sum(output.skips.values(), Skips()).counts)
-            for _, bad in output.bad:
-                unshown[bad.kind] -= 1
-            add_unshown(output.tally.skipped - len(output.bad), unshown)
+            add_unshown(output.tally.skipped - len(output.bad))
         if sink is not None and output.signals is not None:
             if output.tally.rows:
                 sink.header()
@@ -672,7 +669,7 @@ def execute(
         remember(summary.tails)
         flush(everything=False)
     flush(everything=True)
-    return Result(tally, by_key, skips)
+    return Result(tally, by_key)
 
 
 def _copy(path: str, out: BinaryIO) -> None:

@@ -13,8 +13,8 @@ from stream.errors import MlopsStreamError
 from stream.logsink import log
 
 if TYPE_CHECKING:
-    from stream.logsink import BadRowLog
     from stream.pipeline import Pipeline
+    from stream.rows import Skips
     from stream.tally import Tally
 
 PREFIX = "mlops_stream_"
@@ -68,7 +68,7 @@ class Sample:
         self.truncations: int | None = None
 
 
-def sample_of(pipeline: Pipeline, bad_log: BadRowLog | None, keys: bool = True) -> Sample:
+def sample_of(pipeline: Pipeline, skips: Skips | None, keys: bool = True) -> Sample:
     """The counters every run has: rows, signals, skipped rows by reason, the latest value and its mean, and with
     ``keys`` each key's counts."""
     latest = pipeline.engine.latest()
@@ -76,7 +76,7 @@ def sample_of(pipeline: Pipeline, bad_log: BadRowLog | None, keys: bool = True) 
     if latest is not None:
         units, scale, signal = latest
         close = units / 10**scale  # int / int: the exact value's nearest float
-    kinds = dict(bad_log.kinds) if bad_log is not None else {}
+    kinds = dict(skips.counts) if skips is not None else {}
     # Rows skipped before a restart from a checkpoint: the checkpoint keeps their number, not their reasons.
     unseen = pipeline.skipped - sum(kinds.values())
     if unseen > 0:
@@ -108,9 +108,12 @@ class BatchView:
 
     lock: threading.Lock | None = None
 
-    def __init__(self, pipeline: Pipeline, bad_log: BadRowLog, position: Callable[[], int], total: int | None) -> None:
+    def __init__(
+        self, pipeline: Pipeline, skips: Callable[[], Skips], position: Callable[[], int], total: int | None
+    ) -> None:
+        """``skips()``: the run's skipped rows by reason so far (the reader's, which a parallel run adds blocks to)."""
         self.pipeline = pipeline
-        self.bad_log = bad_log
+        self.skips = skips
         self.position = position
         self.total = total
         self.finished = False
@@ -122,7 +125,7 @@ class BatchView:
     def publish(self) -> None:
         now = time.monotonic()
         due = now - self._keys_at >= KEYS_EVERY
-        s = sample_of(self.pipeline, self.bad_log, keys=due)
+        s = sample_of(self.pipeline, self.skips(), keys=due)
         if due:
             self._by_key, self._keys_at = s.by_key, now
         s.by_key = self._by_key

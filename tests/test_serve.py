@@ -470,7 +470,9 @@ def test_a_batch_runs_counters_by_reason_are_exact_on_workers_too(tmp_path: Path
     reader = Reader(on_bad_row="skip", report=bad_log)
     pipeline = Pipeline(RollingSignal(WINDOW))
     planned: list[int] = []  # the parallel plan's bytes done; one process: the reader's position
-    view = BatchView(pipeline, bad_log, lambda: planned[0] if planned else reader.offset, data.stat().st_size)
+    view = BatchView(
+        pipeline, lambda: reader.skips, lambda: planned[0] if planned else reader.offset, data.stat().st_size
+    )
     published = []
 
     def after() -> None:
