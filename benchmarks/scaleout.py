@@ -123,7 +123,7 @@ def memory_per_key(windows: tuple[int, ...] = (5, 20, 100)) -> list[tuple[int, f
     import random
     import tracemalloc
 
-    from stream.keyed import KeyedSignal
+    from stream.core.keyed import KeyedSignal
 
     out = []
     for w in windows:

@@ -6,9 +6,8 @@ import os
 import re
 from typing import Any, NamedTuple
 
-from stream import shown
 from stream.errors import MlopsStreamError
-from stream.shown import excerpt
+from stream.text import excerpt, line
 
 POLICIES = ("fail", "skip")
 MAX_BYTES = 1 << 20  # a config is a handful of lines; anything near this size is a mistake (or /dev/zero)
@@ -168,10 +167,10 @@ def simple_yaml(text: str) -> dict[str, Any] | None:
     True
     """
     doc: dict[str, Any] = {}
-    for line in text.splitlines():
-        if not line.strip() or line.lstrip().startswith("#"):
+    for ln in text.splitlines():
+        if not ln.strip() or ln.lstrip().startswith("#"):
             continue
-        m = _SIMPLE_LINE.fullmatch(line)
+        m = _SIMPLE_LINE.fullmatch(ln)
         if m is None or m.group(1) in doc:
             return None
         value = m.group(2)
@@ -259,7 +258,7 @@ def load(path: str | None) -> Config:
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         at = f" line {mark.line + 1}" if mark is not None else ""
-        problem = shown.line(exc.problem or exc.context or "invalid YAML", 200)
+        problem = line(exc.problem or exc.context or "invalid YAML", 200)
         if "constructor" in problem or "tag" in problem:
             problem = "tags that build objects are not allowed in a config"
         raise ConfigError(f"config file {path}{at}: {problem}") from None

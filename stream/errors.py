@@ -15,3 +15,7 @@ class JobError(MlopsStreamError):
 def reason(exc: OSError) -> str:
     """An OS error's reason as a message says it: ``no such file or directory``."""
     return exc.strerror.lower() if exc.strerror else str(exc)
+
+
+class SourceError(MlopsStreamError):
+    """An input that cannot be opened or read as bytes; the message says which and why."""

@@ -9,7 +9,9 @@ from pathlib import Path
 import pytest
 from conftest import ERROR_KEYS, SUCCESS_KEYS, ohlcv_csv, write
 
-from stream.reader import SHOWN, BadRowError, Reader, batches
+from stream.parsing.framing import SHOWN
+from stream.parsing.reader import Reader, batches
+from stream.parsing.rows import BadRowError
 
 GOOD = ["100.1", "100.2", "100.3", "100.4", "100.5", "100.6"]
 

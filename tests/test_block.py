@@ -17,15 +17,17 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from stream import parallel
-from stream.block import BlockReader, _decimals
-from stream.engine import RollingSignal
-from stream.exact import parse_decimal
-from stream.logsink import SHOW_BAD_ROWS
-from stream.pipeline import Pipeline
-from stream.reader import BadRow, BadRowError, Reader, batches
-from stream.signals import SignalSink
-from stream.source import Spec
+from stream.core.batch import BadRow
+from stream.core.engine import RollingSignal
+from stream.core.exact import parse_decimal
+from stream.parsing.blocks import BlockReader, _decimals
+from stream.parsing.reader import Reader, batches
+from stream.parsing.rows import BadRowError
+from stream.runs import parallel
+from stream.runs.pipeline import Pipeline
+from stream.sinks.log import SHOW_BAD_ROWS
+from stream.sinks.signals import SignalSink
+from stream.sources.files import Spec
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from conftest import ohlcv_csv, write
 
-from stream.cli import OPTIONS, build_parser
+from stream.cli.main import OPTIONS, build_parser
 
 
 def test_every_option_of_the_table_is_offered_and_explained(run_main) -> None:
@@ -70,6 +70,6 @@ def test_an_in_process_run_leaves_the_process_as_it_found_it(run_main, tmp_path:
     assert run_main(["--window", "0"]).code == 2  # argparse's exit, returned rather than raised
     assert (sys.stdin, sys.stdout, sys.stderr) == streams
     assert signal.getsignal(signal.SIGTERM) == handler
-    from stream.logsink import log
+    from stream.sinks.log import log
 
     assert not [h for h in log.handlers if getattr(h, "baseFilename", None)]  # the log file was closed with the run

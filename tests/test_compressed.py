@@ -23,10 +23,11 @@ from hypothesis import strategies as st
 from test_scaleout import files as random_files
 from test_scaleout import run as run_plan
 
-from stream import decompress, generate
-from stream.decompress import DecompressError, unpack
-from stream.executors import Inline
-from stream.source import NewFile, Spec, concatenated
+from stream import generate
+from stream.runs.executors import Inline
+from stream.sources import decompress
+from stream.sources.decompress import DecompressError, unpack
+from stream.sources.files import NewFile, Spec, concatenated
 
 HAVE_DASK = importlib.util.find_spec("distributed") is not None
 needs_dask = pytest.mark.skipif(not HAVE_DASK, reason="dask[distributed] is not installed (the test extra has it)")

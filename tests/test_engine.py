@@ -12,11 +12,11 @@ from conftest import exact_signals
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from stream.engine import RollingSignal
-from stream.exact import parse_decimal
-from stream.pipeline import Pipeline
-from stream.reader import Reader, batches
-from stream.signals import SignalSink
+from stream.core.engine import RollingSignal
+from stream.core.exact import parse_decimal
+from stream.parsing.reader import Reader, batches
+from stream.runs.pipeline import Pipeline
+from stream.sinks.signals import SignalSink
 
 # A handful of nearby prices, each writable several ways: windows of them are full of exact ties.
 CENTS = [10005, 10010, 10015, 10020, 10030]

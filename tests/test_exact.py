@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from stream.exact import MAX_INT_DIGITS, MAX_SCALE, BadValue, parse_decimal
+from stream.core.exact import MAX_INT_DIGITS, MAX_SCALE, BadValue, parse_decimal
 
 
 def value(text: str) -> Fraction:

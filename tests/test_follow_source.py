@@ -12,13 +12,16 @@ from pathlib import Path
 
 import pytest
 
-from stream import checkpoint, follow
-from stream.checkpoint import Checkpoint, CheckpointError
-from stream.engine import RollingSignal
-from stream.follow import FileFollower, Stop
-from stream.reader import InputError, Reader
-from stream.source import NewFile
-from stream.tally import Tally
+from stream.core.engine import RollingSignal
+from stream.core.tally import Tally
+from stream.parsing.framing import InputError
+from stream.parsing.reader import Reader
+from stream.runs import checkpoint
+from stream.runs.checkpoint import Checkpoint, CheckpointError
+from stream.runs.stops import Stop
+from stream.sources import follow
+from stream.sources.files import NewFile
+from stream.sources.follow import FileFollower
 
 
 @pytest.fixture(autouse=True)

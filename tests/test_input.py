@@ -11,8 +11,10 @@ from conftest import ohlcv_csv, write
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from stream.reader import BadRow, InputError, Reader, batches
-from stream.source import NewFile
+from stream.core.batch import BadRow
+from stream.parsing.framing import InputError
+from stream.parsing.reader import Reader, batches
+from stream.sources.files import NewFile
 
 CLOSES = ["100.10", "100.1", "99.95", "101", "100.2"]
 
@@ -425,7 +427,7 @@ def test_a_line_without_quotes_or_line_breaks_is_split_as_the_csv_module_splits_
     # A plain header is read without loading the csv module: it must give the csv module's fields.
     import csv
 
-    from stream.layout import split
+    from stream.parsing.layout import split
 
     assert split(line, ",") == next(csv.reader([line]), [])
     # Wrapped whole in quotes (a quoted export's header): the csv module's one field, split as the reader splits it.

@@ -16,13 +16,16 @@ from conftest import write
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from stream import checkpoint, metrics
-from stream.block import BlockReader
-from stream.keyed import KeyedSignal
-from stream.pipeline import Pipeline
-from stream.reader import BadRow, InputError, Reader, batches
-from stream.signals import SignalSink
-from stream.tally import Tally
+from stream.core.batch import BadRow
+from stream.core.keyed import KeyedSignal
+from stream.core.tally import Tally
+from stream.parsing.blocks import BlockReader
+from stream.parsing.framing import InputError
+from stream.parsing.reader import Reader, batches
+from stream.runs import checkpoint
+from stream.runs.pipeline import Pipeline
+from stream.sinks import metrics
+from stream.sinks.signals import SignalSink
 
 # Few distinct prices, spelled several ways, so a close often equals its key's mean exactly.
 PRICES = ["100.1", "100.10", "100.2", "99.9", "100.15", "1.001e2", "100", "100.05", "99.95"]

@@ -17,13 +17,17 @@ from conftest import ROOT, run_command, write
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from stream import parallel
-from stream.block import BlockReader
-from stream.engine import RollingSignal
-from stream.pipeline import Pipeline
-from stream.reader import BadRow, BadRowError, InputError, LayoutRequest, Reader, batches
-from stream.signals import SignalSink
-from stream.source import Spec
+from stream.core.batch import BadRow
+from stream.core.engine import RollingSignal
+from stream.parsing.blocks import BlockReader
+from stream.parsing.framing import InputError
+from stream.parsing.layout import LayoutRequest
+from stream.parsing.reader import Reader, batches
+from stream.parsing.rows import BadRowError
+from stream.runs import parallel
+from stream.runs.pipeline import Pipeline
+from stream.sinks.signals import SignalSink
+from stream.sources.files import Spec
 
 
 def read(
@@ -197,7 +201,7 @@ def test_a_title_line_above_the_header_is_skipped_at_any_chunking(step: int) -> 
 
 
 def test_a_possible_title_line_is_not_held_behind_an_endless_line() -> None:
-    from stream.reader import MAX_LINE_BYTES
+    from stream.parsing.framing import MAX_LINE_BYTES
 
     reader = Reader(on_bad_row="skip")
     reader.feed(b"https://example.com\n")
@@ -412,7 +416,7 @@ def test_a_newest_first_file_warns_and_reverse_reads_it_oldest_first(tmp_path: P
 
 
 def test_reverse_numbers_bad_rows_as_in_the_file_and_bounds_memory() -> None:
-    from stream.source import backwards
+    from stream.sources.chunks import backwards
 
     data = b"a\nbb\n" + b"x" * 5000 + b"\nccc"
     got = b"".join(backwards(io.BytesIO(data), 0, len(data), size=7, longest=100))

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from stream import logsink
-from stream.logsink import log
+from stream.sinks import log as logsink
+from stream.sinks.log import log
 
 RECORD = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z (DEBUG|INFO|WARNING|ERROR) (.*)$")
 
@@ -125,9 +125,9 @@ def test_warnings_go_through_the_progress_display_while_it_is_up(monkeypatch: py
     pytest.importorskip("rich")
     from rich.file_proxy import FileProxy
 
-    from stream import progress
-    from stream.engine import RollingSignal
-    from stream.pipeline import Pipeline
+    from stream.core.engine import RollingSignal
+    from stream.runs.pipeline import Pipeline
+    from stream.sinks import progress
 
     class Terminal(io.StringIO):
         def isatty(self) -> bool:

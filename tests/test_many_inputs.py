@@ -12,8 +12,9 @@ from conftest import env_with_repo, ohlcv_csv, run_command, write
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from stream.reader import Reader, batches
-from stream.source import NewFile, SourceError, Spec, concatenated, expand
+from stream.errors import SourceError
+from stream.parsing.reader import Reader, batches
+from stream.sources.files import NewFile, Spec, concatenated, expand
 
 PRICES = ["100.1", "100.10", "100.2", "99.9", "100.15", "1.001e2", "100", "bad", "100.05"]
 

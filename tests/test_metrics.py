@@ -11,8 +11,9 @@ from pathlib import Path
 import pytest
 from conftest import ERROR_KEYS, SUCCESS_KEYS, env_with_repo, exact_signals, ohlcv_csv, write, write_config
 
-from stream import atomic, metrics
-from stream.tally import Tally
+from stream.core.tally import Tally
+from stream.fs import atomic
+from stream.sinks import metrics
 
 CLOSES = ["1", "2", "3", "2", "5", "4", "6"]  # window 3: rows 3, 5, 6, 7 are above their means
 

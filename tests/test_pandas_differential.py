@@ -35,8 +35,8 @@ def assert_each_is_a_near_tie(diffs: list[tuple[int, str, Fraction, float]]) -> 
 
 
 def our_signals(closes: list[str], window: int) -> list[int]:
-    from stream.engine import RollingSignal
-    from stream.exact import parse_decimal
+    from stream.core.engine import RollingSignal
+    from stream.core.exact import parse_decimal
 
     engine = RollingSignal(window)
     return [engine.update(*parse_decimal(c)) for c in closes]

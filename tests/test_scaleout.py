@@ -18,14 +18,16 @@ from conftest import env_with_repo, write
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from stream import parallel, plan
-from stream.engine import RollingSignal
-from stream.executors import Inline
-from stream.keyed import KeyedSignal
-from stream.pipeline import Pipeline
-from stream.reader import BadRow, InputError, Reader
-from stream.signals import SignalSink
-from stream.source import Spec
+from stream.core.batch import BadRow
+from stream.core.engine import RollingSignal
+from stream.core.keyed import KeyedSignal
+from stream.parsing.framing import InputError
+from stream.parsing.reader import Reader
+from stream.runs import parallel, plan
+from stream.runs.executors import Inline
+from stream.runs.pipeline import Pipeline
+from stream.sinks.signals import SignalSink
+from stream.sources.files import Spec
 
 HAVE_DASK = importlib.util.find_spec("distributed") is not None
 needs_dask = pytest.mark.skipif(not HAVE_DASK, reason="dask[distributed] is not installed (the test extra has it)")

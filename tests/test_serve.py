@@ -453,14 +453,14 @@ def test_a_run_on_workers_serves_and_gives_the_same_metrics(tmp_path: Path) -> N
 def test_a_batch_runs_counters_by_reason_are_exact_on_workers_too(tmp_path: Path, workers: int) -> None:
     """What a batch run's server reads after each batch (one process) or block (workers): every skipped row with its
     reason, though workers send back only their first few bad rows in full."""
-    from stream import parallel
-    from stream.engine import RollingSignal
-    from stream.logsink import BadRowLog, log
-    from stream.pipeline import Pipeline
-    from stream.reader import Reader
-    from stream.serve import BatchView
-    from stream.source import Spec
-    from stream.tally import Tally
+    from stream.core.engine import RollingSignal
+    from stream.core.tally import Tally
+    from stream.parsing.reader import Reader
+    from stream.runs import parallel
+    from stream.runs.pipeline import Pipeline
+    from stream.sinks.log import BadRowLog, log
+    from stream.sinks.serve import BatchView
+    from stream.sources.files import Spec
 
     lines = make_lines(30000, seed=8, bad_every=23)  # about 1,300 bad rows: far more than 20 per block
     ref = Reference(lines)
@@ -497,7 +497,7 @@ def test_a_batch_runs_counters_by_reason_are_exact_on_workers_too(tmp_path: Path
 
 
 def test_keyed_series_are_bounded_with_an_other_bucket(tmp_path: Path) -> None:
-    from stream.serve import MAX_KEYS
+    from stream.sinks.serve import MAX_KEYS
 
     rng = random.Random(4)
     keys = [f"K{i:03d}" for i in range(MAX_KEYS + 15)]
@@ -592,7 +592,7 @@ def test_the_port_can_come_from_the_config_and_bad_values_are_refused(tmp_path: 
 
 
 def exported_names() -> set[str]:
-    text = (ROOT / "stream" / "serve.py").read_text()
+    text = (ROOT / "stream" / "sinks" / "serve.py").read_text()
     counters = set(re.findall(r'counter\(\s*"(\w+)"', text))
     gauges = set(re.findall(r'gauge\(\s*"(\w+)"', text))
     return {f"mlops_stream_{n}_total" for n in counters} | {f"mlops_stream_{n}" for n in gauges} | {

@@ -1,0 +1,1 @@
+"""Files as the job touches them: atomic replacement, locks, and one role per file."""

@@ -1,0 +1,1 @@
+"""Bytes to exact values: lines, the layout of the file, rows, and the bad-row policy."""

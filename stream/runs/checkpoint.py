@@ -1,0 +1,408 @@
+"""Checkpoints of a live run: the input's identity and position, the window, the counts and the signals size, so a
+restart after any stop (``kill -9`` included) processes every row exactly once."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import stat
+from dataclasses import dataclass
+from typing import Any, BinaryIO
+
+from stream.core.tally import Tally
+from stream.errors import MlopsStreamError
+from stream.fs import locks
+from stream.fs.atomic import write_atomic
+from stream.text import excerpt
+
+KIND = "mlops-stream checkpoint"
+VERSION = 2  # 2: a digest of the content, checked with every invariant before a checkpoint is used
+# The first bytes of the input that identify it beside its device and inode (an inode number can be reused).
+FINGERPRINT = 4096
+
+
+class CheckpointError(MlopsStreamError):
+    """A checkpoint that cannot be used for this run; the message says why and what to do."""
+
+
+@dataclass(frozen=True)
+class InputId:
+    path: str  # absolute path the run followed
+    device: int
+    inode: int
+    size: int  # bytes the fingerprint covers: min(offset, FINGERPRINT)
+    sha256: str
+
+    def describe(self) -> str:
+        return f"{self.path} (device {self.device}, inode {self.inode})"
+
+
+def identify(fd: int, path: str, offset: int) -> InputId:
+    """The identity of the open file ``fd`` (followed as ``path``) for a checkpoint at ``offset``."""
+    st = os.fstat(fd)
+    size = min(offset, FINGERPRINT)
+    return InputId(os.path.abspath(path), st.st_dev, st.st_ino, size, _digest(fd, size))
+
+
+def _digest(fd: int, size: int) -> str:
+    return hashlib.sha256(os.pread(fd, size, 0) if size else b"").hexdigest()
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    input: InputId | None  # None: the input did not exist yet when the checkpoint was written
+    reader: dict[str, Any]  # Reader.state(): offset after the last processed line, line number, header
+    engine: dict[str, Any]  # RollingSignal.state(), or KeyedSignal.state() (every key's window and counts)
+    tally: Tally
+    column: str
+    signals: dict[str, Any] | None  # path ('-' = stdout), format, bytes (None for stdout), timestamp column
+    key: str | None = None  # the key column of a keyed run
+
+    @property
+    def offset(self) -> int:
+        return int(self.reader["offset"])
+
+    def encode(self) -> bytes:
+        doc: dict[str, Any] = {
+            "kind": KIND,
+            "version": VERSION,
+            "input": None if self.input is None else self.input.__dict__,
+            "reader": self.reader,
+            "engine": self.engine,
+            "counts": {"rows": self.tally.rows, "signals": self.tally.signals, "skipped": self.tally.skipped},
+            "column": self.column,
+            "signals": self.signals,
+            "key": self.key,
+        }
+        # The standard json module, not orjson: window values can exceed 64 bits at a fine decimal scale.
+        body = _compact(doc)
+        # The digest goes last, spliced in: the document (every key's window, in keyed runs) is encoded once.
+        return f'{body[:-1]},"digest":"{hashlib.sha256(body.encode()).hexdigest()}"}}\n'.encode()
+
+    @classmethod
+    def decode(cls, data: bytes, where: str) -> Checkpoint:
+        """The checkpoint in ``data``, after its digest and every invariant are checked; CheckpointError names what
+        is wrong (a checkpoint is state a person or a disk can damage)."""
+        try:
+            doc = json.loads(data)
+        except (ValueError, RecursionError):
+            doc = None
+        if not isinstance(doc, dict) or doc.get("kind") != KIND:
+            raise CheckpointError(
+                f"the file {where} is not a checkpoint written by mlops-stream (or it is damaged); "
+                "pass another --checkpoint path, or remove it to start over"
+            )
+        if doc.get("version") != VERSION:
+            raise CheckpointError(
+                f"the checkpoint {where} has format version {excerpt(doc.get('version'))}, this mlops-stream reads "
+                f"version {VERSION}; remove it to start over from the beginning of the input"
+            )
+        digest = doc.pop("digest", None)
+        if digest != _content_digest(doc):
+            raise _damaged(where, "its content does not match its digest (it was edited or damaged)")
+        try:
+            return cls._checked(doc)
+        except _Invalid as exc:
+            raise _damaged(where, str(exc)) from None
+
+    @classmethod
+    def _checked(cls, doc: dict[str, Any]) -> Checkpoint:
+        ident = _field(doc, "input", (dict, type(None)))
+        reader = _field(doc, "reader", dict)
+        engine = _field(doc, "engine", dict)
+        counts = _field(doc, "counts", dict)
+        rows, signals, skipped = (_count(counts, k, "counts") for k in ("rows", "signals", "skipped"))
+        if signals > rows:
+            raise _Invalid(f"it counts {signals} signals in {rows} rows")
+        offset = _count(reader, "offset", "reader")
+        _count(reader, "line", "reader")
+        _field(reader, "header", (str, type(None)), "reader")
+        _field(reader, "at_file_start", bool, "reader")
+        input_id = None
+        if ident is not None:
+            try:
+                input_id = InputId(**ident)
+            except TypeError:
+                raise _Invalid("its input identity has missing or unknown fields") from None
+            if not (isinstance(input_id.path, str) and isinstance(input_id.sha256, str)):
+                raise _Invalid("its input identity has a path or digest that is not text")
+            for name in ("device", "inode", "size"):
+                _count(ident, name, "input")
+            if input_id.size != min(offset, FINGERPRINT):
+                raise _Invalid(f"its input fingerprint covers {input_id.size} bytes, not min(offset, {FINGERPRINT})")
+        window = _count(engine, "window", "engine")
+        if window < 1:
+            raise _Invalid("its window is below 1")
+        key = _field(doc, "key", (str, type(None)))
+        if key is None:
+            _window_state(engine, rows, window, "the window")
+        else:
+            keys = _field(engine, "keys", dict, "engine")
+            for name, state in keys.items():
+                if not isinstance(state, dict):
+                    raise _Invalid(f"the state of the key {excerpt(name)} is not a mapping")
+                key_rows = _count(state, "rows", "key")
+                if _count(state, "signals", "key") > key_rows:
+                    raise _Invalid(f"the key {excerpt(name)} has more signals than rows")
+                _window_state(state, key_rows, window, f"the window of the key {excerpt(name)}")
+            if sum(int(x["rows"]) for x in keys.values()) != rows:
+                raise _Invalid("its keys' rows do not add up to its rows")
+            if sum(int(x["signals"]) for x in keys.values()) != signals:
+                raise _Invalid("its keys' signals do not add up to its signals")
+        out = _field(doc, "signals", (dict, type(None)))
+        if out is not None:
+            path = _field(out, "path", str, "signals")
+            if out.get("format") not in ("csv", "jsonl"):
+                raise _Invalid("its signals format is neither csv nor jsonl")
+            _field(out, "timestamp", (bool, type(None)), "signals")
+            if path == "-":
+                if out.get("bytes") is not None:
+                    raise _Invalid("it records a size for signals written to stdout")
+            elif _count(out, "bytes", "signals") == 0 and rows > 0:
+                raise _Invalid(f"it records an empty signals file after {rows} rows")
+        return cls(
+            input=input_id,
+            reader=dict(reader),
+            engine=dict(engine),
+            tally=Tally(rows, signals, skipped),
+            column=_field(doc, "column", str),
+            signals=out,
+            key=key,
+        )
+
+
+class _Invalid(Exception):
+    """A field of a checkpoint that breaks an invariant; the message says which and how."""
+
+
+def _compact(doc: dict[str, Any]) -> str:
+    return json.dumps(doc, separators=(",", ":"))
+
+
+def _content_digest(doc: dict[str, Any]) -> str:
+    return hashlib.sha256(_compact(doc).encode()).hexdigest()
+
+
+def _damaged(where: str, problem: str) -> CheckpointError:
+    return CheckpointError(
+        f"the checkpoint {where} cannot be used: {problem}. Nothing was changed; remove it (or pass another "
+        "--checkpoint path) to start over from the beginning of the input"
+    )
+
+
+def _field(doc: dict[str, Any], name: str, kind: type | tuple[type, ...], where: str = "") -> Any:
+    value = doc.get(name)
+    kinds = kind if isinstance(kind, tuple) else (kind,)
+    if name not in doc or not isinstance(value, kinds) or (isinstance(value, bool) and bool not in kinds):
+        label = f"{where}.{name}" if where else name
+        raise _Invalid(f"its field {label} is missing or of the wrong type ({excerpt(value)})")
+    return value
+
+
+def _count(doc: dict[str, Any], name: str, where: str) -> int:
+    value = _field(doc, name, int, where)
+    if value < 0:
+        raise _Invalid(f"its field {where}.{name} is negative ({value})")
+    return int(value)
+
+
+def _window_state(state: dict[str, Any], rows: int, window: int, what: str) -> None:
+    """A window's values are integers at a scale, as many as the rows it has seen up to the window's length."""
+    held = _field(state, "held", list, what)
+    if _count(state, "scale", what) > 1000:
+        raise _Invalid(f"{what} has a decimal scale of {state['scale']}")
+    if not all(isinstance(v, int) and not isinstance(v, bool) for v in held):
+        raise _Invalid(f"{what} holds values that are not integers")
+    if len(held) != min(rows, window):
+        raise _Invalid(f"{what} holds {len(held)} values after {rows} rows with a window of {window}")
+
+
+class File:
+    """The checkpoint file of one run: locked (``flock``) from the first look until ``close``, so a second run given
+    the same checkpoint is refused, naming this one's pid; replaced atomically at each save, the lock moving to the
+    new file before it takes the name."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.fd: int | None = None  # the file at the name, open and locked; None before the first save of a new one
+
+    def load(self) -> Checkpoint | None:
+        """The checkpoint, verified; None when there is none yet (a first run)."""
+        path = self.path
+        try:
+            # Without blocking: a FIFO given by mistake would otherwise wait here for a writer.
+            fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise CheckpointError(f"the checkpoint {path} cannot be read: {exc.strerror}") from None
+        self.fd = fd
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise CheckpointError(f"the checkpoint {path} is not a regular file; pass the path of a file")
+        locks.lock(fd, path, "checkpoint")
+        chunks = []
+        while data := os.read(fd, 1 << 20):
+            chunks.append(data)
+        return Checkpoint.decode(b"".join(chunks), path)
+
+    def save(self, ckpt: Checkpoint) -> None:
+        try:
+            # A first checkpoint must not replace one another run created meanwhile: that run holds its lock.
+            fd = write_atomic(self.path, ckpt.encode(), lock=True, exclusive=self.fd is None)
+        except FileExistsError:
+            raise CheckpointError(self._taken()) from None
+        except OSError as exc:
+            raise CheckpointError(f"the checkpoint {self.path} cannot be written: {exc.strerror or exc}") from None
+        old, self.fd = self.fd, fd
+        if old is not None:
+            os.close(old)
+
+    def _taken(self) -> str:
+        try:
+            fd = os.open(self.path, os.O_RDONLY)
+        except OSError:
+            pid = None
+        else:
+            pid = locks.holder(fd)
+            os.close(fd)
+        who = f"process {pid}" if pid is not None else "another process"
+        return (
+            f"the checkpoint {self.path} was created by another mlops-stream run ({who}) while this one started; "
+            "two runs cannot share it: stop that run first, or pass another path"
+        )
+
+    def close(self) -> None:
+        fd, self.fd = self.fd, None
+        if fd is not None:
+            os.close(fd)
+
+
+def check_settings(
+    ckpt: Checkpoint,
+    where: str,
+    *,
+    input_path: str,
+    window: int,
+    column: str,
+    signals: str | None,
+    fmt: str,
+    key: str | None = None,
+) -> None:
+    """Refuse a checkpoint written for another input, window, column, key or signals output, naming every
+    difference."""
+    wrong = []
+    if ckpt.input is not None and ckpt.input.path != os.path.abspath(input_path):
+        wrong.append(f"it was written for the input {ckpt.input.path}, not {os.path.abspath(input_path)}")
+    if int(ckpt.engine["window"]) != window:
+        wrong.append(f"it was written with window {ckpt.engine['window']}, this run has window {window}")
+    if ckpt.column != column:
+        wrong.append(f"it was written for the column {ckpt.column!r}, this run reads {column!r}")
+    if ckpt.key != key:
+        was = f"keyed by the column {ckpt.key!r}" if ckpt.key is not None else "without a key"
+        now = f"keys rows by {key!r} (--key)" if key is not None else "has no key"
+        wrong.append(f"it was written by a run {was}, this run {now}")
+    recorded = ckpt.signals
+    wanted = None if signals is None else (signals if signals == "-" else os.path.abspath(signals))
+    if (recorded and recorded["path"]) != wanted:
+        was = f"--signals {recorded['path']}" if recorded else "no --signals"
+        now = f"--signals {wanted}" if wanted else "no --signals"
+        wrong.append(f"it was written by a run with {was}, this run has {now}")
+    elif recorded and recorded["format"] != fmt:
+        wrong.append(f"its signals are {recorded['format']}, this run writes {fmt}")
+    if wrong:
+        raise CheckpointError(
+            f"the checkpoint {where} does not match this run: {'; '.join(wrong)}. Run with the same settings, "
+            "or remove the checkpoint (or pass another --checkpoint path) to start over"
+        )
+
+
+def open_input(ckpt: Checkpoint, path: str, where: str) -> tuple[int | None, str]:
+    """Open the file the checkpoint was written for, checked by device, inode and fingerprint; return the open fd
+    (None when the checkpoint predates the input) and the name it was found under.
+
+    If ``path`` now names another file, the checkpoint's file is looked for in the same folder under another name
+    (rotated while the command was not running): its rest is read before the file at ``path``.
+    """
+    ident = ckpt.input
+    if ident is None:
+        return None, path
+    fd = _open_if_same(path, ident)
+    if fd is not None:
+        return _verified(fd, path, ident, ckpt.offset, where), path
+    folder = os.path.dirname(os.path.abspath(path))
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        entries = []
+    for entry in entries:
+        try:
+            if entry.inode() != ident.inode or not entry.is_file(follow_symlinks=False):
+                continue
+        except OSError:
+            continue
+        fd = _open_if_same(entry.path, ident)
+        if fd is not None:
+            return _verified(fd, entry.path, ident, ckpt.offset, where), entry.path
+    raise CheckpointError(
+        f"the checkpoint {where} was written for the file {ident.describe()}, but {path} is now another file and "
+        "the old one is not in its folder: it was replaced while mlops-stream was not running, and rows written to "
+        "it after the checkpoint cannot be recovered. Remove the checkpoint to start over from the beginning"
+    )
+
+
+def _open_if_same(path: str, ident: InputId) -> int | None:
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+    except OSError:
+        return None
+    st = os.fstat(fd)
+    if (st.st_dev, st.st_ino) != (ident.device, ident.inode) or not stat.S_ISREG(st.st_mode):
+        os.close(fd)
+        return None
+    return fd
+
+
+def _verified(fd: int, path: str, ident: InputId, offset: int, where: str) -> int:
+    size = os.fstat(fd).st_size
+    problem = None
+    if size < offset:
+        problem = f"is {size} bytes long, shorter than the {offset} bytes the checkpoint had processed"
+    elif _digest(fd, ident.size) != ident.sha256:
+        problem = f"does not begin with the same {ident.size} bytes as when the checkpoint was written"
+    if problem is None:
+        return fd
+    os.close(fd)
+    raise CheckpointError(
+        f"the input {path} {problem}: it was truncated or rewritten while mlops-stream was not running, so the "
+        f"checkpoint {where} no longer describes it. Remove the checkpoint to start over from the beginning"
+    )
+
+
+def reopen_signals(ckpt: Checkpoint, path: str, where: str) -> BinaryIO:
+    """Open the signals file to continue it, locked: cut back to the size the checkpoint records, positioned at its
+    end. Nothing is cut when the file is shorter than that (CheckpointError)."""
+    from stream.sinks.signals import open_file
+
+    assert ckpt.signals is not None
+    size = int(ckpt.signals["bytes"])
+    try:
+        fh = open_file(path, create=size == 0)  # the live run owns and closes it
+    except FileNotFoundError:
+        raise CheckpointError(
+            f"the signals file {path} is missing, but the checkpoint {where} records {size} bytes of it; restore "
+            "it, or remove the checkpoint to start over"
+        ) from None
+    except OSError as exc:
+        raise CheckpointError(f"the signals file {path} cannot be written: {exc.strerror or exc}") from None
+    actual = os.fstat(fh.fileno()).st_size
+    if actual < size:
+        fh.close()
+        raise CheckpointError(
+            f"the signals file {path} is {actual} bytes long, shorter than the {size} bytes the checkpoint {where} "
+            "records: it was changed since. Remove the checkpoint to start over"
+        )
+    # Rows written after the checkpoint are processed again by this run: cut them off so each appears once.
+    fh.truncate(size)
+    fh.seek(size)
+    return fh

@@ -1,0 +1,385 @@
+"""Serves a running job's Prometheus metrics, liveness and readiness over HTTP (``--metrics-port``); every scrape
+reads the run's own counters, so nothing is counted twice and nothing is added to the row path."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any, Protocol
+
+from stream.errors import MlopsStreamError
+from stream.sinks.log import log
+
+if TYPE_CHECKING:
+    from stream.core.tally import Running, Skips, Tally
+
+PREFIX = "mlops_stream_"
+EXTRA = "pip install 'mlops-stream[serve]'"
+MAX_KEYS = 50  # per-key series: the first keys seen get their own; the rest share "other"
+OTHER = "other"
+# Why rows are skipped (the reasons' kinds). Each is exported from the start, at 0, so rate() sees the first one.
+REASONS = ("fields", "value", "missing", "encoding", "too_long", "quote", "key", OTHER)
+TEXT = "text/plain; charset=utf-8"
+BUSY_WAIT = 5.0  # seconds a scrape waits for the row path to finish the batch in hand
+KEYS_EVERY = 1.0  # seconds between copies of each key's counts in a batch run (a copy costs a moment per key)
+
+
+class ServeError(MlopsStreamError):
+    """The metrics server cannot start; phrased for a person."""
+
+
+class Sample:
+    """What one scrape exports: the run's counters read at one consistent point (between two batches). None: not
+    known to this kind of run, and not exported."""
+
+    # Plain slots, not a dataclass: the dataclasses module's imports cost a batch run more than its server does.
+    __slots__ = (
+        "by_key", "bytes_read", "bytes_unread", "checkpoints", "last_checkpoint", "last_close", "last_row_age",
+        "last_signal", "mean", "rotations", "rows", "signals", "skipped", "truncations",
+    )  # fmt: skip
+
+    def __init__(
+        self,
+        rows: int,
+        signals: int,
+        skipped: dict[str, int],
+        last_close: float | None = None,
+        last_signal: int | None = None,
+        mean: float | None = None,
+        by_key: dict[str, Tally] | None = None,
+    ) -> None:
+        self.rows = rows
+        self.signals = signals
+        self.skipped = skipped  # by the kind of their reason
+        self.last_close = last_close
+        self.last_signal = last_signal
+        self.mean = mean  # None during the warm-up
+        self.by_key = by_key
+        self.bytes_read: int | None = None
+        self.bytes_unread: int | None = None  # None: not known (a pipe)
+        self.last_row_age: float | None = None  # seconds since the last row was processed (or the run started)
+        self.checkpoints: int | None = None
+        self.last_checkpoint: float | None = None  # Unix time
+        self.rotations: int | None = None
+        self.truncations: int | None = None
+
+
+def sample_of(pipeline: Running, skips: Skips | None, keys: bool = True) -> Sample:
+    """The counters every run has: rows, signals, skipped rows by reason, the latest value and its mean, and with
+    ``keys`` each key's counts."""
+    latest = pipeline.engine.latest()
+    close = signal = None
+    if latest is not None:
+        units, scale, signal = latest
+        close = units / 10**scale  # int / int: the exact value's nearest float
+    kinds = dict(skips.counts) if skips is not None else {}
+    # Rows skipped before a restart from a checkpoint: the checkpoint keeps their number, not their reasons.
+    unseen = pipeline.skipped - sum(kinds.values())
+    if unseen > 0:
+        kinds[OTHER] = kinds.get(OTHER, 0) + unseen
+    return Sample(
+        rows=pipeline.rows, signals=pipeline.hits, skipped=kinds, last_close=close, last_signal=signal,
+        mean=pipeline.engine.mean(), by_key=pipeline.by_key if keys else None,
+    )  # fmt: skip
+
+
+class Observed(Protocol):
+    """A run the server watches. ``sample`` is called with ``lock`` held (the row path holds it while it works on a
+    batch); ``health`` and ``readiness`` are called without it, so a stuck row path cannot stall a probe. They
+    return None when healthy (ready), else the reason."""
+
+    lock: threading.Lock | None
+
+    def sample(self) -> Sample: ...
+
+    def health(self) -> str | None: ...
+
+    def readiness(self) -> str | None: ...
+
+
+class BatchView:
+    """A batch run as the server sees it: the counters are copied after every batch or finished block (the points
+    where they agree with the signals written), which costs one small object per batch and only when serving; each
+    key's counts are copied at most every ``KEYS_EVERY`` seconds."""
+
+    lock: threading.Lock | None = None
+
+    def __init__(
+        self, pipeline: Running, skips: Callable[[], Skips], position: Callable[[], int], total: int | None
+    ) -> None:
+        """``skips()``: the run's skipped rows by reason so far (the reader's, which a parallel run adds blocks to)."""
+        self.pipeline = pipeline
+        self.skips = skips
+        self.position = position
+        self.total = total
+        self.finished = False
+        self._sample: Sample | None = None
+        self._row_at = time.monotonic()  # when the rows last grew; before the first row, when the run started
+        self._keys_at = -KEYS_EVERY
+        self._by_key: dict[str, Tally] | None = None
+
+    def publish(self) -> None:
+        now = time.monotonic()
+        due = now - self._keys_at >= KEYS_EVERY
+        s = sample_of(self.pipeline, self.skips(), keys=due)
+        if due:
+            self._by_key, self._keys_at = s.by_key, now
+        s.by_key = self._by_key
+        if self._sample is None or s.rows != self._sample.rows:
+            self._row_at = now
+        s.bytes_read = self.position()
+        s.bytes_unread = max(self.total - s.bytes_read, 0) if self.total is not None else None
+        self._sample = s
+
+    def sample(self) -> Sample:
+        s = self._sample
+        if s is None:
+            return Sample(0, 0, {})
+        s.last_row_age = time.monotonic() - self._row_at
+        return s
+
+    def finish(self) -> None:
+        """The run is finishing: health says so from now on."""
+        self.finished = True
+
+    def health(self) -> str | None:
+        return "the run is finishing" if self.finished else None
+
+    def readiness(self) -> str | None:
+        return None if self._sample is not None else "the input is not open yet"
+
+
+class Server:
+    """An HTTP server on a background thread: ``/metrics`` (Prometheus text format), ``/healthz``, ``/readyz``.
+
+    It binds at once, so a port in use fails the run before any work; it answers 503 until a run is attached. The
+    HTTP and Prometheus modules (about 60 ms of imports) load on the server's thread at the first request, so a run
+    nobody scrapes never pays for them.
+    """
+
+    def __init__(self, host: str, port: int, mode: str) -> None:
+        import importlib.util
+        import socket
+
+        if importlib.util.find_spec("prometheus_client") is None:
+            raise ServeError(
+                f"serving metrics (--metrics-port) needs the prometheus_client package, which is not installed: {EXTRA}"
+            )
+        self.run: Observed | None = None
+        self.mode = mode
+        self.stopping = False
+        self.registry: Any = None  # built with the HTTP side, at the first request
+        try:
+            # An ASCII name as bytes: a str would load the idna codec (and unicodedata) for nothing.
+            name = host.encode() if host.isascii() else host
+            family = socket.getaddrinfo(name, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0][0]
+            self.sock = socket.create_server((host, port), family=family, backlog=16)
+        except OSError as exc:
+            # create_server() appends the address to strerror; the errno's own words are enough beside ours.
+            reason = (os.strerror(exc.errno) if exc.errno and exc.errno > 0 else exc.strerror or str(exc)).lower()
+            raise ServeError(f"cannot serve metrics on {host}:{port}: {reason}") from None
+        address = self.sock.getsockname()
+        self.host, self.port = str(address[0]), int(address[1])
+        self._wake_r, self._wake_w = os.pipe()
+        self._thread = threading.Thread(target=self._serve, name="mlops-stream-metrics", daemon=True)
+        self._thread.start()
+
+    @property
+    def url(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
+
+    def attach(self, run: Observed) -> None:
+        self.run = run
+
+    def _serve(self) -> None:
+        import selectors
+
+        http = None
+        with selectors.DefaultSelector() as sel:
+            sel.register(self.sock, selectors.EVENT_READ)
+            sel.register(self._wake_r, selectors.EVENT_READ)
+            while not self.stopping:
+                for key, _ in sel.select():
+                    if key.fileobj is self.sock and not self.stopping:
+                        if http is None:
+                            try:
+                                http = _http_server(self)
+                            except Exception as exc:  # a broken install: the run goes on without its server
+                                log.error("the metrics server stopped: %s: %s", type(exc).__name__, exc)
+                                log.debug("details", exc_info=True)
+                                self.sock.close()  # scrapers are refused rather than left waiting
+                                return
+                        http.handle_request()  # ThreadingHTTPServer: each request on a thread of its own
+
+    def metrics(self) -> bytes | None:
+        """The exposition text; None when the row path held its batch for longer than ``BUSY_WAIT``."""
+        from prometheus_client import generate_latest
+
+        run = self.run
+        lock = run.lock if run is not None else None
+        if lock is None:
+            return generate_latest(self.registry)
+        if not lock.acquire(timeout=BUSY_WAIT):
+            return None
+        try:
+            return generate_latest(self.registry)
+        finally:
+            lock.release()
+
+    def health(self) -> str | None:
+        if self.stopping:
+            return "the run is stopping"
+        return self.run.health() if self.run is not None else None
+
+    def readiness(self) -> str | None:
+        if self.stopping:
+            return "the run is stopping"
+        return self.run.readiness() if self.run is not None else "the run is starting"
+
+    def close(self) -> None:
+        """Stop answering and free the port; waits for the server thread."""
+        self.stopping = True
+        os.write(self._wake_w, b"\0")
+        self._thread.join(timeout=5.0)
+        self.sock.close()
+        os.close(self._wake_r)
+        os.close(self._wake_w)
+
+
+def _http_server(server: Server) -> Any:
+    """The HTTP side of ``server``, on its already bound socket, with the registry its /metrics renders."""
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from prometheus_client import CONTENT_TYPE_LATEST, ProcessCollector
+    from prometheus_client.registry import CollectorRegistry
+
+    server.registry = CollectorRegistry(auto_describe=False)
+    server.registry.register(_Collector(server))
+    ProcessCollector(registry=server.registry)  # the process's CPU, memory and open files (where /proc exists)
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            try:
+                code, body, kind = self._answer(self.path.split("?", 1)[0])
+            except Exception:
+                log.debug("a request to the metrics server failed", exc_info=True)
+                code, body, kind = 500, b"internal error; the log file has the details\n", TEXT
+            self._send(code, body, kind)
+
+        def _answer(self, path: str) -> tuple[int, bytes, str]:
+            if path == "/metrics":
+                body = server.metrics()
+                if body is None:
+                    return 503, b"the run is busy with a batch; try again\n", TEXT
+                return 200, body, CONTENT_TYPE_LATEST
+            if path in ("/healthz", "/readyz"):
+                why = server.health() if path == "/healthz" else server.readiness()
+                return (200, b"ok\n", TEXT) if why is None else (503, why.encode() + b"\n", TEXT)
+            return 404, b"not found: try /metrics, /healthz or /readyz\n", TEXT
+
+        def _send(self, code: int, body: bytes, kind: str) -> None:
+            self.send_response(code)
+            self.send_header("Content-Type", kind)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass  # a scrape every few seconds is not news for the job's log
+
+    class HTTP(ThreadingHTTPServer):
+        daemon_threads = True
+        timeout = 0.5  # handle_request() waits no longer for a connection that went away before it was accepted
+
+        def handle_error(self, request: Any, client_address: Any) -> None:
+            # A scraper that hangs up mid-request is no reason for a traceback on the job's stderr.
+            log.debug("a request to the metrics server from %s failed", client_address[0], exc_info=True)
+
+    http = HTTP(server.sock.getsockname()[:2], Handler, bind_and_activate=False)
+    http.socket.close()
+    http.socket = server.sock
+    return http
+
+
+class _Collector:
+    """Builds the metric families from the attached run's sample at each scrape (the registry calls ``collect``)."""
+
+    def __init__(self, server: Server) -> None:
+        self.server = server
+
+    def describe(self) -> list[Any]:
+        return []  # no description up front: collect() would otherwise run at registration
+
+    def collect(self) -> Iterator[Any]:
+        from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, InfoMetricFamily
+
+        from stream import __version__
+
+        run = self.server.run
+        yield InfoMetricFamily(
+            PREFIX + "build",
+            "The mlops-stream version and the kind of run.",
+            {"version": __version__, "mode": self.server.mode},
+        )
+        if run is None:
+            return
+        s = run.sample()
+
+        def counter(name: str, doc: str, value: float | None) -> Iterator[Any]:
+            if value is not None:
+                yield CounterMetricFamily(PREFIX + name, doc, value=value)
+
+        def gauge(name: str, doc: str, value: float | None) -> Iterator[Any]:
+            if value is not None:
+                yield GaugeMetricFamily(PREFIX + name, doc, value=value)
+
+        yield from counter("rows_processed", "Rows processed (each went through the window and got a signal).", s.rows)
+        yield from counter("signals", "Rows whose signal is 1 (close above its rolling mean).", s.signals)
+        skipped = CounterMetricFamily(
+            PREFIX + "rows_skipped", "Bad rows skipped (--on-bad-row skip), by reason.", labels=["reason"]
+        )
+        for reason in (*REASONS, *sorted(k for k in s.skipped if k not in REASONS)):
+            skipped.add_metric([reason], s.skipped.get(reason, 0))
+        yield skipped
+        yield from gauge("signal_rate", "Signals per processed row so far.", s.signals / s.rows if s.rows else None)
+        yield from gauge("last_close", "The close of the latest row.", s.last_close)
+        yield from gauge("last_signal", "The signal of the latest row (0 or 1).", s.last_signal)
+        yield from gauge("rolling_mean", "The rolling mean of the latest row's window (absent in the warm-up).", s.mean)
+        yield from counter("input_bytes_read", "Bytes read from the input.", s.bytes_read)
+        yield from gauge("input_lag_bytes", "Bytes of the input not read yet.", s.bytes_unread)
+        yield from gauge("last_row_age_seconds", "Seconds since the latest row was processed.", s.last_row_age)
+        yield from counter("checkpoints_written", "Checkpoints written (--checkpoint).", s.checkpoints)
+        yield from gauge(
+            "last_checkpoint_timestamp_seconds",
+            "When the latest checkpoint was written (Unix time).",
+            s.last_checkpoint,
+        )
+        yield from counter("input_rotations", "Times the followed name moved to a new file.", s.rotations)
+        yield from counter("input_truncations", "Times the followed file was truncated or rewritten.", s.truncations)
+        if s.by_key is not None:
+            yield from _keyed(s.by_key)
+
+
+def _keyed(by_key: dict[str, Tally]) -> Iterator[Any]:
+    """Per-key series for the first ``MAX_KEYS`` keys in first-seen order; every later key adds to "other"."""
+    from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+    rows = CounterMetricFamily(PREFIX + "key_rows_processed", "Rows processed per key (--key).", labels=["key"])
+    hits = CounterMetricFamily(PREFIX + "key_signals", "Signals per key (--key).", labels=["key"])
+    other_rows = other_hits = 0
+    for i, (key, tally) in enumerate(by_key.items()):
+        if i < MAX_KEYS and key != OTHER:
+            rows.add_metric([key], tally.rows)
+            hits.add_metric([key], tally.signals)
+        else:
+            other_rows += tally.rows
+            other_hits += tally.signals
+    if len(by_key) > MAX_KEYS or OTHER in by_key:
+        rows.add_metric([OTHER], other_rows)
+        hits.add_metric([OTHER], other_hits)
+    yield rows
+    yield hits
+    yield GaugeMetricFamily(PREFIX + "keys", "Distinct keys seen (--key).", value=len(by_key))

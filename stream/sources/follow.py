@@ -1,0 +1,509 @@
+"""Live byte sources: a file followed by name like ``tail -F`` (rotation, truncation) or a pipe read as it arrives.
+
+A follower is iterated: it yields non-empty ``bytes`` as they are written, ``NewFile`` where another file (or the
+start of a truncated one) begins, and ``b""`` when it woke without data, so the consumer can do periodic work. It
+ends when its ``Stop`` is set (SIGINT/SIGTERM), after ``idle_timeout`` seconds without data, or at the end of a pipe;
+``stopped_by`` says which. Followers know nothing of lines or CSV.
+"""
+
+from __future__ import annotations
+
+import errno
+import math
+import os
+import select
+import stat
+import struct
+import time
+from collections.abc import Iterator
+from typing import Any, Protocol
+
+from stream.errors import SourceError
+from stream.sources.chunks import CHUNK
+from stream.sources.files import NewFile
+
+# Wake-up when nothing happens: bounds how late periodic work (metrics, checkpoints) and the idle timeout run.
+TICK = 0.5
+# After the name points at a new file, the old one must stay quiet this long before we switch: a writer that has
+# not reopened yet still appends to it, and its rows come before the new file's.
+ROTATE_GRACE = 1.0
+# Bytes just before our position, kept to notice a file that was truncated and rewritten past it between looks.
+TAIL = 256
+# Without inotify: poll this soon after data, backing off to the maximum while the file stays quiet.
+POLL_MIN, POLL_MAX = 0.002, 0.05
+# A look at the clock this much later than the one before, when the loop never waits longer than TICK: the process
+# was stopped (SIGSTOP, a paused VM, a sleeping laptop). Time it did not watch does not count as time without data.
+PAUSE = 4 * TICK
+
+_IN_MODIFY, _IN_ATTRIB, _IN_MOVED_FROM, _IN_MOVED_TO = 0x2, 0x4, 0x40, 0x80
+_IN_CREATE, _IN_DELETE, _IN_DELETE_SELF, _IN_MOVE_SELF = 0x100, 0x200, 0x400, 0x800
+_IN_ONLYDIR, _IN_NONBLOCK, _IN_CLOEXEC = 0x1000000, 0o4000, 0o2000000
+_FILE_EVENTS = _IN_MODIFY | _IN_ATTRIB | _IN_MOVE_SELF | _IN_DELETE_SELF
+_DIR_EVENTS = _IN_CREATE | _IN_MOVED_TO | _IN_MOVED_FROM | _IN_DELETE | _IN_ONLYDIR
+_EVENT = struct.Struct("iIII")
+
+
+class StopRequest(Protocol):
+    """What a follower needs of a stop request: why it was made (None: not yet), and a pipe ``fd`` that becomes
+    readable when it is made, so a wait ends at once; ``drain`` empties that pipe."""
+
+    reason: str | None
+    fd: int
+
+    def drain(self) -> None: ...
+
+
+class _Inotify:
+    """The three inotify calls through ctypes (Linux); raises OSError where they are missing or refuse."""
+
+    def __init__(self) -> None:
+        import ctypes  # only live runs pay for ctypes
+
+        self._ctypes = ctypes
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            self._init1, self._add, self._rm = libc.inotify_init1, libc.inotify_add_watch, libc.inotify_rm_watch
+        except (OSError, AttributeError) as exc:
+            raise OSError(errno.ENOSYS, "inotify is not available on this platform") from exc
+        self._add.argtypes = (ctypes.c_int, ctypes.c_char_p, ctypes.c_uint32)
+        self.fd = self._call(self._init1, _IN_NONBLOCK | _IN_CLOEXEC)
+
+    def _call(self, fn: Any, *args: Any) -> int:
+        result = fn(*args)
+        if result < 0:
+            err = self._ctypes.get_errno()
+            raise OSError(err, os.strerror(err))
+        return int(result)
+
+    def add(self, path: str, mask: int) -> int:
+        return self._call(self._add, self.fd, os.fsencode(path), mask)
+
+    def remove(self, wd: int) -> None:
+        try:
+            self._call(self._rm, self.fd, wd)
+        except OSError:  # already gone: the file was deleted, or the watch was dropped by the kernel
+            pass
+
+    def events(self) -> list[tuple[int, int, bytes]]:
+        """The queued events as (watch, mask, name)."""
+        out: list[tuple[int, int, bytes]] = []
+        while True:
+            try:
+                buf = os.read(self.fd, 65536)
+            except BlockingIOError:
+                return out
+            at = 0
+            while at + _EVENT.size <= len(buf):
+                wd, mask, _cookie, size = _EVENT.unpack_from(buf, at)
+                name = buf[at + _EVENT.size : at + _EVENT.size + size].rstrip(b"\0")
+                out.append((wd, mask, name))
+                at += _EVENT.size + size
+
+    def close(self) -> None:
+        os.close(self.fd)
+
+
+class _Follower:
+    """What both followers share: the stop request, the idle timeout and the waiting clock."""
+
+    def __init__(self, stop: StopRequest, idle_timeout: float | None) -> None:
+        self.stop = stop
+        self.idle_timeout = idle_timeout
+        self.stopped_by: str | None = None
+        self.last_data = self._last_look = time.monotonic()
+        self.bytes_read = 0  # since the start of this run (metrics)
+        self.waiting_since: float | None = None  # when the input last ran dry (progress display); None while busy
+        # A pipe the run writes to (signals on stdout): its reader going away ends the wait, as with `tail -f`,
+        # instead of leaving the run to notice at the next row, maybe hours later.
+        self.out_fd: int | None = None
+        self.fresh = True  # no data read yet
+
+    def watch_output(self, fd: int) -> None:
+        """Stop waiting when the reader of the pipe ``fd`` (the run's signals on stdout) goes away."""
+        self.out_fd = fd
+
+    def _should_end(self, now: float) -> bool:
+        if self.stop.reason is not None:
+            self.stopped_by = self.stop.reason
+            return True
+        unseen = now - self._last_look - TICK
+        self._last_look = now
+        if unseen > PAUSE - TICK:
+            self.last_data = min(self.last_data + unseen, now)
+        if self.idle_timeout is not None and now - self.last_data >= self.idle_timeout:
+            # Idle is measured on the data, not on the clock alone: bytes that are there are read before any stop.
+            if self._data_waiting():
+                return False
+            self.stopped_by = f"no new data for {self.idle_timeout:g} s (--idle-timeout)"
+            return True
+        return False
+
+    def _data_waiting(self) -> bool:
+        """Whether a read now would return data (or the end of a pipe)."""
+        raise NotImplementedError
+
+    def _timeout(self, now: float, limit: float) -> float:
+        if self.idle_timeout is not None:
+            limit = min(limit, self.last_data + self.idle_timeout - now)
+        return max(limit, 0.0)
+
+    def _got(self, data: bytes, now: float) -> None:
+        self.last_data = now
+        self.bytes_read += len(data)
+        self.waiting_since = None
+        if self.fresh:
+            self.fresh = False
+            from stream.sources.decompress import kind_of
+
+            kind = kind_of(data)
+            if kind is not None:  # a pipe's or a redirected file's first bytes: a path was refused before the run
+                raise SourceError(f"--follow reads plain CSV as it grows, and the input is {kind}-compressed")
+
+    def _poller(self) -> select.poll:
+        poller = select.poll()
+        poller.register(self.stop.fd, select.POLLIN)
+        if self.out_fd is not None:
+            poller.register(self.out_fd, 0)  # POLLERR and POLLHUP are reported without asking
+        return poller
+
+    def _check_out(self, ready: list[tuple[int, int]]) -> None:
+        for fd, events in ready:
+            if fd == self.out_fd and events & (select.POLLERR | select.POLLHUP):
+                raise BrokenPipeError(errno.EPIPE, "the reader of the output went away")
+        if any(fd == self.stop.fd for fd, _ in ready):
+            self.stop.drain()
+
+
+class StreamFollower(_Follower):
+    """A pipe or terminal read as it arrives (``--follow`` on stdin); its end is the end of the input."""
+
+    def __init__(self, fd: int, stop: StopRequest, idle_timeout: float | None = None, *, owns_fd: bool = False) -> None:
+        super().__init__(stop, idle_timeout)
+        self.fd = fd
+        self.owns_fd = owns_fd
+        self.ended = False
+
+    def close(self) -> None:
+        if self.owns_fd:
+            os.close(self.fd)
+            self.owns_fd = False
+
+    def _data_waiting(self) -> bool:
+        poller = select.poll()
+        poller.register(self.fd, select.POLLIN)
+        return bool(poller.poll(0))
+
+    def __iter__(self) -> Iterator[bytes | NewFile]:
+        poller = self._poller()
+        poller.register(self.fd, select.POLLIN)
+        while True:
+            now = time.monotonic()
+            if self._should_end(now):
+                return
+            ready = poller.poll(math.ceil(self._timeout(now, TICK) * 1000))
+            self._check_out(ready)
+            if self.stop.reason is not None:
+                continue  # a stop wins over data that came with it: the row in hand is finished already
+            if any(fd == self.fd for fd, _ in ready):
+                try:
+                    data = os.read(self.fd, CHUNK)
+                except BlockingIOError:  # a FIFO opened without blocking: ready, yet nothing to read after all
+                    continue
+                if not data:
+                    self.ended = True
+                    self.stopped_by = "end of input"
+                    return
+                self._got(data, time.monotonic())
+                yield data
+            else:
+                if self.waiting_since is None:
+                    self.waiting_since = self.last_data
+                yield b""
+
+
+class FileFollower(_Follower):
+    """A file followed by name, like ``tail -F``.
+
+    - Data: read to the end, then wait (inotify on the open file and on its folder, else short adaptive polling).
+    - Rotation: the name points at another file (device and inode differ) -> keep reading the old file until it has
+      been quiet for ``ROTATE_GRACE`` seconds, then switch to the new one from its start. A name that disappears
+      without a replacement leaves the open file in use until one appears.
+    - Truncation: the bytes just before our position are no longer those we read (the file shrank, or was
+      rewritten) -> read it again from its start.
+
+    ``fd``/``offset`` resume an already opened file (a checkpoint); otherwise ``path`` is opened when it exists.
+    Without a ``path`` (a file redirected into stdin) the open file is followed, with no name to watch.
+    """
+
+    def __init__(
+        self,
+        path: str | None,
+        stop: StopRequest,
+        idle_timeout: float | None = None,
+        *,
+        fd: int | None = None,
+        offset: int = 0,
+        use_inotify: bool = True,
+        log: Any = None,
+    ) -> None:
+        super().__init__(stop, idle_timeout)
+        self.path = path
+        self.name = os.fsencode(os.path.basename(path)) if path else b""
+        self.label = path or "<stdin>"
+        self.log = log
+        self.fd: int | None = None
+        self.identity: tuple[int, int] | None = None  # (device, inode) of the open file
+        self.pos = 0
+        self._tail = b""
+        self._replaced_since: float | None = None  # when the name was first seen pointing at another file
+        self._next: tuple[int, int, int] | None = None  # (device, inode, size) of that file, as last seen
+        self.lost_files = 0  # files that were at the name, replaced before they could be read
+        self._arrived = 0  # files created or moved to the name, as inotify reports them
+        self._adopted = 0  # files opened by their name after the start
+        self.lost_bytes = 0  # bytes in them (as last seen), and bytes left behind in files switched away from
+        self._gone_logged = False
+        self._inotify: _Inotify | None = None
+        self._file_wd: int | None = None
+        self.watching = "polling"
+        if use_inotify:
+            try:
+                self._inotify = _Inotify()
+                if path is not None:
+                    self._inotify.add(os.path.dirname(os.path.abspath(path)), _DIR_EVENTS)
+                self.watching = "inotify"
+            except OSError as exc:
+                if self._inotify is not None:
+                    self._inotify.close()
+                    self._inotify = None
+                self._say("inotify is not available (%s); polling every %g-%g s instead", exc, POLL_MIN, POLL_MAX)
+        if fd is not None:
+            self._adopt(fd, offset)
+
+    def _say(self, msg: str, *args: Any) -> None:
+        if self.log is not None:
+            self.log.info(msg, *args)
+
+    def _warn(self, msg: str, *args: Any) -> None:
+        if self.log is not None:
+            self.log.warning(msg, *args)
+
+    def _data_waiting(self) -> bool:
+        if self.fd is None:
+            return self.path is not None and os.path.exists(self.path)
+        if os.fstat(self.fd).st_size != self.pos:  # grown, or cut (read again from its start)
+            return True
+        if self.path is None:
+            return False
+        target = self._name_target()  # a new file at the name, with rows, not noticed yet
+        return target is not None and target[:2] != self.identity and target[2] > 0
+
+    # ---- the open file ------------------------------------------------------------------------------------------
+
+    def _adopt(self, fd: int, offset: int) -> None:
+        st = os.fstat(fd)
+        self.fd, self.identity, self.pos = fd, (st.st_dev, st.st_ino), offset
+        keep = min(TAIL, offset)
+        self._tail = os.pread(fd, keep, offset - keep) if keep else b""
+        os.lseek(fd, offset, os.SEEK_SET)
+        if self._inotify is not None:
+            # Watching through /proc/self/fd names exactly the file we hold, even if the path moved on meanwhile.
+            try:
+                self._file_wd = self._inotify.add(f"/proc/self/fd/{fd}", _FILE_EVENTS)
+            except OSError as exc:
+                # The folder watch alone would not report writes (the watch limit may be reached): poll instead.
+                self._say("cannot watch %s with inotify (%s); polling instead", self.label, exc.strerror)
+                self._inotify.close()
+                self._inotify = None
+                self.watching = "polling"
+
+    def _open_path(self) -> int | None:
+        if self.path is None:
+            return None
+        try:
+            fd = os.open(self.path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+        except FileNotFoundError:
+            return None
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            os.close(fd)
+            raise OSError(errno.EINVAL, f"{self.path} is not a regular file, so it cannot be followed")
+        return fd
+
+    def _release(self) -> None:
+        if self._inotify is not None and self._file_wd is not None:
+            self._inotify.remove(self._file_wd)
+            self._file_wd = None
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
+
+    def close(self) -> None:
+        self._release()
+        if self._inotify is not None:
+            self._inotify.close()
+            self._inotify = None
+
+    def _rewritten(self) -> bool:
+        if not self._tail or self.fd is None:
+            return False
+        return os.pread(self.fd, len(self._tail), self.pos - len(self._tail)) != self._tail
+
+    def _remember(self, data: bytes) -> None:
+        self._tail = data[-TAIL:] if len(data) >= TAIL else (self._tail + data)[-TAIL:]
+
+    def _name_target(self) -> tuple[int, int, int] | None:
+        """(device, inode, size) of the file the name points at; None when there is none."""
+        assert self.path is not None
+        try:
+            st = os.stat(self.path)
+        except FileNotFoundError:
+            return None
+        return st.st_dev, st.st_ino, st.st_size
+
+    def _skipped(self, found: tuple[int, int, int] | None) -> None:
+        """Note the file that waited at the name (if any) as lost when ``found`` (or nothing) replaced it first."""
+        waiting = self._next
+        if waiting is not None and (found is None or found[:2] != waiting[:2]):
+            self.lost_files += 1
+            self.lost_bytes += waiting[2]
+            self._warn(
+                "input %s was replaced again before the file that replaced it could be read: %d bytes of rows in "
+                "it are skipped (a file must stay at its name for %g s after the one before it goes quiet)",
+                self.label, waiting[2], ROTATE_GRACE,
+            )  # fmt: skip
+        self._next = found
+
+    # ---- the loop ---------------------------------------------------------------------------------------------
+
+    def __iter__(self) -> Iterator[bytes | NewFile]:
+        poll_wait = POLL_MIN
+        while True:
+            now = time.monotonic()
+            if self._should_end(now):
+                return
+            got = False
+            if self.fd is None:
+                fd = self._open_path()
+                if fd is not None:
+                    self._adopt(fd, 0)
+                    self._adopted += 1
+                    self._say("input %s appeared; following it", self.label)
+            if self.fd is not None:
+                while True:
+                    # Before every read: once we read on, bytes rewritten behind our position would pass unnoticed.
+                    if self._rewritten():
+                        self._say("input %s was truncated or rewritten; reading it again from its start", self.label)
+                        os.lseek(self.fd, 0, os.SEEK_SET)
+                        self.pos, self._tail = 0, b""
+                        yield NewFile("truncated")
+                    data = os.read(self.fd, CHUNK)
+                    if not data:
+                        break
+                    got = True
+                    self.pos += len(data)
+                    self._remember(data)
+                    self._got(data, time.monotonic())
+                    yield data
+                    if self.stop.reason is not None:
+                        break
+                if self.stop.reason is None and self._switch_if_due(time.monotonic()):
+                    yield NewFile("rotated")
+                    continue
+            if got:
+                poll_wait = POLL_MIN
+                continue
+            now = time.monotonic()
+            if self.waiting_since is None:
+                self.waiting_since = now
+            limit = TICK
+            if self._replaced_since is not None:
+                limit = min(limit, max(self._replaced_since, self.last_data) + ROTATE_GRACE - now)
+            if self._inotify is not None:
+                self._wait_inotify(self._timeout(now, limit))
+            else:
+                self._wait_poll(self._timeout(now, min(limit, poll_wait)))
+                poll_wait = min(poll_wait * 2, POLL_MAX)
+            yield b""
+
+    def _should_end(self, now: float) -> bool:
+        # Not idle while a new file waits for the old one to go quiet: its rows are there to be read.
+        if self._replaced_since is not None and self.stop.reason is None:
+            self._last_look = now
+            return False
+        return super()._should_end(now)
+
+    def _switch_if_due(self, now: float) -> bool:
+        """At the end of the open file: has the name moved on, and is it time to switch? Switches if so."""
+        if self.path is None:
+            return False
+        target = self._name_target()
+        if target is not None and target[:2] == self.identity:
+            self._skipped(None)
+            self._replaced_since = None
+            return False
+        self._skipped(target)
+        if target is None:
+            if not self._gone_logged:
+                self._gone_logged = True
+                self._say("input %s was removed or renamed; reading the open file until a new one appears", self.label)
+            self._replaced_since = None
+            return False
+        if self._replaced_since is None:
+            self._replaced_since = now
+            self._say("input %s now names another file; reading the old one to its end first", self.label)
+        if now - max(self._replaced_since, self.last_data) < ROTATE_GRACE:
+            return False
+        fd = self._open_path()
+        if fd is None:  # gone again between the look and the open
+            return False
+        st = os.fstat(fd)
+        self._skipped((st.st_dev, st.st_ino, st.st_size))
+        self._next = None
+        assert self.fd is not None
+        behind = os.fstat(self.fd).st_size - self.pos
+        if behind > 0:  # written to the old file between our last read and now: it is not read any more
+            self.lost_bytes += behind
+            self._warn("%d bytes appended to the old %s after its last read are left behind", behind, self.label)
+        self._release()
+        self._adopt(fd, 0)
+        self._adopted += 1
+        self._replaced_since = None
+        self._gone_logged = False
+        self.last_data = now  # the idle clock starts again with the new file, whose rows are read next
+        self._say("switched to the new file %s, reading it from its start", self.label)
+        return True
+
+    def _wait_inotify(self, timeout: float) -> None:
+        assert self._inotify is not None
+        poller = self._poller()
+        poller.register(self._inotify.fd, select.POLLIN)
+        deadline = time.monotonic() + timeout
+        while True:
+            ready = poller.poll(math.ceil(max(deadline - time.monotonic(), 0.0) * 1000))
+            if not ready:
+                return
+            self._check_out(ready)
+            if any(fd == self.stop.fd for fd, _ in ready):
+                return
+            if self._relevant(self._inotify.events()):
+                return
+
+    def _relevant(self, events: list[tuple[int, int, bytes]]) -> bool:
+        """Count the files that arrived at the name; whether any event concerns the followed file or its name.
+        Folder events for other files (our own metrics and checkpoint, say) are no reason to look."""
+        relevant = False
+        for wd, mask, name in events:
+            if name == self.name and mask & (_IN_CREATE | _IN_MOVED_TO):
+                self._arrived += 1
+            relevant = relevant or wd == self._file_wd or name == self.name or not name
+        return relevant
+
+    def unseen_files(self) -> int:
+        """Files that arrived at the name (inotify says so) yet were never opened nor seen: created and replaced
+        between two looks. 0 without inotify, which cannot tell."""
+        if self._inotify is None:
+            return 0
+        self._relevant(self._inotify.events())
+        return max(self._arrived - self._adopted - self.lost_files - (self._next is not None), 0)
+
+    def _wait_poll(self, timeout: float) -> None:
+        self._check_out(self._poller().poll(math.ceil(timeout * 1000)))
