@@ -1,6 +1,9 @@
-"""Text from users' files and arguments as messages show it: cut to a short excerpt, control characters escaped."""
+"""Text from users' files and arguments as messages show it: cut to a short excerpt, control characters escaped,
+credentials in URLs hidden."""
 
 from __future__ import annotations
+
+import re
 
 EXCERPT = 80  # characters of a quoted value
 LINE = 4096  # characters of one message, log record or error document's message
@@ -47,9 +50,55 @@ def escaped(text: str) -> str:
     return text.translate(_CONTROLS) if not text.isprintable() else text
 
 
+# Query parameters that carry a credential in signed or keyed URLs (S3 and GCS pre-signed, Azure SAS, API keys).
+SECRET_KEYS = frozenset(
+    k.lower()
+    for k in (
+        "X-Amz-Signature", "X-Amz-Credential", "X-Amz-Security-Token", "X-Goog-Signature", "X-Goog-Credential",
+        "AWSAccessKeyId", "Signature", "sig", "token", "access_token", "api_key", "apikey", "key", "password",
+        "secret", "client_secret",
+    )
+)  # fmt: skip
+HIDDEN = "***"
+# A URL up to whitespace or a quote: its scheme, its userinfo (up to the last @ before the path), and the rest.
+# Compiled by re on first use: most messages hold no URL.
+_URL = r"([A-Za-z][A-Za-z0-9+.-]*://)([^/?#\s'\"]*@)?([^\s'\"]*)"
+_QUERY_PAIR = r"([?&;])([^=&;#]*)=([^&;#]*)"
+
+
+def redact(text: str) -> str:
+    """``text`` with the credentials of every URL in it hidden: userinfo becomes ``***@``, and the values of query
+    parameters that carry one (``X-Amz-Signature``, ``token``, ``key``, ...) become ``***``. Every message, log line,
+    document and display shows text through this (``line`` calls it).
+
+    >>> redact("cannot open http://alice:S3cr3t@host/x.csv: refused")
+    'cannot open http://***@host/x.csv: refused'
+    >>> redact("'https://b.s3.amazonaws.com/x.csv?X-Amz-Credential=AK%2F1&X-Amz-Expires=60&X-Amz-Signature=ab12'")
+    "'https://b.s3.amazonaws.com/x.csv?X-Amz-Credential=***&X-Amz-Expires=60&X-Amz-Signature=***'"
+    >>> redact("s3://bucket/2024-*.csv")
+    's3://bucket/2024-*.csv'
+    """
+    if "://" not in text:
+        return text
+    return re.sub(_URL, _hide, text)
+
+
+def _hide(m: re.Match[str]) -> str:
+    scheme, userinfo, rest = m.group(1), m.group(2), m.group(3)
+    if "=" in rest:
+        rest = re.sub(_QUERY_PAIR, _hide_value, rest)
+    return scheme + (HIDDEN + "@" if userinfo else "") + rest
+
+
+def _hide_value(m: re.Match[str]) -> str:
+    sep, key, value = m.group(1), m.group(2), m.group(3)
+    return f"{sep}{key}={HIDDEN}" if key.lower() in SECRET_KEYS and value else m.group(0)
+
+
 def line(text: str, limit: int = LINE) -> str:
-    """One line of a message: control characters escaped, cut to ``limit`` characters with the full size given."""
-    text = escaped(text)
+    """One line of a message: credentials in URLs hidden, control characters escaped, cut to ``limit`` characters
+    with the full size given."""
+    text = escaped(redact(text))
     if len(text) <= limit:
         return text
     return f"{text[:limit]}... (cut: {len(text):,} characters in all)"
