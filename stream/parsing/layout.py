@@ -22,7 +22,9 @@ KNOWN_CLOSES = {
     "zamkniecie": "stooq.pl's Polish header",
 }
 # Names of a time column, for telling whether rows run newest first (matched ignoring case and <>).
-TIME_NAMES = ("timestamp", "date", "datetime", "time", "unix", "open_time", "gmt time", "data", "date time")
+TIME_NAMES = (
+    "timestamp", "date", "datetime", "time", "unix", "open_time", "gmt time", "data", "date time", "mts",
+)  # fmt: skip
 # Columns listed in a message: a header of thousands of columns must not make a message of hundreds of KB.
 LISTED = 20
 # Data rows after the header looked at to tell the delimiter (when the header is ambiguous) and the row order.
@@ -313,29 +315,16 @@ def time_column(names: list[str], header: bool) -> int | None:
     return None
 
 
-def _comparable(texts: list[str]) -> list[Any] | None:
-    """The texts as values that compare as times: ISO-like dates (year first, one layout) as text, epoch numbers as
-    numbers; None for anything else (day-first or month-first dates cannot be compared safely)."""
-    if all(_year_first(t) and len(t) == len(texts[0]) for t in texts):
-        return list(texts)
-    if all(9 <= len(t.partition(".")[0]) <= 13 and t.replace(".", "", 1).isdigit() and t.isascii() for t in texts):
-        return [float(t) for t in texts]  # only their order matters, and epochs of 13 digits are exact in a float
-    return None
-
-
-def _year_first(t: str) -> bool:
-    """``2024-01-31``, ``2024.01.31`` or ``2024/01/31``, with or without a time after it."""
-    d = t[4:5]
-    return (
-        len(t) >= 10 and d in "-./" and d != "" and t[7:8] == d and t[:4].isdigit() and t[5:7].isdigit()
-        and t[8:10].isdigit() and t.isascii()
-    )  # fmt: skip
-
-
 def newest_first(stamps: list[str]) -> bool:
-    """Whether the first rows' times run backwards (at least three rows, each earlier than the one before)."""
-    values = _comparable([s.strip() for s in stamps])
-    return values is not None and len(values) >= 3 and all(a > b for a, b in itertools.pairwise(values))
+    """Whether the sampled rows' times (in the order they are processed) run backwards: at least three, each earlier
+    than the one before, in a form stream.parsing.dates can compare; never on mixed forms, unreadable values, equal
+    times, a sample out of order or a day-month order the values leave open."""
+    if len(stamps) < 3:
+        return False
+    from stream.parsing.dates import time_keys  # deferred: read once per run, and never by workers
+
+    keys = time_keys(stamps)
+    return keys is not None and all(a > b for a, b in itertools.pairwise(keys))
 
 
 def wrapped_header(line: str, delimiter: str, names: list[str]) -> bool:
