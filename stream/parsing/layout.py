@@ -20,10 +20,16 @@ KNOWN_CLOSES = {
     "4. close": "Alpha Vantage's numbered columns",
     "price": "investing.com, whose Price is the close",
     "zamkniecie": "stooq.pl's Polish header",
+    # Taken only when the header has none of the names above (nor the close's own name).
+    "last": "exports that give each bar's last price",
+    "px_last": "Bloomberg's field names",
+    "schlusskurs": "German exports",
+    "schluss": "German exports",
 }
+LATER_CLOSES = ("last", "px_last", "schlusskurs", "schluss")
 # Names of a time column, for telling whether rows run newest first (matched ignoring case and <>).
 TIME_NAMES = (
-    "timestamp", "date", "datetime", "time", "unix", "open_time", "gmt time", "data", "date time", "mts",
+    "timestamp", "date", "datetime", "time", "unix", "open_time", "gmt time", "data", "date time", "datum", "mts",
 )  # fmt: skip
 # Columns listed in a message: a header of thousands of columns must not make a message of hundreds of KB.
 LISTED = 20
@@ -282,15 +288,16 @@ def choose_close(names: list[str], wanted: str, at: str) -> tuple[int, str | Non
             f"{_listed([names[i] for i in same])}; choose one with --column NAME"
         )
     if wanted.lower() == "close":
-        known = [i for i, n in enumerate(low) if n in KNOWN_CLOSES]
-        if len(known) == 1:
-            i = known[0]
-            return i, f"the close is the column {names[i]!r}, the close's name in {KNOWN_CLOSES[low[i]]}"
-        if len(known) > 1:
-            raise InputError(
-                f"the header ({at}) has several columns that may be the close: {_listed([names[i] for i in known])}; "
-                "choose one with --column NAME"
-            )
+        for later in (False, True):  # a later name never over an earlier one: headers read before read the same
+            known = [i for i, n in enumerate(low) if n in KNOWN_CLOSES and (n in LATER_CLOSES) == later]
+            if len(known) == 1:
+                i = known[0]
+                return i, f"the close is the column {names[i]!r}, the close's name in {KNOWN_CLOSES[low[i]]}"
+            if len(known) > 1:
+                raise InputError(
+                    f"the header ({at}) has several columns that may be the close: "
+                    f"{_listed([names[i] for i in known])}; choose one with --column NAME"
+                )
     raise _no_column(names, wanted, at, "--column", "column")
 
 
