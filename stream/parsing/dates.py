@@ -19,18 +19,18 @@ _DAYS = (31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
 
 # A time after the date (` 10:00`, `T10:00:00.000`, ` 3:45:00 PM`) and a zone (`Z`, `+02:00`, ` UTC`).
 _TIME = (
-    r"(?:(?:T|\s+)(?P<h>\d{1,2}):(?P<mi>\d{2})(?::(?P<s>\d{2})(?:[.,](?P<f>\d+))?)?(?:\s*(?P<ampm>[AaPp][Mm]))?)?"
+    r"(?:(?:T|\s+)(?P<h>\d{1,2}):(?P<mi>\d{2})(?::(?P<s>\d{2})(?:[.,](?P<f>\d+))?)?(?:\s*(?P<ampm>[AP]M))?)?"
     r"(?P<zone>Z|\s*UTC|\s*GMT|\s*[+-]\d{2}(?::?\d{2})?)?"
 )
 # The date forms: year first (ISO, 2024.01.31), day or month first (01/19/2024, 19.01.2024), a month's name
 # (26-Dec-18, 29-Nov-2024, Jan 19, 2024) and YYYYMMDD; each may have a time after it.
 _FORMS = tuple(
-    (name, re.compile(pattern + _TIME, re.ASCII))
+    (name, re.compile(pattern + _TIME, re.ASCII | re.IGNORECASE))
     for name, pattern in (
         ("year first", r"(?P<y>\d{4})(?P<sep>[-./])(?P<m>\d{1,2})(?P=sep)(?P<d>\d{1,2})"),
         ("day or month first", r"(?P<a>\d{1,2})(?P<sep>[-./])(?P<b>\d{1,2})(?P=sep)(?P<y>\d{4})"),
-        ("day month-name year", r"(?P<d>\d{1,2})(?P<sep>[- ])(?P<mon>[A-Za-z]{3,9})(?P=sep)(?P<y>\d{4}|\d{2})"),
-        ("month-name day, year", r"(?P<mon>[A-Za-z]{3,9})\.?(?P<sep> )(?P<d>\d{1,2}),? (?P<y>\d{4})"),
+        ("day month-name year", r"(?P<d>\d{1,2})(?P<sep>[- ])(?P<mon>[A-Z]{3,9})(?P=sep)(?P<y>\d{4}|\d{2})"),
+        ("month-name day, year", r"(?P<mon>[A-Z]{3,9})\.?(?P<sep> )(?P<d>\d{1,2}),? (?P<y>\d{4})"),
         ("YYYYMMDD", r"(?P<y>\d{4})(?P<m>\d{2})(?P<d>\d{2})"),
     )
 )
@@ -110,7 +110,7 @@ def _dated(name: str, found: re.Match[str]) -> Parsed | None:
     time = _clock(g)
     if time is None:
         return None
-    form = (name, g.get("sep"), len(g["y"]), g["h"] is None, g["ampm"] is None, (g["zone"] or "").strip())
+    form = (name, g.get("sep"), len(g["y"]), g["h"] is None, g["ampm"] is None, (g["zone"] or "").strip().upper())
     year = int(g["y"])
     if len(g["y"]) == 2:
         year += 1900 if year >= 69 else 2000  # as strptime's %y reads it
