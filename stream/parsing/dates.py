@@ -14,25 +14,26 @@ _MONTH_NAMES = (
     "january", "february", "march", "april", "may", "june", "july", "august", "september", "october", "november",
     "december",
 )  # fmt: skip
-MONTHS = {name: n for n, full in enumerate(_MONTH_NAMES, 1) for name in (full, full[:3])}
+_MONTHS = {name: n for n, full in enumerate(_MONTH_NAMES, 1) for name in (full, full[:3])}
 _DAYS = (31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
 
-# A time after the date (` 10:00`, `T10:00:00.000`, ` 3:45:00 PM`) and a zone (`Z`, `+02:00`, ` UTC`).
-_TIME = (
-    r"(?:(?:T|\s+)(?P<h>\d{1,2}):(?P<mi>\d{2})(?::(?P<s>\d{2})(?:[.,](?P<f>\d+))?)?(?:\s*(?P<ampm>[AP]M))?)?"
-    r"(?P<zone>Z|\s*UTC|\s*GMT|\s*[+-]\d{2}(?::?\d{2})?)?"
-)
 # The date forms: year first (ISO, 2024.01.31), day or month first (01/19/2024, 19.01.2024), a month's name
-# (26-Dec-18, 29-Nov-2024, Jan 19, 2024) and YYYYMMDD; each may have a time after it.
-_FORMS = tuple(
-    (name, re.compile(pattern + _TIME, re.ASCII | re.IGNORECASE))
+# (26-Dec-18, 29-Nov-2024, Jan 19, 2024) and YYYYMMDD. Compiled apart from the time after them: a fifth of the cost.
+_DATES = tuple(
+    (name, re.compile(pattern, re.ASCII | re.IGNORECASE))
     for name, pattern in (
         ("year first", r"(?P<y>\d{4})(?P<sep>[-./])(?P<m>\d{1,2})(?P=sep)(?P<d>\d{1,2})"),
         ("day or month first", r"(?P<a>\d{1,2})(?P<sep>[-./])(?P<b>\d{1,2})(?P=sep)(?P<y>\d{4})"),
         ("day month-name year", r"(?P<d>\d{1,2})(?P<sep>[- ])(?P<mon>[A-Z]{3,9})(?P=sep)(?P<y>\d{4}|\d{2})"),
-        ("month-name day, year", r"(?P<mon>[A-Z]{3,9})\.?(?P<sep> )(?P<d>\d{1,2}),? (?P<y>\d{4})"),
+        ("month-name day, year", r"(?P<mon>[A-Z]{3,9})\.? (?P<d>\d{1,2}),? (?P<y>\d{4})"),
         ("YYYYMMDD", r"(?P<y>\d{4})(?P<m>\d{2})(?P<d>\d{2})"),
     )
+)
+# What may follow a date: a time (` 10:00`, `T10:00:00.000`, ` 3:45:00 PM`) and a zone (`Z`, `+02:00`, ` UTC`).
+_TIME = re.compile(
+    r"(?:(?:T|\s+)(?P<h>\d{1,2}):(?P<mi>\d{2})(?::(?P<s>\d{2})(?:[.,](?P<f>\d+))?)?(?:\s*(?P<ampm>[AP]M))?)?"
+    r"(?P<zone>Z|\s*UTC|\s*GMT|\s*[+-]\d{2}(?::?\d{2})?)?",
+    re.ASCII | re.IGNORECASE,
 )
 _EPOCH = re.compile(r"([1-9]\d{8,18})(?:\.(\d*))?", re.ASCII)
 # Digits of an epoch number's whole part -> the digits it lacks to count nanoseconds: seconds, milliseconds,
@@ -98,33 +99,34 @@ def _parse(text: str) -> Parsed | None:
             return None
         ns = int(whole + fraction[:shift].ljust(shift, "0"))
         return ("epoch",), ((ns, fraction[shift:].rstrip("0")),)
-    for name, pattern in _FORMS:
-        found = pattern.fullmatch(text)
-        if found is not None:
-            return _dated(name, found)
+    for name, pattern in _DATES:
+        date = pattern.match(text)
+        if date is not None:
+            time = _TIME.fullmatch(text, date.end())
+            return None if time is None else _dated(name, date.groupdict() | time.groupdict())
     return None
 
 
-def _dated(name: str, found: re.Match[str]) -> Parsed | None:
-    g = found.groupdict()
+def _dated(name: str, g: dict[str, str | None]) -> Parsed | None:
     time = _clock(g)
-    if time is None:
+    y = g["y"]
+    if time is None or y is None:
         return None
-    form = (name, g.get("sep"), len(g["y"]), g["h"] is None, g["ampm"] is None, (g["zone"] or "").strip().upper())
-    year = int(g["y"])
-    if len(g["y"]) == 2:
-        year += 1900 if year >= 69 else 2000  # as strptime's %y reads it
+    form = (name, g.get("sep"), len(y), g["h"] is None, g["ampm"] is None, (g["zone"] or "").strip().upper())
+    year = int(y) + (0 if len(y) == 4 else 1900 if int(y) >= 69 else 2000)  # two digits: as strptime's %y reads them
     if name == "day or month first":
-        a, b = int(g["a"]), int(g["b"])
+        a, b = int(g["a"] or 0), int(g["b"] or 0)
         return form, (_key(year, a, b, time), _key(year, b, a, time))  # month first, day first
-    month = MONTHS.get(g["mon"].lower()) if g.get("mon") else int(g["m"])
+    mon, m = g.get("mon"), g.get("m")
+    month = _MONTHS.get(mon.lower()) if mon is not None else int(m or 0)
     if month is None:
         return None
-    return form, (_key(year, month, int(g["d"]), time),)
+    return form, (_key(year, month, int(g["d"] or 0), time),)
 
 
 def _clock(g: dict[str, str | None]) -> tuple[int, int, int, str] | None:
-    """Hour, minute, second and fraction of a second, or None for no such time (no time after the date: midnight)."""
+    """Hour, minute, second and the fraction's digits of the time after a date (midnight when there is none); None
+    for no such time (25:00, 13 PM)."""
     if g["h"] is None:
         return 0, 0, 0, ""
     h, mi, s = int(g["h"]), int(g["mi"] or 0), int(g["s"] or 0)
