@@ -18,7 +18,8 @@ _MONTHS = {name: n for n, full in enumerate(_MONTH_NAMES, 1) for name in (full, 
 _DAYS = (31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
 
 # The date forms: year first (ISO, 2024.01.31), day or month first (01/19/2024, 19.01.2024), a month's name
-# (26-Dec-18, 29-Nov-2024, Jan 19, 2024) and YYYYMMDD. Compiled apart from the time after them: a fifth of the cost.
+# (26-Dec-18, 29-Nov-2024, Jan 19, 2024) and YYYYMMDD; compiled apart from the time after them, they cost less
+# than half as much to compile (0.7 ms instead of 1.7 ms).
 _DATES = tuple(
     (name, re.compile(pattern, re.ASCII | re.IGNORECASE))
     for name, pattern in (
@@ -48,8 +49,7 @@ def time_keys(texts: list[str]) -> list[Key] | None:
 
     >>> time_keys(["01/19/2024", "01/18/2024"]) == time_keys(["2024-01-19", "2024-01-18"])  # month first: 19 > 12
     True
-    >>> k = time_keys(["26-Dec-18", "1-jan-19", "Jan 2, 2019", "2019-01-03"])  # one column holds one form
-    >>> k is None
+    >>> time_keys(["26-Dec-18", "1-jan-19", "Jan 2, 2019", "2019-01-03"]) is None  # one column holds one form
     True
     >>> a, b = time_keys(["26-Dec-18", "1-JAN-19"]); a < b
     True
