@@ -65,6 +65,14 @@ BLOCK_PATH = {"MLOPS_STREAM_PATH": "block", "MLOPS_STREAM_CHUNK": "40"}
         ("Date,Price,Open", "Price"),
         ("Data,Otwarcie,Zamkniecie", "Zamkniecie"),
         ("Adj Close,close,x", "close"),
+        ("Date,Open,Last", "Last"),
+        ("Dates,PX_OPEN,PX_LAST", "PX_LAST"),
+        ("Datum,Eröffnung,Schlusskurs", "Schlusskurs"),
+        ("Datum,Schluss,Volumen", "Schluss"),
+        ("Date,Last,Adj Close", "Last"),
+        ("Date,Last,Close", "Close"),  # a later name never over the close's own name,
+        ("Date,<CLOSE>,Last", "<CLOSE>"),  # nor over a close name the rule knew before it
+        ("Date,Price,PX_LAST", "Price"),
     ],
 )
 def test_the_close_is_found_by_name_case_or_exporter_and_the_log_says_why(header: str, taken: str) -> None:
@@ -85,6 +93,9 @@ def test_the_close_is_found_by_name_case_or_exporter_and_the_log_says_why(header
         ("Date,Adj Close,Volume", "no column 'close'"),  # an adjusted close is never taken for the close
         ("Date,Close,CLOSE", "several columns named 'close' ignoring case"),
         ("Date,Price,<CLOSE>", "several columns that may be the close"),
+        ("Date,Last,PX_LAST", "several columns that may be the close"),
+        ("Datum,Schlusskurs,Schluss", "several columns that may be the close"),
+        ("Date,Last Price,Adj Close", "no column 'close'"),
     ],
 )
 def test_the_close_is_never_an_adjusted_one_nor_a_silent_choice(header: str, says: str) -> None:
@@ -93,7 +104,8 @@ def test_the_close_is_never_an_adjusted_one_nor_a_silent_choice(header: str, say
 
 
 NAMES = ["Adj Close", "adjClose", "Adj. Close", "Close", "close", "CLOSE", "Price", "<CLOSE>", "4. close", "Open",
-         "High", "Volume", "Date", "Close Time", "closing"]  # fmt: skip
+         "High", "Volume", "Date", "Close Time", "closing", "Last", "PX_LAST", "Schlusskurs", "Last Price",
+         "Adj Last"]  # fmt: skip
 
 
 @settings(max_examples=300, deadline=None)
@@ -106,11 +118,24 @@ def test_the_close_taken_is_never_a_misread_column(names: list[str]) -> None:
         assert "--column" in str(exc)
         return
     taken = names[int(values[0]) - 1]
-    assert taken.lower() in ("close", "<close>", "4. close", "price")  # never an adjusted close, a time or "closing"
+    # Never an adjusted close, a time, "closing" or "Last Price".
+    assert taken.lower() in ("close", "<close>", "4. close", "price", "last", "px_last", "schlusskurs")
     exact = [n for n in names if n == "close"]
     same = [n for n in names if n.lower() == "close"]
-    assert taken == (exact or same or [taken])[0]  # the exact name first, then the one match ignoring case
+    known = [n for n in names if n.lower() in ("<close>", "4. close", "price")]
+    # The exact name first, then the one match ignoring case, then an exporter's close name before a later one.
+    assert taken == (exact or same or known or [taken])[0]
     assert reader.layout is not None and (taken == "close") == (reader.layout.warnings == [])
+
+
+def test_a_close_taken_by_its_name_that_holds_no_prices_never_makes_a_success(tmp_path: Path) -> None:
+    rows = "".join(f"2024-01-{d:02d},1.5,10:00:{d:02d}\n" for d in range(1, 11))
+    write(tmp_path / "in.csv", "Date,Open,Last\n" + rows)
+    failed = run_command(["--input", "in.csv", "--output", "m.json"], tmp_path)
+    assert failed.code == 1 and "bad Last value: '10:00:01'" in failed.file_doc("m.json")["error_message"]
+    skipped = run_command(["--input", "in.csv", "--output", "m.json", "--on-bad-row", "skip"], tmp_path)
+    assert skipped.code == 1 and skipped.file_doc("m.json")["status"] == "error"
+    assert "the close is the column 'Last'" in skipped.stderr
 
 
 def test_column_by_name_or_position_overrides_the_choice() -> None:

@@ -20,9 +20,17 @@ KNOWN_CLOSES = {
     "4. close": "Alpha Vantage's numbered columns",
     "price": "investing.com, whose Price is the close",
     "zamkniecie": "stooq.pl's Polish header",
+    # Taken only when the header has none of the names above (nor the close's own name).
+    "last": "exports that give each bar's last price",
+    "px_last": "Bloomberg's field names",
+    "schlusskurs": "German exports",
+    "schluss": "German exports",
 }
+LATER_CLOSES = ("last", "px_last", "schlusskurs", "schluss")
 # Names of a time column, for telling whether rows run newest first (matched ignoring case and <>).
-TIME_NAMES = ("timestamp", "date", "datetime", "time", "unix", "open_time", "gmt time", "data", "date time")
+TIME_NAMES = (
+    "timestamp", "date", "datetime", "time", "unix", "open_time", "gmt time", "data", "date time", "datum", "mts",
+)  # fmt: skip
 # Columns listed in a message: a header of thousands of columns must not make a message of hundreds of KB.
 LISTED = 20
 # Data rows after the header looked at to tell the delimiter (when the header is ambiguous) and the row order.
@@ -280,15 +288,16 @@ def choose_close(names: list[str], wanted: str, at: str) -> tuple[int, str | Non
             f"{_listed([names[i] for i in same])}; choose one with --column NAME"
         )
     if wanted.lower() == "close":
-        known = [i for i, n in enumerate(low) if n in KNOWN_CLOSES]
-        if len(known) == 1:
-            i = known[0]
-            return i, f"the close is the column {names[i]!r}, the close's name in {KNOWN_CLOSES[low[i]]}"
-        if len(known) > 1:
-            raise InputError(
-                f"the header ({at}) has several columns that may be the close: {_listed([names[i] for i in known])}; "
-                "choose one with --column NAME"
-            )
+        for later in (False, True):  # a later name never over an earlier one: headers read before read the same
+            known = [i for i, n in enumerate(low) if n in KNOWN_CLOSES and (n in LATER_CLOSES) == later]
+            if len(known) == 1:
+                i = known[0]
+                return i, f"the close is the column {names[i]!r}, the close's name in {KNOWN_CLOSES[low[i]]}"
+            if len(known) > 1:
+                raise InputError(
+                    f"the header ({at}) has several columns that may be the close: "
+                    f"{_listed([names[i] for i in known])}; choose one with --column NAME"
+                )
     raise _no_column(names, wanted, at, "--column", "column")
 
 
@@ -313,29 +322,16 @@ def time_column(names: list[str], header: bool) -> int | None:
     return None
 
 
-def _comparable(texts: list[str]) -> list[Any] | None:
-    """The texts as values that compare as times: ISO-like dates (year first, one layout) as text, epoch numbers as
-    numbers; None for anything else (day-first or month-first dates cannot be compared safely)."""
-    if all(_year_first(t) and len(t) == len(texts[0]) for t in texts):
-        return list(texts)
-    if all(9 <= len(t.partition(".")[0]) <= 13 and t.replace(".", "", 1).isdigit() and t.isascii() for t in texts):
-        return [float(t) for t in texts]  # only their order matters, and epochs of 13 digits are exact in a float
-    return None
-
-
-def _year_first(t: str) -> bool:
-    """``2024-01-31``, ``2024.01.31`` or ``2024/01/31``, with or without a time after it."""
-    d = t[4:5]
-    return (
-        len(t) >= 10 and d in "-./" and d != "" and t[7:8] == d and t[:4].isdigit() and t[5:7].isdigit()
-        and t[8:10].isdigit() and t.isascii()
-    )  # fmt: skip
-
-
 def newest_first(stamps: list[str]) -> bool:
-    """Whether the first rows' times run backwards (at least three rows, each earlier than the one before)."""
-    values = _comparable([s.strip() for s in stamps])
-    return values is not None and len(values) >= 3 and all(a > b for a, b in itertools.pairwise(values))
+    """Whether the sampled rows' times (in the order they are processed) run backwards: at least three, each earlier
+    than the one before, in a form stream.parsing.dates can compare; never on mixed forms, unreadable values, equal
+    times, a sample out of order or a day-month order the values leave open."""
+    if len(stamps) < 3:
+        return False
+    from stream.parsing.dates import time_keys  # deferred: read once per run, and never by workers
+
+    keys = time_keys(stamps)
+    return keys is not None and all(a > b for a, b in itertools.pairwise(keys))
 
 
 def wrapped_header(line: str, delimiter: str, names: list[str]) -> bool:
