@@ -166,7 +166,7 @@ def compressor(out: BinaryIO, kind: str, member: str, stack: ExitStack) -> Binar
 
         inner = lzma.LZMAFile(out, "wb", format=lzma.FORMAT_XZ)  # noqa: SIM115 - the stack closes it
     elif kind == "zst":
-        from stream.sources.decompress import zstd_module
+        from stream.sources.decoders import zstd_module
 
         zstd = zstd_module()
         # A checksum in each frame, as the zstd command writes: damage is then a damaged file, not odd rows.
@@ -231,7 +231,7 @@ def main(argv: list[str]) -> int:
     member = member_name(args.output)
     try:
         if kind == "zst":
-            from stream.sources.decompress import ZSTD_MISSING, zstd_module
+            from stream.sources.decoders import ZSTD_MISSING, zstd_module
 
             try:
                 zstd_module()  # a missing codec is said before anything is written

@@ -25,14 +25,15 @@ from test_scaleout import run as run_plan
 
 from stream import generate
 from stream.runs.executors import Inline
-from stream.sources import decompress
-from stream.sources.decompress import DecompressError, unpack
+from stream.sources import decoders, magic
+from stream.sources.decompress import unpack
 from stream.sources.files import NewFile, Spec, concatenated
+from stream.sources.magic import DecompressError
 
 HAVE_DASK = importlib.util.find_spec("distributed") is not None
 needs_dask = pytest.mark.skipif(not HAVE_DASK, reason="dask[distributed] is not installed (the test extra has it)")
 try:
-    ZSTD = decompress.zstd_module()
+    ZSTD = decoders.zstd_module()
 except ImportError:
     ZSTD = None
 needs_zstd = pytest.mark.skipif(ZSTD is None, reason="no zstd module: the zstd extra (or Python 3.14+) brings it")
@@ -149,7 +150,7 @@ def test_a_pipe_is_told_by_its_first_bytes_even_one_byte_at_a_time() -> None:
 @pytest.mark.parametrize("backend", ["zlib", "zlib-ng"])
 def test_gzip_reads_alike_through_zlib_and_zlib_ng(tmp_path: Path, monkeypatch, backend: str) -> None:
     if backend == "zlib":
-        monkeypatch.setattr(decompress, "zlib_module", lambda: zlib)
+        monkeypatch.setattr(decoders, "zlib_module", lambda: zlib)
     elif importlib.util.find_spec("zlib_ng") is None:
         pytest.skip("zlib-ng is not installed (the zlib-ng and test extras have it)")
     text = ohlcv_csv(closes(random.Random(8), 5000)).encode()
@@ -168,9 +169,9 @@ def test_gzip_reads_alike_through_zlib_and_zlib_ng(tmp_path: Path, monkeypatch, 
 
 
 def test_text_that_starts_like_a_signature_is_text() -> None:
-    assert decompress.kind_of(b"BZh,close\n") is None
-    assert decompress.kind_of(b"BZh9" + bz2.compress(b"x")[4:]) == "bz2"
-    assert decompress.kind_of(b"PK,close\n") is None
+    assert magic.kind_of(b"BZh,close\n") is None
+    assert magic.kind_of(b"BZh9" + bz2.compress(b"x")[4:]) == "bz2"
+    assert magic.kind_of(b"PK,close\n") is None
 
 
 def test_gzip_padding_between_members_is_allowed_and_garbage_after_is_not(tmp_path: Path) -> None:
@@ -542,7 +543,7 @@ def test_generate_binance_klines_have_binance_s_format() -> None:
 
 def test_a_damaged_zstd_file_from_generate_is_a_damaged_file_not_odd_rows(run_cli, tmp_path: Path) -> None:
     try:
-        decompress.zstd_module()
+        decoders.zstd_module()
     except ImportError:
         pytest.skip("no zstd module here (the zstd extra)")
     run = run_cli(["generate", "--rows", "20000", "--compress", "zst", "--output", "g.csv.zst"])

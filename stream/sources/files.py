@@ -254,7 +254,7 @@ def text_of(spec: Spec, name: str, size: int = CHUNK) -> Iterator[bytes | NewFil
 def compression(spec: Spec) -> str | None:
     """The compression a regular file or URL starts with (``gzip``, ``bz2``, ``xz``, ``zip``, ``zstd``), None for
     plain text."""
-    from stream.sources.decompress import HEAD, kind_of
+    from stream.sources.magic import HEAD, kind_of
 
     inp = Spec(spec.path, spec.url).open()  # a handle of its own: stdin redirected from a file is opened anew
     try:
