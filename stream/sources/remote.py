@@ -7,10 +7,10 @@ import re
 from typing import Any, BinaryIO
 
 from stream.errors import SourceError
+from stream.sources.globs import GLOB_CHARS
 from stream.text import excerpt
 
 URL = re.compile(r"([A-Za-z][A-Za-z0-9+.-]+)://")
-GLOB_CHARS = frozenset("*?[")
 # Where the implementation of a protocol comes from, for the error when it is missing (fsspec itself may be).
 _PACKAGES = {
     "s3": "s3fs", "s3a": "s3fs", "gs": "gcsfs", "gcs": "gcsfs", "az": "adlfs", "abfs": "adlfs", "abfss": "adlfs",
