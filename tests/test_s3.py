@@ -202,7 +202,8 @@ def test_access_denied_is_said_as_such(run_cli, tmp_path: Path) -> None:
     # A server that checks credentials from its first request on (moto's IAM check): ours are refused.
     with _moto(tmp_path, INITIAL_NO_AUTH_ACTION_COUNT="0") as env:
         assert (
-            _error(run_cli, env, "s3://data/x.csv") == "input s3://data/x.csv cannot be read: access denied (HTTP 403)"
+            _error(run_cli, env, "s3://data/x.csv")
+            == "input s3://data/x.csv cannot be opened: access denied (HTTP 403)"
         )
         assert _error(run_cli, env, "s3://data/*.csv") == (
             "the input pattern s3://data/*.csv cannot be listed: access denied (HTTP 403)"
@@ -211,7 +212,7 @@ def test_access_denied_is_said_as_such(run_cli, tmp_path: Path) -> None:
 
 def test_a_refused_connection_is_said_as_such(run_cli, s3: dict[str, str]) -> None:
     env = {**s3, "AWS_ENDPOINT_URL": f"http://127.0.0.1:{_free_port()}", "AWS_MAX_ATTEMPTS": "1"}
-    assert _error(run_cli, env, "s3://data/x.csv") == "input s3://data/x.csv cannot be read: connection refused"
+    assert _error(run_cli, env, "s3://data/x.csv") == "input s3://data/x.csv cannot be opened: connection refused"
 
 
 def test_a_failing_server_is_said_as_such(run_cli, s3: dict[str, str]) -> None:
@@ -236,7 +237,7 @@ def test_a_failing_server_is_said_as_such(run_cli, s3: dict[str, str]) -> None:
         env = {**s3, "AWS_ENDPOINT_URL": f"http://127.0.0.1:{httpd.server_address[1]}", "AWS_MAX_ATTEMPTS": "1"}
         assert (
             _error(run_cli, env, "s3://data/x.csv")
-            == "input s3://data/x.csv cannot be read: the server failed (HTTP 500)"
+            == "input s3://data/x.csv cannot be opened: the server failed (HTTP 500)"
         )
     finally:
         httpd.shutdown()

@@ -71,9 +71,9 @@ def failed(run_cli, url: str, **kw: object) -> str:
 
 
 CASES = [
-    ("403/x.csv", "input http://{host}/403/x.csv cannot be read: access denied (HTTP 403)"),
+    ("403/x.csv", "input http://{host}/403/x.csv cannot be opened: access denied (HTTP 403)"),
     ("404/x.csv", "input http://{host}/404/x.csv does not exist"),
-    ("500/x.csv", "input http://{host}/500/x.csv cannot be read: the server failed (HTTP 500)"),
+    ("500/x.csv", "input http://{host}/500/x.csv cannot be opened: the server failed (HTTP 500)"),
     ("403/*.csv", "the input pattern http://{host}/403/*.csv cannot be listed: access denied (HTTP 403)"),
     ("500/*.csv", "the input pattern http://{host}/500/*.csv cannot be listed: the server failed (HTTP 500)"),
 ]
@@ -97,7 +97,7 @@ def test_a_refused_connection_is_said_as_such(run_cli) -> None:
     port = closed_port()
     assert (
         failed(run_cli, f"http://127.0.0.1:{port}/x.csv")
-        == f"input http://127.0.0.1:{port}/x.csv cannot be read: connection refused"
+        == f"input http://127.0.0.1:{port}/x.csv cannot be opened: connection refused"
     )
     assert failed(run_cli, f"http://127.0.0.1:{port}/d/*.csv") == (
         f"the input pattern http://127.0.0.1:{port}/d/*.csv cannot be listed: connection refused"
@@ -107,7 +107,7 @@ def test_a_refused_connection_is_said_as_such(run_cli) -> None:
 def test_a_name_that_does_not_resolve_is_said_as_such(run_cli) -> None:
     # .invalid is reserved: no resolver anywhere knows a name in it.
     message = failed(run_cli, "http://no-such-host.invalid/x.csv")
-    assert message == "input http://no-such-host.invalid/x.csv cannot be read: name not resolved"
+    assert message == "input http://no-such-host.invalid/x.csv cannot be opened: name not resolved"
 
 
 def test_a_server_that_never_answers_is_a_timeout(run_cli) -> None:
@@ -118,4 +118,4 @@ def test_a_server_that_never_answers_is_a_timeout(run_cli) -> None:
         # fsspec's own setting, from the environment: how long the HTTP client waits for an answer.
         env = {"FSSPEC_HTTP": '{"client_kwargs": {"read_timeout": 1}}'}
         message = failed(run_cli, f"http://{host}/x.csv", env=env)
-    assert message == f"input http://{host}/x.csv cannot be read: timed out"
+    assert message == f"input http://{host}/x.csv cannot be opened: timed out"

@@ -90,7 +90,7 @@ def open_url(url: str) -> tuple[BinaryIO, int]:
         size = int(fs.size(path))
         fh = fs.open(path, "rb")
     except Exception as exc:
-        raise storage_error(exc, f"input {shown(url)} cannot be read", f"input {shown(url)} does not exist") from None
+        raise storage_error(exc, f"input {shown(url)} cannot be opened", f"input {shown(url)} does not exist") from None
     return fh, size
 
 
