@@ -80,7 +80,13 @@ def zlib_module() -> Any:
         return zlib
 
 
+_CORRUPT: list[tuple[type[BaseException], ...]] = []  # found once: a failed import costs a search of sys.path
+
+
 def corrupt_errors() -> tuple[type[BaseException], ...]:
+    """The exceptions the codecs raise for damaged data."""
+    if _CORRUPT:
+        return _CORRUPT[0]
     import zlib
 
     errors: list[type[BaseException]] = [zlib.error, zlib_module().error, OSError, EOFError, ValueError]
@@ -94,7 +100,8 @@ def corrupt_errors() -> tuple[type[BaseException], ...]:
         errors.append(zstd_module().ZstdError)  # a wrong frame checksum, damaged frame data
     except ImportError:
         pass
-    return tuple(errors)
+    _CORRUPT.append(tuple(errors))
+    return _CORRUPT[0]
 
 
 class Decompressing(ByRead1):

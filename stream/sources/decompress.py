@@ -7,9 +7,12 @@ from collections.abc import Iterator
 from typing import BinaryIO, cast
 
 from stream.sources.ahead import Ahead
-from stream.sources.archives import zip_members
+from stream.sources.archives import Member, zip_members
 from stream.sources.decoders import ByRead1, Decompressing
-from stream.sources.magic import HEAD, check_text, kind_of, maybe_magic
+from stream.sources.magic import HEAD, DecompressError, check_text, kind_of, maybe_magic
+
+# A zip member this big (compressed) or bigger is decompressed by a thread of its own; a smaller one is read at once.
+AHEAD_MIN = 1 << 20
 
 
 class Unpacked:
@@ -30,9 +33,25 @@ def unpack(name: str, fh: BinaryIO) -> Unpacked:
         check_text(name, head)
         return Unpacked(None, iter([(name, fh)]))
     if kind == "zip":
-        return Unpacked(kind, zip_members(name, fh))
+        return Unpacked(kind, _unpacked_members(zip_members(name, fh)))
     # The stream classes here have the read1/read/close that readers of a BinaryIO use.
     return Unpacked(kind, iter([(name, cast(BinaryIO, Ahead(Decompressing(name, kind, fh))))]))
+
+
+def _unpacked_members(members: Iterator[tuple[str, Member]]) -> Iterator[tuple[str, BinaryIO]]:
+    """A zip's members as the text they hold: a compressed member decompressed; a zip in a zip refused (its list of
+    members is at its end, out of reach of a stream)."""
+    for label, member in members:
+        head, stream = member.peek(HEAD), cast(BinaryIO, member)
+        kind = kind_of(head)
+        if kind == "zip":
+            raise DecompressError(f"input {label} is a zip archive inside a zip; extract it first")
+        if kind is not None:
+            stream = cast(BinaryIO, Decompressing(label, kind, stream))
+        else:
+            check_text(label, head)
+        # A thread of its own pays off only for a member big enough to keep it busy.
+        yield label, cast(BinaryIO, Ahead(stream)) if member.stored_size >= AHEAD_MIN else stream
 
 
 def _head(fh: BinaryIO) -> tuple[bytes, BinaryIO]:
