@@ -12,7 +12,6 @@ import errno
 import math
 import os
 import select
-import stat
 import time
 from collections.abc import Iterator
 from typing import Any, Protocol
@@ -20,6 +19,7 @@ from typing import Any, Protocol
 from stream.errors import SourceError
 from stream.sources.chunks import CHUNK
 from stream.sources.files import NewFile
+from stream.sources.named import Named
 from stream.sources.watch import Watcher
 
 # Wake-up when nothing happens: bounds how late periodic work (metrics, checkpoints) and the idle timeout run.
@@ -202,6 +202,7 @@ class FileFollower(_Follower):
         self.lost_bytes = 0  # bytes in them (as last seen), and bytes left behind in files switched away from
         self._gone_logged = False
         self.watcher = Watcher(path, use_inotify, self._say)
+        self.named = Named(path, self._warn)
         if fd is not None:
             self._adopt(fd, offset)
 
@@ -215,12 +216,12 @@ class FileFollower(_Follower):
 
     def _data_waiting(self) -> bool:
         if self.fd is None:
-            return self.path is not None and os.path.exists(self.path)
+            return self.path is not None and self.named.target() is not None
         if os.fstat(self.fd).st_size != self.pos:  # grown, or cut (read again from its start)
             return True
         if self.path is None:
             return False
-        target = self._name_target()  # a new file at the name, with rows, not noticed yet
+        target = self.named.target()  # a new file at the name, with rows, not noticed yet
         return target is not None and target[:2] != self.identity and target[2] > 0
 
     # ---- the open file ------------------------------------------------------------------------------------------
@@ -232,18 +233,6 @@ class FileFollower(_Follower):
         self._tail = os.pread(fd, keep, offset - keep) if keep else b""
         os.lseek(fd, offset, os.SEEK_SET)
         self.watcher.watch_file(fd, self.label)
-
-    def _open_path(self) -> int | None:
-        if self.path is None:
-            return None
-        try:
-            fd = os.open(self.path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
-        except FileNotFoundError:
-            return None
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            os.close(fd)
-            raise OSError(errno.EINVAL, f"{self.path} is not a regular file, so it cannot be followed")
-        return fd
 
     def _release(self) -> None:
         self.watcher.unwatch_file()
@@ -262,15 +251,6 @@ class FileFollower(_Follower):
 
     def _remember(self, data: bytes) -> None:
         self._tail = data[-TAIL:] if len(data) >= TAIL else (self._tail + data)[-TAIL:]
-
-    def _name_target(self) -> tuple[int, int, int] | None:
-        """(device, inode, size) of the file the name points at; None when there is none."""
-        assert self.path is not None
-        try:
-            st = os.stat(self.path)
-        except FileNotFoundError:
-            return None
-        return st.st_dev, st.st_ino, st.st_size
 
     def _skipped(self, found: tuple[int, int, int] | None) -> None:
         """Note the file that waited at the name (if any) as lost when ``found`` (or nothing) replaced it first."""
@@ -294,7 +274,7 @@ class FileFollower(_Follower):
                 return
             got = False
             if self.fd is None:
-                fd = self._open_path()
+                fd = self.named.open()
                 if fd is not None:
                     self._adopt(fd, 0)
                     self._adopted += 1
@@ -343,7 +323,7 @@ class FileFollower(_Follower):
         """At the end of the open file: has the name moved on, and is it time to switch? Switches if so."""
         if self.path is None:
             return False
-        target = self._name_target()
+        target = self.named.target()
         if target is not None and target[:2] == self.identity:
             self._skipped(None)
             self._replaced_since = None
@@ -360,7 +340,7 @@ class FileFollower(_Follower):
             self._say("input %s now names another file; reading the old one to its end first", self.label)
         if now - max(self._replaced_since, self.last_data) < ROTATE_GRACE:
             return False
-        fd = self._open_path()
+        fd = self.named.open()
         if fd is None:  # gone again between the look and the open
             return False
         st = os.fstat(fd)
