@@ -98,16 +98,28 @@ def compressed_copies(work: Path, rows: int) -> tuple[Path, str]:
     return gz, str(folder / "candles-2024-*.zip")
 
 
+MANY_MEMBERS = """
+import sys, zipfile
+
+src, out, members = sys.argv[1], sys.argv[2], int(sys.argv[3])
+rows = sum(1 for _ in open(src, "rb")) - 1
+per = -(-rows // members)
+with open(src, "rb") as fh, zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as archive:
+    header = fh.readline()
+    for i in range(members):
+        archive.writestr(f"part-{i:06d}.csv", header + b"".join(fh.readline() for _ in range(per)))
+"""
+
+
 def many_members(work: Path, rows: int, members: int) -> Path:
-    """The generated candles as one zip of ``members`` members in name order, each with the header; made once."""
+    """The generated candles as one zip of ``members`` members in name order, each with the header; made once, by a
+    process of its own (a peak resident size survives fork and exec: the commands measured after would inherit it)."""
     path = work / f"members-{rows}-{members}.zip"
     if not path.exists():
         tmp = path.with_suffix(".part")
-        per = -(-rows // members)
-        with open(generate(work, rows), "rb") as fh, zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as archive:
-            header = fh.readline()
-            for i in range(members):
-                archive.writestr(f"part-{i:06d}.csv", header + b"".join(fh.readline() for _ in range(per)))
+        subprocess.run(
+            [sys.executable, "-c", MANY_MEMBERS, str(generate(work, rows)), str(tmp), str(members)], check=True
+        )
         tmp.rename(path)
     return path
 
