@@ -168,7 +168,8 @@ class FileFollower(_Follower):
     - Data: read to the end, then wait (inotify on the open file and on its folder, else short adaptive polling).
     - Rotation: the name points at another file (device and inode differ) -> keep reading the old file until it has
       been quiet for ``ROTATE_GRACE`` seconds, then switch to the new one from its start. A name that disappears
-      without a replacement leaves the open file in use until one appears.
+      without a replacement leaves the open file in use until one appears; so does one that points at what is not a
+      regular file (a FIFO, never opened for reading: it would block), with a warning.
     - Truncation: the bytes just before our position are no longer those we read (the file shrank, or was
       rewritten) -> read it again from its start.
 
