@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Iterator
-from contextlib import ExitStack
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
 from typing import Any, BinaryIO
 
 COLUMNS = ("timestamp", "open", "high", "low", "close", "volume_btc", "volume_usd")
@@ -33,59 +33,66 @@ def candles(
     import numpy as np
 
     rng = np.random.default_rng(seed)
-    t0 = np.datetime64(start, "m")
-    close = start_cents
-    vol = 0.0008
-    done = 0
-    while done < rows:
-        n = min(block, rows - done)
-        # Volatility clusters: a slowly wandering per-minute volatility.
-        vols = np.clip(vol * np.exp(np.cumsum(rng.normal(0.0, 0.02, n))), 0.0002, 0.004)
-        vol = float(vols[-1])
-        rets = rng.standard_normal(n) * vols
-        flat = rng.random(n) < 0.04  # unchanged minutes
-        rets[flat] = 0.0
-        gaps = rng.integers(-2, 3, n) * (rng.random(n) < 0.1)  # open a few cents off the previous close
-        wick_hi = np.abs(rng.standard_normal(n)) * vols * 0.6
-        wick_lo = np.abs(rng.standard_normal(n)) * vols * 0.6
-        vol_btc = np.round(rng.lognormal(1.2, 0.9, n) * 1e6).astype(np.int64)  # micro-BTC
-        growth = np.exp(np.cumsum(rets))
-        closes = np.maximum(np.round(close * growth).astype(np.int64), 100)
-        prev = np.concatenate(([close], closes[:-1]))
-        opens = np.maximum(prev + gaps, 100)
-        top = np.maximum(opens, closes)
-        bottom = np.minimum(opens, closes)
-        highs = top + np.round(top * wick_hi).astype(np.int64)
-        lows = np.maximum(bottom - np.round(bottom * wick_lo).astype(np.int64), 1)
-        typical = (highs + lows + closes) // 3
-        vol_usd = (vol_btc * typical + 500_000) // 1_000_000  # cents
-        stamps = np.datetime_as_string(t0 + np.arange(done, done + n).astype("timedelta64[m]"), unit="s")
-        close = int(closes[-1])
-        o, h, lo, c = (_cents(a.tolist()) for a in (opens, highs, lows, closes))
-        vb = [f"{v // 1_000_000}.{v % 1_000_000:06d}" for v in vol_btc.tolist()]
-        vu = _cents(vol_usd.tolist())
-        yield [
-            f"{t.replace('T', ' ')},{a},{b},{d},{e},{f},{g}"
-            for t, a, b, d, e, f, g in zip(stamps.tolist(), o, h, lo, c, vb, vu)
-        ]
-        done += n
+    walk = [np.datetime64(start, "m"), start_cents, 0.0008]  # the first minute, the last close, the volatility
+    for done in range(0, rows, block):
+        # The block is made by a function of its own: a feed of many symbols keeps one of these generators per
+        # symbol, and its frame then holds the walk's state alone, not the last block's arrays.
+        yield _block(rng, walk, done, min(block, rows - done))
 
 
-def symbol_names(count: int) -> list[str]:
+def _block(rng: Any, walk: list[Any], done: int, n: int) -> list[str]:
+    import numpy as np
+
+    t0, close, vol = walk
+    # Volatility clusters: a slowly wandering per-minute volatility.
+    vols = np.clip(vol * np.exp(np.cumsum(rng.normal(0.0, 0.02, n))), 0.0002, 0.004)
+    rets = rng.standard_normal(n) * vols
+    flat = rng.random(n) < 0.04  # unchanged minutes
+    rets[flat] = 0.0
+    gaps = rng.integers(-2, 3, n) * (rng.random(n) < 0.1)  # open a few cents off the previous close
+    wick_hi = np.abs(rng.standard_normal(n)) * vols * 0.6
+    wick_lo = np.abs(rng.standard_normal(n)) * vols * 0.6
+    vol_btc = np.round(rng.lognormal(1.2, 0.9, n) * 1e6).astype(np.int64)  # micro-BTC
+    growth = np.exp(np.cumsum(rets))
+    closes = np.maximum(np.round(close * growth).astype(np.int64), 100)
+    prev = np.concatenate(([close], closes[:-1]))
+    opens = np.maximum(prev + gaps, 100)
+    top = np.maximum(opens, closes)
+    bottom = np.minimum(opens, closes)
+    highs = top + np.round(top * wick_hi).astype(np.int64)
+    lows = np.maximum(bottom - np.round(bottom * wick_lo).astype(np.int64), 1)
+    typical = (highs + lows + closes) // 3
+    vol_usd = (vol_btc * typical + 500_000) // 1_000_000  # cents
+    stamps = np.datetime_as_string(t0 + np.arange(done, done + n).astype("timedelta64[m]"), unit="s")
+    walk[1:] = [int(closes[-1]), float(vols[-1])]
+    o, h, lo, c = (_cents(a.tolist()) for a in (opens, highs, lows, closes))
+    vb = [f"{v // 1_000_000}.{v % 1_000_000:06d}" for v in vol_btc.tolist()]
+    vu = _cents(vol_usd.tolist())
+    return [
+        f"{t.replace('T', ' ')},{a},{b},{d},{e},{f},{g}"
+        for t, a, b, d, e, f, g in zip(stamps.tolist(), o, h, lo, c, vb, vu)
+    ]
+
+
+def symbol_names(count: int, first: int | None = None) -> list[str]:
+    """The names of a feed of ``count`` symbols (only the ``first`` ones, when given)."""
     width = len(str(count - 1))
-    return [f"SYM{i:0{width}d}" for i in range(count)]
+    return [f"SYM{i:0{width}d}" for i in range(count if first is None else first)]
 
 
 def multi_candles(rows: int, seed: int, symbols: int) -> Iterator[list[str]]:
     """Blocks of lines of a ``symbols``-instrument feed: minute by minute, one candle per symbol, ``rows`` in all."""
     import numpy as np
 
-    names = symbol_names(symbols)
-    # Each symbol is its own walk from its own price (between 1.00 and 50,000.00), seeded from the run's seed.
-    starts = np.random.default_rng([seed, symbols]).integers(100, 5_000_000, symbols).tolist()
+    # Symbols past the row count never get a candle: no walk is kept for them.
+    used = min(symbols, rows)
+    names = symbol_names(symbols, used)
+    # Each symbol is its own walk from its own price (between 1.00 and 50,000.00), seeded from the run's seed (the
+    # first prices of a longer draw are those of a shorter one).
+    starts = np.random.default_rng([seed, symbols]).integers(100, 5_000_000, used).tolist()
     minutes = -(-rows // symbols)
     step = max(1, BLOCK // symbols)  # minutes per block: bounds memory for any number of symbols
-    walks = [candles(minutes, seed * 1_000_003 + i, start_cents=starts[i], block=step) for i in range(symbols)]
+    walks = [candles(minutes, seed * 1_000_003 + i, start_cents=starts[i], block=step) for i in range(used)]
     left = rows
     while left > 0:
         per_symbol = [next(w) for w in walks]
@@ -166,7 +173,7 @@ def compressor(out: BinaryIO, kind: str, member: str, stack: ExitStack) -> Binar
 
         inner = lzma.LZMAFile(out, "wb", format=lzma.FORMAT_XZ)  # noqa: SIM115 - the stack closes it
     elif kind == "zst":
-        from stream.sources.decompress import zstd_module
+        from stream.sources.decoders import zstd_module
 
         zstd = zstd_module()
         # A checksum in each frame, as the zstd command writes: damage is then a damaged file, not odd rows.
@@ -190,13 +197,56 @@ def member_name(output: str) -> str:
     return base if base.lower().endswith(".csv") else base + ".csv"
 
 
+# A billion minutes (about 1,900 years of 1-minute candles, some 80 GB of CSV): past that, a mistyped number.
+MAX_ROWS = 1_000_000_000
+# Symbols given candles at once: each keeps its own walk in memory (about 3 KB), so this bounds the memory (~60 MB).
+MAX_WALKS = 20_000
+
+
 def main(argv: list[str]) -> int:
+    args = _arguments(argv)
+    kind = args.compress
+    if kind is None:
+        kind = next((k for k in COMPRESS if args.output.lower().endswith("." + k)), None)
+    member = member_name(args.output)
+
+    def produce(out: BinaryIO) -> None:
+        with ExitStack() as stack:
+            if kind is not None:
+                out = compressor(out, kind, member, stack)
+            write(out, args.rows, args.seed, args.quoted, args.symbols, args.layout)
+
+    try:
+        if kind == "zst":
+            from stream.sources.decoders import ZSTD_MISSING, zstd_module
+
+            try:
+                zstd_module()  # a missing codec is said before anything is written
+            except ImportError:
+                sys.stderr.write(f"mlops-stream generate: error: writing zstd needs {ZSTD_MISSING}\n")
+                return 1
+        _written(args.output, produce)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        return 141
+    except OSError as exc:
+        where = "stdout" if args.output == "-" else args.output
+        reason = exc.strerror or str(exc)
+        sys.stderr.write(f"mlops-stream generate: error: cannot write {where}: {reason[:1].lower()}{reason[1:]}\n")
+        return 1
+    return 0
+
+
+def _arguments(argv: list[str]) -> argparse.Namespace:
     p = argparse.ArgumentParser(
         prog="mlops-stream generate", description="Write seeded synthetic 1-minute OHLCV candles as CSV."
     )
-    p.add_argument("--rows", type=int, default=10_000, help="number of candles (default 10000)")
+    p.add_argument("--rows", type=int, default=10_000, help=f"number of candles (default 10000, at most {MAX_ROWS:,})")
     p.add_argument("--seed", type=int, default=42, help="generator seed (default 42)")
-    p.add_argument("--output", default="-", metavar="PATH", help="file to write ('-' = stdout, the default)")
+    p.add_argument(
+        "--output", default="-", metavar="PATH",
+        help="file to write ('-' = stdout, the default); a file is replaced only once complete",
+    )  # fmt: skip
     p.add_argument("--quoted", action="store_true", help="wrap every line in double quotes, CRLF, no final newline")
     p.add_argument(
         "--symbols",
@@ -219,36 +269,61 @@ def main(argv: list[str]) -> int:
         "name (.gz, .bz2, .xz, .zip, .zst), else plain text",
     )
     args = p.parse_args(argv)
-    if args.rows < 0:
-        p.error("--rows must be 0 or more")
-    if args.symbols < 0:
-        p.error("--symbols must be 0 or more")
+    if not 0 <= args.rows <= MAX_ROWS:
+        p.error(f"--rows must be between 0 and {MAX_ROWS:,}")
+    if not 0 <= args.symbols <= MAX_ROWS:
+        p.error(f"--symbols must be between 0 and {MAX_ROWS:,}")
+    walks = min(args.rows, args.symbols)
+    if walks > MAX_WALKS:
+        p.error(
+            f"--symbols {args.symbols:,} with --rows {args.rows:,} gives candles to {walks:,} symbols at once; at most "
+            f"{MAX_WALKS:,} (each keeps its own random walk in memory)"
+        )
     if args.layout == "binance" and (args.symbols or args.quoted):
         p.error("--layout binance writes one symbol's klines as Binance does: no --symbols or --quoted")
-    kind = args.compress
-    if kind is None:
-        kind = next((k for k in COMPRESS if args.output.lower().endswith("." + k)), None)
-    member = member_name(args.output)
-    try:
-        if kind == "zst":
-            from stream.sources.decompress import ZSTD_MISSING, zstd_module
+    return args
 
-            try:
-                zstd_module()  # a missing codec is said before anything is written
-            except ImportError:
-                sys.stderr.write(f"mlops-stream generate: error: writing zstd needs {ZSTD_MISSING}\n")
-                return 1
-        with ExitStack() as stack:
-            out = sys.stdout.buffer if args.output == "-" else stack.enter_context(open(args.output, "wb"))
-            if kind is not None:
-                out = compressor(out, kind, member, stack)
-            write(out, args.rows, args.seed, args.quoted, args.symbols, args.layout)
-        sys.stdout.flush()
-    except BrokenPipeError:
-        return 141
-    except OSError as exc:
-        where = "stdout" if args.output == "-" else args.output
-        reason = exc.strerror.lower() if exc.strerror else str(exc)
-        sys.stderr.write(f"mlops-stream generate: error: cannot write {where}: {reason}\n")
-        return 1
-    return 0
+
+def _written(path: str, produce: Callable[[BinaryIO], None]) -> None:
+    """Have ``produce`` write stdout (``-``), a FIFO or device as the stream it is, or a file staged beside ``path``
+    and renamed over it once complete: a run interrupted (Ctrl-C, SIGTERM, a full disk) leaves what was there."""
+    if path == "-":
+        produce(sys.stdout.buffer)
+        return
+    from stream.fs.atomic import Staged, is_stream, remove_leftovers
+
+    if is_stream(path):
+        with open(path, "wb") as out:
+            produce(out)
+        return
+    remove_leftovers(path)  # of a run killed (kill -9) while writing it
+    staged = Staged(path)
+    try:
+        with _discarded_on_sigterm(staged):
+            produce(staged.fh)
+    except BaseException:
+        staged.discard()
+        raise
+    staged.commit()
+
+
+@contextmanager
+def _discarded_on_sigterm(staged: Any) -> Iterator[None]:
+    """While ``staged`` is written, SIGTERM removes it before ending the process as SIGTERM does."""
+    import os
+    import signal
+
+    def on_term(signum: int, frame: object) -> None:
+        staged.discard()
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    try:
+        before = signal.signal(signal.SIGTERM, on_term)
+    except ValueError:  # not the main thread (an embedding program): its own handlers stay
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, before)

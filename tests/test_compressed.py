@@ -25,14 +25,15 @@ from test_scaleout import run as run_plan
 
 from stream import generate
 from stream.runs.executors import Inline
-from stream.sources import decompress
-from stream.sources.decompress import DecompressError, unpack
+from stream.sources import decoders, magic
+from stream.sources.decompress import unpack
 from stream.sources.files import NewFile, Spec, concatenated
+from stream.sources.magic import DecompressError
 
 HAVE_DASK = importlib.util.find_spec("distributed") is not None
 needs_dask = pytest.mark.skipif(not HAVE_DASK, reason="dask[distributed] is not installed (the test extra has it)")
 try:
-    ZSTD = decompress.zstd_module()
+    ZSTD = decoders.zstd_module()
 except ImportError:
     ZSTD = None
 needs_zstd = pytest.mark.skipif(ZSTD is None, reason="no zstd module: the zstd extra (or Python 3.14+) brings it")
@@ -118,6 +119,65 @@ def test_a_zip_is_its_csv_members_in_name_order(tmp_path: Path) -> None:
     assert texts == [parts["2024-01.csv"], parts["2024-02.csv"], parts["sub/2024-03.CSV"]]
 
 
+@pytest.mark.parametrize("kind", [k for k in KINDS if k not in ("zip", "gz-members")])
+def test_compressed_members_of_a_zip_are_read_as_their_text(tmp_path: Path, kind: str) -> None:
+    rng = random.Random(11)
+    first, second = (ohlcv_csv(closes(rng, 30)).encode() for _ in range(2))
+    suffix = {"gz": "gz", "bz2": "bz2", "xz": "xz", "zst": "zst"}[kind]
+    path = write(tmp_path / "year.zip", zipped({f"2024-01.csv.{suffix}": COMPRESS[kind](first), "2024-02.csv": second}))
+    events = list(concatenated([Spec(str(path))]))
+    assert [e.name for e in events if isinstance(e, NewFile)] == [f"{path}:2024-01.csv.{suffix}", f"{path}:2024-02.csv"]
+    assert b"".join(e if isinstance(e, bytes) else b"|" for e in events).split(b"|")[1:] == [first, second]
+
+
+@pytest.mark.parametrize("member", ["inner.zip", "data.csv"])
+def test_a_zip_inside_a_zip_is_named_not_read_as_text(run_main, tmp_path: Path, member: str) -> None:
+    inner = zipped({"a.csv": ohlcv_csv(["1", "2"]).encode()})
+    write(tmp_path / "outer.zip", zipped({member: inner}))
+    run = run_main(["--input", "outer.zip", "--output", "m.json"])
+    assert run.code == 1
+    run.assert_no_traceback()
+    assert run.file_doc("m.json")["error_message"] == (
+        f"input outer.zip:{member} is a zip archive inside a zip; extract it first"
+    )
+
+
+def test_a_binary_member_says_what_it_looks_like(run_main, tmp_path: Path) -> None:
+    write(tmp_path / "a.zip", zipped({"chart.csv": b"\x89PNG\r\n\x1a\n" + bytes(100)}))
+    run = run_main(["--input", "a.zip", "--output", "m.json"])
+    assert run.code == 1
+    assert run.file_doc("m.json")["error_message"] == (
+        "input a.zip:chart.csv is neither text nor a compressed file this reads (gzip, bz2, xz, zip, zstd): it looks "
+        "like a PNG image, starting with bytes 89 50 4e 47 0d 0a 1a 0a"
+    )
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="peak memory is read from Linux's /proc")
+def test_a_zip_of_many_members_is_read_in_memory_that_does_not_grow_with_them(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    def peak_mib(members: int) -> float:
+        # One row per member, in name order as archivers write them; past 65,535 members the zip has zip64 end records.
+        path = tmp_path / f"m{members}.zip"
+        with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+            for i in range(members):
+                archive.writestr(f"part-{i:06d}.csv", f"timestamp,close\n{i},{100 + i % 7}\n")
+        proc = subprocess.run(
+            [sys.executable, "-c", RSS_PROBE, "--input", str(path), "--output", "m.json", "--quiet"],
+            cwd=tmp_path, capture_output=True, env=env_with_repo(), timeout=600, stdin=subprocess.DEVNULL,
+        )  # fmt: skip
+        err = proc.stderr.decode()
+        assert proc.returncode == 0, err
+        assert json.loads((tmp_path / "m.json").read_text())["rows_processed"] == members
+        return int(err.split("MAXRSS_KIB ")[1].split()[0]) / 1024
+
+    few, many = peak_mib(1000), peak_mib(66_000)
+    print(f"peak RSS over a zip of 1,000 members: {few:.1f} MiB; of 66,000: {many:.1f} MiB")
+    # A ZipFile would hold an object per member: some 45 MiB more for the 65,000 more.
+    assert many - few < 10, (few, many)
+
+
 def test_a_pipe_is_told_by_its_first_bytes_even_one_byte_at_a_time() -> None:
     text = ohlcv_csv(["1", "2", "3"]).encode()
 
@@ -149,7 +209,7 @@ def test_a_pipe_is_told_by_its_first_bytes_even_one_byte_at_a_time() -> None:
 @pytest.mark.parametrize("backend", ["zlib", "zlib-ng"])
 def test_gzip_reads_alike_through_zlib_and_zlib_ng(tmp_path: Path, monkeypatch, backend: str) -> None:
     if backend == "zlib":
-        monkeypatch.setattr(decompress, "zlib_module", lambda: zlib)
+        monkeypatch.setattr(decoders, "zlib_module", lambda: zlib)
     elif importlib.util.find_spec("zlib_ng") is None:
         pytest.skip("zlib-ng is not installed (the zlib-ng and test extras have it)")
     text = ohlcv_csv(closes(random.Random(8), 5000)).encode()
@@ -168,9 +228,9 @@ def test_gzip_reads_alike_through_zlib_and_zlib_ng(tmp_path: Path, monkeypatch, 
 
 
 def test_text_that_starts_like_a_signature_is_text() -> None:
-    assert decompress.kind_of(b"BZh,close\n") is None
-    assert decompress.kind_of(b"BZh9" + bz2.compress(b"x")[4:]) == "bz2"
-    assert decompress.kind_of(b"PK,close\n") is None
+    assert magic.kind_of(b"BZh,close\n") is None
+    assert magic.kind_of(b"BZh9" + bz2.compress(b"x")[4:]) == "bz2"
+    assert magic.kind_of(b"PK,close\n") is None
 
 
 def test_gzip_padding_between_members_is_allowed_and_garbage_after_is_not(tmp_path: Path) -> None:
@@ -542,7 +602,7 @@ def test_generate_binance_klines_have_binance_s_format() -> None:
 
 def test_a_damaged_zstd_file_from_generate_is_a_damaged_file_not_odd_rows(run_cli, tmp_path: Path) -> None:
     try:
-        decompress.zstd_module()
+        decoders.zstd_module()
     except ImportError:
         pytest.skip("no zstd module here (the zstd extra)")
     run = run_cli(["generate", "--rows", "20000", "--compress", "zst", "--output", "g.csv.zst"])

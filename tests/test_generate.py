@@ -152,19 +152,94 @@ def test_a_multi_symbol_feed_is_one_consistent_walk_per_symbol(rows: int, symbol
     assert again.getvalue() == out.getvalue()
 
 
-@pytest.mark.parametrize("sig", ["SIGINT", "SIGTERM"])
-def test_generate_stops_on_ctrl_c_and_sigterm(tmp_path: Path, sig: str) -> None:
+def staged_files(folder: Path, name: str) -> list[Path]:
+    """The files a run writes beside ``name`` before it is renamed into place (``.NAME.PID.RANDOM.tmp``)."""
+    return [p for p in folder.iterdir() if p.name.startswith(f".{name}.") and p.name.endswith(".tmp")]
+
+
+@pytest.mark.parametrize("sig", ["SIGINT", "SIGTERM", "SIGKILL"])
+def test_an_interrupted_generate_leaves_the_file_that_was_there(tmp_path: Path, sig: str) -> None:
     import signal
     import time
 
+    (tmp_path / "g.csv").write_text("the file that was there\n")
     proc = subprocess.Popen(
         [sys.executable, "-m", "stream", "generate", "--rows", "20000000", "--output", "g.csv"],
         cwd=tmp_path, env=env_with_repo(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
     )  # fmt: skip
     deadline = time.monotonic() + 60
-    while not ((tmp_path / "g.csv").exists() and (tmp_path / "g.csv").stat().st_size) and time.monotonic() < deadline:
+    while not any(p.stat().st_size for p in staged_files(tmp_path, "g.csv")):  # well into writing
+        assert time.monotonic() < deadline and proc.poll() is None, "generate never started writing"
         time.sleep(0.01)
     proc.send_signal(getattr(signal, sig))
     _out, err = proc.communicate(timeout=60)  # 20M rows would take minutes: it stopped
-    assert proc.returncode == (130 if sig == "SIGINT" else -signal.SIGTERM)
+    assert proc.returncode == {"SIGINT": 130, "SIGTERM": -signal.SIGTERM, "SIGKILL": -signal.SIGKILL}[sig]
     assert b"Traceback" not in err
+    assert (tmp_path / "g.csv").read_text() == "the file that was there\n"
+    if sig != "SIGKILL":
+        assert staged_files(tmp_path, "g.csv") == []
+        return
+    # kill -9 leaves its staged file; the next run to the same output removes it.
+    assert staged_files(tmp_path, "g.csv")
+    again = subprocess.run(
+        [sys.executable, "-m", "stream", "generate", "--rows", "10", "--output", "g.csv"],
+        cwd=tmp_path, env=env_with_repo(), capture_output=True, timeout=60,
+    )  # fmt: skip
+    assert again.returncode == 0, again.stderr
+    assert staged_files(tmp_path, "g.csv") == []
+    assert len((tmp_path / "g.csv").read_text().splitlines()) == 11
+
+
+def test_a_fifo_output_is_written_as_the_stream_it_is(run_main, tmp_path: Path) -> None:
+    import os
+    import threading
+
+    fifo = tmp_path / "out.fifo"
+    os.mkfifo(fifo)
+    got: list[bytes] = []
+    reader = threading.Thread(target=lambda: got.append(fifo.read_bytes()))
+    reader.start()
+    run = run_main(["generate", "--rows", "100", "--output", "out.fifo"])
+    reader.join(timeout=60)
+    assert run.code == 0, run.stderr
+    want = io.BytesIO()
+    generate.write(want, 100, 42)
+    assert got == [want.getvalue()]
+    assert fifo.exists() and staged_files(tmp_path, "out.fifo") == []
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="peak memory is read from Linux's /proc")
+def test_more_symbols_than_rows_keeps_no_walk_for_symbols_without_a_candle(tmp_path: Path) -> None:
+    from conftest import RSS_PROBE
+
+    proc = subprocess.run(
+        [sys.executable, "-c", RSS_PROBE, "generate", "--rows", "10", "--symbols", "1000000000", "--output", "g.csv"],
+        cwd=tmp_path, env=env_with_repo(), capture_output=True, timeout=120,
+    )  # fmt: skip
+    err = proc.stderr.decode()
+    assert proc.returncode == 0, err
+    lines = (tmp_path / "g.csv").read_text().splitlines()
+    assert [line.split(",")[1] for line in lines[1:]] == [f"SYM{i:09d}" for i in range(10)]
+    peak_mib = int(err.split("MAXRSS_KIB ")[1].split()[0]) / 1024
+    assert peak_mib < 100, peak_mib  # a name, a price and a walk for each of a billion symbols: gigabytes
+
+
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        (["--rows", "2000000000"], "--rows must be between 0 and 1,000,000,000"),
+        (["--symbols", "-1"], "--symbols must be between 0 and 1,000,000,000"),
+        (
+            ["--rows", "1000000", "--symbols", "50000"],
+            "--symbols 50,000 with --rows 1,000,000 gives candles to 50,000 symbols at once; at most 20,000 (each "
+            "keeps its own random walk in memory)",
+        ),
+    ],
+)
+def test_sizes_past_the_limits_are_usage_errors_before_anything_is_written(
+    run_main, tmp_path: Path, args: list[str], said: str
+) -> None:
+    run = run_main(["generate", *args, "--output", "g.csv"])
+    assert run.code == 2
+    assert run.stderr.endswith(f"mlops-stream generate: error: {said}\n")
+    assert list(tmp_path.iterdir()) == []

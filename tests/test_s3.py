@@ -1,13 +1,16 @@
 """Object storage for real: an S3 API server on loopback (moto's standalone server, started here as a subprocess on a
 free 127.0.0.1 port) read through s3fs with AWS_ENDPOINT_URL — a glob of monthly Binance kline zips (headerless, as
 Binance publishes them) and a .csv.gz,
-on one process, --workers 2 and --cluster local:2, against the Fraction reference, byte-identical signals."""
+on one process, --workers 2 and --cluster local:2, against the Fraction reference, byte-identical signals; and a
+missing object, refused credentials, a refused connection and a failing server said as what they are."""
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import importlib.util
 import io
+import os
 import shutil
 import socket
 import subprocess
@@ -42,18 +45,18 @@ def _moto_server() -> list[str]:
     return [found] if found else [sys.executable, "-c", "from moto.server import main; main()"]
 
 
-@pytest.fixture(scope="module")
-def s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
-    """A moto S3 server on 127.0.0.1 for this module; yields the environment that points clients at it."""
+@contextlib.contextmanager
+def _moto(folder: Path, **server_env: str) -> Iterator[dict[str, str]]:
+    """A moto S3 server on a free 127.0.0.1 port (``server_env`` set for it); yields the environment that points
+    clients at it."""
     port = _free_port()
-    folder = tmp_path_factory.mktemp("moto")
     log = folder / "server.log"
     empty = folder / "empty-aws-config"
     empty.write_text("")
     with open(log, "wb") as out:
         proc = subprocess.Popen(
             [*_moto_server(), "-H", "127.0.0.1", "-p", str(port)], stdout=out, stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
+            stdin=subprocess.DEVNULL, env={**os.environ, **server_env},
         )  # fmt: skip
     env = {
         "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}",
@@ -81,6 +84,13 @@ def s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+@pytest.fixture(scope="module")
+def s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+    """A moto S3 server on 127.0.0.1 for this module; yields the environment that points clients at it."""
+    with _moto(tmp_path_factory.mktemp("moto")) as env:
+        yield env
 
 
 def _filesystem(env: dict[str, str]) -> Any:
@@ -172,3 +182,63 @@ def test_a_damaged_object_is_a_clear_error(run_cli, bucket) -> None:
     assert (
         run.doc()["error_message"] == "input s3://klines/broken/cut.csv.gz is a gzip file that ends early (truncated?)"
     )
+
+
+def _error(run_cli, env: dict[str, str], url: str) -> str:
+    run = _run(run_cli, env, url)
+    assert run.code == 1, run.stderr
+    run.assert_no_traceback()
+    message = run.doc()["error_message"]
+    assert "testing" not in message  # the credentials
+    return message
+
+
+def test_a_missing_object_does_not_exist(run_cli, bucket) -> None:
+    env, _, _ = bucket
+    assert _error(run_cli, env, "s3://klines/spot/nothing.csv") == "input s3://klines/spot/nothing.csv does not exist"
+
+
+def test_access_denied_is_said_as_such(run_cli, tmp_path: Path) -> None:
+    # A server that checks credentials from its first request on (moto's IAM check): ours are refused.
+    with _moto(tmp_path, INITIAL_NO_AUTH_ACTION_COUNT="0") as env:
+        assert (
+            _error(run_cli, env, "s3://data/x.csv")
+            == "input s3://data/x.csv cannot be opened: access denied (HTTP 403)"
+        )
+        assert _error(run_cli, env, "s3://data/*.csv") == (
+            "the input pattern s3://data/*.csv cannot be listed: access denied (HTTP 403)"
+        )
+
+
+def test_a_refused_connection_is_said_as_such(run_cli, s3: dict[str, str]) -> None:
+    env = {**s3, "AWS_ENDPOINT_URL": f"http://127.0.0.1:{_free_port()}", "AWS_MAX_ATTEMPTS": "1"}
+    assert _error(run_cli, env, "s3://data/x.csv") == "input s3://data/x.csv cannot be opened: connection refused"
+
+
+def test_a_failing_server_is_said_as_such(run_cli, s3: dict[str, str]) -> None:
+    # moto does not fail on request: a server on loopback that answers every request with a 500 stands in for it.
+    import http.server
+    import threading
+
+    class Failing(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(500)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        do_HEAD = do_PUT = do_POST = do_GET
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Failing)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        env = {**s3, "AWS_ENDPOINT_URL": f"http://127.0.0.1:{httpd.server_address[1]}", "AWS_MAX_ATTEMPTS": "1"}
+        assert (
+            _error(run_cli, env, "s3://data/x.csv")
+            == "input s3://data/x.csv cannot be opened: the server failed (HTTP 500)"
+        )
+    finally:
+        httpd.shutdown()
+        httpd.server_close()

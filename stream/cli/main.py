@@ -280,7 +280,7 @@ def _run(argv: list[str], started: float) -> int:
             build_parser().error(str(exc))
         if path is None:
             build_parser().error("--follow follows a local file or stdin, not a URL")
-        from stream.sources.decompress import compressed_file
+        from stream.sources.magic import compressed_file
 
         kind = compressed_file(path) if path != "-" else None
         if kind is not None:

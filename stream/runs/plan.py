@@ -49,8 +49,8 @@ from stream.runs.pipeline import Pipeline
 from stream.sinks.log import SHOW_BAD_ROWS
 from stream.sinks.signals import SignalSink
 from stream.sources.chunks import CHUNK
-from stream.sources.decompress import HEAD, check_text
 from stream.sources.files import NewFile, Spec, compression, text_of
+from stream.sources.magic import HEAD, check_text
 
 if TYPE_CHECKING:
     from stream.runs.executors import Executor

@@ -11,7 +11,8 @@ from typing import BinaryIO
 
 from stream.errors import SourceError
 from stream.sources.chunks import CHUNK, chunks
-from stream.sources.remote import GLOB_CHARS, URL
+from stream.sources.globs import GLOB_CHARS, matches
+from stream.sources.remote import URL
 
 
 class NewFile:
@@ -182,7 +183,8 @@ def local_path(name: str) -> str | None:
 
 
 def expand(names: Sequence[str]) -> list[Spec]:
-    """The input files the ``--input`` arguments name, in order: each glob expanded in sorted order."""
+    """The input files the ``--input`` arguments name, in order: each glob expanded in sorted order, each file once
+    (see ``globs.matches``)."""
     specs: list[Spec] = []
     for name in names:
         path = local_path(name)
@@ -191,9 +193,7 @@ def expand(names: Sequence[str]) -> list[Spec]:
 
             specs.extend(Spec(url, url=True, known_size=size) for url, size in expand_url(name))
         elif path != "-" and GLOB_CHARS.intersection(path) and not os.path.lexists(path):
-            import glob
-
-            found = sorted(p for p in glob.glob(path, recursive=True) if not os.path.isdir(p))
+            found = matches(path)
             if not found:
                 raise SourceError(f"the input pattern {name} matches no file")
             specs.extend(Spec(p) for p in found)
@@ -254,7 +254,7 @@ def text_of(spec: Spec, name: str, size: int = CHUNK) -> Iterator[bytes | NewFil
 def compression(spec: Spec) -> str | None:
     """The compression a regular file or URL starts with (``gzip``, ``bz2``, ``xz``, ``zip``, ``zstd``), None for
     plain text."""
-    from stream.sources.decompress import HEAD, kind_of
+    from stream.sources.magic import HEAD, kind_of
 
     inp = Spec(spec.path, spec.url).open()  # a handle of its own: stdin redirected from a file is opened anew
     try:

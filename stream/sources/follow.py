@@ -12,8 +12,6 @@ import errno
 import math
 import os
 import select
-import stat
-import struct
 import time
 from collections.abc import Iterator
 from typing import Any, Protocol
@@ -21,6 +19,8 @@ from typing import Any, Protocol
 from stream.errors import SourceError
 from stream.sources.chunks import CHUNK
 from stream.sources.files import NewFile
+from stream.sources.named import Named
+from stream.sources.watch import Watcher
 
 # Wake-up when nothing happens: bounds how late periodic work (metrics, checkpoints) and the idle timeout run.
 TICK = 0.5
@@ -29,18 +29,9 @@ TICK = 0.5
 ROTATE_GRACE = 1.0
 # Bytes just before our position, kept to notice a file that was truncated and rewritten past it between looks.
 TAIL = 256
-# Without inotify: poll this soon after data, backing off to the maximum while the file stays quiet.
-POLL_MIN, POLL_MAX = 0.002, 0.05
 # A look at the clock this much later than the one before, when the loop never waits longer than TICK: the process
 # was stopped (SIGSTOP, a paused VM, a sleeping laptop). Time it did not watch does not count as time without data.
 PAUSE = 4 * TICK
-
-_IN_MODIFY, _IN_ATTRIB, _IN_MOVED_FROM, _IN_MOVED_TO = 0x2, 0x4, 0x40, 0x80
-_IN_CREATE, _IN_DELETE, _IN_DELETE_SELF, _IN_MOVE_SELF = 0x100, 0x200, 0x400, 0x800
-_IN_ONLYDIR, _IN_NONBLOCK, _IN_CLOEXEC = 0x1000000, 0o4000, 0o2000000
-_FILE_EVENTS = _IN_MODIFY | _IN_ATTRIB | _IN_MOVE_SELF | _IN_DELETE_SELF
-_DIR_EVENTS = _IN_CREATE | _IN_MOVED_TO | _IN_MOVED_FROM | _IN_DELETE | _IN_ONLYDIR
-_EVENT = struct.Struct("iIII")
 
 
 class StopRequest(Protocol):
@@ -51,56 +42,6 @@ class StopRequest(Protocol):
     fd: int
 
     def drain(self) -> None: ...
-
-
-class _Inotify:
-    """The three inotify calls through ctypes (Linux); raises OSError where they are missing or refuse."""
-
-    def __init__(self) -> None:
-        import ctypes  # only live runs pay for ctypes
-
-        self._ctypes = ctypes
-        try:
-            libc = ctypes.CDLL(None, use_errno=True)
-            self._init1, self._add, self._rm = libc.inotify_init1, libc.inotify_add_watch, libc.inotify_rm_watch
-        except (OSError, AttributeError) as exc:
-            raise OSError(errno.ENOSYS, "inotify is not available on this platform") from exc
-        self._add.argtypes = (ctypes.c_int, ctypes.c_char_p, ctypes.c_uint32)
-        self.fd = self._call(self._init1, _IN_NONBLOCK | _IN_CLOEXEC)
-
-    def _call(self, fn: Any, *args: Any) -> int:
-        result = fn(*args)
-        if result < 0:
-            err = self._ctypes.get_errno()
-            raise OSError(err, os.strerror(err))
-        return int(result)
-
-    def add(self, path: str, mask: int) -> int:
-        return self._call(self._add, self.fd, os.fsencode(path), mask)
-
-    def remove(self, wd: int) -> None:
-        try:
-            self._call(self._rm, self.fd, wd)
-        except OSError:  # already gone: the file was deleted, or the watch was dropped by the kernel
-            pass
-
-    def events(self) -> list[tuple[int, int, bytes]]:
-        """The queued events as (watch, mask, name)."""
-        out: list[tuple[int, int, bytes]] = []
-        while True:
-            try:
-                buf = os.read(self.fd, 65536)
-            except BlockingIOError:
-                return out
-            at = 0
-            while at + _EVENT.size <= len(buf):
-                wd, mask, _cookie, size = _EVENT.unpack_from(buf, at)
-                name = buf[at + _EVENT.size : at + _EVENT.size + size].rstrip(b"\0")
-                out.append((wd, mask, name))
-                at += _EVENT.size + size
-
-    def close(self) -> None:
-        os.close(self.fd)
 
 
 class _Follower:
@@ -153,7 +94,7 @@ class _Follower:
         self.waiting_since = None
         if self.fresh:
             self.fresh = False
-            from stream.sources.decompress import kind_of
+            from stream.sources.magic import kind_of
 
             kind = kind_of(data)
             if kind is not None:  # a pipe's or a redirected file's first bytes: a path was refused before the run
@@ -227,7 +168,8 @@ class FileFollower(_Follower):
     - Data: read to the end, then wait (inotify on the open file and on its folder, else short adaptive polling).
     - Rotation: the name points at another file (device and inode differ) -> keep reading the old file until it has
       been quiet for ``ROTATE_GRACE`` seconds, then switch to the new one from its start. A name that disappears
-      without a replacement leaves the open file in use until one appears.
+      without a replacement leaves the open file in use until one appears; so does one that points at what is not a
+      regular file (a FIFO, never opened for reading: it would block), with a warning.
     - Truncation: the bytes just before our position are no longer those we read (the file shrank, or was
       rewritten) -> read it again from its start.
 
@@ -248,7 +190,6 @@ class FileFollower(_Follower):
     ) -> None:
         super().__init__(stop, idle_timeout)
         self.path = path
-        self.name = os.fsencode(os.path.basename(path)) if path else b""
         self.label = path or "<stdin>"
         self.log = log
         self.fd: int | None = None
@@ -258,24 +199,11 @@ class FileFollower(_Follower):
         self._replaced_since: float | None = None  # when the name was first seen pointing at another file
         self._next: tuple[int, int, int] | None = None  # (device, inode, size) of that file, as last seen
         self.lost_files = 0  # files that were at the name, replaced before they could be read
-        self._arrived = 0  # files created or moved to the name, as inotify reports them
         self._adopted = 0  # files opened by their name after the start
         self.lost_bytes = 0  # bytes in them (as last seen), and bytes left behind in files switched away from
         self._gone_logged = False
-        self._inotify: _Inotify | None = None
-        self._file_wd: int | None = None
-        self.watching = "polling"
-        if use_inotify:
-            try:
-                self._inotify = _Inotify()
-                if path is not None:
-                    self._inotify.add(os.path.dirname(os.path.abspath(path)), _DIR_EVENTS)
-                self.watching = "inotify"
-            except OSError as exc:
-                if self._inotify is not None:
-                    self._inotify.close()
-                    self._inotify = None
-                self._say("inotify is not available (%s); polling every %g-%g s instead", exc, POLL_MIN, POLL_MAX)
+        self.watcher = Watcher(path, use_inotify, self._say)
+        self.named = Named(path, self._warn)
         if fd is not None:
             self._adopt(fd, offset)
 
@@ -289,12 +217,12 @@ class FileFollower(_Follower):
 
     def _data_waiting(self) -> bool:
         if self.fd is None:
-            return self.path is not None and os.path.exists(self.path)
+            return self.path is not None and self.named.target() is not None
         if os.fstat(self.fd).st_size != self.pos:  # grown, or cut (read again from its start)
             return True
         if self.path is None:
             return False
-        target = self._name_target()  # a new file at the name, with rows, not noticed yet
+        target = self.named.target()  # a new file at the name, with rows, not noticed yet
         return target is not None and target[:2] != self.identity and target[2] > 0
 
     # ---- the open file ------------------------------------------------------------------------------------------
@@ -305,42 +233,17 @@ class FileFollower(_Follower):
         keep = min(TAIL, offset)
         self._tail = os.pread(fd, keep, offset - keep) if keep else b""
         os.lseek(fd, offset, os.SEEK_SET)
-        if self._inotify is not None:
-            # Watching through /proc/self/fd names exactly the file we hold, even if the path moved on meanwhile.
-            try:
-                self._file_wd = self._inotify.add(f"/proc/self/fd/{fd}", _FILE_EVENTS)
-            except OSError as exc:
-                # The folder watch alone would not report writes (the watch limit may be reached): poll instead.
-                self._say("cannot watch %s with inotify (%s); polling instead", self.label, exc.strerror)
-                self._inotify.close()
-                self._inotify = None
-                self.watching = "polling"
-
-    def _open_path(self) -> int | None:
-        if self.path is None:
-            return None
-        try:
-            fd = os.open(self.path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
-        except FileNotFoundError:
-            return None
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            os.close(fd)
-            raise OSError(errno.EINVAL, f"{self.path} is not a regular file, so it cannot be followed")
-        return fd
+        self.watcher.watch_file(fd, self.label)
 
     def _release(self) -> None:
-        if self._inotify is not None and self._file_wd is not None:
-            self._inotify.remove(self._file_wd)
-            self._file_wd = None
+        self.watcher.unwatch_file()
         if self.fd is not None:
             os.close(self.fd)
             self.fd = None
 
     def close(self) -> None:
         self._release()
-        if self._inotify is not None:
-            self._inotify.close()
-            self._inotify = None
+        self.watcher.close()
 
     def _rewritten(self) -> bool:
         if not self._tail or self.fd is None:
@@ -349,15 +252,6 @@ class FileFollower(_Follower):
 
     def _remember(self, data: bytes) -> None:
         self._tail = data[-TAIL:] if len(data) >= TAIL else (self._tail + data)[-TAIL:]
-
-    def _name_target(self) -> tuple[int, int, int] | None:
-        """(device, inode, size) of the file the name points at; None when there is none."""
-        assert self.path is not None
-        try:
-            st = os.stat(self.path)
-        except FileNotFoundError:
-            return None
-        return st.st_dev, st.st_ino, st.st_size
 
     def _skipped(self, found: tuple[int, int, int] | None) -> None:
         """Note the file that waited at the name (if any) as lost when ``found`` (or nothing) replaced it first."""
@@ -375,14 +269,13 @@ class FileFollower(_Follower):
     # ---- the loop ---------------------------------------------------------------------------------------------
 
     def __iter__(self) -> Iterator[bytes | NewFile]:
-        poll_wait = POLL_MIN
         while True:
             now = time.monotonic()
             if self._should_end(now):
                 return
             got = False
             if self.fd is None:
-                fd = self._open_path()
+                fd = self.named.open()
                 if fd is not None:
                     self._adopt(fd, 0)
                     self._adopted += 1
@@ -409,7 +302,7 @@ class FileFollower(_Follower):
                     yield NewFile("rotated")
                     continue
             if got:
-                poll_wait = POLL_MIN
+                self.watcher.busy()
                 continue
             now = time.monotonic()
             if self.waiting_since is None:
@@ -417,11 +310,7 @@ class FileFollower(_Follower):
             limit = TICK
             if self._replaced_since is not None:
                 limit = min(limit, max(self._replaced_since, self.last_data) + ROTATE_GRACE - now)
-            if self._inotify is not None:
-                self._wait_inotify(self._timeout(now, limit))
-            else:
-                self._wait_poll(self._timeout(now, min(limit, poll_wait)))
-                poll_wait = min(poll_wait * 2, POLL_MAX)
+            self.watcher.wait(self._poller(), self._timeout(now, limit), self._check_out)
             yield b""
 
     def _should_end(self, now: float) -> bool:
@@ -435,7 +324,7 @@ class FileFollower(_Follower):
         """At the end of the open file: has the name moved on, and is it time to switch? Switches if so."""
         if self.path is None:
             return False
-        target = self._name_target()
+        target = self.named.target()
         if target is not None and target[:2] == self.identity:
             self._skipped(None)
             self._replaced_since = None
@@ -452,7 +341,7 @@ class FileFollower(_Follower):
             self._say("input %s now names another file; reading the old one to its end first", self.label)
         if now - max(self._replaced_since, self.last_data) < ROTATE_GRACE:
             return False
-        fd = self._open_path()
+        fd = self.named.open()
         if fd is None:  # gone again between the look and the open
             return False
         st = os.fstat(fd)
@@ -472,38 +361,15 @@ class FileFollower(_Follower):
         self._say("switched to the new file %s, reading it from its start", self.label)
         return True
 
-    def _wait_inotify(self, timeout: float) -> None:
-        assert self._inotify is not None
-        poller = self._poller()
-        poller.register(self._inotify.fd, select.POLLIN)
-        deadline = time.monotonic() + timeout
-        while True:
-            ready = poller.poll(math.ceil(max(deadline - time.monotonic(), 0.0) * 1000))
-            if not ready:
-                return
-            self._check_out(ready)
-            if any(fd == self.stop.fd for fd, _ in ready):
-                return
-            if self._relevant(self._inotify.events()):
-                return
-
-    def _relevant(self, events: list[tuple[int, int, bytes]]) -> bool:
-        """Count the files that arrived at the name; whether any event concerns the followed file or its name.
-        Folder events for other files (our own metrics and checkpoint, say) are no reason to look."""
-        relevant = False
-        for wd, mask, name in events:
-            if name == self.name and mask & (_IN_CREATE | _IN_MOVED_TO):
-                self._arrived += 1
-            relevant = relevant or wd == self._file_wd or name == self.name or not name
-        return relevant
+    @property
+    def watching(self) -> str:
+        """How the follower waits for the file to change: "inotify" or "polling"."""
+        return self.watcher.kind
 
     def unseen_files(self) -> int:
         """Files that arrived at the name (inotify says so) yet were never opened nor seen: created and replaced
         between two looks. 0 without inotify, which cannot tell."""
-        if self._inotify is None:
+        arrived = self.watcher.arrivals()
+        if arrived is None:
             return 0
-        self._relevant(self._inotify.events())
-        return max(self._arrived - self._adopted - self.lost_files - (self._next is not None), 0)
-
-    def _wait_poll(self, timeout: float) -> None:
-        self._check_out(self._poller().poll(math.ceil(timeout * 1000)))
+        return max(arrived - self._adopted - self.lost_files - (self._next is not None), 0)

@@ -7,10 +7,10 @@ import re
 from typing import Any, BinaryIO
 
 from stream.errors import SourceError
+from stream.sources.globs import GLOB_CHARS
 from stream.text import excerpt
 
 URL = re.compile(r"([A-Za-z][A-Za-z0-9+.-]+)://")
-GLOB_CHARS = frozenset("*?[")
 # Where the implementation of a protocol comes from, for the error when it is missing (fsspec itself may be).
 _PACKAGES = {
     "s3": "s3fs", "s3a": "s3fs", "gs": "gcsfs", "gcs": "gcsfs", "az": "adlfs", "abfs": "adlfs", "abfss": "adlfs",
@@ -27,7 +27,7 @@ def _protocol(url: str) -> str:
 def _missing(url: str, packages: list[str]) -> SourceError:
     proto = _protocol(url)
     return SourceError(
-        f"reading {proto}:// URLs ({url}) needs {' and '.join(packages)}, not installed here: "
+        f"reading {proto}:// URLs ({shown(url)}) needs {' and '.join(packages)}, not installed here: "
         f"pip install {' '.join(packages)}"
     )
 
@@ -42,7 +42,7 @@ def filesystem(url: str) -> tuple[Any, str]:
     try:
         cls = fsspec.get_filesystem_class(proto)
     except ValueError:
-        raise SourceError(f"{url}: the protocol {proto}:// is not one fsspec knows") from None
+        raise SourceError(f"{shown(url)}: the protocol {proto}:// is not one fsspec knows") from None
     except ImportError as exc:
         from fsspec.registry import known_implementations
 
@@ -50,27 +50,37 @@ def filesystem(url: str) -> tuple[Any, str]:
         packages = _PACKAGES.get(proto, module if module != "fsspec" else "").split()
         if packages:
             raise _missing(url, packages) from None
-        raise SourceError(f"reading {proto}:// URLs ({url}) needs more packages: {exc}") from None
+        raise SourceError(f"reading {proto}:// URLs ({shown(url)}) needs more packages: {exc}") from None
     try:
         fs, path = fsspec.core.url_to_fs(url)
     except (ImportError, ValueError, OSError) as exc:
-        raise SourceError(f"{url}: cannot reach it through fsspec ({cls.__name__}): {exc}") from None
+        raise SourceError(f"{shown(url)}: cannot reach it through fsspec ({cls.__name__}): {exc}") from None
     return fs, path
 
 
 def expand_url(url: str) -> list[tuple[str, int | None]]:
     """The URLs a pattern matches, in sorted order, with their sizes from the listing (None: not listed)."""
     fs, path = filesystem(url)
-    if not GLOB_CHARS.intersection(path):
+    if not _is_pattern(url, path):
         return [(url, None)]
     try:
         listing = fs.glob(path, detail=True)  # one listing gives the sizes too
     except Exception as exc:
-        raise storage_error(exc, f"the input pattern {url} cannot be listed") from None
+        where = f"the input pattern {shown(url)}"
+        raise storage_error(
+            exc, f"{where} cannot be listed", f"{where} matches no file: its folder does not exist"
+        ) from None
     found = sorted((p, info) for p, info in listing.items() if info.get("type") != "directory")
     if not found:
-        raise SourceError(f"the input pattern {url} matches no file")
+        raise SourceError(f"the input pattern {shown(url)} matches no file")
     return [(fs.unstrip_protocol(p), info.get("size")) for p, info in found]
+
+
+def _is_pattern(url: str, path: str) -> bool:
+    # In a web address "?" starts the query (a signed URL's signature), as fsspec's HTTP listing takes it too.
+    if _protocol(url) in ("http", "https"):
+        return bool(set("*[").intersection(path.split("?", 1)[0]))
+    return bool(GLOB_CHARS.intersection(path))
 
 
 def open_url(url: str) -> tuple[BinaryIO, int]:
@@ -79,10 +89,8 @@ def open_url(url: str) -> tuple[BinaryIO, int]:
     try:
         size = int(fs.size(path))
         fh = fs.open(path, "rb")
-    except FileNotFoundError:
-        raise SourceError(f"input {url} does not exist") from None
     except Exception as exc:
-        raise storage_error(exc, f"input {url} cannot be opened") from None
+        raise storage_error(exc, f"input {shown(url)} cannot be opened", f"input {shown(url)} does not exist") from None
     return fh, size
 
 
@@ -95,12 +103,85 @@ def size_of(url: str) -> int | None:
         return None
 
 
-def storage_error(exc: Exception, what: str) -> SourceError:
-    """``what``, and why in the storage library's words: its own exceptions (botocore's NoCredentialsError, an HTTP
-    client's) are not OSErrors, and a person needs the reason, not "an internal error"."""
+def storage_error(exc: Exception, what: str, missing: str) -> SourceError:
+    """``missing`` when the storage says there is no such file; else ``what``, and why: the status the server
+    answered or how the connection failed, in words, or the storage library's own words (its exceptions, botocore's
+    NoCredentialsError or an HTTP client's, are not OSErrors, and a person needs the reason, not "an internal
+    error")."""
+    why = _why(exc)
+    if why == "does not exist":
+        return SourceError(missing)
+    if why is not None:
+        return SourceError(f"{what}: {why}")
     name = type(exc).__name__
     hint = ""
     if "Credential" in name or "AccessDenied" in str(exc):
         hint = "; give credentials the usual way (environment, ~/.aws/credentials, an instance role)"
     detail = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
     return SourceError(f"{what}: {name}: {excerpt(detail, 200)}{hint}")
+
+
+def _why(exc: BaseException) -> str | None:
+    """Why a storage request failed, in a few words, from ``exc`` and the exceptions behind it: fsspec's HTTP
+    filesystem says "not found" for any failure, with the real one as its cause; s3fs and botocore wrap theirs."""
+    import socket
+
+    found: dict[str, str] = {}
+    chain: list[BaseException] = [exc]
+    seen: set[int] = set()
+    while chain:
+        e = chain.pop()
+        if id(e) in seen:
+            continue
+        seen.add(id(e))
+        status = _status(e)
+        if status is not None:
+            return _HTTP.get(status) or (
+                f"the server failed (HTTP {status})" if status >= 500 else f"the server refused it (HTTP {status})"
+            )
+        if isinstance(e, ConnectionRefusedError):
+            found.setdefault("net", "connection refused")
+        elif isinstance(e, socket.gaierror):
+            found.setdefault("net", "name not resolved")
+        elif isinstance(e, TimeoutError) or "Timeout" in type(e).__name__:
+            found.setdefault("net", "timed out")
+        elif isinstance(e, PermissionError):
+            found.setdefault("denied", "access denied")
+        elif isinstance(e, FileNotFoundError):
+            found.setdefault("missing", "does not exist")
+        chain.extend(
+            b for b in (e.__cause__, e.__context__, getattr(e, "os_error", None)) if isinstance(b, BaseException)
+        )
+        kwargs = getattr(e, "kwargs", None)  # botocore's EndpointConnectionError keeps the connection's error there
+        if isinstance(kwargs, dict) and isinstance(kwargs.get("error"), BaseException):
+            chain.append(kwargs["error"])
+    return found.get("net") or found.get("denied") or found.get("missing")
+
+
+_HTTP = {401: "access denied (HTTP 401)", 403: "access denied (HTTP 403)", 404: "does not exist", 410: "does not exist"}
+
+
+def _status(exc: BaseException) -> int | None:
+    """The HTTP status of a failed request: aiohttp's (``status``) or botocore's (in its ``response``)."""
+    status = getattr(exc, "status", None)
+    if isinstance(status, int) and 400 <= status < 600:
+        return status
+    response = getattr(exc, "response", None)
+    if isinstance(response, dict):
+        code = response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+        if isinstance(code, int) and 400 <= code < 600:
+            return code
+    return None
+
+
+def shown(url: str) -> str:
+    """``url`` as messages show it: without the credentials a URL can carry (a user and password before the host,
+    a signed URL's query)."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # a malformed host ("[::1"): nothing of it is shown
+        return f"{_protocol(url)}://..."
+    host = parts.netloc.rsplit("@", 1)[-1]
+    return urlunsplit((parts.scheme, host, parts.path, "", ""))

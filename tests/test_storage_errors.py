@@ -1,0 +1,121 @@
+"""Storage failures said as what they are, against real servers on loopback: an HTTP server started here answering
+403, 404 or 500, a closed port, a name that does not resolve and a server that never answers; the messages show no
+credentials of the URL (its user and password, a signed URL's query)."""
+
+from __future__ import annotations
+
+import http.server
+import importlib.util
+import socket
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from conftest import ohlcv_csv
+
+HAVE = all(importlib.util.find_spec(m) is not None for m in ("fsspec", "aiohttp"))
+pytestmark = pytest.mark.skipif(not HAVE, reason="fsspec and aiohttp are not installed (the test extra has them)")
+SECRET = "hunter2secret"
+CSV = ohlcv_csv(["100", "101", "102"]).encode()
+
+
+class Answers(http.server.BaseHTTPRequestHandler):
+    """``/403/...``, ``/404/...``, ``/500/...`` answer with that status (files and folder listings alike); any other
+    path is a small CSV file."""
+
+    def do_GET(self) -> None:
+        first = self.path.lstrip("/").split("/", 1)[0]
+        status = int(first) if first.isdigit() else 200
+        body = CSV if status == 200 else b"no"
+        self.send_response(status)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+    do_HEAD = do_GET
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[str]:
+    """The address (``127.0.0.1:PORT``) of an HTTP server answering as ``Answers`` says."""
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Answers)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"127.0.0.1:{httpd.server_address[1]}"
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+
+
+def closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])  # closed on return: nothing listens there
+
+
+def failed(run_cli, url: str, **kw: object) -> str:
+    """The one-line error of a run reading ``url`` (also the metrics document's), checked for credentials."""
+    run = run_cli(["--input", url, "--output", "m.json", "--quiet"], **kw)
+    assert run.code == 1, run.stderr
+    run.assert_no_traceback()
+    message = run.file_doc("m.json")["error_message"]
+    assert run.stderr == f"mlops-stream: error: {message}\n"
+    assert SECRET not in message
+    return message
+
+
+CASES = [
+    ("403/x.csv", "input http://{host}/403/x.csv cannot be opened: access denied (HTTP 403)"),
+    ("404/x.csv", "input http://{host}/404/x.csv does not exist"),
+    ("500/x.csv", "input http://{host}/500/x.csv cannot be opened: the server failed (HTTP 500)"),
+    ("403/*.csv", "the input pattern http://{host}/403/*.csv cannot be listed: access denied (HTTP 403)"),
+    ("500/*.csv", "the input pattern http://{host}/500/*.csv cannot be listed: the server failed (HTTP 500)"),
+]
+
+
+@pytest.mark.parametrize(("path", "said"), CASES, ids=[c[0] for c in CASES])
+def test_an_http_status_is_said_as_such(run_cli, server: str, path: str, said: str) -> None:
+    # With a user and password before the host and a signed URL's query after the path: neither is shown.
+    url = f"http://reader:{SECRET}@{server}/{path}?X-Amz-Signature={SECRET}"
+    assert failed(run_cli, url) == said.format(host=server)
+
+
+def test_the_same_server_serves_a_file_that_is_there(run_cli, tmp_path: Path, server: str) -> None:
+    # The failures above are the server's answers, not a client that cannot talk to it.
+    run = run_cli(["--input", f"http://{server}/fine/x.csv?sig={SECRET}", "--output", "m.json", "--quiet"])
+    assert run.code == 0, run.stderr
+    assert run.file_doc("m.json")["rows_processed"] == 3
+
+
+def test_a_refused_connection_is_said_as_such(run_cli) -> None:
+    port = closed_port()
+    assert (
+        failed(run_cli, f"http://127.0.0.1:{port}/x.csv")
+        == f"input http://127.0.0.1:{port}/x.csv cannot be opened: connection refused"
+    )
+    assert failed(run_cli, f"http://127.0.0.1:{port}/d/*.csv") == (
+        f"the input pattern http://127.0.0.1:{port}/d/*.csv cannot be listed: connection refused"
+    )
+
+
+def test_a_name_that_does_not_resolve_is_said_as_such(run_cli) -> None:
+    # .invalid is reserved: no resolver anywhere knows a name in it.
+    message = failed(run_cli, "http://no-such-host.invalid/x.csv")
+    assert message == "input http://no-such-host.invalid/x.csv cannot be opened: name not resolved"
+
+
+def test_a_server_that_never_answers_is_a_timeout(run_cli) -> None:
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(16)  # connections complete in the kernel's backlog; nothing ever reads or answers them
+        host = f"127.0.0.1:{silent.getsockname()[1]}"
+        # fsspec's own setting, from the environment: how long the HTTP client waits for an answer.
+        env = {"FSSPEC_HTTP": '{"client_kwargs": {"read_timeout": 1}}'}
+        message = failed(run_cli, f"http://{host}/x.csv", env=env)
+    assert message == f"input http://{host}/x.csv cannot be opened: timed out"
