@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from stream.tally import Tally
 
 PREFIX = "mlops_stream_"
-EXTRA = "pip install 'mlops-stream[serve]'"
+EXTRA = "pip install '.[serve]' (in the mlops-stream checkout)"
 MAX_KEYS = 50  # per-key series: the first keys seen get their own; the rest share "other"
 OTHER = "other"
 # Why rows are skipped (the reasons' kinds). Each is exported from the start, at 0, so rate() sees the first one.

@@ -571,7 +571,7 @@ def test_without_prometheus_client_the_message_names_the_extra(tmp_path: Path) -
     )  # fmt: skip
     assert proc.returncode == 1
     message = json.loads(proc.stdout)["error_message"]
-    assert "prometheus_client" in message and "pip install 'mlops-stream[serve]'" in message
+    assert "prometheus_client" in message and "pip install '.[serve]'" in message
     assert not any(m in proc.stderr.decode() for m in TRACEBACK_MARKERS)
 
 
