@@ -11,21 +11,20 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from stream.errors import MlopsStreamError
 from stream.logsink import log
+from stream.topkeys import OTHER, TopKeys
 
 if TYPE_CHECKING:
     from stream.pipeline import Pipeline
     from stream.rows import Skips
-    from stream.tally import Tally
+    from stream.topkeys import KeyCounts, Taken
 
 PREFIX = "mlops_stream_"
 EXTRA = "pip install '.[serve]' (in the mlops-stream checkout)"
-MAX_KEYS = 50  # per-key series: the first keys seen get their own; the rest share "other"
-OTHER = "other"
 # Why rows are skipped (the reasons' kinds). Each is exported from the start, at 0, so rate() sees the first one.
 REASONS = ("fields", "value", "missing", "encoding", "too_long", "quote", "key", OTHER)
 TEXT = "text/plain; charset=utf-8"
 BUSY_WAIT = 5.0  # seconds a scrape waits for the row path to finish the batch in hand
-KEYS_EVERY = 1.0  # seconds between copies of each key's counts in a batch run (a copy costs a moment per key)
+KEYS_EVERY = 1.0  # seconds between two takes of the top keys in a batch run, which takes them on its row path
 
 
 class ServeError(MlopsStreamError):
@@ -38,7 +37,7 @@ class Sample:
 
     # Plain slots, not a dataclass: the dataclasses module's imports cost a batch run more than its server does.
     __slots__ = (
-        "by_key", "bytes_read", "bytes_unread", "checkpoints", "last_checkpoint", "last_close", "last_row_age",
+        "bytes_read", "bytes_unread", "checkpoints", "keys", "last_checkpoint", "last_close", "last_row_age",
         "last_signal", "mean", "rotations", "rows", "signals", "skipped", "truncations",
     )  # fmt: skip
 
@@ -50,7 +49,6 @@ class Sample:
         last_close: float | None = None,
         last_signal: int | None = None,
         mean: float | None = None,
-        by_key: dict[str, Tally] | None = None,
     ) -> None:
         self.rows = rows
         self.signals = signals
@@ -58,7 +56,7 @@ class Sample:
         self.last_close = last_close
         self.last_signal = last_signal
         self.mean = mean  # None during the warm-up
-        self.by_key = by_key
+        self.keys: Taken | None = None  # the top keys' counts, taken under the lock and merged outside it
         self.bytes_read: int | None = None
         self.bytes_unread: int | None = None  # None: not known (a pipe)
         self.last_row_age: float | None = None  # seconds since the last row was processed (or the run started)
@@ -68,9 +66,9 @@ class Sample:
         self.truncations: int | None = None
 
 
-def sample_of(pipeline: Pipeline, skips: Skips | None, keys: bool = True) -> Sample:
+def sample_of(pipeline: Pipeline, skips: Skips | None, keys: TopKeys | None = None) -> Sample:
     """The counters every run has: rows, signals, skipped rows by reason, the latest value and its mean, and with
-    ``keys`` each key's counts."""
+    ``keys`` a take of the top keys (the counts of the keys shown and of those that passed them, not of every key)."""
     latest = pipeline.engine.latest()
     close = signal = None
     if latest is not None:
@@ -81,10 +79,12 @@ def sample_of(pipeline: Pipeline, skips: Skips | None, keys: bool = True) -> Sam
     unseen = pipeline.skipped - sum(kinds.values())
     if unseen > 0:
         kinds[OTHER] = kinds.get(OTHER, 0) + unseen
-    return Sample(
+    s = Sample(
         rows=pipeline.rows, signals=pipeline.hits, skipped=kinds, last_close=close, last_signal=signal,
-        mean=pipeline.engine.mean(), by_key=pipeline.by_key if keys else None,
+        mean=pipeline.engine.mean(),
     )  # fmt: skip
+    s.keys = keys.take() if keys is not None else None
+    return s
 
 
 class Observed(Protocol):
@@ -103,8 +103,8 @@ class Observed(Protocol):
 
 class BatchView:
     """A batch run as the server sees it: the counters are copied after every batch or finished block (the points
-    where they agree with the signals written), which costs one small object per batch and only when serving; each
-    key's counts are copied at most every ``KEYS_EVERY`` seconds."""
+    where they agree with the signals written), which costs one small object per batch and only when serving; the top
+    keys are taken at most every ``KEYS_EVERY`` seconds."""
 
     lock: threading.Lock | None = None
 
@@ -120,15 +120,17 @@ class BatchView:
         self._sample: Sample | None = None
         self._row_at = time.monotonic()  # when the rows last grew; before the first row, when the run started
         self._keys_at = -KEYS_EVERY
-        self._by_key: dict[str, Tally] | None = None
+        self._top = TopKeys.of(pipeline)
+        self._keys: Taken | None = None
 
     def publish(self) -> None:
         now = time.monotonic()
-        due = now - self._keys_at >= KEYS_EVERY
-        s = sample_of(self.pipeline, self.skips(), keys=due)
-        if due:
-            self._by_key, self._keys_at = s.by_key, now
-        s.by_key = self._by_key
+        due = self._top is not None and now - self._keys_at >= KEYS_EVERY
+        s = sample_of(self.pipeline, self.skips(), self._top if due else None)
+        if s.keys is not None:
+            s.keys.counts()  # merged here: the server reads the sample without a lock
+            self._keys, self._keys_at = s.keys, now
+        s.keys = self._keys
         if self._sample is None or s.rows != self._sample.rows:
             self._row_at = now
         s.bytes_read = self.position()
@@ -173,6 +175,7 @@ class Server:
         self.mode = mode
         self.stopping = False
         self.registry: Any = None  # built with the HTTP side, at the first request
+        self._collector = _Collector(self)
         try:
             # An ASCII name as bytes: a str would load the idna codec (and unicodedata) for nothing.
             name = host.encode() if host.isascii() else host
@@ -217,19 +220,26 @@ class Server:
                         http.handle_request()  # ThreadingHTTPServer: each request on a thread of its own
 
     def metrics(self) -> bytes | None:
-        """The exposition text; None when the row path held its batch for longer than ``BUSY_WAIT``."""
+        """The exposition text; None when the row path held its batch for longer than ``BUSY_WAIT``. Only the sample
+        is taken under the run's lock (plain numbers and the counts of the keys that may be shown); the rest is done
+        after."""
         from prometheus_client import generate_latest
 
         run = self.run
-        lock = run.lock if run is not None else None
-        if lock is None:
-            return generate_latest(self.registry)
-        if not lock.acquire(timeout=BUSY_WAIT):
-            return None
-        try:
-            return generate_latest(self.registry)
-        finally:
-            lock.release()
+        s = None
+        if run is not None:
+            lock = run.lock
+            if lock is not None and not lock.acquire(timeout=BUSY_WAIT):
+                return None
+            try:
+                s = run.sample()
+            finally:
+                if lock is not None:
+                    lock.release()
+            if s.keys is not None:
+                s.keys.counts()
+        self._collector.sample = s
+        return bytes(generate_latest(self.registry))
 
     def health(self) -> str | None:
         if self.stopping:
@@ -259,7 +269,7 @@ def _http_server(server: Server) -> Any:
     from prometheus_client.registry import CollectorRegistry
 
     server.registry = CollectorRegistry(auto_describe=False)
-    server.registry.register(_Collector(server))
+    server.registry.register(server._collector)
     ProcessCollector(registry=server.registry)  # the process's CPU, memory and open files (where /proc exists)
 
     class Handler(BaseHTTPRequestHandler):
@@ -307,10 +317,12 @@ def _http_server(server: Server) -> Any:
 
 
 class _Collector:
-    """Builds the metric families from the attached run's sample at each scrape (the registry calls ``collect``)."""
+    """Builds the metric families from the sample the scrape took (the registry calls ``collect``); None: no run is
+    attached yet."""
 
     def __init__(self, server: Server) -> None:
         self.server = server
+        self.sample: Sample | None = None
 
     def describe(self) -> list[Any]:
         return []  # no description up front: collect() would otherwise run at registration
@@ -320,15 +332,14 @@ class _Collector:
 
         from stream import __version__
 
-        run = self.server.run
         yield InfoMetricFamily(
             PREFIX + "build",
             "The mlops-stream version and the kind of run.",
             {"version": __version__, "mode": self.server.mode},
         )
-        if run is None:
+        s = self.sample
+        if s is None:
             return
-        s = run.sample()
 
         def counter(name: str, doc: str, value: float | None) -> Iterator[Any]:
             if value is not None:
@@ -361,27 +372,22 @@ class _Collector:
         )
         yield from counter("input_rotations", "Times the followed name moved to a new file.", s.rotations)
         yield from counter("input_truncations", "Times the followed file was truncated or rewritten.", s.truncations)
-        if s.by_key is not None:
-            yield from _keyed(s.by_key)
+        if s.keys is not None:
+            yield from _keyed(s.keys.counts())
 
 
-def _keyed(by_key: dict[str, Tally]) -> Iterator[Any]:
-    """Per-key series for the first ``MAX_KEYS`` keys in first-seen order; every later key adds to "other"."""
+def _keyed(counts: KeyCounts) -> Iterator[Any]:
+    """Per-key series for the top keys by rows; every other key adds to "other"."""
     from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
     rows = CounterMetricFamily(PREFIX + "key_rows_processed", "Rows processed per key (--key).", labels=["key"])
     hits = CounterMetricFamily(PREFIX + "key_signals", "Signals per key (--key).", labels=["key"])
-    other_rows = other_hits = 0
-    for i, (key, tally) in enumerate(by_key.items()):
-        if i < MAX_KEYS and key != OTHER:
-            rows.add_metric([key], tally.rows)
-            hits.add_metric([key], tally.signals)
-        else:
-            other_rows += tally.rows
-            other_hits += tally.signals
-    if len(by_key) > MAX_KEYS or OTHER in by_key:
-        rows.add_metric([OTHER], other_rows)
-        hits.add_metric([OTHER], other_hits)
+    for key, n, signals in counts.top:
+        rows.add_metric([key], n)
+        hits.add_metric([key], signals)
+    if counts.other is not None:
+        rows.add_metric([OTHER], counts.other[0])
+        hits.add_metric([OTHER], counts.other[1])
     yield rows
     yield hits
-    yield GaugeMetricFamily(PREFIX + "keys", "Distinct keys seen (--key).", value=len(by_key))
+    yield GaugeMetricFamily(PREFIX + "keys", "Distinct keys seen (--key).", value=counts.keys)
