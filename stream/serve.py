@@ -14,6 +14,7 @@ from stream.logsink import log
 from stream.topkeys import OTHER, TopKeys
 
 if TYPE_CHECKING:
+    from stream.listener import Answer
     from stream.pipeline import Pipeline
     from stream.rows import Skips
     from stream.topkeys import KeyCounts, Taken
@@ -25,6 +26,7 @@ REASONS = ("fields", "value", "missing", "encoding", "too_long", "quote", "key",
 TEXT = "text/plain; charset=utf-8"
 BUSY_WAIT = 5.0  # seconds a scrape waits for the row path to finish the batch in hand
 KEYS_EVERY = 1.0  # seconds between two takes of the top keys in a batch run, which takes them on its row path
+BACKLOG = 1024  # connections the kernel holds until the server accepts them: a burst waits rather than being refused
 
 
 class ServeError(MlopsStreamError):
@@ -159,13 +161,16 @@ class Server:
     """An HTTP server on a background thread: ``/metrics`` (Prometheus text format), ``/healthz``, ``/readyz``.
 
     It binds at once, so a port in use fails the run before any work; it answers 503 until a run is attached. The
-    HTTP and Prometheus modules (about 60 ms of imports) load on the server's thread at the first request, so a run
-    nobody scrapes never pays for them.
+    connections are served by one selector loop (stream/listener.py), bounded in number, time and memory; /metrics is
+    rendered on one helper thread, so a busy row path never delays a probe. The Prometheus modules (about 60 ms of
+    imports) load at the first scrape, so a run nobody scrapes never pays for them.
     """
 
     def __init__(self, host: str, port: int, mode: str) -> None:
         import importlib.util
         import socket
+
+        from stream.listener import Listener
 
         if importlib.util.find_spec("prometheus_client") is None:
             raise ServeError(
@@ -174,21 +179,21 @@ class Server:
         self.run: Observed | None = None
         self.mode = mode
         self.stopping = False
-        self.registry: Any = None  # built with the HTTP side, at the first request
+        self.registry: Any = None  # built at the first scrape
         self._collector = _Collector(self)
         try:
             # An ASCII name as bytes: a str would load the idna codec (and unicodedata) for nothing.
             name = host.encode() if host.isascii() else host
             family = socket.getaddrinfo(name, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0][0]
-            self.sock = socket.create_server((host, port), family=family, backlog=16)
+            self.sock = socket.create_server((host, port), family=family, backlog=BACKLOG)
         except OSError as exc:
             # create_server() appends the address to strerror; the errno's own words are enough beside ours.
             reason = (os.strerror(exc.errno) if exc.errno and exc.errno > 0 else exc.strerror or str(exc)).lower()
             raise ServeError(f"cannot serve metrics on {host}:{port}: {reason}") from None
         address = self.sock.getsockname()
         self.host, self.port = str(address[0]), int(address[1])
-        self._wake_r, self._wake_w = os.pipe()
-        self._thread = threading.Thread(target=self._serve, name="mlops-stream-metrics", daemon=True)
+        self._listener = Listener(self.sock, self._quick, self._scrape)
+        self._thread = threading.Thread(target=self._listener.run, name="mlops-stream-metrics", daemon=True)
         self._thread.start()
 
     @property
@@ -199,25 +204,26 @@ class Server:
     def attach(self, run: Observed) -> None:
         self.run = run
 
-    def _serve(self) -> None:
-        import selectors
+    def _quick(self, path: str) -> Answer | None:
+        """The answer to ``path`` on the server's loop; None for /metrics, which the helper thread renders."""
+        if path == "/metrics":
+            return None
+        if path in ("/healthz", "/readyz"):
+            try:
+                why = self.health() if path == "/healthz" else self.readiness()
+            except Exception:
+                log.debug("a request to the metrics server failed", exc_info=True)
+                return 500, b"internal error; the log file has the details\n", TEXT
+            return (200, b"ok\n", TEXT) if why is None else (503, why.encode() + b"\n", TEXT)
+        return 404, b"not found: try /metrics, /healthz or /readyz\n", TEXT
 
-        http = None
-        with selectors.DefaultSelector() as sel:
-            sel.register(self.sock, selectors.EVENT_READ)
-            sel.register(self._wake_r, selectors.EVENT_READ)
-            while not self.stopping:
-                for key, _ in sel.select():
-                    if key.fileobj is self.sock and not self.stopping:
-                        if http is None:
-                            try:
-                                http = _http_server(self)
-                            except Exception as exc:  # a broken install: the run goes on without its server
-                                log.error("the metrics server stopped: %s: %s", type(exc).__name__, exc)
-                                log.debug("details", exc_info=True)
-                                self.sock.close()  # scrapers are refused rather than left waiting
-                                return
-                        http.handle_request()  # ThreadingHTTPServer: each request on a thread of its own
+    def _scrape(self, path: str) -> Answer:
+        from prometheus_client import CONTENT_TYPE_LATEST
+
+        body = self.metrics()
+        if body is None:
+            return 503, b"the run is busy with a batch; try again\n", TEXT
+        return 200, body, CONTENT_TYPE_LATEST
 
     def metrics(self) -> bytes | None:
         """The exposition text; None when the row path held its batch for longer than ``BUSY_WAIT``. Only the sample
@@ -225,6 +231,8 @@ class Server:
         after."""
         from prometheus_client import generate_latest
 
+        if self.registry is None:
+            self.registry = _registry(self._collector)
         run = self.run
         s = None
         if run is not None:
@@ -254,66 +262,22 @@ class Server:
     def close(self) -> None:
         """Stop answering and free the port; waits for the server thread."""
         self.stopping = True
-        os.write(self._wake_w, b"\0")
+        self._listener.stop()
         self._thread.join(timeout=5.0)
+        if not self._thread.is_alive():
+            self._listener.close()
         self.sock.close()
-        os.close(self._wake_r)
-        os.close(self._wake_w)
 
 
-def _http_server(server: Server) -> Any:
-    """The HTTP side of ``server``, on its already bound socket, with the registry its /metrics renders."""
-    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
-    from prometheus_client import CONTENT_TYPE_LATEST, ProcessCollector
+def _registry(collector: _Collector) -> Any:
+    """The registry /metrics renders: the run's counters and the process's own."""
+    from prometheus_client import ProcessCollector
     from prometheus_client.registry import CollectorRegistry
 
-    server.registry = CollectorRegistry(auto_describe=False)
-    server.registry.register(server._collector)
-    ProcessCollector(registry=server.registry)  # the process's CPU, memory and open files (where /proc exists)
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            try:
-                code, body, kind = self._answer(self.path.split("?", 1)[0])
-            except Exception:
-                log.debug("a request to the metrics server failed", exc_info=True)
-                code, body, kind = 500, b"internal error; the log file has the details\n", TEXT
-            self._send(code, body, kind)
-
-        def _answer(self, path: str) -> tuple[int, bytes, str]:
-            if path == "/metrics":
-                body = server.metrics()
-                if body is None:
-                    return 503, b"the run is busy with a batch; try again\n", TEXT
-                return 200, body, CONTENT_TYPE_LATEST
-            if path in ("/healthz", "/readyz"):
-                why = server.health() if path == "/healthz" else server.readiness()
-                return (200, b"ok\n", TEXT) if why is None else (503, why.encode() + b"\n", TEXT)
-            return 404, b"not found: try /metrics, /healthz or /readyz\n", TEXT
-
-        def _send(self, code: int, body: bytes, kind: str) -> None:
-            self.send_response(code)
-            self.send_header("Content-Type", kind)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, format: str, *args: Any) -> None:
-            pass  # a scrape every few seconds is not news for the job's log
-
-    class HTTP(ThreadingHTTPServer):
-        daemon_threads = True
-        timeout = 0.5  # handle_request() waits no longer for a connection that went away before it was accepted
-
-        def handle_error(self, request: Any, client_address: Any) -> None:
-            # A scraper that hangs up mid-request is no reason for a traceback on the job's stderr.
-            log.debug("a request to the metrics server from %s failed", client_address[0], exc_info=True)
-
-    http = HTTP(server.sock.getsockname()[:2], Handler, bind_and_activate=False)
-    http.socket.close()
-    http.socket = server.sock
-    return http
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(collector)
+    ProcessCollector(registry=registry)  # the process's CPU, memory and open files (where /proc exists)
+    return registry
 
 
 class _Collector:
