@@ -123,28 +123,31 @@ def keyed(keys: int, rows: int, scrapers: int, batch: bool, repeat: int, workdir
         order = names + [rng.choice(names) for _ in range(max(rows - keys, 0))]
         body = "".join(f"{i},{k},{100 + rng.randrange(1000) / 100}\n" for i, k in enumerate(order[:rows]))
         data.write_text("timestamp,symbol,close\n" + body)
-    alone: list[float] = []
-    scraped: list[float] = []
+    alone: list[tuple[float, float]] = []
+    scraped: list[tuple[float, float]] = []
     rates: list[float] = []
     for _ in range(repeat):
-        alone.append(_keyed_run(data, 0, batch, workdir)[0])
-        seconds, scrapes = _keyed_run(data, scrapers, batch, workdir)
-        scraped.append(seconds)
+        alone.append(_keyed_run(data, 0, batch, workdir)[:2])
+        seconds, cpu, scrapes = _keyed_run(data, scrapers, batch, workdir)
+        scraped.append((seconds, cpu))
         rates.append(scrapes / seconds)
     what = "a one-process batch run" if batch else "a --follow run fed through a pipe"
     print(f"{data}: {rows} rows, {keys} keys, {what}; {repeat} runs each, alternated")
-    print(f"s alone:                  median {statistics.median(alone):.3f}  (all: {_list(alone)})")
-    print(f"s with {scrapers} scrapers in a loop: median {statistics.median(scraped):.3f}  (all: {_list(scraped)})")
     print(f"scrapes answered per second: median {statistics.median(rates):.1f}")
-    pairs = statistics.median(a / b for a, b in zip(alone, scraped))
-    print(
-        f"throughput ratio with / without scrapers: {statistics.median(alone) / statistics.median(scraped):.3f} "
-        f"(of the medians), {pairs:.3f} (median of the alternated pairs' ratios)"
-    )
+    for i, name in enumerate(("wall", "CPU (the run's user + system)")):
+        a = [r[i] for r in alone]
+        b = [r[i] for r in scraped]
+        print(f"{name} s alone:                  median {statistics.median(a):.3f}  (all: {_list(a)})")
+        print(f"{name} s with {scrapers} scrapers in a loop: median {statistics.median(b):.3f}  (all: {_list(b)})")
+        pairs = statistics.median(x / y for x, y in zip(a, b))
+        print(
+            f"{name} throughput ratio with / without scrapers: {statistics.median(a) / statistics.median(b):.3f} "
+            f"(of the medians), {pairs:.3f} (median of the alternated pairs' ratios)"
+        )
 
 
-def _keyed_run(data: Path, scrapers: int, batch: bool, workdir: Path) -> tuple[float, int]:
-    """Seconds from the first row offered to the run's exit, and the scrapes answered meanwhile."""
+def _keyed_run(data: Path, scrapers: int, batch: bool, workdir: Path) -> tuple[float, float, int]:
+    """Seconds from the first row offered to the run's exit, the run's CPU seconds, and the scrapes answered."""
     log = Path(workdir, "serve-bench-keys.log")
     log.unlink(missing_ok=True)
     common = ["--key", "symbol", "--quiet", "--metrics-port", "0", "--log-file", str(log)]
@@ -168,14 +171,15 @@ def _keyed_run(data: Path, scrapers: int, batch: bool, workdir: Path) -> tuple[f
         with open(data, "rb") as fh:
             p.stdin.write(fh.read())
         p.stdin.close()
-    code = p.wait()
+    _, status, usage = os.wait4(p.pid, 0)
     elapsed = time.perf_counter() - t0
+    p.returncode = code = os.waitstatus_to_exitcode(status)
     stop.set()
     for t in threads:
         t.join()
     if code != 0:
         raise SystemExit(f"{' '.join(cmd)} failed with exit code {code}")
-    return elapsed, count[0]
+    return elapsed, usage.ru_utime + usage.ru_stime, count[0]
 
 
 def _port(p: subprocess.Popen, log: Path) -> int:
