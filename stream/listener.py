@@ -24,7 +24,7 @@ ACCEPT_BATCH = 16  # connections accepted per turn of the loop, so the ones alre
 WARN_EVERY = 60.0  # seconds between two warnings that the connection limit was reached
 # The most of one core the slow answers may take: the next waits until its CPU time is this share of the time since
 # (but no longer than SLOW_WAIT, so a costly answer never makes the next scraper time out).
-SLOW_SHARE = 0.05
+SLOW_SHARE = 0.02
 SLOW_WAIT = 1.0
 TEXT = "text/plain; charset=utf-8"
 
