@@ -16,7 +16,9 @@ from stream.logsink import log
 MAX_CONNECTIONS = 64  # open at once; past it, the one that has waited longest for its request is dropped
 REQUEST_TIMEOUT = 5.0  # seconds from the connection to the end of its request: idle and slow clients are dropped
 WRITE_TIMEOUT = 5.0  # seconds a client has to take its answer
-LINGER = 2.0  # seconds to read and discard what a refused client still sends, so it sees the answer, not a reset
+# Seconds to read and discard what a client still sends after its answer (a refused one may be mid-request): closing
+# with unread bytes would reset the connection, and the client could lose the answer.
+LINGER = 2.0
 MAX_REQUEST_LINE = 8 << 10  # longer: 414
 MAX_HEADERS = 32 << 10  # the request line and headers together; more: 431
 READ_SIZE = 8 << 10  # one recv: a connection never holds more than MAX_HEADERS + READ_SIZE of what it was sent
@@ -54,7 +56,7 @@ def response(answer: Answer) -> bytes:
 class Connection:
     """One client: what it sent so far (bounded), or what is left to send it."""
 
-    __slots__ = ("buf", "deadline", "linger", "opened", "out", "path", "searched", "sock", "state")
+    __slots__ = ("buf", "deadline", "opened", "out", "path", "searched", "sock", "state")
 
     def __init__(self, sock: socket.socket, now: float) -> None:
         self.sock = sock
@@ -65,7 +67,6 @@ class Connection:
         self.opened = now
         self.deadline = now + REQUEST_TIMEOUT
         self.out = memoryview(b"")
-        self.linger = False  # the request was refused: the client may still be sending
 
     def parse(self) -> Answer | str | None:
         """The path of the complete GET request read so far, an Answer refusing it, or None while it is incomplete.
@@ -178,8 +179,8 @@ class Listener:
             self._sel.register(sock, selectors.EVENT_READ, c)
 
     def _make_room(self) -> bool:
-        """Drop a refused client still sending, else the connection that has waited longest for its request (idle or
-        slow), so a prompt client such as a probe always gets in; False when every one is being answered."""
+        """Drop a client already answered, else the connection that has waited longest for its request (idle or slow),
+        so a prompt client such as a probe always gets in; False when every one is being answered."""
         for c in self.conns.values():
             if c.state == DRAINING:
                 self._close(c)
@@ -238,7 +239,6 @@ class Listener:
         if got is None:
             return
         if isinstance(got, tuple):
-            c.linger = True  # the rest of what it sends is read and discarded, not left to reset the connection
             self._respond(c, response(got))
             return
         c.buf = bytearray()
@@ -279,9 +279,6 @@ class Listener:
         c.out = c.out[sent:]
         if c.out:
             self._sel.modify(c.sock, selectors.EVENT_WRITE, c)
-            return
-        if not c.linger:
-            self._close(c)
             return
         try:
             c.sock.shutdown(socket.SHUT_WR)
