@@ -1,5 +1,5 @@
 """Serves a running job's Prometheus metrics, liveness and readiness over HTTP (``--metrics-port``); every scrape
-reads the run's own counters, so nothing is counted twice and nothing is added to the row path."""
+copies the run's own counters, so nothing is counted twice."""
 
 from __future__ import annotations
 
