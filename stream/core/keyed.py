@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from stream.core.batch import Batch
 
 MAX_KEYS = 100_000  # the default limit on distinct keys: each holds a window, so memory grows with every new one
+UNWATCHED = 1 << 62  # a floor no key's rows pass
 
 
 class TooManyKeys(MlopsStreamError):
@@ -56,7 +57,7 @@ class Series:
 class KeyedSignal:
     """The engines of every key seen so far; a key's engine starts empty at its first row."""
 
-    __slots__ = ("last", "max_keys", "name", "series", "window")
+    __slots__ = ("floor", "last", "max_keys", "name", "rising", "series", "window")
 
     def __init__(self, window: int, max_keys: int | None = MAX_KEYS, name: str | None = None) -> None:
         """``max_keys``: refuse a key past this many (TooManyKeys; None: no limit); ``name``: the key column, for
@@ -68,6 +69,9 @@ class KeyedSignal:
         self.name = name
         self.series: dict[str, Series] = {}  # insertion order is first-seen order
         self.last: Series | None = None  # the series of the latest row (progress display)
+        # For the metrics server's top keys (stream/sinks/topkeys.py): a key whose rows pass the floor is noted.
+        self.floor = UNWATCHED
+        self.rising: set[str] = set()
 
     def add(self, key: str) -> Series:
         """The series of ``key``, created empty if the key is new."""
@@ -87,11 +91,35 @@ class KeyedSignal:
         self.last = x
         return signal
 
+    def watch(self, floor: int) -> None:
+        """From now on note each key whose rows pass ``floor`` (``take_rising`` hands them over); the first call
+        notes every key seen so far."""
+        if self.floor == UNWATCHED:
+            self.rising.update(self.series)
+        self.floor = floor
+
+    def take_rising(self) -> set[str]:
+        """The keys noted since the last call."""
+        got, self.rising = self.rising, set()
+        return got
+
+    def _update_noting(self, key: str, units: int, scale: int) -> int:
+        """``update``, and the key noted in ``rising`` when its rows pass ``floor``: a copy, so that a run nobody
+        watches pays nothing for the check."""
+        x = self.add(key)
+        signal = x.engine.update(units, scale)
+        x.rows += 1
+        x.hits += signal
+        if x.rows > self.floor:
+            self.rising.add(key)
+        self.last = x
+        return signal
+
     def feed(self, batch: Batch, rows: bool = False) -> Fed:
         """Take a batch of either kind, each row to its key's engine (keys interleave, so row by row); return how many
         of its rows signal and, with ``rows``, each row's signal and mean (against its own key's window)."""
         units, scales = batch.values()
-        update = self.update
+        update = self.update if self.floor == UNWATCHED else self._update_noting
         if not rows:
             # A list first: running out of memory inside sum(map(...)) surfaces as a SystemError, not a MemoryError.
             return sum(list(map(update, batch.keys, units, scales))), None, None

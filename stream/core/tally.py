@@ -10,6 +10,7 @@ Tally(rows=5, signals=3, skipped=1)
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Protocol
 
 from stream.core.batch import BadRow
@@ -96,7 +97,8 @@ class Latest(Protocol):
 
 
 class Running(Protocol):
-    """A run's counters as they stand, as the progress display and the metrics server read them."""
+    """A run's counters as they stand, as the progress display and the metrics server read them; a keyed run's keys
+    are read through the few keys that pass a floor of rows, never by a walk over every key."""
 
     rows: int
     hits: int
@@ -106,4 +108,14 @@ class Running(Protocol):
     def engine(self) -> Latest: ...
 
     @property
-    def by_key(self) -> dict[str, Tally] | None: ...
+    def keyed(self) -> bool: ...
+
+    def key_count(self) -> int: ...
+
+    def watch_keys(self) -> None: ...
+
+    def set_floor(self, rows: int) -> None: ...
+
+    def rising_keys(self) -> set[str]: ...
+
+    def counts_of(self, keys: Iterable[str]) -> list[tuple[str, int, int]]: ...

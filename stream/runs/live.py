@@ -31,6 +31,7 @@ from stream.sources.follow import FileFollower, StreamFollower
 if TYPE_CHECKING:
     from stream.sinks.progress import Progress
     from stream.sinks.serve import Sample
+    from stream.sinks.topkeys import TopKeys
 
 CHECKPOINT_EVERY = 1.0  # seconds between checkpoints while rows flow
 METRICS_EVERY = 2.0  # seconds between "running" metrics documents
@@ -107,6 +108,7 @@ class LiveRun:
         self._id_cache: checkpoint.InputId | None = None
         # What the metrics server reads (--metrics-port); the lock is held while a batch is processed.
         self.lock: threading.Lock | None = None
+        self.top_keys: TopKeys | None = None  # what a scrape reads of a keyed run's counts
         self.last_row_at: float | None = None
         self.started_at = 0.0
         self.checkpoints = 0
@@ -191,7 +193,10 @@ class LiveRun:
             self._save(self._snapshot())  # claims the checkpoint (and its lock) before any row is processed
         self._running_metrics()
         if self.ctx.server is not None:
+            from stream.sinks.topkeys import TopKeys
+
             self.lock = threading.Lock()
+            self.top_keys = TopKeys.of(self.pipeline)
             self.started_at = time.monotonic()
             self.ctx.server.attach(self)
         t_read = time.perf_counter()
@@ -432,7 +437,7 @@ class LiveRun:
     def sample(self) -> Sample:
         from stream.sinks.serve import sample_of
 
-        s = sample_of(self.pipeline, self.reader.skips)
+        s = sample_of(self.pipeline, self.reader.skips, self.top_keys)
         f = self.follower
         assert f is not None
         s.bytes_read = f.bytes_read

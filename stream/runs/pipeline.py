@@ -30,6 +30,8 @@ class Pipeline:
         self.skipped = 0
         self.last: tuple[str, float | None, int] | None = None  # last close text, mean, signal (progress)
         self._by_key: dict[str, Tally] | None = None  # each key's counts, when they come from a parallel run's blocks
+        self._floor: int | None = None  # once keys are watched: the rows a key must pass to be noted in _rising
+        self._rising: set[str] = set()  # the keys of finished blocks that passed the floor
 
     @property
     def tally(self) -> Tally:
@@ -47,6 +49,9 @@ class Pipeline:
         if by_key is not None:
             self._by_key = dict(by_key)
             self._count_keys(len(by_key))
+            if self._floor is not None:
+                floor = self._floor
+                self._rising.update(k for k, t in by_key.items() if t.rows > floor)
 
     @property
     def by_key(self) -> dict[str, Tally] | None:
@@ -54,6 +59,46 @@ class Pipeline:
         if self._by_key is not None:
             return self._by_key
         return self.engine.tallies() if isinstance(self.engine, KeyedSignal) else None
+
+    @property
+    def keyed(self) -> bool:
+        return self._by_key is not None or isinstance(self.engine, KeyedSignal)
+
+    def key_count(self) -> int:
+        """How many distinct keys there are (0 when rows are not keyed)."""
+        if self._by_key is not None:
+            return len(self._by_key)
+        return len(self.engine) if isinstance(self.engine, KeyedSignal) else 0
+
+    # The metrics server's view of the keys (stream/sinks/topkeys.py): the keys whose rows pass a floor (the fewest rows
+    # of the keys it shows) are noted as they pass it, so it never needs to look at every key.
+    def watch_keys(self) -> None:
+        """Note from now on every key that passes the floor (0 until ``set_floor``); every key so far is noted."""
+        if isinstance(self.engine, KeyedSignal):
+            self.engine.watch(0)
+        self._rising.update(self._by_key or ())
+        self._floor = 0
+
+    def set_floor(self, rows: int) -> None:
+        """From now on, note only the keys whose rows pass ``rows``."""
+        self._floor = rows
+        if isinstance(self.engine, KeyedSignal):
+            self.engine.watch(rows)
+
+    def rising_keys(self) -> set[str]:
+        """The keys noted since the last call."""
+        got, self._rising = self._rising, set()
+        if isinstance(self.engine, KeyedSignal):
+            got |= self.engine.take_rising()
+        return got
+
+    def counts_of(self, keys: Iterable[str]) -> list[tuple[str, int, int]]:
+        """Each of ``keys`` with its rows and signals now."""
+        if self._by_key is not None:
+            tallies = self._by_key
+            return [(k, t.rows, t.signals) for k in keys if (t := tallies.get(k)) is not None]
+        series = getattr(self.engine, "series", {})
+        return [(k, x.rows, x.hits) for k in keys if (x := series.get(k)) is not None]
 
     def consume(self, batch: Batch) -> None:
         self.skipped += batch.skipped

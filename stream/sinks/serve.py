@@ -1,5 +1,5 @@
 """Serves a running job's Prometheus metrics, liveness and readiness over HTTP (``--metrics-port``); every scrape
-reads the run's own counters, so nothing is counted twice and nothing is added to the row path."""
+copies the run's own counters, so nothing is counted twice."""
 
 from __future__ import annotations
 
@@ -11,19 +11,21 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from stream.errors import MlopsStreamError
 from stream.sinks.log import log
+from stream.sinks.topkeys import OTHER, TopKeys
 
 if TYPE_CHECKING:
-    from stream.core.tally import Running, Skips, Tally
+    from stream.core.tally import Running, Skips
+    from stream.sinks.listener import Answer
+    from stream.sinks.topkeys import KeyCounts, Taken
 
 PREFIX = "mlops_stream_"
-EXTRA = "pip install 'mlops-stream[serve]'"
-MAX_KEYS = 50  # per-key series: the first keys seen get their own; the rest share "other"
-OTHER = "other"
+EXTRA = "pip install '.[serve]' (in the mlops-stream checkout)"
 # Why rows are skipped (the reasons' kinds). Each is exported from the start, at 0, so rate() sees the first one.
 REASONS = ("fields", "value", "missing", "encoding", "too_long", "quote", "key", OTHER)
 TEXT = "text/plain; charset=utf-8"
 BUSY_WAIT = 5.0  # seconds a scrape waits for the row path to finish the batch in hand
-KEYS_EVERY = 1.0  # seconds between copies of each key's counts in a batch run (a copy costs a moment per key)
+KEYS_EVERY = 1.0  # seconds between two takes of the top keys in a batch run, which takes them on its row path
+BACKLOG = 1024  # connections the kernel holds until the server accepts them: a burst waits rather than being refused
 
 
 class ServeError(MlopsStreamError):
@@ -36,7 +38,7 @@ class Sample:
 
     # Plain slots, not a dataclass: the dataclasses module's imports cost a batch run more than its server does.
     __slots__ = (
-        "by_key", "bytes_read", "bytes_unread", "checkpoints", "last_checkpoint", "last_close", "last_row_age",
+        "bytes_read", "bytes_unread", "checkpoints", "keys", "last_checkpoint", "last_close", "last_row_age",
         "last_signal", "mean", "rotations", "rows", "signals", "skipped", "truncations",
     )  # fmt: skip
 
@@ -48,7 +50,6 @@ class Sample:
         last_close: float | None = None,
         last_signal: int | None = None,
         mean: float | None = None,
-        by_key: dict[str, Tally] | None = None,
     ) -> None:
         self.rows = rows
         self.signals = signals
@@ -56,7 +57,7 @@ class Sample:
         self.last_close = last_close
         self.last_signal = last_signal
         self.mean = mean  # None during the warm-up
-        self.by_key = by_key
+        self.keys: Taken | None = None  # the top keys' counts, taken under the lock and merged outside it
         self.bytes_read: int | None = None
         self.bytes_unread: int | None = None  # None: not known (a pipe)
         self.last_row_age: float | None = None  # seconds since the last row was processed (or the run started)
@@ -66,9 +67,9 @@ class Sample:
         self.truncations: int | None = None
 
 
-def sample_of(pipeline: Running, skips: Skips | None, keys: bool = True) -> Sample:
+def sample_of(pipeline: Running, skips: Skips | None, keys: TopKeys | None = None) -> Sample:
     """The counters every run has: rows, signals, skipped rows by reason, the latest value and its mean, and with
-    ``keys`` each key's counts."""
+    ``keys`` a take of the top keys (the counts of the keys shown and of those that passed them, not of every key)."""
     latest = pipeline.engine.latest()
     close = signal = None
     if latest is not None:
@@ -79,10 +80,12 @@ def sample_of(pipeline: Running, skips: Skips | None, keys: bool = True) -> Samp
     unseen = pipeline.skipped - sum(kinds.values())
     if unseen > 0:
         kinds[OTHER] = kinds.get(OTHER, 0) + unseen
-    return Sample(
+    s = Sample(
         rows=pipeline.rows, signals=pipeline.hits, skipped=kinds, last_close=close, last_signal=signal,
-        mean=pipeline.engine.mean(), by_key=pipeline.by_key if keys else None,
+        mean=pipeline.engine.mean(),
     )  # fmt: skip
+    s.keys = keys.take() if keys is not None else None
+    return s
 
 
 class Observed(Protocol):
@@ -101,8 +104,8 @@ class Observed(Protocol):
 
 class BatchView:
     """A batch run as the server sees it: the counters are copied after every batch or finished block (the points
-    where they agree with the signals written), which costs one small object per batch and only when serving; each
-    key's counts are copied at most every ``KEYS_EVERY`` seconds."""
+    where they agree with the signals written), which costs one small object per batch and only when serving; the top
+    keys are taken at most every ``KEYS_EVERY`` seconds."""
 
     lock: threading.Lock | None = None
 
@@ -118,15 +121,17 @@ class BatchView:
         self._sample: Sample | None = None
         self._row_at = time.monotonic()  # when the rows last grew; before the first row, when the run started
         self._keys_at = -KEYS_EVERY
-        self._by_key: dict[str, Tally] | None = None
+        self._top = TopKeys.of(pipeline)
+        self._keys: Taken | None = None
 
     def publish(self) -> None:
         now = time.monotonic()
-        due = now - self._keys_at >= KEYS_EVERY
-        s = sample_of(self.pipeline, self.skips(), keys=due)
-        if due:
-            self._by_key, self._keys_at = s.by_key, now
-        s.by_key = self._by_key
+        due = self._top is not None and now - self._keys_at >= KEYS_EVERY
+        s = sample_of(self.pipeline, self.skips(), self._top if due else None)
+        if s.keys is not None:
+            s.keys.counts()  # merged here: the server reads the sample without a lock
+            self._keys, self._keys_at = s.keys, now
+        s.keys = self._keys
         if self._sample is None or s.rows != self._sample.rows:
             self._row_at = now
         s.bytes_read = self.position()
@@ -155,13 +160,16 @@ class Server:
     """An HTTP server on a background thread: ``/metrics`` (Prometheus text format), ``/healthz``, ``/readyz``.
 
     It binds at once, so a port in use fails the run before any work; it answers 503 until a run is attached. The
-    HTTP and Prometheus modules (about 60 ms of imports) load on the server's thread at the first request, so a run
-    nobody scrapes never pays for them.
+    connections are served by one selector loop (stream/listener.py), bounded in number, time and memory; /metrics is
+    rendered on one helper thread, so a busy row path never delays a probe. The Prometheus modules (about 60 ms of
+    imports) load at the first scrape, so a run nobody scrapes never pays for them.
     """
 
     def __init__(self, host: str, port: int, mode: str) -> None:
         import importlib.util
         import socket
+
+        from stream.sinks.listener import Listener
 
         if importlib.util.find_spec("prometheus_client") is None:
             raise ServeError(
@@ -170,20 +178,21 @@ class Server:
         self.run: Observed | None = None
         self.mode = mode
         self.stopping = False
-        self.registry: Any = None  # built with the HTTP side, at the first request
+        self.registry: Any = None  # built at the first scrape
+        self._collector = _Collector(self)
         try:
             # An ASCII name as bytes: a str would load the idna codec (and unicodedata) for nothing.
             name = host.encode() if host.isascii() else host
             family = socket.getaddrinfo(name, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0][0]
-            self.sock = socket.create_server((host, port), family=family, backlog=16)
+            self.sock = socket.create_server((host, port), family=family, backlog=BACKLOG)
         except OSError as exc:
             # create_server() appends the address to strerror; the errno's own words are enough beside ours.
             reason = (os.strerror(exc.errno) if exc.errno and exc.errno > 0 else exc.strerror or str(exc)).lower()
             raise ServeError(f"cannot serve metrics on {host}:{port}: {reason}") from None
         address = self.sock.getsockname()
         self.host, self.port = str(address[0]), int(address[1])
-        self._wake_r, self._wake_w = os.pipe()
-        self._thread = threading.Thread(target=self._serve, name="mlops-stream-metrics", daemon=True)
+        self._listener = Listener(self.sock, self._quick, self._scrape)
+        self._thread = threading.Thread(target=self._listener.run, name="mlops-stream-metrics", daemon=True)
         self._thread.start()
 
     @property
@@ -194,40 +203,50 @@ class Server:
     def attach(self, run: Observed) -> None:
         self.run = run
 
-    def _serve(self) -> None:
-        import selectors
+    def _quick(self, path: str) -> Answer | None:
+        """The answer to ``path`` on the server's loop; None for /metrics, which the helper thread renders."""
+        if path == "/metrics":
+            return None
+        if path in ("/healthz", "/readyz"):
+            try:
+                why = self.health() if path == "/healthz" else self.readiness()
+            except Exception:
+                log.debug("a request to the metrics server failed", exc_info=True)
+                return 500, b"internal error; the log file has the details\n", TEXT
+            return (200, b"ok\n", TEXT) if why is None else (503, why.encode() + b"\n", TEXT)
+        return 404, b"not found: try /metrics, /healthz or /readyz\n", TEXT
 
-        http = None
-        with selectors.DefaultSelector() as sel:
-            sel.register(self.sock, selectors.EVENT_READ)
-            sel.register(self._wake_r, selectors.EVENT_READ)
-            while not self.stopping:
-                for key, _ in sel.select():
-                    if key.fileobj is self.sock and not self.stopping:
-                        if http is None:
-                            try:
-                                http = _http_server(self)
-                            except Exception as exc:  # a broken install: the run goes on without its server
-                                log.error("the metrics server stopped: %s: %s", type(exc).__name__, exc)
-                                log.debug("details", exc_info=True)
-                                self.sock.close()  # scrapers are refused rather than left waiting
-                                return
-                        http.handle_request()  # ThreadingHTTPServer: each request on a thread of its own
+    def _scrape(self, path: str) -> Answer:
+        from prometheus_client import CONTENT_TYPE_LATEST
+
+        body = self.metrics()
+        if body is None:
+            return 503, b"the run is busy with a batch; try again\n", TEXT
+        return 200, body, CONTENT_TYPE_LATEST
 
     def metrics(self) -> bytes | None:
-        """The exposition text; None when the row path held its batch for longer than ``BUSY_WAIT``."""
+        """The exposition text; None when the row path held its batch for longer than ``BUSY_WAIT``. Only the sample
+        is taken under the run's lock (plain numbers and the counts of the keys that may be shown); the rest is done
+        after."""
         from prometheus_client import generate_latest
 
+        if self.registry is None:
+            self.registry = _registry(self._collector)
         run = self.run
-        lock = run.lock if run is not None else None
-        if lock is None:
-            return generate_latest(self.registry)
-        if not lock.acquire(timeout=BUSY_WAIT):
-            return None
-        try:
-            return generate_latest(self.registry)
-        finally:
-            lock.release()
+        s = None
+        if run is not None:
+            lock = run.lock
+            if lock is not None and not lock.acquire(timeout=BUSY_WAIT):
+                return None
+            try:
+                s = run.sample()
+            finally:
+                if lock is not None:
+                    lock.release()
+            if s.keys is not None:
+                s.keys.counts()
+        self._collector.sample = s
+        return bytes(generate_latest(self.registry))
 
     def health(self) -> str | None:
         if self.stopping:
@@ -242,73 +261,31 @@ class Server:
     def close(self) -> None:
         """Stop answering and free the port; waits for the server thread."""
         self.stopping = True
-        os.write(self._wake_w, b"\0")
+        self._listener.stop()
         self._thread.join(timeout=5.0)
+        if not self._thread.is_alive():
+            self._listener.close()
         self.sock.close()
-        os.close(self._wake_r)
-        os.close(self._wake_w)
 
 
-def _http_server(server: Server) -> Any:
-    """The HTTP side of ``server``, on its already bound socket, with the registry its /metrics renders."""
-    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
-    from prometheus_client import CONTENT_TYPE_LATEST, ProcessCollector
+def _registry(collector: _Collector) -> Any:
+    """The registry /metrics renders: the run's counters and the process's own."""
+    from prometheus_client import ProcessCollector
     from prometheus_client.registry import CollectorRegistry
 
-    server.registry = CollectorRegistry(auto_describe=False)
-    server.registry.register(_Collector(server))
-    ProcessCollector(registry=server.registry)  # the process's CPU, memory and open files (where /proc exists)
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            try:
-                code, body, kind = self._answer(self.path.split("?", 1)[0])
-            except Exception:
-                log.debug("a request to the metrics server failed", exc_info=True)
-                code, body, kind = 500, b"internal error; the log file has the details\n", TEXT
-            self._send(code, body, kind)
-
-        def _answer(self, path: str) -> tuple[int, bytes, str]:
-            if path == "/metrics":
-                body = server.metrics()
-                if body is None:
-                    return 503, b"the run is busy with a batch; try again\n", TEXT
-                return 200, body, CONTENT_TYPE_LATEST
-            if path in ("/healthz", "/readyz"):
-                why = server.health() if path == "/healthz" else server.readiness()
-                return (200, b"ok\n", TEXT) if why is None else (503, why.encode() + b"\n", TEXT)
-            return 404, b"not found: try /metrics, /healthz or /readyz\n", TEXT
-
-        def _send(self, code: int, body: bytes, kind: str) -> None:
-            self.send_response(code)
-            self.send_header("Content-Type", kind)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, format: str, *args: Any) -> None:
-            pass  # a scrape every few seconds is not news for the job's log
-
-    class HTTP(ThreadingHTTPServer):
-        daemon_threads = True
-        timeout = 0.5  # handle_request() waits no longer for a connection that went away before it was accepted
-
-        def handle_error(self, request: Any, client_address: Any) -> None:
-            # A scraper that hangs up mid-request is no reason for a traceback on the job's stderr.
-            log.debug("a request to the metrics server from %s failed", client_address[0], exc_info=True)
-
-    http = HTTP(server.sock.getsockname()[:2], Handler, bind_and_activate=False)
-    http.socket.close()
-    http.socket = server.sock
-    return http
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(collector)
+    ProcessCollector(registry=registry)  # the process's CPU, memory and open files (where /proc exists)
+    return registry
 
 
 class _Collector:
-    """Builds the metric families from the attached run's sample at each scrape (the registry calls ``collect``)."""
+    """Builds the metric families from the sample the scrape took (the registry calls ``collect``); None: no run is
+    attached yet."""
 
     def __init__(self, server: Server) -> None:
         self.server = server
+        self.sample: Sample | None = None
 
     def describe(self) -> list[Any]:
         return []  # no description up front: collect() would otherwise run at registration
@@ -318,15 +295,14 @@ class _Collector:
 
         from stream import __version__
 
-        run = self.server.run
         yield InfoMetricFamily(
             PREFIX + "build",
             "The mlops-stream version and the kind of run.",
             {"version": __version__, "mode": self.server.mode},
         )
-        if run is None:
+        s = self.sample
+        if s is None:
             return
-        s = run.sample()
 
         def counter(name: str, doc: str, value: float | None) -> Iterator[Any]:
             if value is not None:
@@ -359,27 +335,22 @@ class _Collector:
         )
         yield from counter("input_rotations", "Times the followed name moved to a new file.", s.rotations)
         yield from counter("input_truncations", "Times the followed file was truncated or rewritten.", s.truncations)
-        if s.by_key is not None:
-            yield from _keyed(s.by_key)
+        if s.keys is not None:
+            yield from _keyed(s.keys.counts())
 
 
-def _keyed(by_key: dict[str, Tally]) -> Iterator[Any]:
-    """Per-key series for the first ``MAX_KEYS`` keys in first-seen order; every later key adds to "other"."""
+def _keyed(counts: KeyCounts) -> Iterator[Any]:
+    """Per-key series for the top keys by rows; every other key adds to "other"."""
     from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
     rows = CounterMetricFamily(PREFIX + "key_rows_processed", "Rows processed per key (--key).", labels=["key"])
     hits = CounterMetricFamily(PREFIX + "key_signals", "Signals per key (--key).", labels=["key"])
-    other_rows = other_hits = 0
-    for i, (key, tally) in enumerate(by_key.items()):
-        if i < MAX_KEYS and key != OTHER:
-            rows.add_metric([key], tally.rows)
-            hits.add_metric([key], tally.signals)
-        else:
-            other_rows += tally.rows
-            other_hits += tally.signals
-    if len(by_key) > MAX_KEYS or OTHER in by_key:
-        rows.add_metric([OTHER], other_rows)
-        hits.add_metric([OTHER], other_hits)
+    for key, n, signals in counts.top:
+        rows.add_metric([key], n)
+        hits.add_metric([key], signals)
+    if counts.other is not None:
+        rows.add_metric([OTHER], counts.other[0])
+        hits.add_metric([OTHER], counts.other[1])
     yield rows
     yield hits
-    yield GaugeMetricFamily(PREFIX + "keys", "Distinct keys seen (--key).", value=len(by_key))
+    yield GaugeMetricFamily(PREFIX + "keys", "Distinct keys seen (--key).", value=counts.keys)
