@@ -11,10 +11,10 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, NamedTuple, Protocol
 
-from stream.core.batch import BadRow, Batch
+from stream.core.batch import BadRow, Batch, where
 from stream.core.tally import Skips
 from stream.parsing.badrows import BadRows
-from stream.parsing.framing import BOM, MAX_LINE_BYTES, Framer, flag_long, split_lines
+from stream.parsing.framing import BOM, MAX_LINE_BYTES, Framer, InputError, flag_long, show_line, split_lines
 from stream.parsing.header import Found, Sample, find_header, layout_of
 from stream.parsing.layout import Layout, LayoutRequest
 from stream.parsing.rows import Rows
@@ -68,6 +68,7 @@ def batches(
         last = reader.finish()
         if len(last) or last.skipped:
             yield last
+        reader._check_header()
 
 
 class Reader:
@@ -83,7 +84,7 @@ class Reader:
     """
 
     __slots__ = (
-        "_at_file_start", "_framer", "_header", "_policy", "_rows", "_skip_left", "_wait",
+        "_at_file_start", "_framer", "_header", "_long_header", "_policy", "_rows", "_skip_left", "_wait",
         "keep_text", "key", "request",
     )  # fmt: skip
 
@@ -109,6 +110,7 @@ class Reader:
         self._header: str | None = None
         self._at_file_start = True
         self._skip_left = self.request.skip_lines  # --skip-lines still to skip in this file
+        self._long_header: BadRow | None = None  # an over-long line where the header should be, skipped
 
     def sibling(self, backwards: bool = False) -> Reader:
         """A fresh reader with this one's layout settings that skips bad rows silently: a probe of the first lines
@@ -303,5 +305,17 @@ class Reader:
             self._header = found.header
 
     def _too_long(self, batch: Batch, line: int, raw: bytes) -> None:
-        """A line grew past MAX_LINE_BYTES: a bad row."""
+        """A line grew past MAX_LINE_BYTES: a bad row; where the header should be, kept to say why none came."""
         self._policy.bad(batch, line, "too_long", f"line is longer than {MAX_LINE_BYTES} bytes", raw)
+        if self._rows is None and self._long_header is None:
+            self._long_header = BadRow(line, "", show_line(raw.decode("utf-8", "replace")), self.file, "too_long")
+
+    def _check_header(self) -> None:
+        """At the input's end (``batches``): an input whose header never came because the line where it should be
+        was over-long (and skipped) fails with that reason, not as an empty input."""
+        bad = self._long_header
+        if self._rows is None and bad is not None:
+            raise InputError(
+                f"the first line ({where(bad.file, bad.line)}), which should be the header naming the columns, is "
+                f"longer than {MAX_LINE_BYTES} bytes, the limit for one line: {bad.text}"
+            )
