@@ -12,12 +12,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from stream.core.batch import BadRow
-from stream.parsing.badrows import BadRows
 from stream.parsing.framing import Flagged, InputError, flag_long
 from stream.parsing.layout import Layout
 from stream.parsing.plain import chunk_rows
 from stream.parsing.reader import Reader, batches
-from stream.parsing.rows import Rows
+from stream.parsing.rows import BadRows, Rows
 from stream.sources.files import NewFile
 
 CLOSES = ["100.10", "100.1", "99.95", "101", "100.2"]

@@ -20,13 +20,12 @@ from hypothesis import strategies as st
 
 from stream.core.batch import BadRow, Batch
 from stream.core.engine import RollingSignal
-from stream.parsing.badrows import BadRows
 from stream.parsing.blocks import BlockReader
 from stream.parsing.framing import InputError
 from stream.parsing.layout import LayoutRequest
 from stream.parsing.plain import chunk_rows
 from stream.parsing.reader import Reader, ReaderState, batches
-from stream.parsing.rows import BadRowError, Rows
+from stream.parsing.rows import BadRowError, BadRows, Rows
 from stream.runs import parallel
 from stream.runs.pipeline import Pipeline
 from stream.sinks.signals import SignalSink

@@ -4,8 +4,6 @@ headerless files, a later file's header, the newest-first check)."""
 
 from __future__ import annotations
 
-from typing import NamedTuple
-
 from stream.core.batch import where
 from stream.parsing.framing import SHOWN, Flagged, InputError, excerpt, show_line
 from stream.parsing.layout import (
@@ -54,12 +52,21 @@ class Sample:
         self.bom = bom
 
 
-class Found(NamedTuple):
-    """Where a file's data starts among the lines of its Sample, and the layout it has."""
+class Found:
+    """Where a file's data starts among the lines of its Sample (``start``, the index of its first data line), and
+    the layout it has, with its header as written (None: the input has none); a later file's are the first's."""
 
-    start: int  # the index of the first data line
-    layout: Layout  # what the first lines say; a later file's is the first file's
-    header: str | None  # the header as written (None: the input has none)
+    # A plain class: the run's import pays for every NamedTuple made, and this one needs nothing of a tuple.
+    __slots__ = ("header", "layout", "start")
+
+    def __init__(self, start: int, layout: Layout, header: str | None) -> None:
+        self.start = start
+        self.layout = layout
+        self.header = header
+
+    def at(self, start: int) -> Found:
+        """The same layout and header, the data starting at ``start``."""
+        return Found(start, self.layout, self.header)
 
 
 def find_header(
@@ -80,7 +87,7 @@ def find_header(
         if i in flagged:
             # An undecodable line reads as "" but is not blank: it is the header, or in a later file a bad row.
             if known is not None:
-                return known._replace(start=i)
+                return known.at(i)
             _, reason, raw = flagged[i]
             shown = show_line(raw[: SHOWN * 4].decode("utf-8", "replace"))
             raise InputError(f"the header ({at}) cannot be read: {reason}: {shown}")
@@ -214,13 +221,13 @@ def _later(sample: Sample, i: int, stripped: str, following: list[str], known: F
     be the first file's, or absent."""
     layout = known.layout
     if not layout.header:
-        return known._replace(start=i)  # every line of a headerless input is data
+        return known.at(i)  # every line of a headerless input is data
     try:
         names = [c.strip() for c in split(stripped, layout.delimiter)]
     except NotCsv:
-        return known._replace(start=i)  # a later file's first line: an ordinary bad row
+        return known.at(i)  # a later file's first line: an ordinary bad row
     if names == layout.columns:  # compared as fields: quoting and spacing may differ
-        return known._replace(start=i + 1)
+        return known.at(i + 1)
     if len(names) == 1 and len(layout.columns) > 1 and not numeric(names[0]):
         # A title line above the header, as the first file may have had: skipped when our header follows.
         if not following and not sample.final:
@@ -228,13 +235,13 @@ def _later(sample: Sample, i: int, stripped: str, following: list[str], known: F
         nxt = [c.strip() for c in split(following[0].strip(), layout.delimiter)] if following else []
         if nxt == layout.columns:
             lines = sample.lines
-            return known._replace(start=next(j for j in range(i + 1, len(lines)) if lines[j].strip()) + 1)
+            return known.at(next(j for j in range(i + 1, len(lines)) if lines[j].strip()) + 1)
     if _header_like(names, layout):
         raise InputError(
             f"{where(sample.file, sample.first + i)}: a new header {show_line(stripped)} differs from the first one "
             f"{show_line(known.header or '')}; the inputs do not share one layout"
         )
-    return known._replace(start=i)
+    return known.at(i)
 
 
 def _header_like(names: list[str], layout: Layout) -> bool:

@@ -1,6 +1,7 @@
-"""The reader: pushed bytes become Batches of exact close values. It is the front of four parts, each in a module of
-its own: line framing (stream/parsing/framing.py), finding each file's header (header.py), parsing rows (rows.py,
-plain.py) and the bad-row policy (badrows.py); ``batches`` is the one loop from a byte stream to batches.
+"""The reader: pushed bytes become Batches of exact close values. It is the front of the parts of parsing, each in a
+module of its own: line framing (stream/parsing/framing.py), finding each file's header (header.py), parsing rows
+and the bad-row policy (rows.py), and the whole-chunk fast path (plain.py). ``batches`` is the one loop from a byte
+stream to batches.
 
 The reader is pushed bytes (``feed``), told where one file ends and another begins (``new_file``) and when the
 input is over (``finish``); each call returns a Batch of the rows it completed. It knows nothing of windows.
@@ -9,15 +10,14 @@ input is over (``finish``); each call returns a Batch of the rows it completed. 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from typing import Any, NamedTuple, Protocol
+from typing import Any, Protocol
 
 from stream.core.batch import BadRow, Batch, where
 from stream.core.tally import Skips
-from stream.parsing.badrows import BadRows
 from stream.parsing.framing import BOM, MAX_LINE_BYTES, Framer, InputError, flag_long, show_line, split_lines
 from stream.parsing.header import Found, Sample, find_header, layout_of
 from stream.parsing.layout import Layout, LayoutRequest
-from stream.parsing.rows import Rows
+from stream.parsing.rows import BadRows, Rows
 from stream.sources.files import NewFile
 
 
@@ -28,19 +28,31 @@ class Blocks(Protocol):
     def feed(self, data: bytes) -> list[Batch]: ...
 
 
-class ReaderState(NamedTuple):
+class ReaderState:
     """Where a reader stands in its current file, between pushes of bytes: what a checkpoint keeps (as ``document``)
     and where a block of the parallel plan starts reading."""
 
-    offset: int  # bytes of the file consumed through the last complete line
-    line: int  # lines of the file consumed
-    header: str | None  # the header as written; None: none yet, or the input has none
-    at_file_start: bool  # the header (or, without one, the first data line) is still to come
-    layout: dict[str, Any] | None  # Layout.spec(), its decimal the mark the first values told; None: not known yet
+    # A plain class, not a NamedTuple: every NamedTuple made costs the run's start-up, and the batch path needs none.
+    __slots__ = ("at_file_start", "header", "layout", "line", "offset")
+
+    def __init__(
+        self, offset: int, line: int, header: str | None, at_file_start: bool, layout: dict[str, Any] | None
+    ) -> None:
+        self.offset = offset  # bytes of the file consumed through the last complete line
+        self.line = line  # lines of the file consumed
+        self.header = header  # the header as written; None: none yet, or the input has none
+        self.at_file_start = at_file_start  # the header (or, without one, the first data line) is still to come
+        self.layout = layout  # Layout.spec(), its decimal the mark the first values told; None: not known yet
+
+    def __repr__(self) -> str:
+        return f"ReaderState({', '.join(f'{k}={v!r}' for k, v in self.document().items())})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, ReaderState) and self.document() == other.document()
 
     def document(self) -> dict[str, Any]:
         """The state as the checkpoint's JSON holds it."""
-        return self._asdict()
+        return {k: getattr(self, k) for k in ("offset", "line", "header", "at_file_start", "layout")}
 
     @classmethod
     def of(cls, doc: Mapping[str, Any]) -> ReaderState:

@@ -1,25 +1,25 @@
 """Row parsing: data lines of a known layout to exact values (the csv row loop, after the whole-chunk fast path of
 stream/parsing/plain.py), a close field to an exact value (thousands separators, decimal commas, missing values),
-and the error of a bad row the policy stops at."""
+and the bad-row policy: the bad rows it skips, counted by kind, or stops at."""
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from stream.core.batch import BadRow, Batch
 from stream.core.exact import BadValue, parse_decimal
-from stream.parsing.framing import InputError, dialect, excerpt, spans_lines, unwrap
+from stream.core.tally import Skips
+from stream.parsing.framing import SHOWN, InputError, dialect, excerpt, show_line, spans_lines, unwrap
 from stream.parsing.layout import csv_reason
 from stream.parsing.plain import FAST_DIGITS, chunk_rows, plain_rows
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
-
     from stream.parsing.framing import Flagged
     from stream.parsing.layout import Layout
 
-    # Where a bad row goes (the policy, stream/parsing/badrows.py): its batch, line number, kind, reason and line.
+    # Where a bad row goes (the policy, BadRows.bad): its batch, line number, kind, reason and line.
     Bad = Callable[[Batch, int, str, str, str | bytes], None]
 
 # Why a row is bad, in a word a monitor can label counters with.
@@ -50,6 +50,45 @@ class BadClose(ValueError):
     def __init__(self, kind: str, reason: str) -> None:
         super().__init__(reason)
         self.kind = kind
+
+
+class BadRows:
+    """What happens to a bad row: ``fail`` raises BadRowError; ``skip`` counts it in its batch and in ``skips`` (by
+    kind) and hands it to ``report``. Rows name ``file``, the current file, when a run reads several."""
+
+    __slots__ = ("_mirror", "file", "report", "skip", "skips")
+
+    def __init__(self, skip: bool, report: Callable[[BadRow], None] | None = None, file: str | None = None) -> None:
+        self.skip = skip
+        self.report = report or (lambda bad: None)
+        self.file = file
+        self.skips = Skips()  # the skipped rows by kind
+        self._mirror: int | None = None  # lines come last first: a line numbered n here is line _mirror - n
+
+    def bad(self, batch: Batch, line: int, kind: str, reason: str, text: str | bytes) -> None:
+        """Line ``line`` (its text, or its bytes) is a bad row of ``kind``, for ``reason``."""
+        if isinstance(text, bytes):
+            text = text[: SHOWN * 4].decode("utf-8", "replace")
+        if self._mirror is not None:
+            line = self._mirror - line
+        bad = BadRow(line, reason, show_line(text), self.file, kind)
+        if not self.skip:
+            raise BadRowError(bad)
+        batch.skipped += 1
+        self.skips.add(bad)
+        self.report(bad)
+
+    def in_file(self, file: str | None) -> None:
+        """Rows from now on are in ``file``."""
+        self.file = file
+
+    def number_backwards(self, mirror: int) -> None:
+        """The lines that follow come last first: the one numbered n as read is line ``mirror - n`` of the file."""
+        self._mirror = mirror
+
+    def add(self, skips: Skips) -> None:
+        """Count rows skipped by other readers of the input after these (the parallel plan's blocks)."""
+        self.skips = self.skips + skips
 
 
 def mark_of(text: str) -> str | None:
