@@ -15,6 +15,8 @@ from stream.errors import MlopsStreamError
 MAX_LINE_BYTES = 64 * 1024
 # Characters of an offending line or value shown in an error message.
 SHOWN = texts.EXCERPT
+# Why an over-long line is a bad row.
+TOO_LONG = f"line is longer than {MAX_LINE_BYTES} bytes"
 
 
 BOM = b"\xef\xbb\xbf"
@@ -104,7 +106,7 @@ class Framer:
     ``offset`` (bytes of the current file consumed through the last complete line) and ``line_no`` (its lines
     consumed) are read by the reader; they change only through the methods here."""
 
-    __slots__ = ("_held", "_overlong", "_pending", "_take", "_too_long", "line_no", "offset")
+    __slots__ = ("_overlong", "_pending", "_take", "_too_long", "line_no", "offset")
 
     def __init__(
         self,
@@ -171,7 +173,8 @@ class Framer:
         if self._pending:
             if complete_partial:
                 batch = self._complete_pending()
-            self._pending = b""  # cut short by a truncation: dropped
+            else:
+                self._pending = b""  # cut short by a truncation: dropped
         self._overlong = False
         self.line_no = 0
         self.offset = 0
@@ -245,5 +248,5 @@ def flag_long(lines: list[str], flagged: Flagged, size: int) -> None:
             if len(ln) * 4 > MAX_LINE_BYTES and i not in flagged:
                 b = ln.encode()
                 if len(b) > MAX_LINE_BYTES:
-                    flagged[i] = ("too_long", f"line is longer than {MAX_LINE_BYTES} bytes", b)
+                    flagged[i] = ("too_long", TOO_LONG, b)
                     lines[i] = ""

@@ -108,7 +108,9 @@ def find_header(
             elif _header_below(following):
                 note = f"skipped a title line above the header ({at}): {excerpt(stripped)}"
                 continue
-        layout = layout_of(stripped, following, sample.first + i, request, key, sample, delimiter, note)
+        layout = layout_of(
+            stripped, following, sample.first + i, request, key, sample.file, sample.bom, delimiter, note
+        )
         return Found(i + 1, layout, stripped) if layout.header else Found(i, layout, None)
     return None
 
@@ -119,13 +121,13 @@ def layout_of(
     line_no: int,
     request: LayoutRequest,
     key: str | None = None,
-    sample: Sample | None = None,
+    file: str | None = None,
+    bom: bool = False,
     delimiter: str | None = None,
     note: str | None = None,
 ) -> Layout:
-    """The layout a file's header (or first data line) ``line`` and the lines after it tell; ``sample`` names the
-    file and tells its byte order mark, ``note`` is for the log."""
-    file, bom = (sample.file, sample.bom) if sample is not None else (None, False)
+    """The layout a file's header (or first data line) ``line``, line ``line_no`` of ``file``, and the lines after
+    it tell (``bom``: the file starts with a byte order mark; ``note``: for the log)."""
     at = where(file, line_no)
     if delimiter is None:
         delimiter = request.delimiter or sniff(line, following)

@@ -14,7 +14,7 @@ from typing import Any, Protocol
 
 from stream.core.batch import BadRow, Batch, where
 from stream.core.tally import Skips
-from stream.parsing.framing import BOM, MAX_LINE_BYTES, Framer, InputError, flag_long, show_line, split_lines
+from stream.parsing.framing import BOM, MAX_LINE_BYTES, TOO_LONG, Framer, InputError, flag_long, show_line, split_lines
 from stream.parsing.header import Found, Sample, find_header, layout_of
 from stream.parsing.layout import Layout, LayoutRequest
 from stream.parsing.rows import BadRows, Rows
@@ -66,7 +66,8 @@ def batches(
     """The one way from bytes to batches: every chunk of ``events`` fed to ``reader`` (or to ``block``, the block
     path, which feeds the reader what numpy does not parse), a NewFile marker starting the next file (after a
     truncation, a partial last line is dropped); with ``finish``, the input's end completes a last line without a
-    newline. Only batches with rows or skipped rows come out."""
+    newline, and an input whose header never came because its line was over-long fails saying so. Only batches
+    with rows or skipped rows come out."""
     for event in events:
         out: Iterable[Batch]
         if isinstance(event, NewFile):
@@ -318,7 +319,7 @@ class Reader:
 
     def _too_long(self, batch: Batch, line: int, raw: bytes) -> None:
         """A line grew past MAX_LINE_BYTES: a bad row; where the header should be, kept to say why none came."""
-        self._policy.bad(batch, line, "too_long", f"line is longer than {MAX_LINE_BYTES} bytes", raw)
+        self._policy.bad(batch, line, "too_long", TOO_LONG, raw)
         if self._rows is None and self._long_header is None:
             self._long_header = BadRow(line, "", show_line(raw.decode("utf-8", "replace")), self.file, "too_long")
 
