@@ -22,6 +22,7 @@ from stream.core.batch import BadRow, Batch
 from stream.core.engine import RollingSignal
 from stream.parsing.blocks import BlockReader
 from stream.parsing.framing import InputError
+from stream.parsing.header import HOLD, Found, Sample, find_header
 from stream.parsing.layout import LayoutRequest
 from stream.parsing.plain import chunk_rows
 from stream.parsing.reader import Reader, ReaderState, batches
@@ -200,6 +201,23 @@ def test_a_title_line_above_the_header_is_skipped_at_any_chunking(step: int) -> 
     values, _, reader = read([data[i : i + step] for i in range(0, len(data), step)])
     assert values == [F("10.5"), F(11)]
     assert reader.layout is not None and any("title line" in n for n in reader.layout.notes)
+
+
+def test_the_header_is_found_from_the_first_lines_alone() -> None:
+    # find_header is a pure function of a file's first lines, as csv.Sniffer is of a sample.
+    title = "https://www.CryptoDataDownload.com"
+    asked = LayoutRequest()
+    assert find_header(Sample([title], final=False), asked) == HOLD  # the next line tells whether it is a title
+    found = find_header(Sample([title, "unix,close", "3,10.5"], final=False), asked)
+    assert isinstance(found, Found) and (found.start, found.header) == (2, "unix,close")
+    assert found.layout.header_line == 2 and any("title line" in n for n in found.layout.notes)
+    assert find_header(Sample(["", "  "], final=False), asked) is None  # only blank lines so far
+    assert find_header(Sample(["junk", "close", "1"]), asked, skip=1).start == 2  # type: ignore[union-attr]
+    # A later file's header must be the first file's; its data starts after it, or at once without one.
+    later = find_header(Sample(["unix,close", "4,12"]), asked, known=found)
+    assert isinstance(later, Found) and (later.start, later.layout) == (1, found.layout)
+    with pytest.raises(InputError, match="differs from the first one"):
+        find_header(Sample(["unix,open,close", "4,1,12"]), asked, known=found)
 
 
 def test_a_possible_title_line_is_not_held_behind_an_endless_line() -> None:
