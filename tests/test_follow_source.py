@@ -189,7 +189,7 @@ def test_restore_continues_exactly_where_state_was_taken() -> None:
         state = first.state()
         second = Reader(keep_text=True)
         second.restore(state)
-        got += second.feed(data[state["offset"] :]).closes
+        got += second.feed(data[state.offset :]).closes
         assert got == whole, cut
 
 

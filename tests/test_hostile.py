@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 import subprocess
 import sys
@@ -41,6 +42,30 @@ def test_an_over_long_line_is_a_bad_row(run_main, tmp_path: Path, long_line: str
     # The line after the long one keeps its true line number.
     assert "skipped bad row at line 3: " + LONG in skipped.stderr
     assert "skipped bad row at line 5: bad close value" in skipped.stderr
+
+
+@pytest.mark.parametrize("name", ["in.csv", "in.csv.gz", "-"])
+def test_a_header_over_the_line_limit_is_said_to_be_one(run_main, tmp_path: Path, name: str) -> None:
+    # Longer than any read: the line never comes whole, so it is skipped as it streams in, and nothing follows it.
+    header = ("ts," * (MAX_LINE_BYTES // 2) + "close\n").encode()
+    stdin = None
+    if name == "-":
+        stdin = header
+    else:
+        write(tmp_path / name, gzip.compress(header, mtime=0) if name.endswith(".gz") else header)
+    run = run_main(["--input", name, "--on-bad-row", "skip"], stdin=stdin)
+    assert run.code == 1
+    run.assert_no_traceback()
+    message = run.doc()["error_message"]
+    where = f"{name} line 1" if name.endswith(".gz") else "line 1"  # an archive's lines name it
+    assert message.startswith(
+        f"the first line ({where}), which should be the header naming the columns, is longer than "
+        f"{MAX_LINE_BYTES} bytes, the limit for one line: 'ts,ts,"
+    )
+    assert "empty" not in message and len(message) < 300
+    # A header that does follow an over-long first line is read as before: the long line is a skipped bad row.
+    write(tmp_path / "then.csv", header + b"ts,close\nt1,1\n")
+    assert run_main(["--input", "then.csv", "--on-bad-row", "skip", "--window", "1"]).code == 0
 
 
 @pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="peak memory is read from Linux's /proc")

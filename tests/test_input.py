@@ -12,8 +12,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from stream.core.batch import BadRow
-from stream.parsing.framing import InputError
+from stream.parsing.framing import Flagged, InputError, flag_long
+from stream.parsing.layout import Layout
+from stream.parsing.plain import chunk_rows
 from stream.parsing.reader import Reader, batches
+from stream.parsing.rows import BadRows, Rows
 from stream.sources.files import NewFile
 
 CLOSES = ["100.10", "100.1", "99.95", "101", "100.2"]
@@ -282,35 +285,42 @@ def test_any_garbage_is_rows_or_bad_rows_at_the_right_lines(lines: list[str], cu
     assert results[0] == results[1]
 
 
-# ---- the plain-chunk path reads exactly what the row loop reads ----------------------------------------------------
+# ---- the whole-chunk fast path reads exactly what the row loop reads ----------------------------------------------
 
 
-class RowLoopOnly(Reader):
-    """The reader with its whole-chunk path turned off: every chunk goes through the csv row loop."""
-
-    def _plain(self, body: str, n: int, batch) -> bool:  # type: ignore[no-untyped-def]
-        return False
+def row_loop(data: bytes, layout: Layout) -> tuple:
+    """What the csv row loop alone (``Rows.loop``) makes of the data lines of ``data``, whose header is its first
+    line: each row's exact value, close text and timestamp, the bad rows, and the lines and bytes read."""
+    lines = data.decode().split("\n")
+    if lines[-1] == "":
+        lines.pop()  # the piece after the final newline
+    body = lines[1:]
+    flagged: Flagged = {}
+    flag_long(body, flagged, len(data))  # as the reader's framing does
+    bad: list[BadRow] = []
+    batch = Rows(layout, BadRows(True, bad.append).bad, keep_text=True).loop(body, 2, flagged)
+    values = [Fraction(u, 10**s) for u, s in zip(batch.units, batch.scales, strict=True)]
+    return values, batch.closes, batch.stamps, bad, len(lines), len(data)
 
 
 def read_both(data: bytes, cuts: list[int] = (), **kw) -> tuple[tuple, tuple]:  # type: ignore[assignment]
-    """What the reader and the row loop alone make of ``data`` pushed in pieces cut at ``cuts``: each row's exact
-    value (a chunk may give ``45219.5`` as 4521950 at scale 2, the row loop as 452195 at scale 1), close text and
-    timestamp, the bad rows, and where the reader ends."""
+    """What the reader makes of ``data`` pushed in pieces cut at ``cuts`` (taking the whole-chunk fast path wherever
+    it applies), and what the row loop alone makes of it, alike: each row's exact value (a chunk may give ``45219.5``
+    as 4521950 at scale 2, the row loop as 452195 at scale 1), close text and timestamp, the bad rows, and where the
+    reader ends."""
     bounds = [0, *sorted({c for c in cuts if 0 < c < len(data)}), len(data)]
     pieces = [data[a:b] for a, b in itertools.pairwise(bounds)]
-    results = []
-    for cls in (Reader, RowLoopOnly):
-        bad: list[BadRow] = []
-        reader = cls(keep_text=True, report=bad.append, on_bad_row="skip", **kw)
-        values: list[Fraction] = []
-        closes: list[str] = []
-        stamps: list[str] = []
-        for batch in batches(reader, pieces):
-            values += [Fraction(u, 10**s) for u, s in zip(batch.units, batch.scales, strict=True)]
-            closes += batch.closes
-            stamps += batch.stamps
-        results.append((values, closes, stamps, bad, reader.line_no, reader.offset))
-    return results[0], results[1]
+    bad: list[BadRow] = []
+    reader = Reader(keep_text=True, report=bad.append, on_bad_row="skip", **kw)
+    values: list[Fraction] = []
+    closes: list[str] = []
+    stamps: list[str] = []
+    for batch in batches(reader, pieces):
+        values += [Fraction(u, 10**s) for u, s in zip(batch.units, batch.scales, strict=True)]
+        closes += batch.closes
+        stamps += batch.stamps
+    assert reader.layout is not None
+    return (values, closes, stamps, bad, reader.line_no, reader.offset), row_loop(data, reader.layout)
 
 
 field = st.one_of(
@@ -389,25 +399,26 @@ def test_real_export_shapes_take_the_plain_path(variant: str) -> None:
             f = ln.split(",")
             moved.append(",".join([f[4], *f[:4], *f[5:]] if variant == "close-first" else [*f[:4], *f[5:], f[4]]))
         text = "\r\n".join(moved) if variant.endswith("crlf") else "\n".join(moved)
-    taken = []
-
-    class Watched(Reader):
-        def _plain(self, body: str, n: int, batch) -> bool:  # type: ignore[no-untyped-def]
-            took = super()._plain(body, n, batch)
-            if n:  # a chunk that holds only the header has no rows to read
-                taken.append(took)
-            return took
-
     data = text.encode()
-    for cut in (0, len(text.split("\n", 1)[0]) + 1, 700):  # one chunk; the header alone first; mid-line
-        bad: list[BadRow] = []
-        taken.clear()
-        reader = Watched(keep_text=True, report=bad.append)
-        got = [c for batch in batches(reader, [data[:cut], data[cut:]]) for c in batch.closes]
-        assert got == closes and not bad
-        assert taken and all(taken)  # every chunk with rows, the final line without its newline too
+    header = data[: data.index(b"\n") + 1]
+    reader = Reader()
+    reader.feed(header)
+    assert reader.layout is not None
+    lines = data[len(header) :].splitlines(keepends=True)
+    lines[-1] = lines[-1] if lines[-1].endswith(b"\n") else lines[-1] + b"\n"  # as the input's end completes it
+
+    def whole(chunk: list[bytes]) -> list[str] | None:
+        """The closes of a chunk of lines read whole; None when the fast path does not take it."""
+        batch = chunk_rows(b"".join(chunk), reader.layout, reader.decimal, keep_text=True)  # type: ignore[arg-type]
+        return None if batch is None else batch.closes
+
+    assert whole(lines) == closes
+    for k in range(1, len(lines)):  # wherever the reads cut the lines, each chunk of rows is read whole
+        assert (whole(lines[:k]), whole(lines[k:])) == (closes[:k], closes[k:]), k
+    for cut in (0, len(header), 700):  # the reader: one chunk; the header alone first; mid-line
         fast, slow = read_both(data, [cut])
         assert fast == slow
+        assert fast[1] == closes and not fast[3]
 
 
 def test_an_over_long_line_in_a_plain_chunk_is_still_a_bad_row() -> None:

@@ -21,7 +21,7 @@ from stream.core.keyed import KeyedSignal
 from stream.core.tally import Tally
 from stream.parsing.blocks import BlockReader
 from stream.parsing.framing import InputError
-from stream.parsing.reader import Reader, batches
+from stream.parsing.reader import Reader, ReaderState, batches
 from stream.runs import checkpoint
 from stream.runs.pipeline import Pipeline
 from stream.sinks import metrics
@@ -153,13 +153,14 @@ def test_every_keys_window_survives_a_checkpoint(kinds, window, cut) -> None:
     reader = Reader(on_bad_row="skip", key="sym")
     first.consume(reader.feed(head))
     # Through the checkpoint's own encoding, as a restarted run would read it.
-    ckpt = checkpoint.Checkpoint(None, reader.state(), first.engine.state(), first.tally, "close", None, "sym")
+    state = reader.state().document()
+    ckpt = checkpoint.Checkpoint(None, state, first.engine.state(), first.tally, "close", None, "sym")
     back = checkpoint.Checkpoint.decode(ckpt.encode(), "test")
     assert back.key == "sym"
     second = Pipeline(KeyedSignal.from_state(back.engine))
     second.restore(back.tally)
     again = Reader(on_bad_row="skip", key="sym")
-    again.restore(back.reader)
+    again.restore(ReaderState.of(back.reader))
     for batch in batches(again, [b"".join(tail)]):
         second.consume(batch)
     assert second.tally == whole.tally

@@ -9,6 +9,7 @@ import io
 import itertools
 import json
 import os
+from collections.abc import Callable
 from fractions import Fraction
 from pathlib import Path
 
@@ -17,13 +18,15 @@ from conftest import ROOT, run_command, write
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from stream.core.batch import BadRow
+from stream.core.batch import BadRow, Batch
 from stream.core.engine import RollingSignal
 from stream.parsing.blocks import BlockReader
 from stream.parsing.framing import InputError
+from stream.parsing.header import HOLD, Found, Sample, find_header
 from stream.parsing.layout import LayoutRequest
-from stream.parsing.reader import Reader, batches
-from stream.parsing.rows import BadRowError
+from stream.parsing.plain import chunk_rows
+from stream.parsing.reader import Reader, ReaderState, batches
+from stream.parsing.rows import BadRowError, BadRows, Rows
 from stream.runs import parallel
 from stream.runs.pipeline import Pipeline
 from stream.sinks.signals import SignalSink
@@ -223,6 +226,23 @@ def test_a_title_line_above_the_header_is_skipped_at_any_chunking(step: int) -> 
     values, _, reader = read([data[i : i + step] for i in range(0, len(data), step)])
     assert values == [F("10.5"), F(11)]
     assert reader.layout is not None and any("title line" in n for n in reader.layout.notes)
+
+
+def test_the_header_is_found_from_the_first_lines_alone() -> None:
+    # find_header is a pure function of a file's first lines, as csv.Sniffer is of a sample.
+    title = "https://www.CryptoDataDownload.com"
+    asked = LayoutRequest()
+    assert find_header(Sample([title], final=False), asked) == HOLD  # the next line tells whether it is a title
+    found = find_header(Sample([title, "unix,close", "3,10.5"], final=False), asked)
+    assert isinstance(found, Found) and (found.start, found.header) == (2, "unix,close")
+    assert found.layout.header_line == 2 and any("title line" in n for n in found.layout.notes)
+    assert find_header(Sample(["", "  "], final=False), asked) is None  # only blank lines so far
+    assert find_header(Sample(["junk", "close", "1"]), asked, skip=1).start == 2  # type: ignore[union-attr]
+    # A later file's header must be the first file's; its data starts after it, or at once without one.
+    later = find_header(Sample(["unix,close", "4,12"]), asked, known=found)
+    assert isinstance(later, Found) and (later.start, later.layout) == (1, found.layout)
+    with pytest.raises(InputError, match="differs from the first one"):
+        find_header(Sample(["unix,open,close", "4,1,12"]), asked, known=found)
 
 
 def test_a_possible_title_line_is_not_held_behind_an_endless_line() -> None:
@@ -476,7 +496,7 @@ def test_the_layout_survives_a_checkpoint() -> None:
     data = b'"ts\topen\tClose"\r\n"1\t2\t3,5"\r\n'
     _, _, reader = read(data)
     again = Reader()
-    again.restore(json.loads(json.dumps(reader.state())))
+    again.restore(ReaderState.of(json.loads(json.dumps(reader.state().document()))))
     assert again.layout is not None and reader.layout is not None
     assert again.layout.spec() == reader.layout.spec() | {"decimal": ","}  # the mark the first value told
     assert again.decimal == reader.decimal == ","
@@ -554,20 +574,30 @@ def _table(draw: st.DrawFn) -> tuple[bytes, list[str]]:
     return text.encode(), [c for i, c in enumerate(closes) if i not in bad_at]
 
 
-class RowLoopOnly(Reader):
-    def _plain(self, body: str, n: int, batch) -> bool:  # type: ignore[no-untyped-def]
-        return False
+def _row_loop(data: bytes, report: Callable[[BadRow], None]) -> Batch:
+    """The rows the csv row loop alone (``Rows.loop``) reads from the data lines of ``data``, in the layout the
+    reader finds in its first lines."""
+    probe = Reader(on_bad_row="skip")
+    list(batches(probe, [data]))
+    layout = probe.layout
+    assert layout is not None
+    lines = data.decode().lstrip("\ufeff").split("\n")
+    if lines[-1] == "":
+        lines.pop()  # the piece after the final newline
+    start = layout.header_line - (0 if layout.header else 1)  # the lines above the data
+    return Rows(layout, BadRows(True, report).bad, keep_text=True).loop(lines[start:], start + 1)
 
 
 def _signals(
     data: bytes, pieces: list[bytes], how: str, block_size: int = 97
 ) -> tuple[bytes, int, list[tuple[int, str]]]:
     bad: list[BadRow] = []
-    cls = RowLoopOnly if how == "row" else Reader
-    reader = cls(on_bad_row="skip", report=bad.append, keep_text=True)
+    reader = Reader(on_bad_row="skip", report=bad.append, keep_text=True)
     out = io.BytesIO()
     pipeline = Pipeline(RollingSignal(3), SignalSink(out, "csv"))
-    if how == "workers":
+    if how == "row":
+        tally = pipeline.run([_row_loop(data, bad.append)])
+    elif how == "workers":
         import tempfile
 
         with tempfile.NamedTemporaryFile() as f:
@@ -589,8 +619,8 @@ def test_sniffed_layouts_give_the_same_rows_on_every_path(data: st.DataObject) -
 
 
 def same_on_every_path(data: st.DataObject, raw: bytes) -> None:
-    """The row loop's signals and skipped rows for ``raw`` are the chunk path's, the block path's (both fed it in
-    drawn pieces) and the worker processes' (in drawn blocks)."""
+    """The row loop's signals and skipped rows for ``raw`` are the reader's (taking the whole-chunk fast path where it
+    applies), the block path's (both fed it in drawn pieces) and the worker processes' (in drawn blocks)."""
     cuts = sorted(data.draw(st.sets(st.integers(1, max(1, len(raw) - 1)), max_size=4)))
     pieces = [raw[a:b] for a, b in itertools.pairwise([0, *cuts, len(raw)])]
     want = _signals(raw, [raw], "row")
@@ -613,18 +643,19 @@ def same_on_every_path(data: st.DataObject, raw: bytes) -> None:
 
 def test_the_bundled_data_takes_the_whole_chunk_path_and_the_block_path() -> None:
     # Its start-up cost is held by the benchmark's budget check (benchmarks/bench.py), not by a test.
-    class Counting(Reader):
-        plain = 0
-
-        def _plain(self, body: str, n: int, batch) -> bool:  # type: ignore[no-untyped-def]
-            took = super()._plain(body, n, batch)
-            Counting.plain += n if took else 0
-            return took
-
-    reader = Counting()
-    with open(ROOT / "data.csv", "rb") as fh:
-        rows = sum(len(b) for b in batches(reader, iter(lambda: fh.read(32 << 10), b"")))
-    assert rows == 10_000 and Counting.plain >= 9_900  # all but the first chunk's, which holds the header
+    data = (ROOT / "data.csv").read_bytes()
+    reader = Reader()
+    rows = sum(len(b) for b in batches(reader, [data[i : i + (32 << 10)] for i in range(0, len(data), 32 << 10)]))
+    assert rows == 10_000 and reader.layout is not None
+    # The chunks of complete lines the reader is handed after the header, each read whole by the fast path.
+    whole = 0
+    at = data.index(b"\n") + 1
+    while at < len(data):
+        end = data.rfind(b"\n", at, at + (32 << 10)) + 1 or len(data)
+        batch = chunk_rows(data[at:end], reader.layout, reader.decimal)
+        whole += len(batch) if batch is not None else 0
+        at = end
+    assert whole >= 9_900
     block = BlockReader(Reader(), min_block=1)
     with open(ROOT / "data.csv", "rb") as fh:
         rows = sum(len(b) for b in batches(block.reader, iter(lambda: fh.read(256 << 10), b""), block))

@@ -1,11 +1,13 @@
-"""Line framing: bytes to lines (over-long lines, records wrapped whole in quotes) and the bounded excerpts of input
-that messages quote."""
+"""Line framing: pushed bytes cut into complete lines (the partial line, over-long lines, undecodable ones, byte
+offsets and line numbers), records wrapped whole in quotes, and the bounded excerpts of input that messages quote."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from stream import text as texts
+from stream.core.batch import Batch
 from stream.errors import MlopsStreamError
 
 # One OHLCV record is about a hundred bytes; anything this long is not a record of such a file, and holding it
@@ -13,6 +15,14 @@ from stream.errors import MlopsStreamError
 MAX_LINE_BYTES = 64 * 1024
 # Characters of an offending line or value shown in an error message.
 SHOWN = texts.EXCERPT
+# Why an over-long line is a bad row.
+TOO_LONG = f"line is longer than {MAX_LINE_BYTES} bytes"
+
+
+BOM = b"\xef\xbb\xbf"
+
+# Lines of a chunk that cannot be read as text, by index: (kind, reason, the line's bytes); each reads as "".
+Flagged = dict[int, tuple[str, str, bytes]]
 
 
 class InputError(MlopsStreamError):
@@ -84,3 +94,159 @@ def spans_lines(line: str, delimiter: str) -> bool:
     except csv.Error:
         return False  # a malformed line that ends where it should: reported as such by the row parser
     return rdr.line_num > 1
+
+
+class Framer:
+    """Pushed bytes cut at line ends: each run of complete lines goes to ``take(data, first, final)`` (``first``: the
+    number of its first line; ``final``: no line of this file follows, so nothing can wait for one), which returns
+    their rows, or None to give the lines back until the next line has come (a first line that may be a title). The
+    partial line after them waits for its newline; one that grows past ``MAX_LINE_BYTES`` goes to
+    ``too_long(batch, line, its first bytes)`` and the rest of it is dropped as it comes.
+
+    ``offset`` (bytes of the current file consumed through the last complete line) and ``line_no`` (its lines
+    consumed) are read by the reader; they change only through the methods here."""
+
+    __slots__ = ("_overlong", "_pending", "_take", "_too_long", "line_no", "offset")
+
+    def __init__(
+        self,
+        take: Callable[[bytes, int, bool], Batch | None],
+        too_long: Callable[[Batch, int, bytes], None],
+    ) -> None:
+        self._take = take
+        self._too_long = too_long
+        self.offset = 0
+        self.line_no = 0
+        self._pending = b""
+        self._overlong = False  # dropping the rest of an over-long line
+
+    @property
+    def pending(self) -> bytes:
+        """The bytes of a line whose newline has not arrived yet (with the lines held back before it)."""
+        return self._pending
+
+    @property
+    def at_line_start(self) -> bool:
+        """Whether the next byte pushed starts a line."""
+        return not self._pending and not self._overlong
+
+    def feed(self, data: bytes) -> Batch:
+        """Take more bytes; return the rows of the lines they complete."""
+        if self._overlong:
+            cut = data.find(b"\n")
+            if cut < 0:
+                self.offset += len(data)
+                return Batch(end_offset=self.offset)
+            self.offset += cut + 1
+            data = data[cut + 1 :]
+            self._overlong = False
+        buf = self._pending + data if self._pending else data
+        cut = buf.rfind(b"\n") + 1
+        rest = buf[cut:]
+        batch = self._lines(buf[:cut]) if cut else Batch()
+        if batch is None:  # given back: kept with the partial line, while that line can still come whole
+            if len(rest) <= MAX_LINE_BYTES:
+                self._pending = buf
+                return Batch(end_offset=self.offset)
+            batch = self._complete(buf[:cut], cut)  # the next line is over-long: the first cannot wait for it
+        if len(rest) > MAX_LINE_BYTES:
+            self.line_no += 1
+            self._too_long(batch, self.line_no, rest[: SHOWN * 4])
+            self._overlong = True
+            self.offset += len(rest)
+            rest = b""
+        self._pending = rest
+        batch.end_offset = self.offset
+        return batch
+
+    def finish(self, wait: bool) -> Batch:
+        """The input is over: a last line without its newline is complete, unless ``wait`` (a followed file's last
+        line may still be being written; it stays pending)."""
+        batch = self._complete_pending() if self._pending and not wait else Batch()
+        batch.end_offset = self.offset
+        return batch
+
+    def next_file(self, complete_partial: bool) -> Batch:
+        """The current file is over and another begins: its partial line is complete (``complete_partial``) or
+        dropped (cut short by a truncation); offsets and line numbers start again."""
+        batch = Batch()
+        if self._pending:
+            if complete_partial:
+                batch = self._complete_pending()
+            else:
+                self._pending = b""  # cut short by a truncation: dropped
+        self._overlong = False
+        self.line_no = 0
+        self.offset = 0
+        batch.end_offset = 0
+        return batch
+
+    def move_to(self, offset: int) -> None:
+        """Go on from byte ``offset``, a line start of the current file; lines are counted from there."""
+        self.line_no, self.offset = 0, offset
+
+    def restore(self, offset: int, line_no: int) -> None:
+        """Go on from a checkpoint: ``line_no`` lines of the file, through byte ``offset``, are consumed."""
+        self.offset, self.line_no = offset, line_no
+        self._pending = b""
+        self._overlong = False
+
+    def consumed(self, lines: int, nbytes: int) -> None:
+        """``lines`` complete lines of ``nbytes`` bytes were read by another parser (the block path)."""
+        self.line_no += lines
+        self.offset += nbytes
+
+    def _complete_pending(self) -> Batch:
+        tail, self._pending = self._pending, b""
+        return self._complete(tail if tail.endswith(b"\n") else tail + b"\n", len(tail))
+
+    def _complete(self, data: bytes, count: int) -> Batch:
+        batch = self._lines(data, count, final=True)
+        assert batch is not None  # with no line to come, nothing waits for one
+        return batch
+
+    def _lines(self, data: bytes, count: int | None = None, final: bool = False) -> Batch | None:
+        """``data``'s complete lines to ``take``, ``count`` bytes of the file (their length, less an added newline);
+        lines given back are not counted."""
+        first = self.line_no + 1
+        counted = len(data) if count is None else count
+        lines = data.count(b"\n")
+        self.offset += counted
+        self.line_no += lines
+        batch = self._take(data, first, final)
+        if batch is None:
+            self.offset -= counted
+            self.line_no -= lines
+        return batch
+
+
+def split_lines(data: bytes, text: str | None) -> tuple[list[str], Flagged]:
+    """The complete lines ``data`` (``text`` when it decoded as UTF-8) as strings, with their line breaks' CRs; a
+    line that is not UTF-8 reads as "" and is flagged."""
+    if text is not None:
+        lines = text.split("\n")
+        lines.pop()  # data ends with a newline: the last piece is empty
+        return lines, {}
+    raw = data.split(b"\n")
+    raw.pop()
+    lines = []
+    flagged: Flagged = {}
+    for i, b in enumerate(raw):
+        try:
+            lines.append(b.decode("utf-8"))
+        except UnicodeDecodeError as exc:
+            flagged[i] = ("encoding", f"bytes that are not UTF-8 at column {exc.start + 1}", b)
+            lines.append("")
+    return lines, flagged
+
+
+def flag_long(lines: list[str], flagged: Flagged, size: int) -> None:
+    """Flag the lines longer than ``MAX_LINE_BYTES`` among ``lines`` (``size`` bytes in all), and read them as ""."""
+    # A character is at most 4 bytes, so only a chunk with a line of over a quarter of the limit needs a look.
+    if size > MAX_LINE_BYTES and max(map(len, lines), default=0) * 4 > MAX_LINE_BYTES:
+        for i, ln in enumerate(lines):
+            if len(ln) * 4 > MAX_LINE_BYTES and i not in flagged:
+                b = ln.encode()
+                if len(b) > MAX_LINE_BYTES:
+                    flagged[i] = ("too_long", TOO_LONG, b)
+                    lines[i] = ""

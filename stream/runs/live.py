@@ -17,7 +17,7 @@ from stream.errors import SourceError
 from stream.fs.atomic import is_stream, remove_leftovers
 from stream.parsing.framing import SHOWN
 from stream.parsing.layout import LayoutRequest
-from stream.parsing.reader import Reader, batches
+from stream.parsing.reader import Reader, ReaderState, batches
 from stream.runs import checkpoint
 from stream.runs.checkpoint import Checkpoint
 from stream.runs.context import Outcome, RunContext
@@ -162,7 +162,7 @@ class LiveRun:
             final_line_needs_newline=True, key=cfg.key, request=LayoutRequest.of(cfg),
         )  # fmt: skip
         if ckpt is not None:
-            reader.restore(ckpt.reader)
+            reader.restore(ReaderState.of(ckpt.reader))
         self.reader = reader
         self.follower = follower = self._follower(ckpt, stop)
         if args.signals == "-" and stat.S_ISFIFO(os.fstat(sys.stdout.fileno()).st_mode):
@@ -369,7 +369,7 @@ class LiveRun:
             }
         return Checkpoint(
             ident,
-            reader.state(),
+            reader.state().document(),
             self.pipeline.engine.state(),
             self.pipeline.tally,
             self.cfg.column,

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, BinaryIO, NamedTuple
 
 from stream.core.batch import Batch
 from stream.core.tally import Tally
-from stream.parsing.reader import Reader, batches
+from stream.parsing.reader import Reader, ReaderState, batches
 from stream.runs.pipeline import Pipeline
 from stream.sinks.log import log
 from stream.sources.chunks import BLOCK_CHUNK, CHUNK
@@ -199,8 +199,8 @@ def _backwards(
         raise InputError(f"--reverse: the header of {spec.label} is not within its first MiB")
     layout, data_start, _ = found
     above = scratch.layout.header_line - (0 if scratch.layout.header else 1) if scratch.layout else 0
-    reader.restore({"offset": data_start, "line": above, "header": scratch.header_text, "at_file_start": False,
-                    "layout": layout})  # fmt: skip
+    reader.restore(ReaderState(offset=data_start, line=above, header=scratch.header_text, at_file_start=False,
+                               layout=layout))  # fmt: skip
     m = mode()
     block = None
     if m == "block" or (m == "auto" and size >= BLOCK_MIN_BYTES):

@@ -43,7 +43,7 @@ from stream.core.tally import Skips, Tally
 from stream.errors import SourceError
 from stream.parsing.framing import InputError
 from stream.parsing.layout import LayoutRequest
-from stream.parsing.reader import Reader, batches
+from stream.parsing.reader import Reader, ReaderState, batches
 from stream.parsing.rows import BadRowError
 from stream.runs.pipeline import Pipeline
 from stream.sinks.log import SHOW_BAD_ROWS
@@ -344,7 +344,7 @@ def _reader(job: Settings, report: Callable[[BadRow], None] | None, keep_text: b
         job.column, "skip" if job.skip or skip else "fail", report=report, keep_text=keep_text, key=job.key,
         request=job.request,
     )  # fmt: skip
-    reader.restore({"offset": 0, "line": 0, "header": job.header, "at_file_start": False, "layout": job.layout})
+    reader.restore(ReaderState(offset=0, line=0, header=job.header, at_file_start=False, layout=job.layout))
     return reader
 
 
