@@ -495,12 +495,15 @@ def test_a_zstd_file_without_the_codec_names_the_extra(run_cli, tmp_path: Path) 
     assert run.code == 1
     run.assert_no_traceback()
     assert run.doc()["error_message"] == (
-        "input c.csv.zst is zstd-compressed, which needs pip install 'mlops-stream[zstd]' (the standard library has "
+        "input c.csv.zst is zstd-compressed, which needs pip install '.[zstd]' in the mlops-stream checkout (the standard library has "
         "zstd from Python 3.14)"
     )
     made = run_cli(["generate", "--rows", "5", "--output", "new.csv.zst"], env=env)
     assert made.code == 1
-    assert "mlops-stream generate: error: writing zstd needs pip install 'mlops-stream[zstd]'" in made.stderr
+    assert (
+        "mlops-stream generate: error: writing zstd needs pip install '.[zstd]' in the mlops-stream checkout"
+        in made.stderr
+    )
     assert not (tmp_path / "new.csv.zst").exists()  # said before anything is written
 
 

@@ -293,8 +293,8 @@ def test_a_missing_dask_is_a_clear_error(run_cli, tmp_path: Path) -> None:
         run = run_cli(["--input", "in.csv", *option, "--output", "m.json"], env=env)
         assert run.code == 1
         assert run.file_doc("m.json")["error_message"] == (
-            "--cluster and --scheduler run the job on Dask, which is not installed: pip install 'mlops-stream[dask]' "
-            "(or pip install 'dask[distributed]')"
+            "--cluster and --scheduler run the job on Dask, which is not installed: pip install '.[dask]' in the "
+            "mlops-stream checkout, or pip install 'dask[distributed]'"
         )
         run.assert_no_traceback()
 

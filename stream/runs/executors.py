@@ -21,8 +21,8 @@ Task = Callable[[Any], Any]
 CONNECT_GRACE = 2.0
 
 DASK_MISSING = (
-    "--cluster and --scheduler run the job on Dask, which is not installed: pip install 'mlops-stream[dask]' "
-    "(or pip install 'dask[distributed]')"
+    "--cluster and --scheduler run the job on Dask, which is not installed: pip install '.[dask]' in the "
+    "mlops-stream checkout, or pip install 'dask[distributed]'"
 )
 
 

@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from stream.sinks.topkeys import KeyCounts, Taken
 
 PREFIX = "mlops_stream_"
-EXTRA = "pip install '.[serve]' (in the mlops-stream checkout)"
+EXTRA = "pip install '.[serve]' in the mlops-stream checkout"
 # Why rows are skipped (the reasons' kinds). Each is exported from the start, at 0, so rate() sees the first one.
 REASONS = ("fields", "value", "missing", "encoding", "too_long", "quote", "key", OTHER)
 TEXT = "text/plain; charset=utf-8"

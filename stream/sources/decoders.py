@@ -9,7 +9,7 @@ from stream.sources.magic import MAGIC, DecompressError, describe
 # Compressed bytes per read: big enough that a read costs little next to decompressing it, small enough to stay
 # far below the memory the rest of a run uses.
 RAW_READ = 64 << 10
-ZSTD_MISSING = "pip install 'mlops-stream[zstd]' (the standard library has zstd from Python 3.14)"
+ZSTD_MISSING = "pip install '.[zstd]' in the mlops-stream checkout (the standard library has zstd from Python 3.14)"
 
 
 class ByRead1:
