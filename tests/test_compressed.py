@@ -495,8 +495,8 @@ def test_a_zstd_file_without_the_codec_names_the_extra(run_cli, tmp_path: Path) 
     assert run.code == 1
     run.assert_no_traceback()
     assert run.doc()["error_message"] == (
-        "input c.csv.zst is zstd-compressed, which needs pip install '.[zstd]' in the mlops-stream checkout (the standard library has "
-        "zstd from Python 3.14)"
+        "input c.csv.zst is zstd-compressed, which needs pip install '.[zstd]' in the mlops-stream checkout "
+        "(the standard library has zstd from Python 3.14)"
     )
     made = run_cli(["generate", "--rows", "5", "--output", "new.csv.zst"], env=env)
     assert made.code == 1
