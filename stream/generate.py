@@ -11,8 +11,8 @@ close times); ``--compress`` writes any layout gzip-, bz2-, xz-, zip- or zstd-co
 from __future__ import annotations
 
 import argparse
-import sys
-from collections.abc import Iterator
+import errno
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from typing import Any, BinaryIO
 
@@ -190,10 +190,15 @@ def member_name(output: str) -> str:
     return base if base.lower().endswith(".csv") else base + ".csv"
 
 
-def main(argv: list[str]) -> int:
-    p = argparse.ArgumentParser(
-        prog="mlops-stream generate", description="Write seeded synthetic 1-minute OHLCV candles as CSV."
-    )
+def main(
+    argv: list[str],
+    stdout: BinaryIO | None,
+    say: Callable[[str], None],
+    parser: type[argparse.ArgumentParser] = argparse.ArgumentParser,
+) -> int:
+    """``mlops-stream generate``: ``stdout`` is where ``--output -`` writes (None: closed), ``say`` writes a message
+    to stderr, ``parser`` reads the arguments (the command's writes where ``say`` does)."""
+    p = parser(prog="mlops-stream generate", description="Write seeded synthetic 1-minute OHLCV candles as CSV.")
     p.add_argument("--rows", type=int, default=10_000, help="number of candles (default 10000)")
     p.add_argument("--seed", type=int, default=42, help="generator seed (default 42)")
     p.add_argument("--output", default="-", metavar="PATH", help="file to write ('-' = stdout, the default)")
@@ -236,19 +241,22 @@ def main(argv: list[str]) -> int:
             try:
                 zstd_module()  # a missing codec is said before anything is written
             except ImportError:
-                sys.stderr.write(f"mlops-stream generate: error: writing zstd needs {ZSTD_MISSING}\n")
+                say(f"mlops-stream generate: error: writing zstd needs {ZSTD_MISSING}\n")
                 return 1
+        if args.output == "-" and stdout is None:
+            raise OSError(errno.EBADF, "it is closed")
         with ExitStack() as stack:
-            out = sys.stdout.buffer if args.output == "-" else stack.enter_context(open(args.output, "wb"))
+            out = stdout if args.output == "-" and stdout is not None else stack.enter_context(open(args.output, "wb"))
             if kind is not None:
                 out = compressor(out, kind, member, stack)
             write(out, args.rows, args.seed, args.quoted, args.symbols, args.layout)
-        sys.stdout.flush()
+        if stdout is not None:
+            stdout.flush()
     except BrokenPipeError:
         return 141
     except OSError as exc:
         where = "stdout" if args.output == "-" else args.output
         reason = exc.strerror.lower() if exc.strerror else str(exc)
-        sys.stderr.write(f"mlops-stream generate: error: cannot write {where}: {reason}\n")
+        say(f"mlops-stream generate: error: cannot write {where}: {reason}\n")
         return 1
     return 0
