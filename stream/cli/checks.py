@@ -27,7 +27,9 @@ def parser_class(env: Environment, bounded: bool = True) -> type[argparse.Argume
                 from stream.text import line
 
                 message = line(message, 1000)
-            super().error(message)
+            # As argparse says it, but all on stderr: without one, argparse would print the usage on stdout.
+            env.say(f"{self.format_usage()}{self.prog}: error: {message}\n")
+            raise SystemExit(2)
 
     return Parser
 

@@ -21,14 +21,12 @@ if TYPE_CHECKING:
 
 def entry() -> int:
     """The command (`mlops-stream`, `python -m stream`): ``main`` with the interpreter's exit made quick."""
-    import signal
-
-    # The run puts back what it found when it ends, and the interpreter's shutdown would put the default handlers
-    # back in place of Python ones: a Ctrl-C or SIGTERM of a storm arriving then would kill the finished job, which
-    # has nothing left to stop. Ignored outside the run, they cannot.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    code = main(started=T0)
+    signals = Signals()
+    signals.install()  # first of all: a stop from now on is held, then ends the run as documented
+    code = _main(sys.argv[1:], (None, None, None), T0, signals)
+    # The interpreter's shutdown would put the default handlers back in place of Python ones: a Ctrl-C or SIGTERM
+    # of a storm arriving then would kill the finished job, which has nothing left to stop. Ignored, they cannot.
+    signals.restore(then_ignore=True)
     # The job is over and its files flushed: frozen, the objects still alive are skipped by the interpreter's last
     # cyclic garbage collection at exit (see docs/performance.md for what it saves).
     import gc
@@ -48,20 +46,22 @@ def main(
     """Run the command on ``argv`` (default: ``sys.argv[1:]``) and return its exit code; ``stdin``, ``stdout`` and
     ``stderr`` (text streams, with a ``.buffer`` or without, or binary ones) stand in for the process's for the run,
     which is handed them; the process's are left as they are. ``started``: the ``time.perf_counter()`` the run's
-    latency counts from (default: now)."""
-    started = time.perf_counter() if started is None else started
-    argv = sys.argv[1:] if argv is None else argv
-    signals = None
-    if argv[:1] != ["generate"]:
-        # Before anything slow (imports, the config, globs): a stop from now on is held, then ends the run as
-        # documented instead of cutting an import or a check in two.
-        signals = Signals()
-        signals.install()
+    latency counts from (default: now). The caller's SIGINT and SIGTERM handlers are back when it returns."""
+    signals = Signals()
+    signals.install()
     try:
-        from stream.runs.options import Environment
+        argv = sys.argv[1:] if argv is None else argv
+        return _main(argv, (stdin, stdout, stderr), time.perf_counter() if started is None else started, signals)
+    finally:
+        signals.restore()
 
-        env = Environment(stdin, stdout, stderr)
-        if signals is None:
+
+def _main(argv: list[str], streams: tuple[IO[Any] | None, ...], started: float, signals: Signals) -> int:
+    from stream.runs.options import Environment
+
+    env = Environment(*streams)
+    try:
+        if argv[:1] == ["generate"]:
             return _generate(argv[1:], env)
         from stream.cli.checks import read
         from stream.runs.job import Job
@@ -69,14 +69,10 @@ def main(
         return Job(read(argv, env), env, signals, argv, started).run()
     except SystemExit as exc:  # argparse: a usage error (2), --help or --version (0)
         return exc.code if isinstance(exc.code, int) else int(exc.code is not None)
-    finally:
-        if signals is not None:
-            signals.restore()
 
 
 def _generate(argv: list[str], env: Environment) -> int:
-    """``mlops-stream generate``: stopped by Ctrl-C (exit 130) or SIGTERM (143) as any program is (the command
-    ignores both outside a run)."""
+    """``mlops-stream generate``: stopped by Ctrl-C (exit 130) or SIGTERM (143) as any program is."""
     import signal
 
     from stream.cli.checks import parser_class

@@ -85,7 +85,6 @@ class Job:
                 self.server.close()
         if out_of_memory:
             return self._fail(_phrase(MemoryError()))
-        self.signals.finish()  # the work is done: nothing may stop the document now
         return self._publish(doc, EXIT_OK)
 
     def _process(self) -> dict[str, Any]:
@@ -136,6 +135,7 @@ class Job:
     def _publish(self, doc: dict[str, Any], code: int) -> int:
         from stream.sinks import metrics
 
+        self.signals.finish()  # the work is over: nothing may stop the document now
         opts, log = self.options, self.log
         if opts.output:
             try:
@@ -176,6 +176,7 @@ class Job:
     def _broken_pipe(self) -> int:
         from stream.sinks import metrics
 
+        self.signals.finish()
         self._silence_stdout()
         message = "the reader of the signals output closed it before the input was fully processed"
         self.log.info("%s; stopping", message)

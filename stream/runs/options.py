@@ -63,10 +63,9 @@ class Environment:
     )  # fmt: skip
 
     def __init__(self, stdin: IO[Any] | None = None, stdout: IO[Any] | None = None, stderr: IO[Any] | None = None):
-        given = [_usable(s) for s in (stdin, stdout, stderr)]
         self.stdin, self.stdout, self.stderr = (
             _text(s) if s is not None else None
-            for s in (given[0] or _usable(sys.stdin), given[1] or _usable(sys.stdout), given[2] or _usable(sys.stderr))
+            for s in (_usable(stdin, sys.stdin), _usable(stdout, sys.stdout), _usable(stderr, sys.stderr))
         )
         self.stdin_buffer = _binary(self.stdin)
         self.stdout_buffer = _binary(self.stdout)
@@ -87,8 +86,9 @@ class Environment:
             pass
 
 
-def _usable(stream: IO[Any] | None) -> IO[Any] | None:
-    """``stream``, or None when there is none or it is closed."""
+def _usable(given: IO[Any] | None, process: IO[Any] | None) -> IO[Any] | None:
+    """The stream ``given`` (else the ``process``'s), or None when there is none or it is closed."""
+    stream = given if given is not None else process
     return None if stream is None or getattr(stream, "closed", False) else stream
 
 

@@ -49,11 +49,12 @@ class Signals:
         for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGALRM):
             self._before[signum] = signal.signal(signum, self._on_signal)
 
-    def restore(self) -> None:
-        """Put back the handlers found at ``install`` (an in-process caller gets its own back)."""
+    def restore(self, then_ignore: bool = False) -> None:
+        """Put back the handlers found at ``install`` (an in-process caller gets its own back); ``then_ignore``:
+        ignore the signals from now on instead (a process whose job is over, see ``stream.cli.entry``)."""
         signal.setitimer(signal.ITIMER_REAL, 0)
         for signum, handler in self._before.items():
-            signal.signal(signum, handler)
+            signal.signal(signum, signal.SIG_IGN if then_ignore else handler)
         self._before.clear()
 
     @property
