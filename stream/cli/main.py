@@ -1,6 +1,5 @@
-"""The command's entry points: ``mlops-stream`` and ``python -m stream`` (``entry``), and ``main``, which reads the
-arguments into a run's options, starts the job and turns whatever ends it into an exit code (0 ok, 1 failed, 2 usage,
-130/143 stopped, 141 its output's reader went away)."""
+"""The command's entry points (``entry``: ``mlops-stream``, ``python -m stream``; ``main``, in process): the arguments
+read into a run's options, the job started, and whatever ends it turned into an exit code."""
 
 from __future__ import annotations
 

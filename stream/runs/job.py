@@ -39,12 +39,8 @@ class Job:
 
     def run(self) -> int:
         try:
-            if not self.options.follow:
-                # The first SIGINT or SIGTERM stops a batch run where it is (a live run stops itself, cleanly). As
-                # PID 1 in a container the job would otherwise ignore `docker stop`'s SIGTERM until killed.
-                self.signals.arm()
             return self._run()
-        except (Terminated, KeyboardInterrupt) as exc:  # the first signal, while a document was being written
+        except (Terminated, KeyboardInterrupt) as exc:  # a stop before the work (one held since the arguments, say)
             return self._fail(*stopped(exc))
         finally:
             logsink.setup(None)  # an in-process caller gets its log closed
@@ -56,6 +52,10 @@ class Job:
         except OSError as exc:
             self.log = logsink.setup(None, opts.quiet, stderr=env.stderr)
             return self._fail(f"the log file {opts.log_file} cannot be opened: {_reason(exc)}")
+        if not opts.follow:
+            # From here the first SIGINT or SIGTERM stops a batch run where it is, one held so far at once (a live
+            # run stops itself, cleanly). As PID 1 in a container the job would otherwise ignore `docker stop`.
+            self.signals.arm()
         if opts.output:
             from stream.fs.atomic import check_writable
 

@@ -122,7 +122,8 @@ def _isatty(stream: TextIO | None) -> bool:
 
 
 class _TextOver(io.TextIOBase):
-    """Text written as UTF-8 to a binary stream an in-process caller gave; never closes it."""
+    """Text written as UTF-8 to a binary stream an in-process caller gave; never closes it (io.TextIOWrapper would
+    close the caller's stream once collected)."""
 
     def __init__(self, raw: Any) -> None:
         super().__init__()

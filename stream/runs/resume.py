@@ -1,6 +1,5 @@
-"""Resuming a live run from its checkpoint: its settings compared with the run's, the input found again (by device,
-inode and fingerprint, under another name if it was rotated meanwhile) and the signals file cut back to the checkpoint's
-rows."""
+"""Resuming a live run from its checkpoint: the settings compared, the input found again (renamed too) by device, inode
+and fingerprint, and the signals file cut back to the checkpoint's rows."""
 
 from __future__ import annotations
 
