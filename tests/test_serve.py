@@ -295,7 +295,8 @@ def test_scrapers_that_hang_up_or_send_garbage_leave_no_traceback(tmp_path: Path
     p = start(["--input", "live.csv", "--follow", "--metrics-port", "0", "--log-file", "run.log"], tmp_path)
     try:
         port = port_from_log(tmp_path / "run.log", p)
-        wait_for(lambda: scrape(port)[0] == 200, "a first scrape")
+        # The server answers before the run has attached itself: wait for the run's counters, not for any 200.
+        wait_for(lambda: "mlops_stream_rows_processed_total 1.0" in scrape(port)[1], "a first scrape of the run")
         for request in (b"GET /metr", b"GET /metrics HTTP/1.1\r\n", b"\x16\x03\x01 not http\r\n\r\n"):
             with socket.create_connection(("127.0.0.1", port), timeout=10) as conn:
                 conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))  # close with a reset
