@@ -91,6 +91,26 @@ def test_a_batch_run_stopped_by_repeated_signals_writes_its_error_document(
     assert json.loads(out) == doc
 
 
+def test_a_run_started_as_a_module_loads_still_stops_at_once(tmp_path: Path) -> None:
+    """A program that runs the command from its module's top level: the command's own code then runs inside an
+    import, and its stop must still come at once, not wait for that import to end."""
+    write(tmp_path / "runner.py", "import sys\nfrom stream.cli import main\nsys.exit(main(sys.argv[1:]))\n")
+    fifo = tmp_path / "in.fifo"
+    os.mkfifo(fifo)
+    p = subprocess.Popen(
+        [sys.executable, "-c", "import runner", "--input", str(fifo), "--output", "m.json", "--log-file", "run.log"],
+        cwd=tmp_path, env=env_with_repo(), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    with open(fifo, "w") as writer:  # the run reads what is written and waits for more
+        writer.write(ohlcv_csv(["100.5"] * 20))
+        writer.flush()
+        wait_for(lambda: log_has(tmp_path, "input opened"), "the run to read its input", timeout=60)
+        p.send_signal(signal.SIGTERM)
+        _out, err = p.communicate(timeout=60)
+    assert p.returncode == 143, err
+    assert "stopped by SIGTERM" in json.loads((tmp_path / "m.json").read_text())["error_message"]
+
+
 def stopped_while(tmp_path: Path, first: list[Any], later: list[Any], meanwhile: Callable[[Path], None]) -> None:
     """Follow a file of ``first`` rows, SIGSTOP the run for well past its idle timeout while ``meanwhile(live)`` puts
     the ``later`` rows in place, SIGCONT it: the final metrics must be those of every row."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sys
 import time
 
 TYPE_CHECKING = False  # typing is not imported: this module is loaded before the handlers it installs
@@ -44,8 +45,12 @@ class Signals:
         self._unbroken = 0  # depth of the ``unbroken`` steps under way
         self._finishing_since: float | None = None
         self._before: dict[int, Any] = {}
+        self._outer: Any = None  # the frame of the command, below which imports are looked for
 
     def install(self) -> None:
+        # The command may itself run inside an import (a module that runs it as it loads): only the imports it
+        # makes count.
+        self._outer = sys._getframe(1)
         for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGALRM):
             self._before[signum] = signal.signal(signum, self._on_signal)
 
@@ -56,6 +61,7 @@ class Signals:
         for signum, handler in self._before.items():
             signal.signal(signum, signal.SIG_IGN if then_ignore else handler)
         self._before.clear()
+        self._outer = None
 
     @property
     def reason(self) -> str | None:
@@ -103,7 +109,7 @@ class Signals:
             self.first = signum
         if not self._armed or self.first is None or self._unbroken:
             return
-        if _importing(frame):
+        if _importing(frame, self._outer):
             signal.setitimer(signal.ITIMER_REAL, RETRY_AFTER)
             return
         self._stop()
@@ -122,9 +128,10 @@ class Signals:
                 os._exit(130)
 
 
-def _importing(frame: Any) -> bool:
-    """Whether the code ``frame`` runs is inside an import (its module, or one it imports, being executed)."""
-    while frame is not None:
+def _importing(frame: Any, outer: Any) -> bool:
+    """Whether the code ``frame`` runs is inside an import (its module, or one it imports, being executed) made
+    above the frame ``outer``."""
+    while frame is not None and frame is not outer:
         if frame.f_code.co_filename.startswith("<frozen importlib"):
             return True
         frame = frame.f_back
