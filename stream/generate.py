@@ -11,10 +11,13 @@ close times); ``--compress`` writes any layout gzip-, bz2-, xz-, zip- or zstd-co
 from __future__ import annotations
 
 import argparse
-import sys
+import errno
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
+
+if TYPE_CHECKING:
+    from stream.fs.atomic import Staged
 
 COLUMNS = ("timestamp", "open", "high", "low", "close", "volume_btc", "volume_usd")
 START = "2024-01-01T00:00:00"
@@ -203,8 +206,15 @@ MAX_ROWS = 1_000_000_000
 MAX_WALKS = 20_000
 
 
-def main(argv: list[str]) -> int:
-    args = _arguments(argv)
+def main(
+    argv: list[str],
+    stdout: BinaryIO | None,
+    say: Callable[[str], None],
+    parser: type[argparse.ArgumentParser] = argparse.ArgumentParser,
+) -> int:
+    """``mlops-stream generate``: ``stdout`` is where ``--output -`` writes (None: closed), ``say`` writes a message
+    to stderr, ``parser`` reads the arguments (the command's writes where ``say`` does)."""
+    args = _arguments(argv, parser)
     kind = args.compress
     if kind is None:
         kind = next((k for k in COMPRESS if args.output.lower().endswith("." + k)), None)
@@ -223,24 +233,21 @@ def main(argv: list[str]) -> int:
             try:
                 zstd_module()  # a missing codec is said before anything is written
             except ImportError:
-                sys.stderr.write(f"mlops-stream generate: error: writing zstd needs {ZSTD_MISSING}\n")
+                say(f"mlops-stream generate: error: writing zstd needs {ZSTD_MISSING}\n")
                 return 1
-        _written(args.output, produce)
-        sys.stdout.flush()
+        _written(args.output, produce, stdout)
     except BrokenPipeError:
         return 141
     except OSError as exc:
         where = "stdout" if args.output == "-" else args.output
         reason = exc.strerror or str(exc)
-        sys.stderr.write(f"mlops-stream generate: error: cannot write {where}: {reason[:1].lower()}{reason[1:]}\n")
+        say(f"mlops-stream generate: error: cannot write {where}: {reason[:1].lower()}{reason[1:]}\n")
         return 1
     return 0
 
 
-def _arguments(argv: list[str]) -> argparse.Namespace:
-    p = argparse.ArgumentParser(
-        prog="mlops-stream generate", description="Write seeded synthetic 1-minute OHLCV candles as CSV."
-    )
+def _arguments(argv: list[str], parser: type[argparse.ArgumentParser]) -> argparse.Namespace:
+    p = parser(prog="mlops-stream generate", description="Write seeded synthetic 1-minute OHLCV candles as CSV.")
     p.add_argument("--rows", type=int, default=10_000, help=f"number of candles (default 10000, at most {MAX_ROWS:,})")
     p.add_argument("--seed", type=int, default=42, help="generator seed (default 42)")
     p.add_argument(
@@ -284,11 +291,15 @@ def _arguments(argv: list[str]) -> argparse.Namespace:
     return args
 
 
-def _written(path: str, produce: Callable[[BinaryIO], None]) -> None:
-    """Have ``produce`` write stdout (``-``), a FIFO or device as the stream it is, or a file staged beside ``path``
-    and renamed over it once complete: a run interrupted (Ctrl-C, SIGTERM, a full disk) leaves what was there."""
+def _written(path: str, produce: Callable[[BinaryIO], None], stdout: BinaryIO | None) -> None:
+    """Have ``produce`` write stdout (``-``; None: closed), a FIFO or device as the stream it is, or a file staged
+    beside ``path`` and renamed over it once complete: a run interrupted (Ctrl-C, SIGTERM, a full disk) leaves what
+    was there."""
     if path == "-":
-        produce(sys.stdout.buffer)
+        if stdout is None:
+            raise OSError(errno.EBADF, "it is closed")
+        produce(stdout)
+        stdout.flush()
         return
     from stream.fs.atomic import Staged, is_stream, remove_leftovers
 
@@ -308,13 +319,13 @@ def _written(path: str, produce: Callable[[BinaryIO], None]) -> None:
 
 
 @contextmanager
-def _discarded_on_sigterm(staged: Any) -> Iterator[None]:
+def _discarded_on_sigterm(staged: Staged) -> Iterator[None]:
     """While ``staged`` is written, SIGTERM removes it before ending the process as SIGTERM does."""
     import os
     import signal
 
     def on_term(signum: int, frame: object) -> None:
-        staged.discard()
+        staged.remove()
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         os.kill(os.getpid(), signal.SIGTERM)
 

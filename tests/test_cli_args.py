@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 from conftest import ohlcv_csv, write
 
-from stream.cli.main import OPTIONS, build_parser
+from stream.cli.checks import build_parser
+from stream.cli.options import OPTIONS
 
 
 def test_every_option_of_the_table_is_offered_and_explained(run_main) -> None:

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from conftest import RSS_PROBE, env_with_repo, start_command, write
 
-from stream.cli.main import EXIT_BROKEN_PIPE
 from stream.parsing.framing import MAX_LINE_BYTES
+from stream.runs.job import EXIT_BROKEN_PIPE
 
 LONG = f"line is longer than {MAX_LINE_BYTES} bytes"
 

@@ -95,6 +95,11 @@ class Staged:
             self.fh.close()
         except OSError:  # a full disk, say: the file goes either way
             pass
+        self.remove()
+
+    def remove(self) -> None:
+        """Remove the staged file without touching its handle: safe from a signal handler that interrupted a write
+        (closing the handle there would be a reentrant call on it)."""
         try:
             os.unlink(self.tmp)
         except OSError:

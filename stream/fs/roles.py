@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import os
 import stat
-import sys
 from collections.abc import Sequence
-from typing import IO
 
 
 class Role:
@@ -83,20 +81,3 @@ def _clash(out: Role, other: Role) -> str:
         f"{out.describe()} is also {other.describe()}{same}: one file cannot have two roles, and writing it would "
         "destroy it; pass another path"
     )
-
-
-def stdin_role() -> Role | None:
-    return _stream_role("the input on stdin", sys.stdin)
-
-
-def stdout_role(role: str) -> Role | None:
-    return _stream_role(role, sys.stdout)
-
-
-def _stream_role(role: str, stream: IO[str] | None) -> Role | None:
-    """The file behind a standard stream; None when there is none (closed, or an in-process caller's buffer)."""
-    try:
-        fd = stream.fileno() if stream is not None else None
-    except (OSError, ValueError):  # io.UnsupportedOperation is both
-        return None
-    return Role.of_fd(role, fd) if fd is not None else None

@@ -3,7 +3,6 @@ progress display and the metrics server's view kept up to date."""
 
 from __future__ import annotations
 
-import sys
 import time
 from typing import TYPE_CHECKING
 
@@ -12,94 +11,126 @@ from stream.runs.context import Outcome, RunContext
 if TYPE_CHECKING:
     from stream.core.tally import Tally
     from stream.parsing.layout import Layout
-    from stream.sources.files import Input
+    from stream.parsing.reader import Reader
+    from stream.runs.pipeline import Pipeline
+    from stream.sinks.progress import Progress
+    from stream.sinks.serve import BatchView
+    from stream.sources.files import Input, Spec
 
 
 def run(ctx: RunContext) -> Outcome:
-    """Read the inputs named by ``ctx.args.inputs`` to their end; returns the Outcome for the command to publish."""
+    """Read the inputs named by ``ctx.options.inputs`` to their end; returns the Outcome for the command to publish."""
     from stream.parsing.layout import LayoutRequest
     from stream.parsing.reader import Reader
     from stream.runs import parallel
-    from stream.sources.files import check_readable, expand
 
-    args, cfg, log = ctx.args, ctx.cfg, ctx.log
-    specs = expand(args.inputs)
-    for spec in specs:  # a missing or unreadable input fails the run before any output is written
-        if not spec.url and spec.name != "-":
-            check_readable(spec.name)
-    sizes = [spec.size() for spec in specs]
-    known = [s for s in sizes if s is not None]
-    total = sum(known) if len(known) == len(sizes) else None
+    opts, cfg = ctx.options, ctx.cfg
+    specs, sizes = _inputs(ctx)
     several = len(specs) > 1
     name = f"{len(specs)} inputs ({specs[0].label} ... {specs[-1].label})" if several else specs[0].label
     if several:
-        log.info(
+        ctx.log.info(
             "inputs: %d files read as one stream, in this order: %s", len(specs), ", ".join(s.label for s in specs)
         )
     reader = Reader(
-        cfg.column, cfg.on_bad_row, report=ctx.bad_log, keep_text=args.signals is not None, key=cfg.key,
+        cfg.column, cfg.on_bad_row, report=ctx.bad_log, keep_text=opts.signals is not None, key=cfg.key,
         file=specs[0].label if several else None, request=LayoutRequest.of(cfg),
     )  # fmt: skip
     sink = ctx.signals(staged=True)
     pipeline = ctx.pipeline(sink)
     t_read = time.perf_counter()
-    done = [0]  # bytes of the inputs before the current one
-    current: list[Input] = []  # the input being read: its position counts compressed bytes for a compressed one
-    planned: list[int] = []  # the parallel plan's bytes of finished blocks, once it runs
-    layouts: list[Layout] = []  # the layout the parallel plan found (one process: the reader's)
-
-    def opened(i: int, inp: Input) -> None:
-        log.info("input opened: %s", inp.describe())
-        done[0] = sum(known[:i]) if total is not None else 0
-        current[:] = [inp]
-
-    def position() -> int:
-        if planned:
-            return planned[0]
-        return done[0] + (current[0].position(reader.offset) if current else reader.offset)
-
-    display = None
-    if sys.stderr.isatty():  # the common case, stderr elsewhere, does not even load the display's module
-        from stream.sinks import progress  # rich itself is imported only if the display starts
-
-        if progress.wanted(args):
-            display = progress.Progress(pipeline, name, total=total, position=position)
-    view = None
-    if ctx.server is not None:
-        from stream.sinks.serve import BatchView
-
-        view = BatchView(pipeline, lambda: reader.skips, position, total)
-        ctx.server.attach(view)
-
-    def layout() -> Layout | None:
-        return layouts[0] if layouts else reader.layout
-
-    def after_batch() -> None:
-        ctx.announce(layout())
-        if display is not None:
-            display.tick()
-        if view is not None:
-            view.publish()
-
-    def found(plan_layout: Layout) -> None:
-        layouts[:] = [plan_layout]
-
-    def blocks_done(done_bytes: int, tally: Tally, by_key: dict[str, Tally] | None) -> None:
-        # What the display and the server read: the rows of the finished blocks, and their bytes as the position.
-        pipeline.take_counts(tally, by_key)
-        planned[:] = [done_bytes]
-
+    watch = _Watch(ctx, pipeline, reader, name, sizes)
     try:
         tally, by_key = parallel.run(
-            specs, sizes, reader, pipeline, args.workers, after_batch, cluster=args.cluster,
-            scheduler=args.scheduler, block_size=args.block_size, opened=opened, reverse=args.reverse,
-            layout_found=found, blocks_done=blocks_done,
+            specs, sizes, reader, pipeline, opts.workers, watch.after_batch, cluster=opts.cluster,
+            scheduler=opts.scheduler, block_size=opts.block_size, opened=watch.opened, reverse=opts.reverse,
+            layout_found=watch.found, blocks_done=watch.blocks_done,
         )  # fmt: skip
     finally:
-        if display is not None:
-            display.close()
-        if view is not None:
-            view.finish()
-    ctx.announce(layout())
+        watch.close()
+    layout = watch.layout()
+    ctx.announce(layout)
     ctx.bad_log.summary()
-    return Outcome(tally, layout(), reader.skips, name, time.perf_counter() - t_read, by_key)
+    return Outcome(tally, layout, reader.skips, name, time.perf_counter() - t_read, by_key)
+
+
+def _inputs(ctx: RunContext) -> tuple[list[Spec], list[int | None]]:
+    """The input files, each checked readable (a missing or unreadable one fails the run before any output is
+    written), and their sizes (None: a stream)."""
+    from stream.errors import SourceError
+    from stream.sources.files import check_readable, expand
+
+    stdin = ctx.env.stdin_buffer
+    if stdin is None and "-" in ctx.options.inputs:
+        raise SourceError("stdin is closed: pipe CSV into it, or pass --input PATH")
+    specs = expand(ctx.options.inputs, stdin)
+    for spec in specs:
+        if not spec.url and spec.name != "-":
+            check_readable(spec.name)
+    return specs, [spec.size() for spec in specs]
+
+
+class _Watch:
+    """What a batch run shows while it reads (the progress display, the metrics server's view) and the position in
+    its inputs they read; and the layout it found."""
+
+    def __init__(self, ctx: RunContext, pipeline: Pipeline, reader: Reader, name: str, sizes: list[int | None]):
+        self.ctx = ctx
+        self.pipeline = pipeline
+        self.reader = reader
+        self.known = [s for s in sizes if s is not None]
+        self.total = sum(self.known) if len(self.known) == len(sizes) else None
+        self.done = 0  # bytes of the inputs before the current one
+        self.current: Input | None = None  # the input being read: its position counts compressed bytes, if it is
+        self.planned: int | None = None  # the parallel plan's bytes of finished blocks, once it runs
+        self.plan_layout: Layout | None = None  # the layout the parallel plan found (one process: the reader's)
+        self.display: Progress | None = None
+        env = ctx.env
+        if env.stderr_isatty:  # the common case, stderr elsewhere, does not even load the display's module
+            from stream.sinks import progress  # rich itself is imported only if the display starts
+
+            if progress.wanted(ctx.options, env):
+                self.display = progress.Progress(
+                    pipeline, name, total=self.total, position=self.position, stream=env.stderr
+                )
+        self.view: BatchView | None = None
+        if ctx.server is not None:
+            from stream.sinks.serve import BatchView
+
+            self.view = BatchView(pipeline, lambda: reader.skips, self.position, self.total)
+            ctx.server.attach(self.view)
+
+    def opened(self, i: int, inp: Input) -> None:
+        self.ctx.log.info("input opened: %s", inp.describe())
+        self.done = sum(self.known[:i]) if self.total is not None else 0
+        self.current = inp
+
+    def position(self) -> int:
+        if self.planned is not None:
+            return self.planned
+        offset = self.reader.offset
+        return self.done + (self.current.position(offset) if self.current is not None else offset)
+
+    def layout(self) -> Layout | None:
+        return self.plan_layout if self.plan_layout is not None else self.reader.layout
+
+    def after_batch(self) -> None:
+        self.ctx.announce(self.layout())
+        if self.display is not None:
+            self.display.tick()
+        if self.view is not None:
+            self.view.publish()
+
+    def found(self, plan_layout: Layout) -> None:
+        self.plan_layout = plan_layout
+
+    def blocks_done(self, done_bytes: int, tally: Tally, by_key: dict[str, Tally] | None) -> None:
+        # What the display and the server read: the rows of the finished blocks, and their bytes as the position.
+        self.pipeline.take_counts(tally, by_key)
+        self.planned = done_bytes
+
+    def close(self) -> None:
+        if self.display is not None:
+            self.display.close()
+        if self.view is not None:
+            self.view.finish()

@@ -8,7 +8,7 @@ import json
 import os
 import stat
 from dataclasses import dataclass
-from typing import Any, BinaryIO
+from typing import Any
 
 from stream.core.tally import Tally
 from stream.errors import MlopsStreamError
@@ -42,17 +42,18 @@ def identify(fd: int, path: str, offset: int) -> InputId:
     """The identity of the open file ``fd`` (followed as ``path``) for a checkpoint at ``offset``."""
     st = os.fstat(fd)
     size = min(offset, FINGERPRINT)
-    return InputId(os.path.abspath(path), st.st_dev, st.st_ino, size, _digest(fd, size))
+    return InputId(os.path.abspath(path), st.st_dev, st.st_ino, size, digest(fd, size))
 
 
-def _digest(fd: int, size: int) -> str:
+def digest(fd: int, size: int) -> str:
+    """The SHA-256 of the first ``size`` bytes of the open file ``fd``."""
     return hashlib.sha256(os.pread(fd, size, 0) if size else b"").hexdigest()
 
 
 @dataclass(frozen=True)
 class Checkpoint:
     input: InputId | None  # None: the input did not exist yet when the checkpoint was written
-    reader: dict[str, Any]  # Reader.state(): offset after the last processed line, line number, header
+    reader: dict[str, Any]  # Reader.state().document(): offset after the last processed line, line number, header
     engine: dict[str, Any]  # RollingSignal.state(), or KeyedSignal.state() (every key's window and counts)
     tally: Tally
     column: str
@@ -98,8 +99,8 @@ class Checkpoint:
                 f"the checkpoint {where} has format version {excerpt(doc.get('version'))}, this mlops-stream reads "
                 f"version {VERSION}; remove it to start over from the beginning of the input"
             )
-        digest = doc.pop("digest", None)
-        if digest != _content_digest(doc):
+        recorded = doc.pop("digest", None)
+        if recorded != _content_digest(doc):
             raise _damaged(where, "its content does not match its digest (it was edited or damaged)")
         try:
             return cls._checked(doc)
@@ -276,133 +277,3 @@ class File:
         fd, self.fd = self.fd, None
         if fd is not None:
             os.close(fd)
-
-
-def check_settings(
-    ckpt: Checkpoint,
-    where: str,
-    *,
-    input_path: str,
-    window: int,
-    column: str,
-    signals: str | None,
-    fmt: str,
-    key: str | None = None,
-) -> None:
-    """Refuse a checkpoint written for another input, window, column, key or signals output, naming every
-    difference."""
-    wrong = []
-    if ckpt.input is not None and ckpt.input.path != os.path.abspath(input_path):
-        wrong.append(f"it was written for the input {ckpt.input.path}, not {os.path.abspath(input_path)}")
-    if int(ckpt.engine["window"]) != window:
-        wrong.append(f"it was written with window {ckpt.engine['window']}, this run has window {window}")
-    if ckpt.column != column:
-        wrong.append(f"it was written for the column {ckpt.column!r}, this run reads {column!r}")
-    if ckpt.key != key:
-        was = f"keyed by the column {ckpt.key!r}" if ckpt.key is not None else "without a key"
-        now = f"keys rows by {key!r} (--key)" if key is not None else "has no key"
-        wrong.append(f"it was written by a run {was}, this run {now}")
-    recorded = ckpt.signals
-    wanted = None if signals is None else (signals if signals == "-" else os.path.abspath(signals))
-    if (recorded and recorded["path"]) != wanted:
-        was = f"--signals {recorded['path']}" if recorded else "no --signals"
-        now = f"--signals {wanted}" if wanted else "no --signals"
-        wrong.append(f"it was written by a run with {was}, this run has {now}")
-    elif recorded and recorded["format"] != fmt:
-        wrong.append(f"its signals are {recorded['format']}, this run writes {fmt}")
-    if wrong:
-        raise CheckpointError(
-            f"the checkpoint {where} does not match this run: {'; '.join(wrong)}. Run with the same settings, "
-            "or remove the checkpoint (or pass another --checkpoint path) to start over"
-        )
-
-
-def open_input(ckpt: Checkpoint, path: str, where: str) -> tuple[int | None, str]:
-    """Open the file the checkpoint was written for, checked by device, inode and fingerprint; return the open fd
-    (None when the checkpoint predates the input) and the name it was found under.
-
-    If ``path`` now names another file, the checkpoint's file is looked for in the same folder under another name
-    (rotated while the command was not running): its rest is read before the file at ``path``.
-    """
-    ident = ckpt.input
-    if ident is None:
-        return None, path
-    fd = _open_if_same(path, ident)
-    if fd is not None:
-        return _verified(fd, path, ident, ckpt.offset, where), path
-    folder = os.path.dirname(os.path.abspath(path))
-    try:
-        entries = list(os.scandir(folder))
-    except OSError:
-        entries = []
-    for entry in entries:
-        try:
-            if entry.inode() != ident.inode or not entry.is_file(follow_symlinks=False):
-                continue
-        except OSError:
-            continue
-        fd = _open_if_same(entry.path, ident)
-        if fd is not None:
-            return _verified(fd, entry.path, ident, ckpt.offset, where), entry.path
-    raise CheckpointError(
-        f"the checkpoint {where} was written for the file {ident.describe()}, but {path} is now another file and "
-        "the old one is not in its folder: it was replaced while mlops-stream was not running, and rows written to "
-        "it after the checkpoint cannot be recovered. Remove the checkpoint to start over from the beginning"
-    )
-
-
-def _open_if_same(path: str, ident: InputId) -> int | None:
-    try:
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
-    except OSError:
-        return None
-    st = os.fstat(fd)
-    if (st.st_dev, st.st_ino) != (ident.device, ident.inode) or not stat.S_ISREG(st.st_mode):
-        os.close(fd)
-        return None
-    return fd
-
-
-def _verified(fd: int, path: str, ident: InputId, offset: int, where: str) -> int:
-    size = os.fstat(fd).st_size
-    problem = None
-    if size < offset:
-        problem = f"is {size} bytes long, shorter than the {offset} bytes the checkpoint had processed"
-    elif _digest(fd, ident.size) != ident.sha256:
-        problem = f"does not begin with the same {ident.size} bytes as when the checkpoint was written"
-    if problem is None:
-        return fd
-    os.close(fd)
-    raise CheckpointError(
-        f"the input {path} {problem}: it was truncated or rewritten while mlops-stream was not running, so the "
-        f"checkpoint {where} no longer describes it. Remove the checkpoint to start over from the beginning"
-    )
-
-
-def reopen_signals(ckpt: Checkpoint, path: str, where: str) -> BinaryIO:
-    """Open the signals file to continue it, locked: cut back to the size the checkpoint records, positioned at its
-    end. Nothing is cut when the file is shorter than that (CheckpointError)."""
-    from stream.sinks.signals import open_file
-
-    assert ckpt.signals is not None
-    size = int(ckpt.signals["bytes"])
-    try:
-        fh = open_file(path, create=size == 0)  # the live run owns and closes it
-    except FileNotFoundError:
-        raise CheckpointError(
-            f"the signals file {path} is missing, but the checkpoint {where} records {size} bytes of it; restore "
-            "it, or remove the checkpoint to start over"
-        ) from None
-    except OSError as exc:
-        raise CheckpointError(f"the signals file {path} cannot be written: {exc.strerror or exc}") from None
-    actual = os.fstat(fh.fileno()).st_size
-    if actual < size:
-        fh.close()
-        raise CheckpointError(
-            f"the signals file {path} is {actual} bytes long, shorter than the {size} bytes the checkpoint {where} "
-            "records: it was changed since. Remove the checkpoint to start over"
-        )
-    # Rows written after the checkpoint are processed again by this run: cut them off so each appears once.
-    fh.truncate(size)
-    fh.seek(size)
-    return fh

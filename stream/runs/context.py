@@ -4,7 +4,6 @@ and the Outcome it hands back, turned here into the metrics document."""
 from __future__ import annotations
 
 import os
-import sys
 import time
 from typing import TYPE_CHECKING, Any, BinaryIO, NamedTuple
 
@@ -12,13 +11,13 @@ from stream.errors import JobError, reason
 from stream.sinks.log import BadRowLog, Log
 
 if TYPE_CHECKING:
-    import argparse
-
     from stream.config import Config
     from stream.core.tally import Skips, Tally
     from stream.fs.atomic import Staged
     from stream.parsing.layout import Layout
+    from stream.runs.options import Environment, Options
     from stream.runs.pipeline import Pipeline
+    from stream.runs.stops import Signals
     from stream.sinks.serve import Server
     from stream.sinks.signals import SignalSink
 
@@ -41,11 +40,22 @@ class RunContext:
 
     # A plain class: the dataclasses module would cost every batch run its import.
     def __init__(
-        self, args: argparse.Namespace, cfg: Config, log: Log, started: float, server: Server | None = None
+        self,
+        options: Options,
+        cfg: Config,
+        log: Log,
+        env: Environment,
+        stops: Signals,
+        started: float,
+        server: Server | None = None,
     ) -> None:
-        """``started``: the ``time.perf_counter()`` the run's latency counts from; ``server``: the metrics server
-        (--metrics-port) a run attaches its view to, None when not serving."""
-        self.args = args
+        """``options``: the run's, checked; ``cfg``: the config with the flags' overrides; ``env``: the standard
+        streams the run was given; ``stops``: the command's SIGINT and SIGTERM handling; ``started``: the
+        ``time.perf_counter()`` the run's latency counts from; ``server``: the metrics server (--metrics-port) a run
+        attaches its view to, None when not serving."""
+        self.options = options
+        self.env = env
+        self.stops = stops
         self.cfg = cfg
         self.log = log
         self.started = started
@@ -98,8 +108,8 @@ class RunContext:
         """The ``--signals`` output opened (and emptied, under its lock), or None without it; ``close_signals`` closes
         it. ``staged`` (batch runs): a regular file is written beside its path and takes its place only at
         ``close_signals``, so a run that fails (``abandon_signals``) leaves an earlier signals file as it was."""
-        args, key = self.args, self.cfg.key
-        if args.signals is None:
+        opts, key = self.options, self.cfg.key
+        if opts.signals is None:
             return None
         from stream.fs.atomic import Staged, is_stream
         from stream.sinks.signals import HEADER, SignalSink, is_regular, open_file
@@ -109,21 +119,26 @@ class RunContext:
                 f"the key column {key!r} has the name of a column of the signals output ({', '.join(HEADER)}); "
                 "rename it in the input to write signals"
             )
-        if args.signals == "-":
-            out = sys.stdout.buffer
+        path = opts.signals
+        if path == "-":
+            stdout = self.env.stdout_buffer
+            if stdout is None:
+                raise JobError("--signals - writes the signals to stdout, which is closed; pass a file to --signals")
+            out = stdout
         else:
             try:
-                if staged and not is_stream(args.signals):
-                    self._held = open_file(args.signals, create=False) if os.path.lexists(args.signals) else None
-                    self._staged = Staged(args.signals)
+                if staged and not is_stream(path):
+                    with self.stops.unbroken():  # a stop waits until the staged file is the run's to remove
+                        self._held = open_file(path, create=False) if os.path.lexists(path) else None
+                        self._staged = Staged(path)
                     out = self._staged.fh
                 else:
-                    out = open_file(args.signals)
+                    out = open_file(path)
                     if is_regular(out):
                         out.truncate(0)  # only now that this run holds the file's lock
             except OSError as exc:
-                raise JobError(f"the signals file {args.signals} cannot be written: {reason(exc)}") from None
-        self._sink = SignalSink(out, args.signals_format, with_timestamp, key=key, name=args.signals)
+                raise JobError(f"the signals file {path} cannot be written: {reason(exc)}") from None
+        self._sink = SignalSink(out, opts.signals_format, with_timestamp, key=key, name=path)
         return self._sink
 
     def close_signals(self) -> None:
@@ -137,8 +152,8 @@ class RunContext:
             try:
                 self._staged.commit()
             except OSError as exc:
-                raise JobError(f"the signals file {self.args.signals} cannot be written: {reason(exc)}") from None
-        elif sink.out is not sys.stdout.buffer:
+                raise JobError(f"the signals file {self.options.signals} cannot be written: {reason(exc)}") from None
+        elif sink.out is not self.env.stdout_buffer:
             sink.out.close()
         self._release()
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import sys
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, TextIO
 
 from stream.text import line
 
@@ -73,15 +73,25 @@ class FileSink(logging.FileHandler):
         _stderr.handle(log.makeRecord(log.name, logging.WARNING, __file__, 0, msg, (self.baseFilename, reason), None))
 
 
+PROCESS: Any = object()  # no stream of the run's own: sys.stderr as it is at each write
+
+
 class StderrSink(logging.Handler):
     """``mlops-stream: warning: ...``, the shape argparse and most Unix tools use on stderr; no tracebacks.
 
-    sys.stderr is looked up at each write, not kept: rich's live display puts its own in sys.stderr while it runs
-    (warnings then print above the display, not through it), and the terminal's is back once the display stops.
+    Written to the run's stderr (``setup``'s; None when it has none), else to sys.stderr as it is at each write. rich's
+    live display puts a proxy of the terminal's stderr in sys.stderr while it runs: written through that proxy,
+    warnings print above the display, not through it.
     """
+
+    def __init__(self, level: int) -> None:
+        super().__init__(level)
+        self.stream: TextIO | None = PROCESS
 
     def emit(self, record: logging.LogRecord) -> None:
         err = sys.stderr
+        if self.stream is not PROCESS and getattr(err, "rich_proxied_file", None) is not self.stream:
+            err = self.stream
         if err is None:
             return
         try:
@@ -96,10 +106,12 @@ log.addHandler(_stderr)
 log.setLevel(logging.WARNING)  # before setup: warnings and errors reach stderr, nothing is formatted for a file
 
 
-def setup(log_file: str | None, quiet: bool = False) -> logging.Logger:
-    """Log to ``log_file`` (appended to) and stderr (warnings and up; errors only when ``quiet``), and return the
-    job's log. Raises OSError, leaving the log as it was, when the file cannot be opened."""
+def setup(log_file: str | None, quiet: bool = False, stderr: TextIO | None = PROCESS) -> logging.Logger:
+    """Log to ``log_file`` (appended to) and ``stderr`` (warnings and up; errors only when ``quiet``; None: nowhere,
+    the run has none), and return the job's log. Raises OSError, leaving the log as it was, when the file cannot be
+    opened."""
     new = FileSink(log_file) if log_file else None
+    _stderr.stream = stderr
     for handler in [h for h in log.handlers if isinstance(h, FileSink)]:
         log.removeHandler(handler)
         handler.close()

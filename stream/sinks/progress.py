@@ -6,16 +6,13 @@ imported when the display starts, after a short delay, so quick runs never pay f
 
 from __future__ import annotations
 
-import sys
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Protocol, TextIO
 
 from stream.core.exact import format_decimal
 
 if TYPE_CHECKING:
-    import argparse
-
     from rich.console import Group, RenderableType
     from rich.live import Live
     from rich.progress import Progress as RichProgress
@@ -33,17 +30,32 @@ class Waiting(Protocol):
     waiting_since: float | None
 
 
-def wanted(args: argparse.Namespace) -> bool:
+class Asked(Protocol):
+    """What the choice of the display reads of a run's options."""
+
+    @property
+    def quiet(self) -> bool: ...
+    @property
+    def no_progress(self) -> bool: ...
+    @property
+    def signals(self) -> str | None: ...
+
+
+class Terminals(Protocol):
+    """Which of a run's standard streams are terminals."""
+
+    @property
+    def stderr_isatty(self) -> bool: ...
+    @property
+    def stdout_isatty(self) -> bool: ...
+
+
+def wanted(options: Asked, terminals: Terminals) -> bool:
     """The display is for a person watching a terminal: never when asked not to, or when stderr goes elsewhere."""
-    if args.quiet or args.no_progress:
+    if options.quiet or options.no_progress or not terminals.stderr_isatty:
         return False
-    try:
-        if not sys.stderr.isatty():
-            return False
-        # Signals printed to the same terminal would be torn up by the redraws.
-        return not (args.signals == "-" and sys.stdout.isatty())
-    except (AttributeError, ValueError):  # closed or replaced streams
-        return False
+    # Signals printed to the same terminal would be torn up by the redraws.
+    return not (options.signals == "-" and terminals.stdout_isatty)
 
 
 class Progress:
@@ -58,7 +70,10 @@ class Progress:
         position: Callable[[], int] | None = None,
         total: int | None = None,
         follower: Waiting | None = None,
+        stream: TextIO | None = None,
     ) -> None:
+        """``stream``: the run's stderr, a terminal (default: the process's)."""
+        self.stream = stream
         self.pipeline = pipeline
         self.name = name
         self.position = position
@@ -87,7 +102,7 @@ class Progress:
         from rich.progress import Progress as RichProgress
 
         # rich honours NO_COLOR itself; stderr is the terminal, stdout stays for data.
-        console = Console(stderr=True)
+        console = Console(file=self.stream) if self.stream is not None else Console(stderr=True)
         # Never started itself: it keeps the tasks' rates and renders the bar inside the display below.
         self._bars = RichProgress(
             BarColumn(bar_width=40), TaskProgressColumn(), DownloadColumn(), TransferSpeedColumn(), TextColumn("ETA"),
@@ -103,7 +118,7 @@ class Progress:
             redirect_stderr=True,
         )
         # redirect_stderr: warnings logged while the display is up print above it, not through it (the log sink
-        # writes to whatever sys.stderr is at the time, and Live.stop() puts the terminal's back).
+        # writes through the proxy of the terminal rich puts in sys.stderr, and Live.stop() puts the terminal back).
         self._live.start()
 
     def close(self) -> None:

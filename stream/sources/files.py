@@ -72,10 +72,10 @@ def _open_failed(exc: OSError, what: str) -> SourceError:
     return SourceError(f"input {what} cannot be opened: {exc.strerror or exc}")
 
 
-def open_input(path: str) -> Input:
-    """Open ``path`` (``-`` is stdin) for binary reading."""
+def open_input(path: str, stdin: BinaryIO | None = None) -> Input:
+    """Open ``path`` (``-`` is ``stdin``, by default the process's) for binary reading."""
     if path == "-":
-        fh = sys.stdin.buffer
+        fh = stdin if stdin is not None else sys.stdin.buffer
         try:
             st = os.fstat(fh.fileno())
             size = st.st_size if stat.S_ISREG(st.st_mode) else None
@@ -110,13 +110,16 @@ def check_readable(path: str) -> None:
 class Spec:
     """One input file after globs are expanded: a local path (``-`` is stdin) or an fsspec URL."""
 
-    __slots__ = ("base", "known_size", "name", "url")
+    __slots__ = ("base", "known_size", "name", "stdin", "url")
 
-    def __init__(self, name: str, url: bool = False, known_size: int | None = None) -> None:
+    def __init__(
+        self, name: str, url: bool = False, known_size: int | None = None, stdin: BinaryIO | None = None
+    ) -> None:
         self.name = name
         self.url = url  # opened through fsspec
         self.known_size = known_size  # from the listing that found it, which saves a request per file
         self.base = 0  # where the input starts in its file: stdin redirected from a file may be past its start
+        self.stdin = stdin  # what ``-`` reads (None: the process's stdin)
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Spec) and (self.name, self.url) == (other.name, other.url)
@@ -144,7 +147,7 @@ class Spec:
             from stream.sources.remote import open_url
 
             return Input(self.name, *open_url(self.name))
-        return open_input(self.name)
+        return open_input(self.name, self.stdin)
 
     def size(self) -> int | None:
         """The size in bytes, or None for a stream (without opening the file)."""
@@ -156,9 +159,10 @@ class Spec:
             return size_of(self.name)
         try:
             if self.name == "-":
-                st = os.fstat(sys.stdin.fileno())
+                fd = (self.stdin or sys.stdin).fileno()
+                st = os.fstat(fd)
                 if stat.S_ISREG(st.st_mode):  # a file redirected into stdin: what is left of it from here
-                    self.base = os.lseek(sys.stdin.fileno(), 0, os.SEEK_CUR)
+                    self.base = os.lseek(fd, 0, os.SEEK_CUR)
                     return st.st_size - self.base
                 return None
             st = os.stat(self.name)
@@ -182,9 +186,9 @@ def local_path(name: str) -> str | None:
     return unquote(parts.path)
 
 
-def expand(names: Sequence[str]) -> list[Spec]:
+def expand(names: Sequence[str], stdin: BinaryIO | None = None) -> list[Spec]:
     """The input files the ``--input`` arguments name, in order: each glob expanded in sorted order, each file once
-    (see ``globs.matches``)."""
+    (see ``globs.matches``); ``-`` reads ``stdin`` (None: the process's)."""
     specs: list[Spec] = []
     for name in names:
         path = local_path(name)
@@ -198,7 +202,7 @@ def expand(names: Sequence[str]) -> list[Spec]:
                 raise SourceError(f"the input pattern {name} matches no file")
             specs.extend(Spec(p) for p in found)
         else:
-            specs.append(Spec(path))
+            specs.append(Spec(path, stdin=stdin if path == "-" else None))
     return specs
 
 
@@ -220,7 +224,7 @@ def concatenated(
         try:
             yield from _text(inp, i > 0, size, gulp)
         finally:
-            if inp.fh is not sys.stdin.buffer:
+            if spec.url or spec.name != "-":  # stdin stays open: it is the caller's
                 inp.fh.close()
 
 

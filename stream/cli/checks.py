@@ -1,0 +1,157 @@
+"""From the command line to a run's typed ``Options``: the parser made from the options table, and the checks that
+refuse, as usage errors, flags that cannot run together and a file given two roles (an output that is an input)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from typing import Any, NoReturn
+
+from stream.cli.options import LAYOUT, LIVE, ONE_OF, OPTIONS, SCALE
+from stream.runs.options import Environment, Options, Overrides
+
+
+def parser_class(env: Environment, bounded: bool = True) -> type[argparse.ArgumentParser]:
+    """argparse's parser, writing to ``env``'s streams; ``bounded``: its one-line errors cut short and escaped, as
+    they quote arguments, which may be huge or hold a terminal's escape sequences."""
+
+    class Parser(argparse.ArgumentParser):
+        def _print_message(self, message: str, file: Any = None) -> None:
+            # argparse names sys.stdout (help, version) or sys.stderr (the rest); the run's own streams stand in.
+            if message:
+                env.say(message, stdout=file is not None and file is sys.stdout)
+
+        def error(self, message: str) -> NoReturn:
+            if bounded:
+                from stream.text import line
+
+                message = line(message, 1000)
+            # As argparse says it, but all on stderr: without one, argparse would print the usage on stdout.
+            env.say(f"{self.format_usage()}{self.prog}: error: {message}\n")
+            raise SystemExit(2)
+
+    return Parser
+
+
+def build_parser(env: Environment | None = None) -> argparse.ArgumentParser:
+    """The command's parser, made from ``OPTIONS``; it writes to ``env``'s streams (default: the process's)."""
+    from stream import __version__
+
+    p = parser_class(env if env is not None else Environment())(
+        prog="mlops-stream",
+        description="Exact rolling-mean signals for OHLCV CSV from a file, a pipe or a growing file.",
+        epilog="Run 'mlops-stream generate --help' for the synthetic data generator.",
+    )
+    groups: dict[str | None, Any] = {
+        None: p, LAYOUT: p.add_argument_group(LAYOUT), LIVE: p.add_argument_group(LIVE),
+        SCALE: p.add_argument_group(SCALE),
+    }  # fmt: skip
+    groups[ONE_OF] = groups[SCALE].add_mutually_exclusive_group()
+    for group, flag, settings in OPTIONS:
+        groups[group].add_argument(flag, **settings)
+    p.add_argument("--version", action="version", version=f"mlops-stream {__version__}")
+    return p
+
+
+def read(argv: list[str], env: Environment) -> Options:
+    """The options ``argv`` asks for, checked; a usage error (SystemExit 2, said on ``env``'s stderr) if they cannot
+    run. Nothing is opened for writing here."""
+    parser = build_parser(env)
+    args = parser.parse_args(argv)
+    inputs = args.input
+    if inputs is None:
+        if env.stdin is None or env.stdin_isatty:
+            parser.error("no input: pass --input PATH, or pipe CSV into stdin")
+        inputs = ["-"]
+    if inputs.count("-") > 1:
+        parser.error("stdin ('-') can be given as --input only once")
+    if args.key is not None and not args.key.strip():
+        parser.error("--key must name a column")
+    one: str | None = _followed(parser, inputs) if args.follow else inputs[0] if len(inputs) == 1 else None
+    if args.follow and (args.workers or args.cluster is not False or args.scheduler):
+        parser.error("--workers, --cluster and --scheduler apply to batch runs, not to --follow")
+    if not args.follow and (args.idle_timeout is not None or args.checkpoint is not None):
+        parser.error("--idle-timeout and --checkpoint apply to live runs: add --follow")
+    if args.reverse and (args.follow or one is None or one == "-"):
+        parser.error("--reverse reads one regular file backwards from its end: not a pipe, several inputs or --follow")
+    if args.checkpoint is not None and one == "-":
+        parser.error("--checkpoint needs --input PATH (a file): a pipe cannot be resumed at a position")
+    to_stdout = args.output == "-"
+    if to_stdout and args.signals == "-":
+        parser.error("--output - and --signals - cannot both go to stdout: pass a file for one of them")
+    options = Options(
+        inputs=tuple(inputs), input=one, config=args.config, output=None if to_stdout else args.output,
+        metrics_to_stdout=to_stdout, log_file=args.log_file, signals=args.signals, signals_format=args.signals_format,
+        quiet=args.quiet, no_progress=args.no_progress, follow=args.follow, idle_timeout=args.idle_timeout,
+        checkpoint=args.checkpoint, reverse=args.reverse, workers=args.workers, cluster=args.cluster,
+        scheduler=args.scheduler, block_size=args.block_size,
+        overrides=Overrides(
+            window=args.window, on_bad_row=args.on_bad_row, key=args.key, column=args.column,
+            delimiter=args.delimiter, header=False if args.no_header else None, skip_lines=args.skip_lines,
+            decimal=args.decimal, max_skipped=args.max_skipped, metrics_port=args.metrics_port,
+            metrics_host=args.metrics_host,
+        ),
+    )  # fmt: skip
+    clash = role_clash(options, env)
+    if clash is not None:
+        parser.error(clash)
+    return options
+
+
+def _followed(parser: argparse.ArgumentParser, inputs: list[str]) -> str:
+    """The local path (or ``-``) a ``--follow`` run follows: one input, local, not compressed."""
+    if len(inputs) > 1:
+        parser.error("--follow follows one input: pass a single --input")
+    from stream.errors import SourceError
+    from stream.sources.files import local_path
+
+    try:
+        path = local_path(inputs[0])
+    except SourceError as exc:
+        parser.error(str(exc))
+    if path is None:
+        parser.error("--follow follows a local file or stdin, not a URL")
+    from stream.sources.magic import compressed_file
+
+    kind = compressed_file(path) if path != "-" else None
+    if kind is not None:
+        parser.error(f"--follow reads a plain CSV file as it grows, and {path} is {kind}-compressed")
+    return path
+
+
+def role_clash(options: Options, env: Environment) -> str | None:
+    """Why the run would write over one of its own inputs, its config or another of its outputs; None if it would
+    not. Looked at before anything is opened for writing."""
+    from stream.errors import SourceError
+    from stream.fs import roles
+    from stream.sources.files import expand, local_path
+
+    opts = options
+    config = opts.config if opts.config is not None else ("config.yaml" if os.path.exists("config.yaml") else None)
+    inputs = [roles.Role.of("the config", config)] if config is not None else []
+    names = [opts.input] if opts.follow and opts.input is not None else opts.inputs
+    for name in names:
+        if name == "-":
+            found = roles.Role.of_fd("the input on stdin", env.stdin_fd) if env.stdin_fd is not None else None
+            inputs.extend([found] if found is not None else [])
+            continue
+        try:
+            path = local_path(name)
+            local = [] if path is None else [path] if opts.follow else [spec.name for spec in expand([path])]
+        except SourceError:  # a glob that matches nothing, a bad file:// URL: the run itself says so
+            local = [name]
+        inputs.extend(roles.Role.of("the input", path) for path in local)
+    flags = [("--output", opts.output), ("--signals", opts.signals), ("--log-file", opts.log_file)]
+    flags.append(("--checkpoint", opts.checkpoint))
+    outputs = [roles.Role.of(flag, path) for flag, path in flags if path is not None and path != "-"]
+    if (opts.signals == "-" or opts.metrics_to_stdout or not opts.quiet) and env.stdout_fd is not None:
+        found = roles.Role.of_fd("stdout (--signals -)" if opts.signals == "-" else "stdout", env.stdout_fd)
+        outputs.extend([found] if found is not None else [])
+    try:
+        roles.check(inputs, outputs)
+    except roles.RoleClash as exc:
+        from stream.text import line
+
+        return line(str(exc))
+    return None
