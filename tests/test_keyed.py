@@ -167,6 +167,34 @@ def test_every_keys_window_survives_a_checkpoint(kinds, window, cut) -> None:
     assert list(second.by_key or {}) == list(whole.by_key or {})
 
 
+@given(st.lists(row_kinds, max_size=80), st.integers(min_value=1, max_value=5), st.integers(min_value=0, max_value=80))
+@settings(max_examples=100, deadline=None)
+def test_windows_held_without_signals_start_the_rows_after_them(kinds, window, cut) -> None:
+    # A block of the parallel plan starts from the windows its first pass held over the rows before it.
+    data, _meaning = build(kinds)
+    lines = data.splitlines(keepends=True)
+    cut = min(cut, len(lines))
+    reader = Reader(on_bad_row="skip", key="sym")
+    head = reader.feed(b"".join(lines[:cut]))
+    rest = list(batches(reader, [b"".join(lines[cut:])]))
+    whole = KeyedSignal(window)
+    want = rows_of(whole, [head, *rest])[len(head) :]
+    before = KeyedSignal(window)
+    before.hold(head)
+    assert all(t == Tally() for t in before.tallies().values())  # held, not counted
+    windows = {k: x.engine.state() for k, x in before.series.items()}
+    assert rows_of(KeyedSignal.starting(window, windows), rest) == want
+
+
+def rows_of(engine: KeyedSignal, fed: list) -> list[tuple[int, float | None]]:
+    """Each row's signal and mean."""
+    out: list[tuple[int, float | None]] = []
+    for batch in fed:
+        _, signals, means = engine.feed(batch, rows=True)
+        out += zip(signals or [], means or [])
+    return out
+
+
 def test_the_metrics_document_lists_keys_after_the_usual_fields() -> None:
     doc = metrics.success("v1", 42, Tally(5, 2, 1), 3, True, {"X": Tally(3, 2), "A": Tally(2, 0)})
     assert list(doc) == [
