@@ -23,9 +23,10 @@ from stream.core.engine import RollingSignal
 from stream.core.keyed import KeyedSignal
 from stream.parsing.framing import InputError
 from stream.parsing.reader import Reader
-from stream.runs import parallel, plan
-from stream.runs.executors import Inline
+from stream.runs import parallel
 from stream.runs.pipeline import Pipeline
+from stream.runs.plan import cut
+from stream.runs.plan.executors import Inline
 from stream.sinks.signals import SignalSink
 from stream.sources.files import Spec
 
@@ -81,7 +82,8 @@ def run(specs: list[Spec], keyed: bool, window: int, skip: bool, fmt: str | None
     pipeline = Pipeline(KeyedSignal(window) if keyed else RollingSignal(window), sink)
     sizes = [Path(s.name).stat().st_size for s in specs]
     try:
-        tally, by_key = parallel.run(specs, sizes, reader, pipeline, 1, executor=executor, block_size=block)
+        options = parallel.Options(1, block_size=block, executor=executor)
+        tally, by_key = parallel.run(specs, sizes, reader, pipeline, options)
     except InputError as exc:
         return ("error", str(exc), bad)
     return (tally, by_key, out.getvalue(), bad)
@@ -137,7 +139,7 @@ def test_cuts_fall_at_line_starts_after_each_files_header(tmp_path: Path) -> Non
     c = write(tmp_path / "c.csv", "close\n" + "".join(f"{i}\n" for i in range(50)))
     specs = [Spec(str(p)) for p in (a, b, c)]
     sizes = [p.stat().st_size for p in (a, b, c)]
-    tasks = plan.plan(specs, sizes, 64)
+    tasks = cut.blocks(specs, sizes, 64)
     data = {str(p): p.read_bytes() for p in (a, b, c)}
     pieces = [piece for task in tasks for piece in task]
     assert [p.name for p in pieces if p.first] == [str(a), str(b), str(c)]

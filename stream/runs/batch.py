@@ -91,9 +91,9 @@ def run(ctx: RunContext) -> Outcome:
 
     try:
         tally, by_key = parallel.run(
-            specs, sizes, reader, pipeline, args.workers, after_batch, cluster=args.cluster,
-            scheduler=args.scheduler, block_size=args.block_size, opened=opened, reverse=args.reverse,
-            layout_found=found, blocks_done=blocks_done,
+            specs, sizes, reader, pipeline,
+            parallel.Options(args.workers, args.cluster, args.scheduler, args.block_size, args.reverse),
+            parallel.Hooks(after_batch, opened, found, blocks_done),
         )  # fmt: skip
     finally:
         if display is not None:
