@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import env_with_repo, write
+from conftest import env_with_repo, start_command, write
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -488,5 +488,41 @@ def test_far_more_workers_than_blocks_start_no_more_than_the_blocks(run_cli, tmp
             continue
         count = blocks(tmp_path)
         assert 2 <= count <= len(data) // parallel.SMALLEST_BLOCK + 1
-        assert f"the input makes {count} blocks, fewer than the 16 workers; starting {count} " in log
-        assert f"worker processes: {count} over {count} blocks" in log
+        most = parallel.WORKERS_PER_CORE * len(os.sched_getaffinity(0))
+        if count <= most:
+            assert f"the input makes {count} blocks, fewer than the 16 workers; starting {count} " in log
+        else:
+            assert f"16 workers asked for on {most // parallel.WORKERS_PER_CORE} cores; starting {most} " in log
+        assert f"worker processes: {min(count, most)} over {count} blocks" in log
+
+
+# The command, counting the processes it forks (os.fork's hook runs in the parent after each one).
+COUNT_FORKS = """
+import os, sys
+forks = []
+os.register_at_fork(after_in_parent=lambda: forks.append(1))
+from stream.cli import main
+code = main(sys.argv[1:])
+sys.stderr.write("FORKS %d\\n" % len(forks))
+raise SystemExit(code)
+"""
+
+
+def test_worker_processes_are_bounded_by_the_cores_whatever_is_asked(run_cli, tmp_path: Path) -> None:
+    write(tmp_path / "in.csv", "close\n" + "".join(f"{i % 7}.{i % 3}\n" for i in range(200)))
+    want = run_cli(["--input", "in.csv", "--signals", "one.csv", "--output", "one.json"])
+    p = start_command(["--input", "in.csv", "--workers", "100000", "--block-size", "1", "--signals", "two.csv",
+                       "--output", "two.json", "--log-file", "run.log"], tmp_path, code=COUNT_FORKS)  # fmt: skip
+    _out, err = p.communicate(timeout=120)
+    assert p.returncode == 0 and want.code == 0, err
+    found = re.search(rb"FORKS (\d+)", err)
+    assert found, err
+    forks = int(found.group(1))
+    cores = len(os.sched_getaffinity(0))
+    assert 2 <= forks <= parallel.WORKERS_PER_CORE * cores
+    log = (tmp_path / "run.log").read_text()
+    assert f"100000 workers asked for on {cores} cores; starting {forks} " in log
+    assert f"worker processes: {forks} over " in log
+    assert (tmp_path / "one.csv").read_bytes() == (tmp_path / "two.csv").read_bytes()
+    assert want.file_doc("one.json")["value"] == want.file_doc("two.json")["value"]
+

@@ -36,6 +36,9 @@ PARALLEL_MIN_BYTES = 32 << 20
 # Byte ranges are at least this big, and there are up to this many per worker (to even out uneven progress).
 RANGE_MIN_BYTES = 4 << 20
 RANGES_PER_WORKER = 4
+# Worker processes on this machine (--workers, --cluster local:N) are at most this many per core: a task is parsing,
+# bound by the CPU, and twice the cores leaves room for the time a worker waits on its reads (a URL, a cold disk).
+WORKERS_PER_CORE = 2
 # However many workers are asked for, blocks are no smaller (unless --block-size says so): below this a block's fixed
 # costs (a task's round trip, its context, its keys' state) outweigh its rows.
 SMALLEST_BLOCK = 128 << 10
@@ -247,15 +250,22 @@ def _cut(
 
 
 def _workers(options: Options, workers: int, blocks: int) -> int:
-    """How many worker processes to start on this machine: no more than the blocks; the log says when fewer than
-    asked."""
-    if options.executor is not None or options.scheduler is not None or workers <= blocks:
+    """How many worker processes to start on this machine: no more than the blocks, nor than ``WORKERS_PER_CORE``
+    per core; the log says when fewer than asked."""
+    if options.executor is not None or options.scheduler is not None:
         return workers
-    log.info(
-        "the input makes %d blocks, fewer than the %d workers; starting %d (blocks are at least %d KiB unless "
-        "--block-size says otherwise)", blocks, workers, blocks, SMALLEST_BLOCK >> 10,
-    )  # fmt: skip
-    return blocks
+    most = WORKERS_PER_CORE * cores()
+    if blocks < workers and blocks <= most:
+        log.info(
+            "the input makes %d blocks, fewer than the %d workers; starting %d (blocks are at least %d KiB unless "
+            "--block-size says otherwise)", blocks, workers, blocks, SMALLEST_BLOCK >> 10,
+        )  # fmt: skip
+        return blocks
+    if workers > most:
+        log.info("%d workers asked for on %d cores; starting %d (at most %d per core: more only wait for one another, "
+                 "each holding its memory)", workers, cores(), most, WORKERS_PER_CORE)  # fmt: skip
+        return most
+    return workers
 
 
 def _block_path(window: int) -> bool:
