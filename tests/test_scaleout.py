@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import env_with_repo, start_command, write
+from conftest import env_with_repo, run_command, start_command, write
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -526,3 +526,94 @@ def test_worker_processes_are_bounded_by_the_cores_whatever_is_asked(run_cli, tm
     assert (tmp_path / "one.csv").read_bytes() == (tmp_path / "two.csv").read_bytes()
     assert want.file_doc("one.json")["value"] == want.file_doc("two.json")["value"]
 
+
+def _running(pid: int) -> bool:
+    """Whether process ``pid`` is still there (a zombie is not: it holds nothing, only its exit status)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_bytes()
+    except OSError:
+        return False
+    return stat[stat.rfind(b")") + 2 : stat.rfind(b")") + 3] not in (b"Z", b"X")
+
+
+def test_workers_end_with_a_killed_run_and_the_next_run_takes_its_signals_file(tmp_path: Path) -> None:
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from stream import generate
+
+    with open(tmp_path / "big.csv", "wb") as fh:
+        generate.write(fh, 400_000, 3, symbols=50)
+    write(tmp_path / "sig.csv", "an earlier run's signals\n")  # the run locks it while it stages the new ones
+    args = ["--input", "big.csv", "--key", "symbol", "--workers", "2", "--block-size", "256K", "--signals", "sig.csv",
+            "--output", "m.json"]  # fmt: skip
+    p = subprocess.Popen([sys.executable, "-m", "stream", *args], cwd=tmp_path, env=env_with_repo(),
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+
+    def reading() -> list[int]:
+        """The workers that have the input open: past their start, into their tasks."""
+        found = []
+        for pid in _descendants(p.pid):
+            try:
+                fds = [os.readlink(f"/proc/{pid}/fd/{fd}") for fd in os.listdir(f"/proc/{pid}/fd")]
+            except OSError:
+                continue
+            if str(tmp_path / "big.csv") in fds:
+                found.append(pid)
+        return found
+
+    deadline = time.monotonic() + 60
+    while len(reading()) < 2 and time.monotonic() < deadline and p.poll() is None:
+        time.sleep(0.005)
+    workers = reading()
+    assert p.poll() is None and len(workers) == 2, "the run should be going, its workers in their tasks"
+    try:
+        for pid in workers:  # stopped, they stand for workers in the middle of a long task: it never ends
+            os.kill(pid, signal.SIGSTOP)
+        p.kill()
+        p.wait(timeout=30)
+        deadline = time.monotonic() + 30
+        while any(_running(w) for w in workers) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert not [w for w in workers if _running(w)], "the workers end with their run"
+    finally:
+        for pid in workers:
+            if _running(pid):
+                os.kill(pid, signal.SIGKILL)
+    again = run_command(args, tmp_path)
+    assert again.code == 0, again.stderr
+    assert again.file_doc("m.json")["rows_processed"] == 400_000
+
+
+HOLD_AND_LEAVE = """
+import os, signal, sys
+from stream.sinks.signals import open_file
+held = open_file("sig.csv")  # locked, as a run holds its signals file
+if os.fork() == 0:
+    sys.stdin.buffer.read()  # what the run leaves behind: it holds the file until the test closes its stdin
+    os._exit(0)
+print("ready", flush=True)
+signal.pause()
+"""
+
+
+def test_a_signals_file_held_by_what_an_ended_run_left_is_refused_saying_so(run_cli, tmp_path: Path) -> None:
+    write(tmp_path / "in.csv", "close\n1\n2\n3\n")
+    holder = start_command([], tmp_path, code=HOLD_AND_LEAVE)
+    assert holder.stdout is not None and holder.stdin is not None
+    try:
+        assert holder.stdout.readline() == b"ready\n"
+        holder.kill()
+        holder.wait(timeout=30)
+        refused = run_cli(["--input", "in.csv", "--signals", "sig.csv"])
+        assert refused.code == 1
+        assert refused.doc()["error_message"] == (
+            f"the signals file sig.csv is held by processes left by an mlops-stream run (process {holder.pid}) that "
+            "has ended; stop them first, or pass another path"
+        )
+    finally:
+        holder.stdin.close()  # the process left behind ends
+    taken = run_cli(["--input", "in.csv", "--signals", "sig.csv"])
+    assert taken.code == 0, taken.stderr
