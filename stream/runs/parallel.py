@@ -172,7 +172,7 @@ def _parallel(
             hooks.layout_found(scratch.layout)
         if hooks.after_batch is not None:
             hooks.after_batch()
-        result = merge.execute(executor, job, tasks, _Heard(reader, hooks), sink)
+        result = merge.execute(executor, job, tasks, _Relay(reader, hooks), sink)
         executor.close()
         executor = None
         return result.tally, result.by_key
@@ -299,7 +299,7 @@ def _settings(
     )  # fmt: skip
 
 
-class _Heard:
+class _Relay:
     """What the plan tells as it writes blocks out, passed on: skipped rows to the reader's report and counts, the
     blocks' counts to the caller's hooks."""
 

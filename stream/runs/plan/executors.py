@@ -86,7 +86,8 @@ class Processes:
     Unlike a pool, a worker that dies is noticed at once (its sentinel), and stopping kills the others right away. A
     task waits in the parent until a worker is idle: a worker slowed down by the rest of the machine takes fewer tasks
     instead of holding the others up, and the parent never sends to a worker that may be sending (a task and a result
-    both bigger than the pipe's buffer would block both sides for ever).
+    both bigger than the pipe's buffer would block both sides for ever). The workers end with this process however it
+    ends (``_end_with_parent``); on Linux with the thread that makes them, so the run's own thread makes them.
     """
 
     local = True  # the workers share this machine's files: signals go to spill files, not through the pipes
