@@ -140,13 +140,17 @@ def test_keyed_rows_agree_with_a_per_key_fraction_reference(kinds, window, cuts,
     assert quiet.by_key == want_tallies
 
 
+def split(kinds: list, cut: int) -> tuple[bytes, bytes, bytes]:
+    """The data built from ``kinds``, and its lines before line ``cut`` and from it on."""
+    data, _meaning = build(kinds)
+    lines = data.splitlines(keepends=True)
+    return data, b"".join(lines[:cut]), b"".join(lines[cut:])
+
+
 @given(st.lists(row_kinds, max_size=80), st.integers(min_value=1, max_value=5), st.integers(min_value=0, max_value=80))
 @settings(max_examples=100, deadline=None)
 def test_every_keys_window_survives_a_checkpoint(kinds, window, cut) -> None:
-    data, _meaning = build(kinds)
-    lines = data.splitlines(keepends=True)
-    cut = min(cut, len(lines))
-    head, tail = b"".join(lines[:cut]), lines[cut:]
+    data, head, tail = split(kinds, cut)
     whole = Pipeline(KeyedSignal(window))
     whole.run(batches(Reader(on_bad_row="skip", key="sym"), [data]))
     first = Pipeline(KeyedSignal(window))
@@ -160,7 +164,7 @@ def test_every_keys_window_survives_a_checkpoint(kinds, window, cut) -> None:
     second.restore(back.tally)
     again = Reader(on_bad_row="skip", key="sym")
     again.restore(back.reader)
-    for batch in batches(again, [b"".join(tail)]):
+    for batch in batches(again, [tail]):
         second.consume(batch)
     assert second.tally == whole.tally
     assert second.by_key == whole.by_key
@@ -171,12 +175,10 @@ def test_every_keys_window_survives_a_checkpoint(kinds, window, cut) -> None:
 @settings(max_examples=100, deadline=None)
 def test_windows_held_without_signals_start_the_rows_after_them(kinds, window, cut) -> None:
     # A block of the parallel plan starts from the windows its first pass held over the rows before it.
-    data, _meaning = build(kinds)
-    lines = data.splitlines(keepends=True)
-    cut = min(cut, len(lines))
+    _data, before_cut, after_cut = split(kinds, cut)
     reader = Reader(on_bad_row="skip", key="sym")
-    head = reader.feed(b"".join(lines[:cut]))
-    rest = list(batches(reader, [b"".join(lines[cut:])]))
+    head = reader.feed(before_cut)
+    rest = list(batches(reader, [after_cut]))
     whole = KeyedSignal(window)
     want = rows_of(whole, [head, *rest])[len(head) :]
     before = KeyedSignal(window)
