@@ -147,9 +147,9 @@ def process(arg: Block) -> Output:
     if isinstance(engine, KeyedSignal):
         by_key = {k: Tally(x.rows, x.hits) for k, x in engine.series.items() if x.rows}
     return Output(
-        Tally(pipeline.rows - row, pipeline.hits, pipeline.skipped), by_key, tracker.lines, tracker.bad, error,
-        signals, tracker.skips, heads.windows() if heads is not None else None,
-        _windows(engine) if heads is not None else {},
+        tally=Tally(pipeline.rows - row, pipeline.hits, pipeline.skipped), by_key=by_key, lines=tracker.lines,
+        bad=tracker.bad, error=error, signals=signals, skips=tracker.skips,
+        heads=heads.windows() if heads is not None else None, tails={} if heads is None else _windows(engine),
     )  # fmt: skip
 
 
