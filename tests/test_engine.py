@@ -237,19 +237,28 @@ def test_windows_combine_in_order_as_one_engine_fed_both(a, b, after, window) ->
     assert continued(RollingSignal.from_state(combined), after) == continued(fed(window, a + b), after)
 
 
-@given(scaled, windows, st.booleans(), st.integers(min_value=0, max_value=9))
-@settings(max_examples=200, deadline=None)
-def test_holding_a_batch_leaves_the_window_feeding_it_would(values, window, array, scale) -> None:
+def batch_of(values: list[tuple[int, int]], array: bool) -> Batch:
+    """A batch of ``values``: the block path's kind (an array at the first value's scale) or lists."""
     import numpy as np
 
+    if array:
+        return Batch(array=np.array([u for u, _ in values], np.int64), scale=values[0][1] if values else 0)
     batch = Batch()
-    if array:  # the block path's kind: one scale
-        values = [(u, scale) for u, _ in values]
-        batch = Batch(array=np.array([u for u, _ in values], np.int64), scale=scale)
-    else:
-        batch.units, batch.scales = [u for u, _ in values], [s for _, s in values]
+    batch.units, batch.scales = [u for u, _ in values], [s for _, s in values]
+    return batch
+
+
+@given(st.lists(st.tuples(scaled, st.booleans()), max_size=4), windows)
+@settings(max_examples=300, deadline=None)
+def test_holding_batches_leaves_the_window_feeding_them_would(parts, window) -> None:
+    # The scales of successive batches go up and down: whatever the engine holds is brought to one scale.
+    values: list[tuple[int, int]] = []
     held = RollingSignal(window)
-    held.hold(batch)
+    for part, array in parts:
+        if array:  # one scale for the whole batch
+            part = [(u, part[0][1]) for u, _ in part]
+        held.hold(batch_of(part, array))
+        values += part
     after = [(1, 0), (10**13, 2), (-5, 1)]
     assert continued(held, after) == continued(fed(window, values), after)
 

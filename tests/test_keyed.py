@@ -171,18 +171,26 @@ def test_every_keys_window_survives_a_checkpoint(kinds, window, cut) -> None:
     assert list(second.by_key or {}) == list(whole.by_key or {})
 
 
-@given(st.lists(row_kinds, max_size=80), st.integers(min_value=1, max_value=5), st.integers(min_value=0, max_value=80))
-@settings(max_examples=100, deadline=None)
-def test_windows_held_without_signals_start_the_rows_after_them(kinds, window, cut) -> None:
-    # A block of the parallel plan starts from the windows its first pass held over the rows before it.
+@given(
+    st.lists(row_kinds, max_size=80),
+    st.integers(min_value=1, max_value=5),
+    st.integers(min_value=0, max_value=80),
+    st.booleans(),
+)
+@settings(max_examples=150, deadline=None)
+def test_windows_held_without_signals_start_the_rows_after_them(kinds, window, cut, block) -> None:
+    # A block of the parallel plan starts from the windows its first pass held over the rows before it, whichever
+    # kind its batches are (the block path's arrays at one scale, or lists with a scale per row).
     _data, before_cut, after_cut = split(kinds, cut)
     reader = Reader(on_bad_row="skip", key="sym")
-    head = reader.feed(before_cut)
-    rest = list(batches(reader, [after_cut]))
+    block_path = BlockReader(reader, min_block=1) if block else None
+    head = list(batches(reader, [before_cut], block_path, finish=False))
+    rest = list(batches(reader, [after_cut], block_path))
     whole = KeyedSignal(window)
-    want = rows_of(whole, [head, *rest])[len(head) :]
+    want = rows_of(whole, [*head, *rest])[sum(map(len, head)) :]
     before = KeyedSignal(window)
-    before.hold(head)
+    for batch in head:
+        before.hold(batch)
     assert all(t == Tally() for t in before.tallies().values())  # held, not counted
     windows = {k: x.engine.state() for k, x in before.series.items()}
     assert rows_of(KeyedSignal.starting(window, windows), rest) == want

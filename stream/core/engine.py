@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Iterator
-from itertools import accumulate, islice, repeat
+from itertools import accumulate, repeat
 from operator import gt, mul, sub, truediv
 from typing import TYPE_CHECKING, NamedTuple
 
@@ -260,10 +260,35 @@ class RollingSignal:
         self._scale = scale
 
     def hold(self, batch: Batch) -> None:
-        """Take a batch's values without giving their signals: only its last ``window`` values can stay in the window,
-        so only they are read (what a block of the parallel plan leaves the block after it)."""
+        """Take a batch's values without giving their signals (what a block of the parallel plan leaves the block after
+        it)."""
         units, scales = batch.values(-self.window)
-        self.count_many(units, list(islice(scales, len(units))))
+        self.hold_values(units, batch.scale if batch.array is not None else list(scales))
+
+    def hold_values(self, units: list[int], scales: list[int] | int) -> None:
+        """Take values with their scales (or one scale for all) without giving their signals: only the last
+        ``window`` can stay in the window, so only they are read, and the window is set in one step (at the finest
+        scale, as ``update`` keeps it)."""
+        w = self.window
+        if len(units) > w:
+            units = units[-w:]
+            if not isinstance(scales, int):
+                scales = scales[-w:]
+        if not units:
+            return
+        top = max(self._scale, scales if isinstance(scales, int) else max(scales))
+        if top != self._scale:
+            self._rescale(top)
+        if isinstance(scales, int):
+            if scales != top:
+                units = [u * _POW10[top - scales] for u in units]
+        elif scales.count(top) != len(scales):
+            units = [u * _POW10[top - s] for u, s in zip(units, scales)]
+        held = self._held
+        held.extend(units)
+        self._sum += sum(units)
+        for _ in range(len(held) - w):
+            self._sum -= held.popleft()
 
     # State for checkpoints and for starting a block of the parallel plan with the values before it.
     def state(self) -> WindowState:

@@ -120,14 +120,22 @@ class KeyedSignal:
 
     def hold(self, batch: Batch) -> None:
         """Take a batch's values into their keys' windows without giving their signals or counting them: what a block
-        of the parallel plan leaves the block after it."""
+        of the parallel plan leaves the block after it. Each key's values go to its engine at once."""
         units, scales = batch.values()
-        series, add = self.series, self.add
+        one = batch.array is not None  # one scale for all
+        groups: dict[str, tuple[list[int], list[int]]] = {}
+        series = self.series
         for k, u, s in zip(batch.keys, units, scales):
-            x = series.get(k)
-            if x is None:
-                x = add(k)
-            x.engine.update(u, s)
+            mine = groups.get(k)
+            if mine is None:
+                if k not in series:
+                    self.add(k)  # in row order: past max_keys, the error names the first key too many
+                mine = groups[k] = ([], [])
+            mine[0].append(u)
+            if not one:
+                mine[1].append(s)
+        for k, (values, marks) in groups.items():
+            series[k].engine.hold_values(values, batch.scale if one else marks)
 
     def __len__(self) -> int:
         return len(self.series)
