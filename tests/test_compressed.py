@@ -24,7 +24,7 @@ from test_scaleout import files as random_files
 from test_scaleout import run as run_plan
 
 from stream import generate
-from stream.runs.executors import Inline
+from stream.runs.plan.executors import Inline
 from stream.sources import decoders, magic
 from stream.sources.decompress import unpack
 from stream.sources.files import NewFile, Spec, concatenated

@@ -12,7 +12,8 @@ from conftest import exact_signals
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from stream.core.engine import RollingSignal
+from stream.core.batch import Batch
+from stream.core.engine import RollingSignal, WindowState
 from stream.core.exact import parse_decimal
 from stream.parsing.reader import Reader, batches
 from stream.runs.pipeline import Pipeline
@@ -154,21 +155,21 @@ def test_update_many_is_update_row_by_row(values, window, cuts, one_scale, means
 def test_the_scale_grows_mid_stream() -> None:
     engine = RollingSignal(3)
     assert [engine.update(u, 0) for u in (100, 101, 102)] == [0, 0, 1]
-    assert engine.state()["scale"] == 0
+    assert engine.state().scale == 0
     # 101.000001 arrives at scale 6: the held 101 and 102 are rescaled; mean 101.333333667, so no signal.
     assert engine.update(101000001, 6) == 0
-    assert engine.state() == {"window": 3, "scale": 6, "held": [101000000, 102000000, 101000001]}
+    assert engine.state() == WindowState(3, 6, (101000000, 102000000, 101000001))
     # Values at a smaller scale are brought up to the engine's: 101.6 > mean(101.000001, 101.5, 101.6).
     assert engine.update(1015, 1) == 0
     assert engine.update(1016, 1) == 1
-    assert engine.state()["scale"] == 6
+    assert engine.state().scale == 6
     # 101.55 is exactly the mean of 101.5, 101.6 and itself: a tie, even across scales.
     assert engine.update(10155, 2) == 0
     assert engine.mean() == 101.55
     # 101.575 would tie with 101.6 and 101.55; 1e-17 more is above the mean, a difference no float can hold.
     assert float("101.57500000000000001") == 101.575
     assert engine.update(*parse_decimal("101.57500000000000001")) == 1
-    assert engine.state()["scale"] == 17
+    assert engine.state().scale == 17
 
 
 def test_the_same_value_written_differently_is_a_tie() -> None:
@@ -208,6 +209,58 @@ def test_state_round_trip_continues_identically(data: list[tuple[int, int]], win
     head = [first.update(u, s) for u, s in closes[:cut]]
     second = RollingSignal.from_state(first.state())
     assert head + [second.update(u, s) for u, s in closes[cut:]] == expected
+
+
+scaled = st.lists(
+    st.tuples(st.integers(min_value=-(10**12), max_value=10**12), st.integers(min_value=0, max_value=9)), max_size=30
+)
+
+
+def fed(window: int, values: list[tuple[int, int]]) -> RollingSignal:
+    engine = RollingSignal(window)
+    for u, s in values:
+        engine.update(u, s)
+    return engine
+
+
+def continued(engine: RollingSignal, values: list[tuple[int, int]]) -> list[tuple[int, float | None]]:
+    return [(engine.update(u, s), engine.mean()) for u, s in values]
+
+
+@given(scaled, scaled, scaled, windows)
+@settings(max_examples=300, deadline=None)
+def test_windows_combine_in_order_as_one_engine_fed_both(a, b, after, window) -> None:
+    # The parallel plan's prefix combine: the window before a block is the one before the block before it, then
+    # that block's; an engine started from it continues exactly as one that saw every value.
+    combined = fed(window, a).state().then(fed(window, b).state())
+    assert len(combined.held) == min(window, len(a) + len(b))
+    assert continued(RollingSignal.from_state(combined), after) == continued(fed(window, a + b), after)
+
+
+def batch_of(values: list[tuple[int, int]], array: bool) -> Batch:
+    """A batch of ``values``: the block path's kind (an array at the first value's scale) or lists."""
+    import numpy as np
+
+    if array:
+        return Batch(array=np.array([u for u, _ in values], np.int64), scale=values[0][1] if values else 0)
+    batch = Batch()
+    batch.units, batch.scales = [u for u, _ in values], [s for _, s in values]
+    return batch
+
+
+@given(st.lists(st.tuples(scaled, st.booleans()), max_size=4), windows)
+@settings(max_examples=300, deadline=None)
+def test_holding_batches_leaves_the_window_feeding_them_would(parts, window) -> None:
+    # The scales of successive batches go up and down: whatever the engine holds is brought to one scale.
+    values: list[tuple[int, int]] = []
+    held = RollingSignal(window)
+    for part, array in parts:
+        if array:  # one scale for the whole batch
+            part = [(u, part[0][1]) for u, _ in part]
+        held.hold(batch_of(part, array))
+        values += part
+    after = [(1, 0), (10**13, 2), (-5, 1)]
+    assert continued(held, after) == continued(fed(window, values), after)
 
 
 @given(ticks, windows, st.lists(st.integers(min_value=1, max_value=300), max_size=6), st.booleans())

@@ -140,13 +140,17 @@ def test_keyed_rows_agree_with_a_per_key_fraction_reference(kinds, window, cuts,
     assert quiet.by_key == want_tallies
 
 
+def split(kinds: list, cut: int) -> tuple[bytes, bytes, bytes]:
+    """The data built from ``kinds``, and its lines before line ``cut`` and from it on."""
+    data, _meaning = build(kinds)
+    lines = data.splitlines(keepends=True)
+    return data, b"".join(lines[:cut]), b"".join(lines[cut:])
+
+
 @given(st.lists(row_kinds, max_size=80), st.integers(min_value=1, max_value=5), st.integers(min_value=0, max_value=80))
 @settings(max_examples=100, deadline=None)
 def test_every_keys_window_survives_a_checkpoint(kinds, window, cut) -> None:
-    data, _meaning = build(kinds)
-    lines = data.splitlines(keepends=True)
-    cut = min(cut, len(lines))
-    head, tail = b"".join(lines[:cut]), lines[cut:]
+    data, head, tail = split(kinds, cut)
     whole = Pipeline(KeyedSignal(window))
     whole.run(batches(Reader(on_bad_row="skip", key="sym"), [data]))
     first = Pipeline(KeyedSignal(window))
@@ -161,11 +165,45 @@ def test_every_keys_window_survives_a_checkpoint(kinds, window, cut) -> None:
     second.restore(back.tally)
     again = Reader(on_bad_row="skip", key="sym")
     again.restore(ReaderState.of(back.reader))
-    for batch in batches(again, [b"".join(tail)]):
+    for batch in batches(again, [tail]):
         second.consume(batch)
     assert second.tally == whole.tally
     assert second.by_key == whole.by_key
     assert list(second.by_key or {}) == list(whole.by_key or {})
+
+
+@given(
+    st.lists(row_kinds, max_size=80),
+    st.integers(min_value=1, max_value=5),
+    st.integers(min_value=0, max_value=80),
+    st.booleans(),
+)
+@settings(max_examples=150, deadline=None)
+def test_windows_held_without_signals_start_the_rows_after_them(kinds, window, cut, block) -> None:
+    # A block of the parallel plan starts from the windows its first pass held over the rows before it, whichever
+    # kind its batches are (the block path's arrays at one scale, or lists with a scale per row).
+    _data, before_cut, after_cut = split(kinds, cut)
+    reader = Reader(on_bad_row="skip", key="sym")
+    block_path = BlockReader(reader, min_block=1) if block else None
+    head = list(batches(reader, [before_cut], block_path, finish=False))
+    rest = list(batches(reader, [after_cut], block_path))
+    whole = KeyedSignal(window)
+    want = rows_of(whole, [*head, *rest])[sum(map(len, head)) :]
+    before = KeyedSignal(window)
+    for batch in head:
+        before.hold(batch)
+    assert all(t == Tally() for t in before.tallies().values())  # held, not counted
+    windows = {k: x.engine.state() for k, x in before.series.items()}
+    assert rows_of(KeyedSignal.starting(window, windows), rest) == want
+
+
+def rows_of(engine: KeyedSignal, fed: list) -> list[tuple[int, float | None]]:
+    """Each row's signal and mean."""
+    out: list[tuple[int, float | None]] = []
+    for batch in fed:
+        _, signals, means = engine.feed(batch, rows=True)
+        out += zip(signals or [], means or [])
+    return out
 
 
 def test_the_metrics_document_lists_keys_after_the_usual_fields() -> None:

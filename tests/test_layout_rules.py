@@ -603,7 +603,8 @@ def _signals(
         with tempfile.NamedTemporaryFile() as f:
             f.write(data)
             f.flush()
-            tally, _ = parallel.run([Spec(f.name)], [len(data)], reader, pipeline, 2, block_size=block_size)
+            options = parallel.Options(2, block_size=block_size)
+            tally, _ = parallel.run([Spec(f.name)], [len(data)], reader, pipeline, options)
     else:
         block_path = BlockReader(reader, min_block=1) if how == "block" else None
         tally = pipeline.run(batches(reader, pieces, block_path))

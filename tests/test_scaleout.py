@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import env_with_repo, write
+from conftest import env_with_repo, run_command, start_command, write
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -23,9 +23,10 @@ from stream.core.engine import RollingSignal
 from stream.core.keyed import KeyedSignal
 from stream.parsing.framing import InputError
 from stream.parsing.reader import Reader
-from stream.runs import parallel, plan
-from stream.runs.executors import Inline
+from stream.runs import parallel
 from stream.runs.pipeline import Pipeline
+from stream.runs.plan import cut
+from stream.runs.plan.executors import Inline
 from stream.sinks.signals import SignalSink
 from stream.sources.files import Spec
 
@@ -81,7 +82,8 @@ def run(specs: list[Spec], keyed: bool, window: int, skip: bool, fmt: str | None
     pipeline = Pipeline(KeyedSignal(window) if keyed else RollingSignal(window), sink)
     sizes = [Path(s.name).stat().st_size for s in specs]
     try:
-        tally, by_key = parallel.run(specs, sizes, reader, pipeline, 1, executor=executor, block_size=block)
+        options = parallel.Options(1, block_size=block, executor=executor)
+        tally, by_key = parallel.run(specs, sizes, reader, pipeline, options)
     except InputError as exc:
         return ("error", str(exc), bad)
     return (tally, by_key, out.getvalue(), bad)
@@ -137,7 +139,7 @@ def test_cuts_fall_at_line_starts_after_each_files_header(tmp_path: Path) -> Non
     c = write(tmp_path / "c.csv", "close\n" + "".join(f"{i}\n" for i in range(50)))
     specs = [Spec(str(p)) for p in (a, b, c)]
     sizes = [p.stat().st_size for p in (a, b, c)]
-    tasks = plan.plan(specs, sizes, 64)
+    tasks = cut.blocks(specs, sizes, 64)
     data = {str(p): p.read_bytes() for p in (a, b, c)}
     pieces = [piece for task in tasks for piece in task]
     assert [p.name for p in pieces if p.first] == [str(a), str(b), str(c)]
@@ -486,5 +488,132 @@ def test_far_more_workers_than_blocks_start_no_more_than_the_blocks(run_cli, tmp
             continue
         count = blocks(tmp_path)
         assert 2 <= count <= len(data) // parallel.SMALLEST_BLOCK + 1
-        assert f"the input makes {count} blocks, fewer than the 16 workers; starting {count} " in log
-        assert f"worker processes: {count} over {count} blocks" in log
+        most = parallel.WORKERS_PER_CORE * len(os.sched_getaffinity(0))
+        if count <= most:
+            assert f"the input makes {count} blocks, fewer than the 16 workers; starting {count} " in log
+        else:
+            assert f"16 workers asked for on {most // parallel.WORKERS_PER_CORE} cores; starting {most} " in log
+        assert f"worker processes: {min(count, most)} over {count} blocks" in log
+
+
+# The command, counting the processes it forks (os.fork's hook runs in the parent after each one).
+COUNT_FORKS = """
+import os, sys
+forks = []
+os.register_at_fork(after_in_parent=lambda: forks.append(1))
+from stream.cli import main
+code = main(sys.argv[1:])
+sys.stderr.write("FORKS %d\\n" % len(forks))
+raise SystemExit(code)
+"""
+
+
+def test_worker_processes_are_bounded_by_the_cores_whatever_is_asked(run_cli, tmp_path: Path) -> None:
+    write(tmp_path / "in.csv", "close\n" + "".join(f"{i % 7}.{i % 3}\n" for i in range(200)))
+    want = run_cli(["--input", "in.csv", "--signals", "one.csv", "--output", "one.json"])
+    p = start_command(["--input", "in.csv", "--workers", "100000", "--block-size", "1", "--signals", "two.csv",
+                       "--output", "two.json", "--log-file", "run.log"], tmp_path, code=COUNT_FORKS)  # fmt: skip
+    _out, err = p.communicate(timeout=120)
+    assert p.returncode == 0 and want.code == 0, err
+    found = re.search(rb"FORKS (\d+)", err)
+    assert found, err
+    forks = int(found.group(1))
+    cores = len(os.sched_getaffinity(0))
+    assert 2 <= forks <= parallel.WORKERS_PER_CORE * cores
+    log = (tmp_path / "run.log").read_text()
+    assert f"100000 workers asked for on {cores} cores; starting {forks} " in log
+    assert f"worker processes: {forks} over " in log
+    assert (tmp_path / "one.csv").read_bytes() == (tmp_path / "two.csv").read_bytes()
+    assert want.file_doc("one.json")["value"] == want.file_doc("two.json")["value"]
+
+
+def _running(pid: int) -> bool:
+    """Whether process ``pid`` is still there (a zombie is not: it holds nothing, only its exit status)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_bytes()
+    except OSError:
+        return False
+    return stat[stat.rfind(b")") + 2 : stat.rfind(b")") + 3] not in (b"Z", b"X")
+
+
+def test_workers_end_with_a_killed_run_and_the_next_run_takes_its_signals_file(tmp_path: Path) -> None:
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from stream import generate
+
+    with open(tmp_path / "big.csv", "wb") as fh:
+        generate.write(fh, 400_000, 3, symbols=50)
+    write(tmp_path / "sig.csv", "an earlier run's signals\n")  # the run locks it while it stages the new ones
+    args = ["--input", "big.csv", "--key", "symbol", "--workers", "2", "--block-size", "256K", "--signals", "sig.csv",
+            "--output", "m.json"]  # fmt: skip
+    p = subprocess.Popen([sys.executable, "-m", "stream", *args], cwd=tmp_path, env=env_with_repo(),
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+
+    def reading() -> list[int]:
+        """The workers that have the input open: past their start, into their tasks."""
+        found = []
+        for pid in _descendants(p.pid):
+            try:
+                fds = [os.readlink(f"/proc/{pid}/fd/{fd}") for fd in os.listdir(f"/proc/{pid}/fd")]
+            except OSError:
+                continue
+            if str(tmp_path / "big.csv") in fds:
+                found.append(pid)
+        return found
+
+    deadline = time.monotonic() + 60
+    while len(reading()) < 2 and time.monotonic() < deadline and p.poll() is None:
+        time.sleep(0.005)
+    workers = reading()
+    assert p.poll() is None and len(workers) == 2, "the run should be going, its workers in their tasks"
+    try:
+        for pid in workers:  # stopped, they stand for workers in the middle of a long task: it never ends
+            os.kill(pid, signal.SIGSTOP)
+        p.kill()
+        p.wait(timeout=30)
+        deadline = time.monotonic() + 30
+        while any(_running(w) for w in workers) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert not [w for w in workers if _running(w)], "the workers end with their run"
+    finally:
+        for pid in workers:
+            if _running(pid):
+                os.kill(pid, signal.SIGKILL)
+    again = run_command(args, tmp_path)
+    assert again.code == 0, again.stderr
+    assert again.file_doc("m.json")["rows_processed"] == 400_000
+
+
+HOLD_AND_LEAVE = """
+import os, signal, sys
+from stream.sinks.signals import open_file
+held = open_file("sig.csv")  # locked, as a run holds its signals file
+if os.fork() == 0:
+    sys.stdin.buffer.read()  # what the run leaves behind: it holds the file until the test closes its stdin
+    os._exit(0)
+print("ready", flush=True)
+signal.pause()
+"""
+
+
+def test_a_signals_file_held_by_what_an_ended_run_left_is_refused_saying_so(run_cli, tmp_path: Path) -> None:
+    write(tmp_path / "in.csv", "close\n1\n2\n3\n")
+    holder = start_command([], tmp_path, code=HOLD_AND_LEAVE)
+    assert holder.stdout is not None and holder.stdin is not None
+    try:
+        assert holder.stdout.readline() == b"ready\n"
+        holder.kill()
+        holder.wait(timeout=30)
+        refused = run_cli(["--input", "in.csv", "--signals", "sig.csv"])
+        assert refused.code == 1
+        assert refused.doc()["error_message"] == (
+            f"the signals file sig.csv is held by processes left by an mlops-stream run (process {holder.pid}) that "
+            "has ended; stop them first, or pass another path"
+        )
+    finally:
+        holder.stdin.close()  # the process left behind ends
+    taken = run_cli(["--input", "in.csv", "--signals", "sig.csv"])
+    assert taken.code == 0, taken.stderr

@@ -76,7 +76,7 @@ def _column(text: str) -> str:
 
 
 def _cluster(text: str) -> int | None:
-    from stream.runs.executors import parse_cluster
+    from stream.runs.plan.executors import parse_cluster
 
     try:
         return parse_cluster(text)

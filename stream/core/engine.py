@@ -26,7 +26,7 @@ from collections import deque
 from collections.abc import Iterator
 from itertools import accumulate, repeat
 from operator import gt, mul, sub, truediv
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, NamedTuple
 
 from stream.core.exact import MAX_SCALE
 
@@ -40,6 +40,35 @@ if TYPE_CHECKING:
 Fed = tuple[int, "list[int] | None", "list[float | None] | None"]
 
 _POW10 = [10**k for k in range(MAX_SCALE + 1)]
+
+
+class WindowState(NamedTuple):
+    """A window as it stands: its length, the decimal scale of its values and the values held (units at that scale,
+    oldest first, at most ``window`` of them). What a checkpoint keeps, and what a block of the parallel plan starts
+    from.
+
+    >>> WindowState(3, 1, (5, 6)).then(WindowState(3, 2, (70, 80)))
+    WindowState(window=3, scale=2, held=(60, 70, 80))
+    """
+
+    window: int
+    scale: int
+    held: tuple[int, ...]
+
+    def then(self, later: WindowState) -> WindowState:
+        """The window after this one's values and then ``later``'s (of the same length), at the finer of their
+        scales: exact, as an engine fed both would hold them."""
+        room = self.window - len(later.held)
+        if room <= 0 or not self.held:
+            return later
+        early = self.held[-room:]
+        if self.scale == later.scale:
+            return WindowState(later.window, later.scale, early + later.held)
+        if self.scale < later.scale:
+            factor = _POW10[later.scale - self.scale]
+            return WindowState(later.window, later.scale, tuple(v * factor for v in early) + later.held)
+        factor = _POW10[self.scale - later.scale]
+        return WindowState(later.window, self.scale, early + tuple(v * factor for v in later.held))
 
 
 class RollingSignal:
@@ -230,15 +259,46 @@ class RollingSignal:
         self._sum *= factor
         self._scale = scale
 
-    # State for checkpoints and for starting a worker with the rows before its block.
-    def state(self) -> dict[str, Any]:
-        return {"window": self.window, "scale": self._scale, "held": list(self._held)}
+    def hold(self, batch: Batch) -> None:
+        """Take a batch's values without giving their signals (what a block of the parallel plan leaves the block after
+        it)."""
+        units, scales = batch.values(-self.window)
+        self.hold_values(units, batch.scale if batch.array is not None else list(scales))
+
+    def hold_values(self, units: list[int], scales: list[int] | int) -> None:
+        """Take values with their scales (or one scale for all) without giving their signals: only the last
+        ``window`` can stay in the window, so only they are read, and the window is set in one step (at the finest
+        scale, as ``update`` keeps it)."""
+        w = self.window
+        if len(units) > w:
+            units = units[-w:]
+            if not isinstance(scales, int):
+                scales = scales[-w:]
+        if not units:
+            return
+        top = max(self._scale, scales if isinstance(scales, int) else max(scales))
+        if top != self._scale:
+            self._rescale(top)
+        if isinstance(scales, int):
+            if scales != top:
+                units = [u * _POW10[top - scales] for u in units]
+        elif scales.count(top) != len(scales):
+            units = [u * _POW10[top - s] for u, s in zip(units, scales)]
+        held = self._held
+        held.extend(units)
+        self._sum += sum(units)
+        for _ in range(len(held) - w):
+            self._sum -= held.popleft()
+
+    # State for checkpoints and for starting a block of the parallel plan with the values before it.
+    def state(self) -> WindowState:
+        return WindowState(self.window, self._scale, tuple(self._held))
 
     @classmethod
-    def from_state(cls, state: dict[str, Any]) -> RollingSignal:
-        engine = cls(int(state["window"]))
-        held = [int(v) for v in state["held"]][-engine.window :]
+    def from_state(cls, state: WindowState) -> RollingSignal:
+        engine = cls(state.window)
+        held = state.held[-engine.window :]
         engine._held = deque(held)
         engine._sum = sum(held)
-        engine._scale = int(state["scale"])
+        engine._scale = state.scale
         return engine

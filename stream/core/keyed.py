@@ -11,9 +11,9 @@ The window semantics stay in the engine; this container only routes each row to 
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, NamedTuple
 
-from stream.core.engine import Fed, RollingSignal
+from stream.core.engine import Fed, RollingSignal, WindowState
 from stream.core.tally import Tally
 from stream.errors import MlopsStreamError
 from stream.text import excerpt
@@ -41,6 +41,21 @@ class TooManyKeys(MlopsStreamError):
             "that names each series (a symbol, say): check --key, or raise max_keys in the config if that many "
             "series are meant"
         )
+
+
+class SeriesState(NamedTuple):
+    """One key's window and how many rows and signals it has had."""
+
+    window: WindowState
+    rows: int
+    signals: int
+
+
+class KeyedState(NamedTuple):
+    """Every key's state, in first-seen order: what a checkpoint of a keyed run keeps."""
+
+    window: int
+    keys: dict[str, SeriesState]
 
 
 class Series:
@@ -131,6 +146,25 @@ class KeyedSignal:
             means.append(mean())
         return sum(signals), signals, means
 
+    def hold(self, batch: Batch) -> None:
+        """Take a batch's values into their keys' windows without giving their signals or counting them: what a block
+        of the parallel plan leaves the block after it. Each key's values go to its engine at once."""
+        units, scales = batch.values()
+        one = batch.array is not None  # one scale for all
+        groups: dict[str, tuple[list[int], list[int]]] = {}
+        series = self.series
+        for k, u, s in zip(batch.keys, units, scales):
+            mine = groups.get(k)
+            if mine is None:
+                if k not in series:
+                    self.add(k)  # in row order: past max_keys, the error names the first key too many
+                mine = groups[k] = ([], [])
+            mine[0].append(u)
+            if not one:
+                mine[1].append(s)
+        for k, (values, marks) in groups.items():
+            series[k].engine.hold_values(values, batch.scale if one else marks)
+
     def __len__(self) -> int:
         return len(self.series)
 
@@ -144,18 +178,24 @@ class KeyedSignal:
     def latest(self) -> tuple[int, int, int] | None:
         return self.last.engine.latest() if self.last is not None else None
 
-    # State for checkpoints and for starting a block of a parallel run: every key's window and counts.
-    def state(self) -> dict[str, Any]:
-        keys = {}
-        for key, x in self.series.items():
-            s = x.engine.state()
-            keys[key] = {"scale": s["scale"], "held": s["held"], "rows": x.rows, "signals": x.hits}
-        return {"window": self.window, "keys": keys}
+    # State for checkpoints: every key's window and counts.
+    def state(self) -> KeyedState:
+        keys = {key: SeriesState(x.engine.state(), x.rows, x.hits) for key, x in self.series.items()}
+        return KeyedState(self.window, keys)
 
     @classmethod
-    def from_state(cls, state: dict[str, Any], max_keys: int | None = MAX_KEYS, name: str | None = None) -> KeyedSignal:
-        keyed = cls(int(state["window"]), max_keys, name)
-        for key, s in state["keys"].items():
-            engine = RollingSignal.from_state({"window": keyed.window, "scale": s["scale"], "held": s["held"]})
-            keyed.series[str(key)] = Series(engine, int(s["rows"]), int(s["signals"]))
+    def from_state(cls, state: KeyedState, max_keys: int | None = MAX_KEYS, name: str | None = None) -> KeyedSignal:
+        keyed = cls(state.window, max_keys, name)
+        for key, s in state.keys.items():
+            keyed.series[key] = Series(RollingSignal.from_state(s.window), s.rows, s.signals)
+        return keyed
+
+    @classmethod
+    def starting(
+        cls, window: int, windows: dict[str, WindowState], max_keys: int | None = MAX_KEYS, name: str | None = None
+    ) -> KeyedSignal:
+        """Engines that start from each key's window (a block of the parallel plan), their counts at zero."""
+        keyed = cls(window, max_keys, name)
+        for key, state in windows.items():
+            keyed.series[key] = Series(RollingSignal.from_state(state))
         return keyed

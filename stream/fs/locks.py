@@ -5,8 +5,12 @@ from __future__ import annotations
 
 import fcntl
 import os
+import time
 
 from stream.errors import MlopsStreamError
+
+# A run's worker processes end with it (at once on Linux), but a lock they hold outlives the run by that moment.
+ORPHANS_WAIT = 3.0
 
 
 class LockedError(MlopsStreamError):
@@ -14,16 +18,47 @@ class LockedError(MlopsStreamError):
 
 
 def lock(fd: int, path: str, role: str) -> None:
-    """Take an exclusive lock on the open file ``fd`` without waiting; LockedError when another process holds it."""
+    """Take an exclusive lock on the open file ``fd`` without waiting; LockedError when another process holds it.
+    When the process that took the lock has ended and only processes it left behind hold it (its workers, ending with
+    it), the lock is waited for, up to ``ORPHANS_WAIT`` seconds."""
+    if _try(fd):
+        return
+    pid = holder(fd)
+    if pid is not None and _ended(pid):
+        deadline = time.monotonic() + ORPHANS_WAIT
+        while time.monotonic() < deadline:
+            time.sleep(0.02)
+            if _try(fd):
+                return
+        raise LockedError(
+            f"the {role} {path} is held by processes left by an mlops-stream run (process {pid}) that has ended; "
+            "stop them first, or pass another path"
+        )
+    who = f"process {pid}" if pid is not None else "another process"
+    raise LockedError(
+        f"the {role} {path} is in use by another mlops-stream run ({who}); two runs cannot share it: stop that run "
+        "first, or pass another path"
+    )
+
+
+def _try(fd: int) -> bool:
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
-        pid = holder(fd)
-        who = f"process {pid}" if pid is not None else "another process"
-        raise LockedError(
-            f"the {role} {path} is in use by another mlops-stream run ({who}); two runs cannot share it: stop that "
-            "run first, or pass another path"
-        ) from None
+        return False
+    return True
+
+
+def _ended(pid: int) -> bool:
+    """Whether process ``pid`` has ended (a zombie has: it holds no files any more), from /proc (Linux)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            stat = fh.read()
+    except FileNotFoundError:
+        return True
+    except OSError:
+        return False
+    return stat[stat.rfind(b")") + 2 : stat.rfind(b")") + 3] in (b"Z", b"X")
 
 
 def holder(fd: int) -> int | None:

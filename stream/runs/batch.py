@@ -42,9 +42,9 @@ def run(ctx: RunContext) -> Outcome:
     watch = _Watch(ctx, pipeline, reader, name, sizes)
     try:
         tally, by_key = parallel.run(
-            specs, sizes, reader, pipeline, opts.workers, watch.after_batch, cluster=opts.cluster,
-            scheduler=opts.scheduler, block_size=opts.block_size, opened=watch.opened, reverse=opts.reverse,
-            layout_found=watch.found, blocks_done=watch.blocks_done,
+            specs, sizes, reader, pipeline,
+            parallel.Options(opts.workers, opts.cluster, opts.scheduler, opts.block_size, opts.reverse),
+            parallel.Hooks(watch.after_batch, watch.opened, watch.found, watch.blocks_done),
         )  # fmt: skip
     finally:
         watch.close()

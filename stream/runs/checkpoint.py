@@ -10,6 +10,8 @@ import stat
 from dataclasses import dataclass
 from typing import Any
 
+from stream.core.engine import WindowState
+from stream.core.keyed import KeyedState, SeriesState
 from stream.core.tally import Tally
 from stream.errors import MlopsStreamError
 from stream.fs import locks
@@ -54,7 +56,7 @@ def digest(fd: int, size: int) -> str:
 class Checkpoint:
     input: InputId | None  # None: the input did not exist yet when the checkpoint was written
     reader: dict[str, Any]  # Reader.state().document(): offset after the last processed line, line number, header
-    engine: dict[str, Any]  # RollingSignal.state(), or KeyedSignal.state() (every key's window and counts)
+    engine: WindowState | KeyedState  # RollingSignal.state(), or KeyedSignal.state() (every key's window and counts)
     tally: Tally
     column: str
     signals: dict[str, Any] | None  # path ('-' = stdout), format, bytes (None for stdout), timestamp column
@@ -70,7 +72,7 @@ class Checkpoint:
             "version": VERSION,
             "input": None if self.input is None else self.input.__dict__,
             "reader": self.reader,
-            "engine": self.engine,
+            "engine": _engine_doc(self.engine),
             "counts": {"rows": self.tally.rows, "signals": self.tally.signals, "skipped": self.tally.skipped},
             "column": self.column,
             "signals": self.signals,
@@ -165,7 +167,7 @@ class Checkpoint:
         return cls(
             input=input_id,
             reader=dict(reader),
-            engine=dict(engine),
+            engine=_engine_state(engine, key is not None),
             tally=Tally(rows, signals, skipped),
             column=_field(doc, "column", str),
             signals=out,
@@ -175,6 +177,25 @@ class Checkpoint:
 
 class _Invalid(Exception):
     """A field of a checkpoint that breaks an invariant; the message says which and how."""
+
+
+def _engine_doc(state: WindowState | KeyedState) -> dict[str, Any]:
+    """The engine's state as the checkpoint file writes it."""
+    if isinstance(state, WindowState):
+        return {"window": state.window, "scale": state.scale, "held": list(state.held)}
+    keys = {k: {"scale": s.window.scale, "held": list(s.window.held), "rows": s.rows, "signals": s.signals}
+            for k, s in state.keys.items()}  # fmt: skip
+    return {"window": state.window, "keys": keys}
+
+
+def _engine_state(doc: dict[str, Any], keyed: bool) -> WindowState | KeyedState:
+    """The engine's state from the checkpoint file's (checked) document."""
+    window = doc["window"]
+    if not keyed:
+        return WindowState(window, doc["scale"], tuple(doc["held"]))
+    keys = {k: SeriesState(WindowState(window, s["scale"], tuple(s["held"])), s["rows"], s["signals"])
+            for k, s in doc["keys"].items()}  # fmt: skip
+    return KeyedState(window, keys)
 
 
 def _compact(doc: dict[str, Any]) -> str:

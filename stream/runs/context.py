@@ -12,6 +12,8 @@ from stream.sinks.log import BadRowLog, Log
 
 if TYPE_CHECKING:
     from stream.config import Config
+    from stream.core.engine import WindowState
+    from stream.core.keyed import KeyedState
     from stream.core.tally import Skips, Tally
     from stream.fs.atomic import Staged
     from stream.parsing.layout import Layout
@@ -80,17 +82,18 @@ class RunContext:
         each = f" of each {self.cfg.key} value" if self.cfg.key is not None else ""
         log.info("warm-up: the first %d rows%s have no rolling mean (signal 0)", self.cfg.window - 1, each)
 
-    def pipeline(self, sink: SignalSink | None, state: dict[str, Any] | None = None) -> Pipeline:
+    def pipeline(self, sink: SignalSink | None, state: WindowState | KeyedState | None = None) -> Pipeline:
         """The run's pipeline: one engine, or one per key (``cfg.key``), new or from a checkpoint's ``state``."""
-        from stream.core.engine import RollingSignal
-        from stream.core.keyed import KeyedSignal
+        from stream.core.engine import RollingSignal, WindowState
+        from stream.core.keyed import KeyedSignal, KeyedState
         from stream.runs.pipeline import Pipeline
         from stream.text import excerpt
 
         cfg = self.cfg
         if cfg.key is None:
-            return Pipeline(RollingSignal.from_state(state) if state is not None else RollingSignal(cfg.window), sink)
-        if state is not None:
+            engine = RollingSignal.from_state(state) if isinstance(state, WindowState) else RollingSignal(cfg.window)
+            return Pipeline(engine, sink)
+        if isinstance(state, KeyedState):
             keyed = KeyedSignal.from_state(state, cfg.max_keys, cfg.key)
         else:
             keyed = KeyedSignal(cfg.window, cfg.max_keys, cfg.key)

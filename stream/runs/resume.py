@@ -26,8 +26,8 @@ def check_settings(
     wrong = []
     if ckpt.input is not None and ckpt.input.path != os.path.abspath(input_path):
         wrong.append(f"it was written for the input {ckpt.input.path}, not {os.path.abspath(input_path)}")
-    if int(ckpt.engine["window"]) != window:
-        wrong.append(f"it was written with window {ckpt.engine['window']}, this run has window {window}")
+    if ckpt.engine.window != window:
+        wrong.append(f"it was written with window {ckpt.engine.window}, this run has window {window}")
     if ckpt.column != column:
         wrong.append(f"it was written for the column {ckpt.column!r}, this run reads {column!r}")
     if ckpt.key != key:

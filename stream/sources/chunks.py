@@ -1,4 +1,5 @@
-"""Reading an open handle in pieces: forwards as bytes arrive (files and pipes), or backwards line by line."""
+"""Reading an open handle in pieces: forwards as bytes arrive (files and pipes), a byte range of a file, or backwards
+line by line."""
 
 from __future__ import annotations
 
@@ -50,6 +51,22 @@ def chunks(fh: BinaryIO, size: int = CHUNK, gulp: Callable[[], int | None] | Non
                 parts.append(more)
                 have += len(more)
             data = b"".join(parts)
+        yield data
+
+
+def span(fh: BinaryIO, start: int, end: int, size: int = CHUNK, name: str | None = None) -> Iterator[bytes]:
+    """Bytes ``start``..``end`` of a seekable handle, in reads of up to ``size`` bytes. A file that ends first just
+    ends, or, when its ``name`` is given (every byte of the range was promised: a block of a parallel run), is an
+    OSError naming it."""
+    fh.seek(start)
+    left = end - start
+    while left > 0:
+        data = fh.read(min(size, left))
+        if not data:
+            if name is not None:
+                raise OSError(f"{name} became shorter while it was read (it must not change during a run)")
+            return
+        left -= len(data)
         yield data
 
 

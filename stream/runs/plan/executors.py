@@ -4,9 +4,11 @@ LocalCluster on 127.0.0.1, or an existing one at a scheduler address). Both take
 
 from __future__ import annotations
 
+import os
+import sys
 from collections import deque
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, cast
 
 from stream.errors import MlopsStreamError
 
@@ -16,6 +18,9 @@ if TYPE_CHECKING:
 
 # A task is a picklable function and its picklable argument; what either holds is the plan's business, not ours.
 Task = Callable[[Any], Any]
+
+# prctl(2)'s option that has the kernel signal a process when its parent ends (linux/prctl.h).
+PR_SET_PDEATHSIG = 1
 
 # Beyond Dask's connect timeout, how long the handshake may take before the address is given up on.
 CONNECT_GRACE = 2.0
@@ -81,7 +86,8 @@ class Processes:
     Unlike a pool, a worker that dies is noticed at once (its sentinel), and stopping kills the others right away. A
     task waits in the parent until a worker is idle: a worker slowed down by the rest of the machine takes fewer tasks
     instead of holding the others up, and the parent never sends to a worker that may be sending (a task and a result
-    both bigger than the pipe's buffer would block both sides for ever).
+    both bigger than the pipe's buffer would block both sides for ever). The workers end with this process however it
+    ends (``_end_with_parent``); on Linux with the thread that makes them, so the run's own thread makes them.
     """
 
     local = True  # the workers share this machine's files: signals go to spill files, not through the pipes
@@ -94,13 +100,19 @@ class Processes:
         self.describe = f"worker processes: {count}"
         self.conns: list[Connection] = []
         self.procs: list[BaseProcess] = []
-        for _ in range(count):
-            mine, theirs = ctx.Pipe()
-            proc = ctx.Process(target=_serve, args=(theirs, [*self.conns, mine]), daemon=True)
-            proc.start()
-            theirs.close()
-            self.conns.append(mine)
-            self.procs.append(proc)
+        # Only this process holds the write end: the workers see its end (EOF) when this process ends, however.
+        alive, self._alive = os.pipe()
+        life = _Life(os.getpid(), alive, self._alive, _prctl())
+        try:
+            for _ in range(count):
+                mine, theirs = ctx.Pipe()
+                proc = ctx.Process(target=_serve, args=(theirs, [*self.conns, mine], life), daemon=True)
+                proc.start()
+                theirs.close()
+                self.conns.append(mine)
+                self.procs.append(proc)
+        finally:
+            os.close(alive)
         self._todo: deque[tuple[int, Task, Any]] = deque()
         self._running: list[int | None] = [None] * count  # each worker's task handle; None: idle
         self._done: dict[int, Any] = {}
@@ -173,9 +185,61 @@ class Processes:
             if proc.is_alive():
                 proc.kill()
             proc.join()
+        if self._alive >= 0:
+            os.close(self._alive)
+            self._alive = -1
 
 
-def _serve(conn: Connection, parent_ends: list[Connection]) -> None:
+class _Life(NamedTuple):
+    """How a worker ends with its parent: the parent's pid, the pipe only the parent writes to (read end, write end),
+    and Linux's prctl (None elsewhere)."""
+
+    parent: int
+    alive: int
+    held: int
+    prctl: Callable[..., int] | None
+
+
+def _prctl() -> Callable[..., int] | None:
+    """Linux's prctl(2), through ctypes (looked up once, before the workers fork); None where there is none."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        import ctypes
+
+        return cast("Callable[..., int]", ctypes.CDLL(None, use_errno=True).prctl)
+    except (ImportError, OSError, AttributeError):
+        return None
+
+
+def _end_with_parent(life: _Life) -> None:
+    """End this worker when its parent ends, even in the middle of a task (``kill -9`` of the parent included): it
+    would otherwise finish its task holding the run's files, the signals file's lock among them."""
+    import signal
+    import threading
+
+    os.close(life.held)  # inherited from the fork: only the parent may hold the write end
+    if life.prctl is not None:
+        life.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)  # the kernel kills this worker as the parent ends
+    if os.getppid() != life.parent:  # the parent ended before that was set
+        os._exit(1)
+    threading.Thread(target=_watch, args=(life.alive,), name="parent-watch", daemon=True).start()
+
+
+def _watch(alive: int) -> None:
+    """Wait for the end of the parent's pipe (nothing is ever written to it), then end this worker at once."""
+    while True:
+        try:
+            if not os.read(alive, 1):
+                break
+        except InterruptedError:  # pragma: no cover - PEP 475 retries for us
+            continue
+        except OSError:
+            break
+    os._exit(1)
+
+
+def _serve(conn: Connection, parent_ends: list[Connection], life: _Life) -> None:
     """A worker's loop: run tasks until the parent closes its end (or goes away)."""
     import signal
 
@@ -183,6 +247,7 @@ def _serve(conn: Connection, parent_ends: list[Connection]) -> None:
     signal.signal(signal.SIGTERM, signal.SIG_DFL)  # not the parent's handler: a terminated worker just ends
     for other in parent_ends:
         other.close()  # inherited from the fork: holding them would hide the parent's going away
+    _end_with_parent(life)
     while True:
         try:
             fn, task = conn.recv()
