@@ -208,7 +208,8 @@ class RunContext:
             had = sum(t.rows - window + 1 for t in by_key.values() if t.rows >= window)
             log.warning(
                 "%d of %d keys (%s values) have fewer rows than the window (%d) and never had a rolling mean: their "
-                "signals are all 0; %d of %d rows had a mean", short, len(by_key), self.cfg.key, window, had, tally.rows,
+                "signals are all 0; %d of %d rows had a mean",
+                short, len(by_key), self.cfg.key, window, had, tally.rows,
             )  # fmt: skip
 
     def _check_skipped(self, tally: Tally, skips: Skips) -> None:
