@@ -274,3 +274,17 @@ def test_plain_tail_on_a_followed_pipe_gets_the_tail_hint(tmp_path: Path) -> Non
     assert message.startswith("mlops-stream: error: the first line (line 1) looks like data, not a header")
     assert message.endswith("; if the pipe is tail -F, use tail -n +1 -F FILE to send the header too")
     assert "--no-header" in message  # the other way out, for a file that has no header at all
+
+
+def test_the_readme_python_example_prints_what_its_comments_say(tmp_path: Path) -> None:
+    blocks = [lines for _, info, lines in code_blocks(ROOT / "README.md") if info == "python"]
+    assert len(blocks) == 1
+    code = "\n".join(blocks[0]) + "\n"
+    said = [ln.split("  # ", 1)[1] for ln in blocks[0] if ln.startswith("print(")]
+    assert len(said) >= 3
+    shutil.copy(ROOT / "data.csv", tmp_path / "data.csv")
+    run = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, env=env_with_repo(), timeout=120
+    )
+    assert run.returncode == 0, run.stderr
+    assert (run.stdout.splitlines(), run.stderr) == (said, "")
