@@ -1,6 +1,6 @@
-"""The docs hold as written: every shell command in README.md and docs/*.md runs as shown (or is skipped for a stated
-reason), install lines name extras that exist, the README's Python example prints what it says, and alert rules fire
-when the docs say they do."""
+"""The docs hold as written: every shell command in README.md, docs/*.md and CONTRIBUTING.md runs as shown (or is
+skipped for a stated reason), install lines name extras that exist, the README's Python example prints what it says,
+and alert rules fire when the docs say they do."""
 
 from __future__ import annotations
 
@@ -21,13 +21,13 @@ from conftest import env_with_repo, run_command, start_command
 
 ROOT = Path(__file__).resolve().parents[1]
 SECONDS = {"s": 1, "m": 60, "h": 3600}
-PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md")), ROOT / "CONTRIBUTING.md"]
 
 # The programs a command in the docs may start with; a line of a command block that starts otherwise fails the test
 # below, so a new command is never silently left unchecked.
 PROGRAMS = {
     "mlops-stream", "python", "pip", "cat", "head", "tail", "printf", "curl", "docker", "kcat", "websocat", "bash",
-    "export",
+    "export", "ruff", "mypy",
 }  # fmt: skip
 # Commands that cannot run here, offline, in a test: (what the command holds, why it is skipped).
 SKIPPED = [
@@ -41,6 +41,8 @@ SKIPPED = [
     ("tcp://", "needs an existing Dask cluster: tests/test_scaleout.py runs an embedded one"),
     ("curl ", "the network, or the server of another command: tests/test_serve.py scrapes a running one"),
     ("python -m pytest", "the test suite itself"),
+    ("ruff ", "the linters: the CI runs them"),
+    ("mypy", "the type checker: the CI runs it"),
     ("python -m venv", "makes a virtual environment"),
     ("python benchmarks/", "benchmarks take minutes; their figures are in docs/performance.md"),
     ("[--", "a synopsis: the flags in brackets are optional"),
@@ -141,8 +143,9 @@ def doc_commands() -> list[tuple[str, str]]:
 
 
 def skipped(command: str) -> str | None:
-    """Why ``command`` is not run here; None when it is."""
-    return next((why for what, why in SKIPPED if what in command), None)
+    """Why ``command`` is not run here (its comment aside); None when it is."""
+    bare = re.sub(r"\s+#\s.*$", "", command)
+    return next((why for what, why in SKIPPED if what in bare), None)
 
 
 def _parts(command: str) -> tuple[list[str], str]:
