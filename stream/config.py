@@ -85,14 +85,29 @@ def _describe(value: Any) -> str:
     return f"{type(value).__name__} {excerpt(value)}"
 
 
+def _meant(key: object) -> str:
+    """What an unknown key most likely means (``; did you mean window?``), else the known keys.
+
+    >>> _meant("windwo")
+    '; did you mean window?'
+    """
+    known = [*_REQUIRED, *_OPTIONAL]
+    if isinstance(key, str):
+        import difflib
+
+        close = difflib.get_close_matches(key.lower(), known, n=1, cutoff=0.6)
+        if close:
+            return f"; did you mean {close[0]}?"
+    return f" (known keys: {', '.join(known)})"
+
+
 def validate(doc: Any, where: str) -> Config:
     """Check a parsed config document and return the Config it describes."""
     if not isinstance(doc, dict):
         raise ConfigError(f"{where}: expected a mapping of keys (seed, window, version), found {_describe(doc)}")
     unknown = [k for k in doc if k not in _REQUIRED and k not in _OPTIONAL]
     if unknown:
-        known = ", ".join([*_REQUIRED, *_OPTIONAL])
-        raise ConfigError(f"{where}: unknown key {excerpt(unknown[0])} (known keys: {known})")
+        raise ConfigError(f"{where}: unknown key {excerpt(unknown[0])}{_meant(unknown[0])}")
     missing = [k for k in _REQUIRED if k not in doc]
     if missing:
         raise ConfigError(f"{where}: missing required key {missing[0]!r}")

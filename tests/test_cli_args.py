@@ -74,3 +74,52 @@ def test_an_in_process_run_leaves_the_process_as_it_found_it(run_main, tmp_path:
     from stream.sinks.log import log
 
     assert not [h for h in log.handlers if getattr(h, "baseFilename", None)]  # the log file was closed with the run
+
+
+def test_the_short_flags_read_as_the_long_ones() -> None:
+    from stream.cli.options import SHORT
+
+    short = ["-i", "a.csv", "-c", "c.yaml", "-o", "m.json", "-l", "r.log", "-s", "s.csv", "-w", "3", "-k", "symbol"]
+    long = ["--input", "a.csv", "--config", "c.yaml", "--output", "m.json", "--log-file", "r.log", "--signals", "s.csv"]
+    long += ["--window", "3", "--key", "symbol"]
+    assert build_parser().parse_args([*short, "-q", "-j", "2"]) == build_parser().parse_args(
+        [*long, "--quiet", "--workers", "2"]
+    )
+    assert build_parser().parse_args(["-f", "-i", "a.csv"]).follow is True
+    assert sorted(SHORT.values()) == ["-c", "-f", "-i", "-j", "-k", "-l", "-o", "-q", "-s", "-w"]
+
+
+def test_the_readme_flags_table_shows_every_short_flag() -> None:
+    from conftest import ROOT
+
+    from stream.cli.options import SHORT
+
+    rows = [ln for ln in (ROOT / "README.md").read_text().splitlines() if ln.startswith("| `-")]
+    for flag, short in [*SHORT.items(), ("--version", "-V")]:
+        assert any(row.startswith(f"| `{short}`, `{flag}") for row in rows), (short, flag)
+
+
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        (["--inptu", "a.csv"], "unrecognized option --inptu; did you mean --input?"),
+        (["--inp", "a.csv"], "unrecognized option --inp; did you mean --input?"),  # no abbreviations
+        (["-i", "a.csv", "--windwo=3"], "unrecognized option --windwo; did you mean --window?"),
+        (["-i", "a.csv", "--signals-format", "jsnl"], "'jsnl' (choose from csv, jsonl); did you mean jsonl?"),
+        (["-i", "a.csv", "--on-bad-row", "skp"], "invalid choice: 'skp' (choose from fail, skip); did you mean skip?"),
+        (["-i", "a.csv", "--no-such-flag"], "unrecognized option --no-such-flag"),
+        (["a.csv"], "unexpected argument 'a.csv': inputs are named with --input PATH (-i PATH)"),
+        (["generate", "--rwos", "3"], "unrecognized option --rwos; did you mean --rows?"),
+    ],
+)
+def test_a_mistyped_flag_or_choice_gets_two_lines_and_a_suggestion(
+    run_main, tmp_path: Path, args: list[str], said: str
+) -> None:
+    write(tmp_path / "a.csv", ohlcv_csv(["1", "2"]))
+    run = run_main(args)
+    assert run.code == 2
+    usage, error = run.stderr.splitlines()
+    prog = "mlops-stream generate" if args[0] == "generate" else "mlops-stream"
+    assert usage == f"usage: {prog} [options]  ('{prog} --help' lists them)"
+    assert error.startswith(f"{prog}: error: ") and error.endswith(said)
+    assert run.stdout == b""

@@ -193,3 +193,39 @@ def test_interrupt_writes_an_error_document(tmp_path: Path, sig: signal.Signals,
     doc = json.loads((tmp_path / "metrics.json").read_text())
     assert list(doc) == ERROR_KEYS
     assert words in doc["error_message"]
+
+
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        (["--inptu", "in.csv"], "mlops-stream: error: unrecognized option --inptu; did you mean --input?"),
+        (["-i", "in.csv", "--signals-format", "jsnl"], "did you mean jsonl?"),
+    ],
+)
+def test_the_command_suggests_the_flag_meant(run_cli, tmp_path: Path, args: list[str], said: str) -> None:
+    write(tmp_path / "in.csv", GOOD)
+    run = run_cli(args)
+    assert run.code == 2
+    assert len(run.stderr.splitlines()) == 2 and run.stderr.splitlines()[1].endswith(said)
+    assert run.stdout == b""
+
+
+def test_a_mistyped_config_key_names_the_key_meant(run_cli, tmp_path: Path) -> None:
+    write(tmp_path / "in.csv", GOOD)
+    write(tmp_path / "c.yaml", "seed: 1\nwindwo: 2\nversion: v\n")
+    run = run_cli(["-i", "in.csv", "-c", "c.yaml"])
+    assert run.code == 1
+    run.assert_no_traceback()
+    message = "config file c.yaml: unknown key 'windwo'; did you mean window?"
+    assert run.stderr == f"mlops-stream: error: {message}\n"
+    assert run.doc()["error_message"] == message
+
+
+def test_short_flags_and_the_version(run_cli, tmp_path: Path) -> None:
+    write(tmp_path / "in.csv", GOOD)
+    run = run_cli(["-i", "in.csv", "-w", "2", "-o", "m.json", "-l", "run.log", "-s", "s.csv", "-q"])
+    assert (run.code, run.stdout, run.stderr) == (0, b"", "")
+    assert run.file_doc("m.json")["rows_processed"] == 3
+    assert (tmp_path / "s.csv").read_text().count("\n") == 4 and "window=2" in run.log()
+    version = run_cli(["-V"])
+    assert version.code == 0 and version.out.startswith("mlops-stream ")

@@ -41,8 +41,9 @@ def test_a_bom_before_the_yaml_is_accepted(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("text", "names"),
     [
-        (GOOD + "windw: 5\n", ["'windw'", "known keys", "window"]),
-        (GOOD + "on_bad_rows: skip\n", ["'on_bad_rows'"]),
+        (GOOD + "windw: 5\n", ["'windw'; did you mean window?"]),
+        (GOOD + "on_bad_rows: skip\n", ["'on_bad_rows'; did you mean on_bad_row?"]),
+        (GOOD + "smoothing: 3\n", ["'smoothing' (known keys: seed, window, version, column,"]),
     ],
 )
 def test_unknown_keys_are_named(tmp_path: Path, text: str, names: list[str]) -> None:

@@ -349,3 +349,20 @@ def test_the_config_key_is_validated_like_the_others(tmp_path: Path, line: str, 
     ok = write(tmp_path / "ok.yaml", "seed: 1\nwindow: 2\nversion: v1\nkey: symbol\n")
     assert config.simple_yaml(ok.read_text()) is not None  # a plain word stays on the fast path
     assert config.load(str(ok)).key == "symbol"
+
+
+def test_keys_that_never_fill_their_window_are_counted_in_a_warning(run_main, tmp_path: Path) -> None:
+    # A: 4 rows, B: 2, C: 1; window 3: only A's rows 3 and 4 have a mean.
+    rows = ["A", "B", "A", "C", "A", "B", "A"]
+    write(tmp_path / "k.csv", "symbol,close\n" + "".join(f"{k},{i}\n" for i, k in enumerate(rows, 1)))
+    run = run_main(["--input", "k.csv", "--key", "symbol", "--window", "3", "--log-file", "run.log"])
+    assert run.code == 0, run.stderr
+    said = (
+        "2 of 3 keys (symbol values) have fewer rows than the window (3) and never had a rolling mean: their signals "
+        "are all 0; 2 of 7 rows had a mean"
+    )
+    assert run.stderr == f"mlops-stream: warning: {said}\n"
+    assert f"WARNING {said}" in run.log()
+    assert run.doc()["by_key"]["B"]["value"] == 0.0
+    full = run_main(["--input", "k.csv", "--key", "symbol", "--window", "1"])
+    assert (full.code, full.stderr) == (0, "")

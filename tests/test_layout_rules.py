@@ -211,7 +211,7 @@ def test_the_layout_comes_from_the_config_and_a_flag_overrides_it(tmp_path: Path
     run = run_command(base, tmp_path)
     assert run.code == 0, run.stderr
     # The first column tells the rows' order, so it is the signals' timestamp.
-    assert [r[1:3] for r in csv.reader(run.out.splitlines()[1:])] == [["2024.01.02", "1,5"], ["2024.01.03", "2,5"]]
+    assert [r[1:3] for r in csv.reader(run.out.splitlines()[1:])] == [["2024.01.02", "1.5"], ["2024.01.03", "2.5"]]
     assert "header=False skip_lines=1 decimal=',' max_skipped=0.25" in run.log()
     flagged = run_command([*base, "--column", "3"], tmp_path)
     assert [r[2] for r in csv.reader(flagged.out.splitlines()[1:])] == ["7", "8"]
@@ -286,6 +286,8 @@ def test_a_decimal_comma_is_read_when_unambiguous_and_named_otherwise() -> None:
     assert read(b"ts;close\n1;1,234\n", decimal=".")[0] == [F(1234)]
     assert read(b"ts;close\n1;1.234,5\n", decimal=",")[0] == [F("1234.5")]
     assert read(b"ts;close\n1;1.234,5\n2;1.234.567,25\n")[0] == [F("1234.5"), F("1234567.25")]
+    # A signed value with three decimals in a dot-decimal file has no comma to contradict the mark.
+    assert read(b"ts,close\n1,1.5\n2,+1.234\n3,-0.000\n")[0] == [F("1.5"), F("1.234"), F(0)]
 
 
 # What each value means under each decimal mark (None: a bad row), and the mark it tells when none is known yet.
@@ -510,7 +512,7 @@ def test_several_inputs_share_the_first_ones_layout(tmp_path: Path) -> None:
     write(tmp_path / "b.csv", one.replace("1;1,5\n2;2,5", "3;3,5"))
     run = run_command(["--input", "a.csv", "--input", "b.csv", "--signals", "-"], tmp_path)
     assert run.code == 0, run.stderr
-    assert [r[1:3] for r in csv.reader(run.out.splitlines()[1:])] == [["1", "1,5"], ["2", "2,5"], ["3", "3,5"]]
+    assert [r[1:3] for r in csv.reader(run.out.splitlines()[1:])] == [["1", "1.5"], ["2", "2.5"], ["3", "3.5"]]
 
 
 def test_follow_reads_a_tab_export_with_the_layout_of_its_header(tmp_path: Path) -> None:
@@ -537,7 +539,7 @@ def test_a_checkpointed_follow_run_resumes_with_the_layout_it_found(tmp_path: Pa
     assert second.file_doc("m.json")["rows_processed"] == 4
     rows = list(csv.reader((tmp_path / "s.csv").read_text().splitlines()))
     assert rows[0][:3] == ["row", "timestamp", "close"]  # the unix column tells the rows' order
-    assert [r[1:3] for r in rows[1:]] == [["3", "1,5"], ["4", "2,5"], ["5", "3,5"], ["6", "4,5"]]
+    assert [r[1:3] for r in rows[1:]] == [["3", "1.5"], ["4", "2.5"], ["5", "3.5"], ["6", "4.5"]]
 
 
 # ---- every path reads a sniffed layout alike ------------------------------------------------------------------------

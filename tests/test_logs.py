@@ -66,7 +66,7 @@ def test_every_step_is_logged_with_a_utc_timestamp(run_main, tmp_path: Path) -> 
 
 def test_warnings_go_to_stderr_and_only_data_to_stdout(run_main, tmp_path: Path) -> None:
     write(tmp_path / "in.csv", ohlcv_csv(["1", "oops", "2"]))
-    run = run_main(["--input", "in.csv", "--on-bad-row", "skip", "--log-file", "run.log"])
+    run = run_main(["--input", "in.csv", "--on-bad-row", "skip", "--log-file", "run.log", "--window", "2"])
     assert run.code == 0
     assert json.loads(run.stdout)["rows_skipped"] == 1  # stdout is exactly the document
     row = "2024-01-01 00:01:00,100.00,101.00,99.00,oops,1.500000,150.00"
@@ -80,7 +80,7 @@ def test_warnings_go_to_stderr_and_only_data_to_stdout(run_main, tmp_path: Path)
 
 def test_a_clean_run_is_silent_on_stderr(run_main, tmp_path: Path) -> None:
     write(tmp_path / "in.csv", ohlcv_csv(["1", "2"]))
-    run = run_main(["--input", "in.csv", "--signals", "-"])
+    run = run_main(["--input", "in.csv", "--signals", "-", "--window", "2"])  # a window the 2 rows fill
     assert (run.code, run.stderr) == (0, "")
     assert run.out.splitlines()[0] == "row,timestamp,close,rolling_mean,signal"
 

@@ -192,3 +192,23 @@ def test_an_undecodable_file_name_gets_an_error_document_not_a_traceback(run_mai
     assert list(doc) == ERROR_KEYS
     assert "missing-\\udcff.csv" in doc["error_message"] and "does not exist" in doc["error_message"]
     assert json.loads(run.stdout) == doc
+
+
+@pytest.mark.parametrize("window", [7, 8, 20000])
+def test_a_window_longer_than_the_input_is_a_warning_not_an_error(run_cli, tmp_path: Path, data: Path, window: int):
+    run = run_cli(["--input", "in.csv", "--window", window, "--log-file", "run.log"])
+    assert run.code == 0, run.stderr
+    doc = run.doc()
+    assert (doc["status"], doc["rows_processed"]) == ("success", 7)
+    said = f"0 of 7 rows had a rolling mean: the window ({window} rows) is longer than the input"
+    if window <= len(CLOSES):  # 7 rows fill a window of 7 once: one row has a mean
+        assert "warning" not in run.stderr and "WARNING" not in run.log()
+        assert doc["value"] == round(sum(exact_signals(CLOSES, window)[0]) / 7, 4)
+        return
+    assert doc["value"] == 0.0
+    assert (
+        run.stderr
+        == f"mlops-stream: warning: {said}, so every signal is 0; pass a smaller --window (or config window)\n"
+    )
+    assert f"WARNING {said}" in run.log()
+    assert run_cli(["--input", "in.csv", "--window", window, "--quiet"]).stderr == ""

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 from conftest import exact_signals, ohlcv_csv, read_signals_csv, start_command, write
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 CLOSES = ["100.10", "100.1", "100.3", "8.5e-06", "100.2", "100.20", "+100.4", "100.4"]
 
@@ -176,3 +178,61 @@ def test_a_failed_batch_run_leaves_the_earlier_signals_file_as_it_was(tmp_path: 
     assert code != 0 and doc["status"] == "error"
     assert (tmp_path / "s.csv").read_bytes() == before  # not emptied, not cut short
     assert not list(tmp_path.glob(".s.csv.*")), "the unfinished signals file is removed"
+
+
+def _grouped(digits: str, sep: str) -> str:
+    """``digits`` with ``sep`` between every three, from the right: 1234567 -> 1.234.567."""
+    head = len(digits) % 3 or 3
+    return sep.join([digits[:head], *(digits[i : i + 3] for i in range(head, len(digits), 3))])
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    values=st.lists(
+        st.tuples(st.sampled_from(["", "-"]), st.integers(0, 10**9), st.text("0123456789", max_size=6)),
+        min_size=1,
+        max_size=30,
+    ),
+    mark=st.sampled_from([",", "."]),
+    thousands=st.booleans(),
+    fmt=st.sampled_from(["csv", "jsonl"]),
+)
+def test_signals_write_the_close_with_a_dot_whatever_the_input_mark(
+    values: list[tuple[str, int, str]], mark: str, thousands: bool, fmt: str
+) -> None:
+    import tempfile
+
+    from conftest import call_main
+
+    written, dotted = [], []
+    for sign, whole, frac in values:
+        digits = str(whole)
+        grouped = _grouped(digits, "." if mark == "," else ",") if thousands else digits
+        written.append(sign + grouped + (mark + frac if frac else ""))
+        dotted.append(sign + digits + ("." + frac if frac else ""))
+    # A decimal-comma export separates its fields with ';'; a dot one quotes its grouped values.
+    delimiter = ";" if mark == "," else ","
+    lines = [f'2024-01-01,"{w}"' if mark == "." and "," in w else f"2024-01-01{delimiter}{w}" for w in written]
+    with tempfile.TemporaryDirectory() as folder:
+        write(Path(folder, "in.csv"), f"timestamp{delimiter}close\n" + "\n".join(lines) + "\n")
+        args = ["--input", "in.csv", "--decimal", mark, "--window", "3", "--signals", "-", "--signals-format", fmt]
+        run = call_main(args, Path(folder))
+    assert run.code == 0, run.stderr
+    rows = read_signals_csv(run.out) if fmt == "csv" else [json.loads(line) for line in run.out.splitlines()]
+    plain = mark == "." and not thousands
+    # The exact value, with a dot and without separators; a plain dot-decimal close byte for byte as written.
+    assert [r["close"] for r in rows] == (written if plain else dotted)
+    signals, _ = exact_signals(dotted, 3)
+    assert [int(r["signal"]) for r in rows] == signals
+
+
+def test_a_decimal_comma_export_gets_dot_closes_beside_its_means(run_main, tmp_path: Path) -> None:
+    write(tmp_path / "eur.csv", "Date;Close\n2024-01-02;1,09863\n2024-01-03;1,099\n2024-01-04;1.098,5\n")
+    run = run_main(["--input", "eur.csv", "--window", "2", "--signals", "-"])
+    assert run.code == 0, run.stderr
+    assert run.out.splitlines() == [
+        "row,timestamp,close,rolling_mean,signal",
+        "1,2024-01-02,1.09863,,0",
+        "2,2024-01-03,1.099,1.098815,1",
+        "3,2024-01-04,1098.5,549.7995,1",
+    ]

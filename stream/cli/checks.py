@@ -6,9 +6,10 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from collections.abc import Iterable
 from typing import Any, NoReturn
 
-from stream.cli.options import LAYOUT, LIVE, ONE_OF, OPTIONS, SCALE
+from stream.cli.options import LAYOUT, LIVE, ONE_OF, OPTIONS, SCALE, SHORT, one_of
 from stream.runs.options import Environment, Options, Overrides
 
 
@@ -17,6 +18,17 @@ def parser_class(env: Environment, bounded: bool = True) -> type[argparse.Argume
     they quote arguments, which may be huge or hold a terminal's escape sequences."""
 
     class Parser(argparse.ArgumentParser):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            # No abbreviations: a script that says --inp would break the day another flag starts with it.
+            kwargs.setdefault("allow_abbrev", False)
+            super().__init__(*args, **kwargs)
+
+        def parse_args(self, args: Any = None, namespace: Any = None) -> Any:
+            parsed, extras = self.parse_known_args(args, namespace)
+            if extras:
+                self.error(unrecognized(extras, self._option_string_actions))
+            return parsed
+
         def _print_message(self, message: str, file: Any = None) -> None:
             # argparse names sys.stdout (help, version) or sys.stderr (the rest); the run's own streams stand in.
             if message:
@@ -27,8 +39,8 @@ def parser_class(env: Environment, bounded: bool = True) -> type[argparse.Argume
                 from stream.text import line
 
                 message = line(message, 1000)
-            # As argparse says it, but all on stderr: without one, argparse would print the usage on stdout.
-            env.say(f"{self.format_usage()}{self.prog}: error: {message}\n")
+            # Two lines, all on stderr: a short usage (the full one is dozens of lines, --help) and the error.
+            env.say(f"usage: {self.prog} [options]  ('{self.prog} --help' lists them)\n{self.prog}: error: {message}\n")
             raise SystemExit(2)
 
     return Parser
@@ -49,9 +61,37 @@ def build_parser(env: Environment | None = None) -> argparse.ArgumentParser:
     }  # fmt: skip
     groups[ONE_OF] = groups[SCALE].add_mutually_exclusive_group()
     for group, flag, settings in OPTIONS:
-        groups[group].add_argument(flag, **settings)
-    p.add_argument("--version", action="version", version=f"mlops-stream {__version__}")
+        if "choices" in settings and "type" not in settings:  # a mistyped choice gets the likeliest one suggested
+            settings = {**settings, "type": one_of(tuple(settings["choices"]))}
+        groups[group].add_argument(*([SHORT[flag]] if flag in SHORT else []), flag, **settings)
+    p.add_argument("-V", "--version", action="version", version=f"mlops-stream {__version__}")
     return p
+
+
+def unrecognized(extras: list[str], flags: Iterable[str]) -> str:
+    """The usage error for arguments no option takes (``extras``): the first unknown flag and the flag of ``flags``
+    it most likely means, or, with none, the first stray argument.
+
+    >>> unrecognized(["--inptu", "data.csv"], ["-i", "--input", "--output"])
+    'unrecognized option --inptu; did you mean --input?'
+    >>> unrecognized(["--inptu", "--wnidow=3"], ["--input", "--window"])
+    'unrecognized option --inptu (and 1 more); did you mean --input?'
+    >>> unrecognized(["data.csv"], ["--input"])
+    "unexpected argument 'data.csv': inputs are named with --input PATH (-i PATH)"
+    """
+    from stream.text import EXCERPT, excerpt
+
+    flags = list(flags)
+    unknown = [arg.partition("=")[0] for arg in extras if arg.startswith("-") and arg != "-"]
+    if not unknown:
+        hint = ": inputs are named with --input PATH (-i PATH)" if "--input" in flags else ""
+        return f"unexpected argument {excerpt(extras[0])}{hint}"
+    import difflib
+
+    flag = unknown[0] if len(unknown[0]) <= EXCERPT else excerpt(unknown[0])
+    close = difflib.get_close_matches(unknown[0], [f for f in flags if len(f) > 2], n=1, cutoff=0.6)
+    more = f" (and {len(unknown) - 1} more)" if len(unknown) > 1 else ""
+    return f"unrecognized option {flag}{more}" + (f"; did you mean {close[0]}?" if close else "")
 
 
 def read(argv: list[str], env: Environment) -> Options:

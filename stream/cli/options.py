@@ -75,6 +75,23 @@ def _column(text: str) -> str:
     return text
 
 
+def one_of(choices: tuple[str, ...]) -> Callable[[str], str]:
+    """An argparse type for an option with ``choices``: the value, or an error that names the likeliest choice."""
+
+    def parse(text: str) -> str:
+        if text in choices:
+            return text
+        import difflib
+
+        from stream.text import excerpt
+
+        close = difflib.get_close_matches(text, choices, n=1, cutoff=0.5)
+        meant = f"; did you mean {close[0]}?" if close else ""
+        raise argparse.ArgumentTypeError(f"invalid choice: {excerpt(text)} (choose from {', '.join(choices)}){meant}")
+
+    return parse
+
+
 def _cluster(text: str) -> int | None:
     from stream.runs.plan.executors import parse_cluster
 
@@ -88,6 +105,13 @@ LIVE = "live mode"
 LAYOUT = "input layout (found from the file's first lines unless given)"
 SCALE = "scale-out (batch runs over files or URLs; the output is the one-process output)"
 ONE_OF = "one of"  # a mutually exclusive member of the scale-out group
+
+# The one-letter spellings of the options used most, as csvkit, miller and most Unix tools offer them (-h, --help and
+# -V, --version are the parser's own).
+SHORT = {
+    "--input": "-i", "--config": "-c", "--output": "-o", "--log-file": "-l", "--signals": "-s", "--window": "-w",
+    "--key": "-k", "--follow": "-f", "--quiet": "-q", "--workers": "-j",
+}  # fmt: skip
 
 # Every option once: (group, flag, argparse settings); build_parser() makes the parser from it.
 OPTIONS: list[tuple[str | None, str, dict[str, Any]]] = [

@@ -115,14 +115,19 @@ def mark_of(text: str) -> str | None:
     return "."
 
 
-def close_value(text: str, delimiter: str, decimal: str | None) -> tuple[int, int]:
+def close_value(text: str, delimiter: str, decimal: str | None) -> tuple[int, int, str]:
     """The exact ``(units, scale)`` of a close field that is not plain digits (the callers' fast path takes those),
     read with the file's decimal mark ``decimal``: None while it is not known (the caller settles it with
-    ``mark_of`` first, so a value with a mark is then ambiguous); a comma-separated file's is the dot.
+    ``mark_of`` first, so a value with a mark is then ambiguous); a comma-separated file's is the dot. And the
+    value's text as outputs write it: as written, but with a dot for its decimal mark and without thousands
+    separators (``1,09863`` is ``1.09863``, ``"41,903.50"`` is ``41903.50``).
 
     With the dot, commas group thousands (``"41,903.50"``) and must be well formed; with the comma, dots group
     thousands (``1.234,56``). A value that has the other mark in another place contradicts the file's mark. Raises
     BadClose.
+
+    >>> close_value(" 1.234,5 ", ";", ",")
+    (12345, 1, '1234.5')
     """
     s = text.strip()
     if s.lower() in MISSING:
@@ -138,7 +143,7 @@ def close_value(text: str, delimiter: str, decimal: str | None) -> tuple[int, in
     elif decimal == ".":
         if re.fullmatch(_GROUPED, s, re.ASCII):
             s = s.replace(",", "")
-        elif re.fullmatch(_DECIMAL_COMMA, s, re.ASCII) or re.fullmatch(_DOT_GROUPED, s, re.ASCII):
+        elif "," in s and (re.fullmatch(_DECIMAL_COMMA, s, re.ASCII) or re.fullmatch(_DOT_GROUPED, s, re.ASCII)):
             raise BadClose("value", f"{excerpt(s)} has a ',' but the file's decimal mark is '.' (--decimal)")
     elif re.fullmatch(_GROUPED, s, re.ASCII) or re.fullmatch(_DOT_GROUPED, s, re.ASCII):
         raise BadClose(
@@ -147,7 +152,7 @@ def close_value(text: str, delimiter: str, decimal: str | None) -> tuple[int, in
             "pass --decimal , or --decimal .",
         )
     try:
-        return parse_decimal(s)
+        return (*parse_decimal(s), s)
     except BadValue as exc:
         raise BadClose("value", str(exc)) from None
 
@@ -266,7 +271,7 @@ class Rows:
                             decimal = self.decimal = mark_of(text)  # one mark for the run, from its first value
                             self.undecided |= decimal is None and ("," in text or "." in text)
                         try:
-                            u, s = close_value(text, delimiter, decimal)
+                            u, s, text = close_value(text, delimiter, decimal)
                         except BadClose as exc:
                             reason = str(exc) if exc.kind == "missing" else f"bad {layout.close_name} value: {exc}"
                             if layout.header and [f.strip() for f in rec] == layout.columns:
@@ -276,7 +281,6 @@ class Rows:
                             continue
                         units.append(u)
                         scales.append(s)
-                        text = text.strip()
                     if ki is not None:
                         keys.append(key)
                     if keep:

@@ -4,7 +4,7 @@ progress display and the metrics server's view kept up to date."""
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from stream.runs.context import Outcome, RunContext
 
@@ -52,6 +52,18 @@ def run(ctx: RunContext) -> Outcome:
     ctx.announce(layout)
     ctx.bad_log.summary()
     return Outcome(tally, layout, reader.skips, name, time.perf_counter() - t_read, by_key)
+
+
+def document(ctx: RunContext) -> dict[str, Any]:
+    """A whole batch run: the inputs read, the metrics document made and the signals output committed; a run that
+    fails or is stopped abandons its signals output, leaving an earlier signals file as it was."""
+    try:
+        doc = ctx.conclude(run(ctx))
+    except BaseException:
+        ctx.abandon_signals()
+        raise
+    ctx.close_signals()
+    return doc
 
 
 def _inputs(ctx: RunContext) -> tuple[list[Spec], list[int | None]]:

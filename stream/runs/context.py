@@ -183,6 +183,7 @@ class RunContext:
             skipped = f" ({tally.skipped} bad rows were skipped)" if tally.skipped else ""
             raise JobError(f"the input {out.name} has a header but no usable data rows{skipped}")
         self._check_skipped(tally, out.skips)
+        self._check_window(tally, out.by_key)
         mine = tally.rows - out.resumed
         earlier = f", {out.resumed} of them before a restart from the checkpoint," if out.resumed else ""
         log.info(
@@ -193,6 +194,26 @@ class RunContext:
         if out.by_key is not None:
             log.info("keys: %d distinct values of the column %s", len(out.by_key), cfg.key)
         return metrics.success(cfg.version, cfg.seed, tally, latency_ms, cfg.on_bad_row == "skip", out.by_key)
+
+    def _check_window(self, tally: Tally, by_key: dict[str, Tally] | None) -> None:
+        """Warn when the window is longer than the rows (of the whole input, or of some keys): a row without a rolling
+        mean has signal 0, so the signal rate says little. Not an error: it is the answer for the window asked for."""
+        window, log = self.cfg.window, self.log
+        if by_key is None:
+            if tally.rows < window:
+                log.warning(
+                    "0 of %d rows had a rolling mean: the window (%d rows) is longer than the input, so every signal "
+                    "is 0; pass a smaller --window (or config window)", tally.rows, window,
+                )  # fmt: skip
+            return
+        short = sum(1 for t in by_key.values() if t.rows < window)
+        if short:
+            had = sum(t.rows - window + 1 for t in by_key.values() if t.rows >= window)
+            log.warning(
+                "%d of %d keys (%s values) have fewer rows than the window (%d) and never had a rolling mean: their "
+                "signals are all 0; %d of %d rows had a mean",
+                short, len(by_key), self.cfg.key, window, had, tally.rows,
+            )  # fmt: skip
 
     def _check_skipped(self, tally: Tally, skips: Skips) -> None:
         """Fail a run that skipped more than ``max_skipped`` of its data rows (the file is most likely misread: a

@@ -114,13 +114,7 @@ class Job:
             return ctx.conclude(out)
         from stream.runs import batch
 
-        try:
-            doc = ctx.conclude(batch.run(ctx))
-        except BaseException:  # a failed or stopped batch run leaves an earlier signals file as it was
-            ctx.abandon_signals()
-            raise
-        ctx.close_signals()
-        return doc
+        return batch.document(ctx)
 
     def _serve(self, host: str, port: int) -> None:
         """Start the metrics server before any work, so a port that cannot be bound fails the run at once."""

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from stream.errors import SourceError
 from stream.fs.atomic import is_stream, remove_leftovers
-from stream.parsing.framing import SHOWN
+from stream.parsing.framing import SHOWN, InputError
 from stream.parsing.layout import LayoutRequest
 from stream.parsing.reader import Reader, ReaderState, batches
 from stream.runs import checkpoint, resume
@@ -89,8 +89,14 @@ class LiveRun:
             ctx.server.attach(view)
         loop = _Loop(ctx, stop, follower, reader, pipeline, saver, view, display)
         t_read = time.perf_counter()
-        for batch in batches(reader, loop.events(), finish=False):  # the end is finish's to judge
-            loop.consume(batch)
+        try:
+            for batch in batches(reader, loop.events(), finish=False):  # the end is finish's to judge
+                loop.consume(batch)
+        except InputError as exc:
+            if reader.layout is not None or not isinstance(follower, StreamFollower) or not cfg.header:
+                raise
+            # The usual cause on a pipe: `tail -F` sends a file's last 10 lines, and the header is not among them.
+            raise InputError(f"{exc}; if the pipe is tail -F, use tail -n +1 -F FILE to send the header too") from None
         with view.lock or nullcontext():
             loop.finish()
         return Outcome(

@@ -100,7 +100,7 @@ class SignalSink:
             self._put(b"".join(parts))
             return
         mean_text = ["" if m is None else repr(m) for m in means]
-        if "," in "".join(closes):  # a close with a thousands separator or a decimal comma, as written
+        if "," in "".join(closes):  # the reader hands closes on with a dot mark and no separators; kept CSV-safe anyway
             closes = [_csv_field(c) for c in closes]
         if self.with_timestamp and _need_quotes(stamps):
             stamps = [_csv_field(t) for t in stamps]
