@@ -20,12 +20,15 @@ def check_settings(
     signals: str | None,
     fmt: str,
     key: str | None = None,
+    pattern: bool = False,
 ) -> None:
     """Refuse a checkpoint written for another input, window, column, key or signals output, naming every
-    difference."""
+    difference. ``input_path`` is a glob pattern when the run follows the files it matches (``pattern``): a
+    checkpoint of one of those files, written by a run that followed it alone, continues the set from there."""
     wrong = []
-    if ckpt.input is not None and ckpt.input.path != os.path.abspath(input_path):
-        wrong.append(f"it was written for the input {ckpt.input.path}, not {os.path.abspath(input_path)}")
+    was = _input_difference(ckpt, os.path.abspath(input_path), pattern)
+    if was is not None:
+        wrong.append(was)
     if int(ckpt.engine["window"]) != window:
         wrong.append(f"it was written with window {ckpt.engine['window']}, this run has window {window}")
     if ckpt.column != column:
@@ -47,6 +50,27 @@ def check_settings(
             f"the checkpoint {where} does not match this run: {'; '.join(wrong)}. Run with the same settings, "
             "or remove the checkpoint (or pass another --checkpoint path) to start over"
         )
+
+
+def _input_difference(ckpt: Checkpoint, wanted: str, pattern: bool) -> str | None:
+    """How the input the checkpoint was written for differs from ``wanted`` (a pattern with ``pattern``); None: it
+    does not."""
+    files, ident = ckpt.files, ckpt.input
+    if files is not None:
+        if not pattern:
+            return f"it was written for the files matching {files.pattern}, not for the one file {wanted}"
+        return (
+            None if files.pattern == wanted else f"it was written for the files matching {files.pattern}, not {wanted}"
+        )
+    if ident is None:
+        return None
+    if pattern:
+        from stream.sources.globs import matches_path
+
+        if matches_path(wanted, ident.path):
+            return None
+        return f"it was written for the input {ident.path}, which the pattern {wanted} does not match"
+    return None if ident.path == wanted else f"it was written for the input {ident.path}, not {wanted}"
 
 
 def open_input(ckpt: Checkpoint, path: str, where: str) -> tuple[int | None, str]:
