@@ -176,6 +176,9 @@ class Checkpoint:
                     raise _Invalid("it records a size for signals written to stdout")
             elif _count(out, "bytes", "signals") == 0 and rows > 0:
                 raise _Invalid(f"it records an empty signals file after {rows} rows")
+            if doc["version"] > 2 and path != "-":
+                _count(out, "device", "signals")
+                _count(out, "inode", "signals")
         return cls(
             input=input_id,
             reader=dict(reader),
@@ -264,12 +267,21 @@ class File:
     def load(self) -> Checkpoint | None:
         """The checkpoint, verified; None when there is none yet (a first run)."""
         path = self.path
+        if os.path.islink(path):
+            raise CheckpointError(
+                f"the checkpoint {path} is {link_words(path)}: each save replaces the checkpoint by name, which would "
+                "replace the link, not the file it points to; pass the path of a regular file"
+            )
         try:
-            # Without blocking: a FIFO given by mistake would otherwise wait here for a writer.
-            fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+            # Without blocking: a FIFO given by mistake would otherwise wait here for a writer; never through a link.
+            fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0))
         except FileNotFoundError:
             return None
         except OSError as exc:
+            if os.path.islink(path):  # made a link since the look above
+                raise CheckpointError(
+                    f"the checkpoint {path} is {link_words(path)}; pass the path of a regular file"
+                ) from None
             raise CheckpointError(f"the checkpoint {path} cannot be read: {exc.strerror}") from None
         self.fd = fd
         if not stat.S_ISREG(os.fstat(fd).st_mode):
@@ -293,17 +305,26 @@ class File:
             os.close(old)
 
     def _taken(self) -> str:
+        """Why the name of a first checkpoint was taken while this run started: what is there now."""
+        if os.path.islink(self.path):
+            return (
+                f"the checkpoint {self.path} became {link_words(self.path)} while this run started; pass another path"
+            )
         try:
-            fd = os.open(self.path, os.O_RDONLY)
+            fd = os.open(self.path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW)
         except OSError:
             pid = None
         else:
             pid = locks.holder(fd)
             os.close(fd)
-        who = f"process {pid}" if pid is not None else "another process"
+        if pid is None:
+            return (
+                f"the checkpoint {self.path} was created while this run started, and no process holds it (it is not "
+                "another mlops-stream run's): look at what it is, then remove it or pass another path"
+            )
         return (
-            f"the checkpoint {self.path} was created by another mlops-stream run ({who}) while this one started; "
-            "two runs cannot share it: stop that run first, or pass another path"
+            f"the checkpoint {self.path} was created by another mlops-stream run (process {pid}) while this one "
+            "started; two runs cannot share it: stop that run first, or pass another path"
         )
 
     def close(self) -> None:
@@ -311,3 +332,12 @@ class File:
         if fd is not None:
             os.close(fd)
 
+
+def link_words(path: str) -> str:
+    """A symbolic link in words: where it points, and whether anything is there."""
+    try:
+        target = os.readlink(path)
+    except OSError:
+        return "a symbolic link"
+    missing = "" if os.path.exists(path) else ", which does not exist"
+    return f"a symbolic link to {excerpt(target)}{missing}"

@@ -116,6 +116,13 @@ class LiveRun:
         file = checkpoint.File(opts.checkpoint)
         opened.callback(file.close)
         ckpt = file.load()
+        resumed = ckpt is not None and ckpt.signals is not None  # a link there is refused as a replaced file
+        if opts.signals not in (None, "-") and not resumed and os.path.islink(opts.signals):
+            raise SourceError(
+                f"--checkpoint needs --signals to be a regular file (or -), not a symbolic link: {opts.signals} is "
+                f"{checkpoint.link_words(opts.signals)}, and a restart cuts back and appends to the file the "
+                "checkpoint knew, never through a link; pass the file's own path"
+            )
         if ckpt is not None:
             assert opts.input is not None
             resume.check_settings(

@@ -3,11 +3,12 @@ and fingerprint, and the signals file cut back to the checkpoint's rows."""
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
 from typing import BinaryIO
 
-from stream.runs.checkpoint import Checkpoint, CheckpointError, InputId, digest
+from stream.runs.checkpoint import Checkpoint, CheckpointError, InputId, digest, link_words
 
 
 def check_settings(
@@ -137,28 +138,52 @@ def _verified(fd: int, path: str, ident: InputId, offset: int, where: str) -> in
 
 def reopen_signals(ckpt: Checkpoint, path: str, where: str) -> BinaryIO:
     """Open the signals file to continue it, locked: cut back to the size the checkpoint records, positioned at its
-    end. Nothing is cut when the file is shorter than that (CheckpointError)."""
+    end. It must be the file the checkpoint was written with (its device and inode), never through a symbolic link;
+    nothing is cut when it is not, or when it is shorter than the checkpoint records (CheckpointError)."""
     from stream.sinks.signals import open_file
 
     assert ckpt.signals is not None
     size = int(ckpt.signals["bytes"])
+    recorded = ckpt.signals.get("device"), ckpt.signals.get("inode")
     try:
-        fh = open_file(path, create=size == 0)  # the live run owns and closes it
+        try:
+            fh = open_file(path, create=False, nofollow=True)  # the live run owns and closes it
+        except FileNotFoundError:
+            if size:
+                raise
+            recorded = None, None  # the checkpoint counts none of its bytes: a new file loses nothing
+            fh = open_file(path, create=True, nofollow=True)
     except FileNotFoundError:
         raise CheckpointError(
             f"the signals file {path} is missing, but the checkpoint {where} records {size} bytes of it; restore "
             "it, or remove the checkpoint to start over"
         ) from None
     except OSError as exc:
+        if exc.errno == errno.ELOOP or os.path.islink(path):
+            raise _not_the_same(path, where, f"is now {link_words(path)}") from None
         raise CheckpointError(f"the signals file {path} cannot be written: {exc.strerror or exc}") from None
-    actual = os.fstat(fh.fileno()).st_size
-    if actual < size:
+    st = os.fstat(fh.fileno())
+    if recorded[0] is not None and (st.st_dev, st.st_ino) != recorded:
+        fh.close()
+        raise _not_the_same(
+            path, where, f"is another file (device {st.st_dev}, inode {st.st_ino}) than the checkpoint's (device "
+            f"{recorded[0]}, inode {recorded[1]}): it was replaced",
+        )  # fmt: skip
+    if st.st_size < size:
         fh.close()
         raise CheckpointError(
-            f"the signals file {path} is {actual} bytes long, shorter than the {size} bytes the checkpoint {where} "
-            "records: it was changed since. Remove the checkpoint to start over"
+            f"the signals file {path} is {st.st_size} bytes long, shorter than the {size} bytes the checkpoint "
+            f"{where} records: it was changed since. Remove the checkpoint to start over"
         )
     # Rows written after the checkpoint are processed again by this run: cut them off so each appears once.
     fh.truncate(size)
     fh.seek(size)
     return fh
+
+
+def _not_the_same(path: str, where: str, what: str) -> CheckpointError:
+    return CheckpointError(
+        f"the signals file {path} {what} while mlops-stream was not running, so it is not the file the checkpoint "
+        f"{where} was written with, and it is left as it is. Put that file back at {path}, or remove the checkpoint "
+        "(or pass another --checkpoint path) to start over"
+    )

@@ -160,6 +160,9 @@ class Saver:
                 "bytes": None if to_stdout else self.signals_fh.tell(),
                 "timestamp": self.sink.with_timestamp,
             }
+            if not to_stdout:  # a restart continues this file, and no other put at its name
+                st = os.fstat(self.signals_fh.fileno())
+                signals |= {"device": st.st_dev, "inode": st.st_ino}
         files = None
         if isinstance(f, SeriesFollower):
             files = checkpoint.FileSet(f.pattern, time.time())
