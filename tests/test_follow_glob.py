@@ -237,6 +237,24 @@ def test_a_single_file_checkpoint_continues_as_the_pattern(feeds: Path) -> None:
     assert code == 1 and "it was written for the files matching" in json.loads(out)["error_message"]
 
 
+def test_a_checkpoint_whose_file_was_archived_goes_on_with_the_next_file(feeds: Path) -> None:
+    tmp, rng = feeds, random.Random(8)
+    one, two = make_rows(30, 21), make_rows(30, 22, 31)
+    write_day(tmp, 1, one, rng)
+    code, _out, err = finish(start(tmp, *CKPT, "--idle-timeout", "0.3"))
+    assert code == 0, err
+    os.rename(day(tmp, 1), tmp / "archived.csv")  # out of its folder, as an archiver would
+    code, out, _err = finish(start(tmp, *CKPT, "--idle-timeout", "0.3"))
+    assert code == 1 and "which is gone" in json.loads(out)["error_message"]  # no next file yet: nothing to go on to
+    write_day(tmp, 2, two, rng)
+    code, _out, err = finish(start(tmp, *CKPT, "--idle-timeout", "0.3"))
+    assert code == 0, err
+    assert "is gone (removed, or moved out of its folder); going on with the next file" in log_of(tmp)
+    os.rename(tmp / "archived.csv", tmp / "one.csv")
+    os.rename(day(tmp, 2), tmp / "two.csv")
+    assert_same_as_batch(tmp, inputs=("--input", "one.csv", "--input", "two.csv"))
+
+
 def test_usage_errors_name_the_pattern(feeds: Path) -> None:
     tmp = feeds
     day(tmp, 1).write_text(HEADER + text(make_rows(3, 20)))

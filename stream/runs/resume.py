@@ -74,9 +74,10 @@ def _input_difference(ckpt: Checkpoint, wanted: str, pattern: bool) -> str | Non
     return None if ident.path == wanted else f"it was written for the input {ident.path}, not {wanted}"
 
 
-def open_input(ckpt: Checkpoint, path: str, where: str) -> tuple[int | None, str]:
+def open_input(ckpt: Checkpoint, path: str, where: str, missing_ok: bool = False) -> tuple[int | None, str]:
     """Open the file the checkpoint was written for, checked by device, inode and fingerprint; return the open fd
-    (None when the checkpoint predates the input) and the name it was found under.
+    (None when the checkpoint predates the input, or with ``missing_ok`` when the file is gone) and the name it was
+    found under.
 
     If ``path`` now names another file, the checkpoint's file is looked for in the same folder under another name
     (rotated while the command was not running): its rest is read before the file at ``path``.
@@ -101,6 +102,8 @@ def open_input(ckpt: Checkpoint, path: str, where: str) -> tuple[int | None, str
         fd = _open_if_same(entry.path, ident)
         if fd is not None:
             return _verified(fd, entry.path, ident, ckpt.offset, where), entry.path
+    if missing_ok:
+        return None, path
     raise CheckpointError(
         f"the checkpoint {where} was written for the file {ident.describe()}, but {path} is now another file and "
         "the old one is not in its folder: it was replaced while mlops-stream was not running, and rows written to "

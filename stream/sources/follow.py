@@ -283,7 +283,9 @@ class FileFollower(_Follower):
                 return
             got = False
             if self.fd is None:
-                self._appear()
+                begun = self._appear()
+                if begun is not None:
+                    yield begun
             if self.fd is not None:
                 while True:
                     # Before every read: once we read on, bytes rewritten behind our position would pass unnoticed.
@@ -316,13 +318,14 @@ class FileFollower(_Follower):
             self.watcher.wait(self._poller(), self._timeout(now, self._wake_in(now)), self._check_out)
             yield b""
 
-    def _appear(self) -> None:
-        """Without an open file: open the one at the name, if one is there now."""
+    def _appear(self) -> NewFile | None:
+        """Without an open file: open the one at the name, if one is there now (the start of the input)."""
         fd = self.named.open()
         if fd is not None:
             self._adopt(fd, 0)
             self._adopted += 1
             self._say("input %s appeared; following it", self.label)
+        return None
 
     def _advance(self, now: float) -> NewFile | None:
         """At the end of the open file: the marker of the file read from now on, if it is time to move to one."""

@@ -7,6 +7,7 @@ from __future__ import annotations
 import bisect
 import os
 import time
+from collections.abc import Iterator
 from typing import Any
 
 from stream.sources import follow
@@ -38,7 +39,8 @@ class SeriesFollower(FileFollower):
       file the run moved on from that changes afterwards. ``skipped`` counts them by reason.
 
     ``at``, ``fd`` and ``offset`` resume from a checkpoint: the name of the file it was written in, that file open,
-    and the position in it; ``seen``: when the checkpoint was written (files before ``at`` changed since are late).
+    and the position in it (``fd`` None: the file is gone, and the run goes on with the next one, if there is one);
+    ``seen``: when the checkpoint was written (files before ``at`` changed since are late).
     """
 
     def __init__(
@@ -66,13 +68,14 @@ class SeriesFollower(FileFollower):
         self._scan_at = 0.0  # when the folder is looked at next
         self._listed = 0  # the watcher's count of events for the pattern's files, as of the last look
         self._unseen_elsewhere = 0  # files replaced too fast at names followed before the current one
+        self._begun: NewFile | None = None  # the next file, begun before the first event: its marker comes first
         super().__init__(at, stop, idle_timeout, fd=fd, offset=offset, use_inotify=use_inotify, log=log)
         self.label = at or self.pattern
         if at is not None:
             self.what = f"the input file {at}"
             self._catch_up(at, seen)
-        else:
-            self._appear()  # the first file, when there is one already
+        if fd is None:
+            self._begun = self._appear()  # the first file (or the one after a checkpoint's), when it is there
 
     def _watcher(self, use_inotify: bool) -> Watcher:
         name = os.path.basename(self.path) if self.path else None
@@ -153,12 +156,17 @@ class SeriesFollower(FileFollower):
 
     # ---- moving on ----------------------------------------------------------------------------------------------
 
-    def _appear(self) -> None:
+    def __iter__(self) -> Iterator[bytes | NewFile]:
+        begun, self._begun = self._begun, None
+        if begun is not None:
+            yield begun
+        yield from super().__iter__()
+
+    def _appear(self) -> NewFile | None:
         now = time.monotonic()
         if self._due(now):
             self._look(now)
-        if self._later:
-            self._move(now)
+        return self._move(now) if self._later else None
 
     def _advance(self, now: float) -> NewFile | None:
         if self._due(now):
@@ -195,9 +203,9 @@ class SeriesFollower(FileFollower):
             self._scan_at = 0.0  # look again before anything else
             self._later.pop(0)
             return None
-        first = self.fd is None
-        if not first:
-            assert self.fd is not None and self.path is not None
+        first = self.path is None  # no file before: the reader is at the start of its input
+        if self.fd is not None:
+            assert self.path is not None
             st = os.fstat(self.fd)
             self._passed[self.path] = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
             self._known.add(self.path)
@@ -236,7 +244,7 @@ class SeriesFollower(FileFollower):
         return super()._should_end(now)
 
     def _data_waiting(self) -> bool:
-        if super()._data_waiting():
+        if self.fd is not None and super()._data_waiting():
             return True
         self._look(time.monotonic())
         if self.fd is None:
