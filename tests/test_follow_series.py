@@ -6,16 +6,15 @@ from __future__ import annotations
 
 import logging
 import os
-import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from test_follow_source import followed_while
 
 from stream.runs.stops import Stop
 from stream.sources import follow
-from stream.sources.files import NewFile
 from stream.sources.series import SeriesFollower
 
 MODES = pytest.mark.parametrize("use_inotify", [True, False], ids=["inotify", "polling"])
@@ -49,26 +48,6 @@ def said() -> tuple[logging.Logger, Said]:
     return log, handler
 
 
-def events_of(f: SeriesFollower, script: Callable[[], None]) -> list:
-    """Run ``script`` in a writer thread while ``f`` is followed to its idle timeout: the data per file, each file
-    begun with its NewFile's (reason, name)."""
-    writer = threading.Thread(target=script)
-    writer.start()
-    out: list = [b""]
-    try:
-        for event in f:
-            if isinstance(event, NewFile):
-                out += [(event.reason, os.path.basename(event.name or "")), b""]
-            else:
-                out[-1] += event
-    finally:
-        writer.join()
-        f.close()
-        f.stop.close()  # type: ignore[attr-defined]
-    assert f.stopped_by is not None and "idle-timeout" in f.stopped_by
-    return out
-
-
 def write(path: Path, data: bytes) -> None:
     with open(path, "ab") as fh:
         fh.write(data)
@@ -98,7 +77,7 @@ def test_files_are_read_in_name_order_late_and_changed_ones_reported(tmp_path: P
         wait_until(lambda: lines.count("came late") == 1 and lines.count("moved on from it") == 1)
         write(tmp_path / "d-4.csv", b"four\n")
 
-    got = events_of(f, script)
+    got = followed_while(f, script)
     assert got == [
         b"one\n", ("next", "d-2.csv"), b"two\n", ("next", "d-3.csv"), b"three\nthree again\n", ("next", "d-4.csv"),
         b"four\n",
@@ -114,7 +93,7 @@ def test_a_match_that_is_not_a_regular_file_is_passed_over(tmp_path: Path, use_i
     (tmp_path / "d-3.csv").write_bytes(b"three\n")
     log, lines = said()
     f = SeriesFollower(str(tmp_path / "d-*.csv"), Stop(), 0.5, use_inotify=use_inotify, log=log)
-    assert events_of(f, lambda: None) == [b"one\n", ("next", "d-3.csv"), b"three\n"]
+    assert followed_while(f, lambda: None) == [b"one\n", ("next", "d-3.csv"), b"three\n"]
     assert lines.count("is now a FIFO, not a regular file") == 1
 
 
@@ -127,7 +106,7 @@ def test_a_pattern_with_wildcards_in_a_folder_finds_new_folders(tmp_path: Path) 
         write(tmp_path / "2024-01-02" / "btc.csv", b"two\n")
 
     f = SeriesFollower(str(tmp_path / "*" / "btc.csv"), Stop(), 1.5)
-    assert events_of(f, script) == [b"one\n", ("next", "btc.csv"), b"two\n"]
+    assert followed_while(f, script) == [b"one\n", ("next", "btc.csv"), b"two\n"]
 
 
 @MODES
@@ -142,7 +121,7 @@ def test_the_current_file_rotates_as_a_followed_file_does(tmp_path: Path, use_in
         wait_until(lambda: lines.count("switched to the new file") == 1)
         write(tmp_path / "d-2.csv", b"next\n")
 
-    assert events_of(f, script) == [b"old\n", ("rotated", ""), b"new\n", ("next", "d-2.csv"), b"next\n"]
+    assert followed_while(f, script) == [b"old\n", "rotated", b"new\n", ("next", "d-2.csv"), b"next\n"]
 
 
 def test_files_behind_a_checkpoint_are_read_at_once_but_the_newest_waits(tmp_path: Path) -> None:
@@ -150,7 +129,7 @@ def test_files_behind_a_checkpoint_are_read_at_once_but_the_newest_waits(tmp_pat
         (tmp_path / f"d-{n}.csv").write_bytes(b"%d\n" % n)
     log, lines = said()
     f = SeriesFollower(str(tmp_path / "d-*.csv"), Stop(), 0.5, log=log)
-    got = events_of(f, lambda: None)
+    got = followed_while(f, lambda: None)
     assert [e for e in got if isinstance(e, bytes)] == [b"1\n", b"2\n", b"3\n", b"4\n", b"5\n"]
     # Only the last file could still be written to: a file with two after it is history, and is left at once.
     assert lines.count("is there; moving on once") == 1 and lines.count("d-5.csv is there") == 1
@@ -167,6 +146,6 @@ def test_a_start_from_a_checkpoint_reports_earlier_files_that_came_since(tmp_pat
     path = str(tmp_path / "d-2.csv")
     fd = os.open(path, os.O_RDONLY)
     f = SeriesFollower(str(tmp_path / "d-*.csv"), Stop(), 0.5, at=path, fd=fd, offset=4, seen=written, log=log)
-    assert events_of(f, lambda: None) == [b"2\n", ("next", "d-3.csv"), b"row 3\n"]
+    assert followed_while(f, lambda: None) == [b"2\n", ("next", "d-3.csv"), b"row 3\n"]
     assert f.skipped == {"late": 1, "changed": 0}
     assert lines.count("d-0.csv sorts before") == 1 and lines.count("d-1.csv") == 0
