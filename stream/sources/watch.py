@@ -92,6 +92,7 @@ class Watcher:
         self._say = say
         self._inotify: _Inotify | None = None
         self._file_wd: int | None = None
+        self._folder_wd: int | None = None
         self._poll_wait = POLL_MIN
         self.arrived = 0  # files created or moved to the name, as inotify reports them
         self.listed = 0  # events for the other names ``also`` wants (or events lost), as inotify reports them
@@ -100,7 +101,7 @@ class Watcher:
             try:
                 self._inotify = _Inotify()
                 if folder is not None:
-                    self._inotify.add(folder, _DIR_EVENTS)
+                    self._folder_wd = self._inotify.add(folder, _DIR_EVENTS)
                 self.kind = "inotify"
             except OSError as exc:
                 self._stop_inotify()
@@ -174,9 +175,9 @@ class Watcher:
         for wd, mask, name in events:
             if name == self.name and mask & (_IN_CREATE | _IN_MOVED_TO):
                 self.arrived += 1
-            # An event without a name that is not the file's own: the folder itself, or lost events (an overflow).
-            other = wd != self._file_wd and (not name or name != self.name)
-            if also is not None and other and (not name or also(os.fsdecode(name))):
+            # Without a name: an event of the folder itself, or events lost (an overflow, reported with watch -1).
+            lost = not name and wd in (self._folder_wd, -1)
+            if also is not None and (lost or (name and name != self.name and also(os.fsdecode(name)))):
                 self.listed += 1
                 relevant = True
             relevant = relevant or wd == self._file_wd or name == self.name or not name
