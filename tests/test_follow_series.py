@@ -92,9 +92,16 @@ def test_a_match_that_is_not_a_regular_file_is_passed_over(tmp_path: Path, use_i
     os.mkfifo(tmp_path / "d-2.csv")  # never opened for reading: it would wait for a writer
     (tmp_path / "d-3.csv").write_bytes(b"three\n")
     log, lines = said()
-    f = SeriesFollower(str(tmp_path / "d-*.csv"), Stop(), 0.5, use_inotify=use_inotify, log=log)
-    assert followed_while(f, lambda: None) == [b"one\n", ("next", "d-3.csv"), b"three\n"]
+    f = SeriesFollower(str(tmp_path / "d-*.csv"), Stop(), 1.0, use_inotify=use_inotify, log=log)
+
+    def script() -> None:
+        wait_until(lambda: lines.count("moved on to the next file") == 1)
+        write(tmp_path / "d-4.csv", b"four\n")  # the folder is looked at again, past the FIFO
+
+    got = followed_while(f, script)
+    assert got == [b"one\n", ("next", "d-3.csv"), b"three\n", ("next", "d-4.csv"), b"four\n"]
     assert lines.count("is now a FIFO, not a regular file") == 1
+    assert f.skipped == {"late": 0, "changed": 0}
 
 
 def test_a_pattern_with_wildcards_in_a_folder_finds_new_folders(tmp_path: Path) -> None:

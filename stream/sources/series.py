@@ -198,8 +198,9 @@ class SeriesFollower(FileFollower):
         except OSError as exc:
             raise open_failed(exc, f"file {name}") from None
         if fd is None:
-            if os.path.lexists(name):
+            if os.path.lexists(name):  # passed over for good, and not late once the run is past it
                 self._unopened.add(name)
+                self._known.add(name)
             self._scan_at = 0.0  # look again before anything else
             self._later.pop(0)
             return None
