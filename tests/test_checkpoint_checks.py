@@ -74,6 +74,14 @@ def damage_offset(doc: dict[str, Any]) -> None:
     doc["input"]["size"] = 4096
 
 
+def damage_set(doc: dict[str, Any]) -> None:
+    doc["set"] = {"pattern": "/nowhere/*.csv", "written": 0}
+
+
+def damage_signals_identity(doc: dict[str, Any]) -> None:
+    del doc["signals"]["inode"]
+
+
 DAMAGES: dict[str, tuple[Callable[[dict[str, Any]], None], str]] = {
     "negative rows": (damage_rows, "counts.rows is negative"),
     "more signals than rows": (damage_signals_above_rows, "signals in"),
@@ -83,6 +91,8 @@ DAMAGES: dict[str, tuple[Callable[[dict[str, Any]], None], str]] = {
     "empty signals after rows": (damage_signals_size, "empty signals file"),
     "wrong type": (damage_type, "counts is missing or of the wrong type"),
     "offset past the file": (damage_offset, "shorter than the 1000000000 bytes"),
+    "a set its input is not one of": (damage_set, "is not one of the files its pattern matches"),
+    "signals without their inode": (damage_signals_identity, "signals.inode is missing"),
 }
 
 
@@ -129,6 +139,20 @@ def test_an_intact_checkpoint_still_resumes(tmp_path: Path) -> None:
     run = run_command([*LIVE, "--idle-timeout", "0.5"], tmp_path)
     assert run.code == 0, run.stderr
     assert run.doc()["rows_processed"] == 45
+
+
+def test_a_version_2_checkpoint_still_resumes(tmp_path: Path) -> None:
+    doc = first_run(tmp_path)
+    assert doc["version"] == 3 and doc["set"] is None
+    old = {k: v for k, v in doc.items() if k != "set"} | {"version": 2}  # as the previous format wrote it
+    old["signals"] = {k: v for k, v in doc["signals"].items() if k not in ("device", "inode")}
+    (tmp_path / "ck.json").write_bytes(sign(old))
+    with open(tmp_path / "live.csv", "a") as fh:
+        fh.write(text(make_rows(5, 9, start=41)))
+    run = run_command([*LIVE, "--idle-timeout", "0.5"], tmp_path)
+    assert run.code == 0, run.stderr
+    assert run.doc()["rows_processed"] == 45
+    assert json.loads((tmp_path / "ck.json").read_bytes())["version"] == 3  # written in the new format from then on
 
 
 def _start(tmp_path: Path, *args: str) -> subprocess.Popen:

@@ -4,6 +4,7 @@ and alert rules fire when the docs say they do."""
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import lzma
 import os
@@ -197,6 +198,10 @@ def doc_files(tmp_path_factory: pytest.TempPathFactory) -> Path:
     shutil.copy(ROOT / "config.yaml", folder / "config.yaml")
     for name in ("data.csv", "live.csv", "candles.csv", "x.csv"):
         (folder / name).write_bytes(data)
+    header, *rows = data.decode().splitlines(keepends=True)
+    (folder / "feeds").mkdir()
+    for day, part in enumerate((rows[:3000], rows[3000:6500], rows[6500:]), start=1):  # a recorder's daily files
+        (folder / "feeds" / f"BTCUSDT-1m-2024-01-{day:02d}.csv").write_text(header + "".join(part))
     (folder / "candles.csv.gz").write_bytes(gzip.compress(data))
     (folder / "candles.csv.xz").write_bytes(lzma.compress(data))
     history = ["symbol,timestamp,close"]
@@ -247,7 +252,8 @@ def test_the_docs_commands_run_as_written(doc_files: Path, tmp_path: Path, where
             while _lines(signals) < ROWS + 1 and proc.poll() is None and time.monotonic() < deadline:
                 time.sleep(0.05)
             for pid in _children(proc.pid) or [proc.pid]:  # not bash itself, which would die of it
-                os.kill(pid, signal.SIGINT)
+                with contextlib.suppress(ProcessLookupError):  # it ended on its own: its exit code tells why
+                    os.kill(pid, signal.SIGINT)
         try:
             code = proc.wait(timeout=300)
         finally:

@@ -35,21 +35,29 @@ def run_follower(path: Path, script: Callable[[], None], use_inotify: bool, idle
     stop = Stop()
     fd = os.open(path, os.O_RDONLY)  # opened before the writer starts, as the command does
     f = FileFollower(str(path), stop, idle, fd=fd, use_inotify=use_inotify, **kw)
+    segments = followed_while(f, script)
+    assert f.watching == ("inotify" if use_inotify else "polling")
+    return segments
+
+
+def followed_while(f: FileFollower, script: Callable[[], None]) -> list:
+    """Follow ``f`` to its idle timeout while ``script`` runs in a writer thread: the data joined per file, each
+    file begun with its NewFile's reason (and its file name, when the marker names one)."""
     writer = threading.Thread(target=script)
     writer.start()
     segments: list = [b""]
     try:
         for event in f:
             if isinstance(event, NewFile):
-                segments += [event.reason, b""]
+                named = event.name is not None
+                segments += [(event.reason, os.path.basename(event.name)) if named else event.reason, b""]
             else:
                 segments[-1] += event
     finally:
         writer.join()
         f.close()
-        stop.close()
+        f.stop.close()  # type: ignore[attr-defined]
     assert f.stopped_by is not None and "idle-timeout" in f.stopped_by
-    assert f.watching == ("inotify" if use_inotify else "polling")
     return segments
 
 

@@ -140,9 +140,13 @@ def read(argv: list[str], env: Environment) -> Options:
 
 
 def _followed(parser: argparse.ArgumentParser, inputs: list[str]) -> str:
-    """The local path (or ``-``) a ``--follow`` run follows: one input, local, not compressed."""
+    """The local path (or ``-``) a ``--follow`` run follows: one input (a file, or a glob pattern of files read in
+    name order), local, not compressed."""
     if len(inputs) > 1:
-        parser.error("--follow follows one input: pass a single --input")
+        parser.error(
+            "--follow follows one input: pass a single --input, a file or a pattern of dated files in quotes "
+            "(--input 'feeds/BTCUSDT-1m-*.csv'), which are followed in name order as one stream"
+        )
     from stream.errors import SourceError
     from stream.sources.files import local_path
 
@@ -152,11 +156,17 @@ def _followed(parser: argparse.ArgumentParser, inputs: list[str]) -> str:
         parser.error(str(exc))
     if path is None:
         parser.error("--follow follows a local file or stdin, not a URL")
+    from stream.sources.globs import is_pattern, matches
     from stream.sources.magic import compressed_file
 
-    kind = compressed_file(path) if path != "-" else None
-    if kind is not None:
-        parser.error(f"--follow reads a plain CSV file as it grows, and {path} is {kind}-compressed")
+    try:
+        files = [] if path == "-" else matches(path) if is_pattern(path) else [path]
+    except SourceError as exc:
+        parser.error(str(exc))
+    for name in files:
+        kind = compressed_file(name)
+        if kind is not None:
+            parser.error(f"--follow reads a plain CSV file as it grows, and {name} is {kind}-compressed")
     return path
 
 
@@ -166,6 +176,8 @@ def role_clash(options: Options, env: Environment) -> str | None:
     from stream.errors import SourceError
     from stream.fs import roles
     from stream.sources.files import expand, local_path
+    from stream.sources.globs import is_pattern, matches_path
+    from stream.text import line
 
     opts = options
     config = opts.config if opts.config is not None else ("config.yaml" if os.path.exists("config.yaml") else None)
@@ -178,12 +190,21 @@ def role_clash(options: Options, env: Environment) -> str | None:
             continue
         try:
             path = local_path(name)
-            local = [] if path is None else [path] if opts.follow else [spec.name for spec in expand([path])]
+            followed = opts.follow and path is not None and not is_pattern(path)
+            local = [] if path is None else [path] if followed else [spec.name for spec in expand([path])]
         except SourceError:  # a glob that matches nothing, a bad file:// URL: the run itself says so
             local = [name]
         inputs.extend(roles.Role.of("the input", path) for path in local)
     flags = [("--output", opts.output), ("--signals", opts.signals), ("--log-file", opts.log_file)]
     flags.append(("--checkpoint", opts.checkpoint))
+    if opts.follow and opts.input is not None and opts.input != "-" and is_pattern(opts.input):
+        # A followed pattern's files come later too: an output it matches would be read as one of them.
+        for flag, path in flags:
+            if path is not None and path != "-" and matches_path(opts.input, path):
+                return (
+                    f"{flag} {line(path)} matches the followed pattern {line(opts.input)}: the run would read it as "
+                    "one of its input files; pass a path the pattern does not match"
+                )
     outputs = [roles.Role.of(flag, path) for flag, path in flags if path is not None and path != "-"]
     if (opts.signals == "-" or opts.metrics_to_stdout or not opts.quiet) and env.stdout_fd is not None:
         found = roles.Role.of_fd("stdout (--signals -)" if opts.signals == "-" else "stdout", env.stdout_fd)
@@ -191,7 +212,5 @@ def role_clash(options: Options, env: Environment) -> str | None:
     try:
         roles.check(inputs, outputs)
     except roles.RoleClash as exc:
-        from stream.text import line
-
         return line(str(exc))
     return None

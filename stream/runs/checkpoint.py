@@ -19,7 +19,10 @@ from stream.fs.atomic import write_atomic
 from stream.text import excerpt
 
 KIND = "mlops-stream checkpoint"
-VERSION = 2  # 2: a digest of the content, checked with every invariant before a checkpoint is used
+# 2: a digest of the content, checked with every invariant before a checkpoint is used. 3: the set of files a glob
+# pattern names ("set"), and the signals file's device and inode. Version 2 checkpoints are read as well.
+VERSION = 3
+READS = (2, 3)
 # The first bytes of the input that identify it beside its device and inode (an inode number can be reused).
 FINGERPRINT = 4096
 
@@ -53,6 +56,14 @@ def digest(fd: int, size: int) -> str:
 
 
 @dataclass(frozen=True)
+class FileSet:
+    """The files of a glob pattern a run follows as one stream; ``Checkpoint.input`` is the one it is in."""
+
+    pattern: str  # absolute
+    written: float  # when the checkpoint was taken (Unix time): files before the input's that change later are late
+
+
+@dataclass(frozen=True)
 class Checkpoint:
     input: InputId | None  # None: the input did not exist yet when the checkpoint was written
     reader: dict[str, Any]  # Reader.state().document(): offset after the last processed line, line number, header
@@ -61,6 +72,7 @@ class Checkpoint:
     column: str
     signals: dict[str, Any] | None  # path ('-' = stdout), format, bytes (None for stdout), timestamp column
     key: str | None = None  # the key column of a keyed run
+    files: FileSet | None = None  # the set the input is one of (--follow on a glob pattern); None: one file
 
     @property
     def offset(self) -> int:
@@ -77,6 +89,7 @@ class Checkpoint:
             "column": self.column,
             "signals": self.signals,
             "key": self.key,
+            "set": None if self.files is None else self.files.__dict__,
         }
         # The standard json module, not orjson: window values can exceed 64 bits at a fine decimal scale.
         body = _compact(doc)
@@ -96,10 +109,10 @@ class Checkpoint:
                 f"the file {where} is not a checkpoint written by mlops-stream (or it is damaged); "
                 "pass another --checkpoint path, or remove it to start over"
             )
-        if doc.get("version") != VERSION:
+        if doc.get("version") not in READS:
             raise CheckpointError(
                 f"the checkpoint {where} has format version {excerpt(doc.get('version'))}, this mlops-stream reads "
-                f"version {VERSION}; remove it to start over from the beginning of the input"
+                f"versions {READS[0]} to {READS[-1]}; remove it to start over from the beginning of the input"
             )
         recorded = doc.pop("digest", None)
         if recorded != _content_digest(doc):
@@ -153,6 +166,7 @@ class Checkpoint:
                 raise _Invalid("its keys' rows do not add up to its rows")
             if sum(int(x["signals"]) for x in keys.values()) != signals:
                 raise _Invalid("its keys' signals do not add up to its signals")
+        files = _file_set(doc, input_id) if doc["version"] > 2 else None
         out = _field(doc, "signals", (dict, type(None)))
         if out is not None:
             path = _field(out, "path", str, "signals")
@@ -164,6 +178,9 @@ class Checkpoint:
                     raise _Invalid("it records a size for signals written to stdout")
             elif _count(out, "bytes", "signals") == 0 and rows > 0:
                 raise _Invalid(f"it records an empty signals file after {rows} rows")
+            if doc["version"] > 2 and path != "-":
+                _count(out, "device", "signals")
+                _count(out, "inode", "signals")
         return cls(
             input=input_id,
             reader=dict(reader),
@@ -172,7 +189,26 @@ class Checkpoint:
             column=_field(doc, "column", str),
             signals=out,
             key=key,
+            files=files,
         )
+
+
+def _file_set(doc: dict[str, Any], input_id: InputId | None) -> FileSet | None:
+    """The set of files a version 3 checkpoint records (None: one file), checked."""
+    found = _field(doc, "set", (dict, type(None)))
+    if found is None:
+        return None
+    pattern = _field(found, "pattern", str, "set")
+    written = _field(found, "written", (int, float), "set")
+    if set(found) != {"pattern", "written"}:
+        raise _Invalid("its set of files has missing or unknown fields")
+    if not os.path.isabs(pattern) or written < 0:
+        raise _Invalid("its set of files has a pattern that is not absolute, or a negative time")
+    from stream.sources.globs import matches_path
+
+    if input_id is not None and not matches_path(pattern, input_id.path):
+        raise _Invalid(f"its input {excerpt(input_id.path)} is not one of the files its pattern matches")
+    return FileSet(pattern, float(written))
 
 
 class _Invalid(Exception):
@@ -252,12 +288,21 @@ class File:
     def load(self) -> Checkpoint | None:
         """The checkpoint, verified; None when there is none yet (a first run)."""
         path = self.path
+        if os.path.islink(path):
+            raise CheckpointError(
+                f"the checkpoint {path} is {link_words(path)}: each save replaces the checkpoint by name, which would "
+                "replace the link, not the file it points to; pass the path of a regular file"
+            )
         try:
-            # Without blocking: a FIFO given by mistake would otherwise wait here for a writer.
-            fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+            # Without blocking: a FIFO given by mistake would otherwise wait here for a writer; never through a link.
+            fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0))
         except FileNotFoundError:
             return None
         except OSError as exc:
+            if os.path.islink(path):  # made a link since the look above
+                raise CheckpointError(
+                    f"the checkpoint {path} is {link_words(path)}; pass the path of a regular file"
+                ) from None
             raise CheckpointError(f"the checkpoint {path} cannot be read: {exc.strerror}") from None
         self.fd = fd
         if not stat.S_ISREG(os.fstat(fd).st_mode):
@@ -281,20 +326,39 @@ class File:
             os.close(old)
 
     def _taken(self) -> str:
+        """Why the name of a first checkpoint was taken while this run started: what is there now."""
+        if os.path.islink(self.path):
+            return (
+                f"the checkpoint {self.path} became {link_words(self.path)} while this run started; pass another path"
+            )
         try:
-            fd = os.open(self.path, os.O_RDONLY)
+            fd = os.open(self.path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW)
         except OSError:
             pid = None
         else:
             pid = locks.holder(fd)
             os.close(fd)
-        who = f"process {pid}" if pid is not None else "another process"
+        if pid is None:
+            return (
+                f"the checkpoint {self.path} was created while this run started, and no process holds it (it is not "
+                "another mlops-stream run's): look at what it is, then remove it or pass another path"
+            )
         return (
-            f"the checkpoint {self.path} was created by another mlops-stream run ({who}) while this one started; "
-            "two runs cannot share it: stop that run first, or pass another path"
+            f"the checkpoint {self.path} was created by another mlops-stream run (process {pid}) while this one "
+            "started; two runs cannot share it: stop that run first, or pass another path"
         )
 
     def close(self) -> None:
         fd, self.fd = self.fd, None
         if fd is not None:
             os.close(fd)
+
+
+def link_words(path: str) -> str:
+    """A symbolic link in words: where it points, and whether anything is there."""
+    try:
+        target = os.readlink(path)
+    except OSError:
+        return "a symbolic link"
+    missing = "" if os.path.exists(path) else ", which does not exist"
+    return f"a symbolic link to {excerpt(target)}{missing}"

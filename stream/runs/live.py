@@ -23,6 +23,8 @@ from stream.runs.watched import LiveView
 from stream.sinks.signals import SignalSink
 from stream.sources.files import NewFile
 from stream.sources.follow import FileFollower, StreamFollower
+from stream.sources.globs import is_pattern
+from stream.sources.series import SeriesFollower
 
 if TYPE_CHECKING:
     from stream.core.batch import Batch
@@ -76,6 +78,8 @@ class LiveRun:
                 ckpt.reader["line"], ckpt.offset,
             )  # fmt: skip
         name = "<stdin>" if opts.input == "-" else str(opts.input)
+        if isinstance(follower, SeriesFollower):
+            name = f"the files matching {name}"
         display = self._announce(name, follower, pipeline)
         if display is not None:
             opened.callback(display.close)
@@ -118,11 +122,18 @@ class LiveRun:
         file = checkpoint.File(opts.checkpoint)
         opened.callback(file.close)
         ckpt = file.load()
+        resumed = ckpt is not None and ckpt.signals is not None  # a link there is refused as a replaced file
+        if opts.signals not in (None, "-") and not resumed and os.path.islink(opts.signals):
+            raise SourceError(
+                f"--checkpoint needs --signals to be a regular file (or -), not a symbolic link: {opts.signals} is "
+                f"{checkpoint.link_words(opts.signals)}, and a restart cuts back and appends to the file the "
+                "checkpoint knew, never through a link; pass the file's own path"
+            )
         if ckpt is not None:
             assert opts.input is not None
             resume.check_settings(
                 ckpt, opts.checkpoint, input_path=opts.input, window=cfg.window, column=cfg.column,
-                signals=opts.signals, fmt=opts.signals_format, key=cfg.key,
+                signals=opts.signals, fmt=opts.signals_format, key=cfg.key, pattern=is_pattern(opts.input),
             )  # fmt: skip
         return file, ckpt
 
@@ -215,11 +226,13 @@ class _Loop:
         """Count a rotation or truncation, and say so when a truncation cuts a line short (the reader drops it)."""
         reader = self.reader
         truncated = event.reason == "truncated"
-        self.view.new_file(truncated)
+        self.view.new_file(event.reason)
         if truncated and reader.pending:
+            f = self.follower
+            where = f.label if isinstance(f, SeriesFollower) else self.ctx.options.input
             self.ctx.log.warning(
                 "line %d was cut short by the truncation of %s and is dropped: %r",
-                reader.line_no + 1, self.ctx.options.input, reader.pending[:SHOWN].decode("utf-8", "replace"),
+                reader.line_no + 1, where, reader.pending[:SHOWN].decode("utf-8", "replace"),
             )  # fmt: skip
 
     def _housekeeping(self, now: float) -> None:
@@ -233,6 +246,10 @@ class _Loop:
 
     def finish(self) -> None:
         f, reader, log = self.follower, self.reader, self.ctx.log
+        if isinstance(f, SeriesFollower) and f.identity is None:
+            raise SourceError(
+                f"no file matches the input pattern {self.ctx.options.input} (none appeared before the run stopped)"
+            )
         if isinstance(f, FileFollower) and f.identity is None and f.path is not None:
             raise SourceError(f"input file {f.path} does not exist (it did not appear before the run stopped)")
         log.info("stopping: %s", f.stopped_by)
@@ -264,9 +281,18 @@ class _Loop:
                 "%d more files were created at %s and replaced before the run could look at them; their rows are "
                 "not read", unseen, where,
             )  # fmt: skip
-        if not (f.lost_bytes or f.lost_files or unseen):
+        clauses = []
+        if f.lost_bytes or f.lost_files or unseen:
+            files = f.lost_files + unseen
+            skipped = f"{files} replaced file{'s' if files != 1 else ''} skipped, " if files else ""
+            bytes_ = f"at least {f.lost_bytes} bytes" if unseen else f"{f.lost_bytes} bytes"
+            clauses.append(f"{skipped}{bytes_} of {where} not read")
+        if isinstance(f, SeriesFollower):
+            late, changed = f.skipped["late"], f.skipped["changed"]
+            if late:
+                clauses.append(f"{late} late file{'s' if late != 1 else ''} not read")
+            if changed:
+                clauses.append(f"{changed} file{'s' if changed != 1 else ''} changed after the run moved on, not read")
+        if not clauses:
             return None
-        files = f.lost_files + unseen
-        skipped = f"{files} replaced file{'s' if files != 1 else ''} skipped, " if files else ""
-        bytes_ = f"at least {f.lost_bytes} bytes" if unseen else f"{f.lost_bytes} bytes"
-        return f"rows were lost: {skipped}{bytes_} of {where} not read (see the warnings above)"
+        return f"rows were lost: {'; '.join(clauses)} (see the warnings above)"

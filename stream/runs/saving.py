@@ -13,6 +13,7 @@ from stream.runs import checkpoint
 from stream.runs.checkpoint import Checkpoint
 from stream.sinks import metrics
 from stream.sources.follow import FileFollower
+from stream.sources.series import SeriesFollower
 
 if TYPE_CHECKING:
     from stream.parsing.reader import Reader
@@ -159,6 +160,12 @@ class Saver:
                 "bytes": None if to_stdout else self.signals_fh.tell(),
                 "timestamp": self.sink.with_timestamp,
             }
+            if not to_stdout:  # a restart continues this file, and no other put at its name
+                st = os.fstat(self.signals_fh.fileno())
+                signals |= {"device": st.st_dev, "inode": st.st_ino}
+        files = None
+        if isinstance(f, SeriesFollower):
+            files = checkpoint.FileSet(f.pattern, time.time())
         cfg = self.ctx.cfg
         return Checkpoint(
             ident,
@@ -168,6 +175,7 @@ class Saver:
             cfg.column,
             signals,
             cfg.key,
+            files,
         )
 
     def save(self, snapshot: Checkpoint) -> None:

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 from stream.sources.chunks import CHUNK
 from stream.sources.files import NewFile
 from stream.sources.follow import FileFollower
+from stream.sources.series import SeriesFollower
 
 if TYPE_CHECKING:
     from stream.parsing.reader import Reader
@@ -61,10 +62,12 @@ class LiveView:
     def turned(self, now: float) -> None:
         self.last_turn = now
 
-    def new_file(self, truncated: bool) -> None:
-        if truncated:
+    def new_file(self, reason: str) -> None:
+        """Count a file begun for ``reason`` (NewFile's): a truncation or a rotation; the next file of a glob pattern
+        is neither."""
+        if reason == "truncated":
             self.truncations += 1
-        else:
+        elif reason == "rotated":
             self.rotations += 1
 
     def turns(self, follower: Iterable[bytes | NewFile]) -> Iterable[bytes | NewFile]:
@@ -80,6 +83,8 @@ class LiveView:
         if isinstance(f, FileFollower):
             s.bytes_unread = _unread(f)
             s.rotations, s.truncations = self.rotations, self.truncations
+            skipped = dict(f.skipped) if isinstance(f, SeriesFollower) else {"late": 0, "changed": 0}
+            s.files_skipped = {**skipped, "replaced": f.lost_files}
         # Before its first row, since the run started: a feed that never resumes after a restart shows as stalled.
         s.last_row_age = time.monotonic() - (self.last_row_at or self.started_at)
         if self.saver.file is not None:
@@ -110,9 +115,11 @@ class LiveView:
 
 
 def _unread(f: FileFollower) -> int | None:
+    """Bytes not read yet: of the open file, and of the files of a glob pattern after it."""
     fd = f.fd
+    later = f.later_bytes if isinstance(f, SeriesFollower) else 0
     try:
-        return max(os.fstat(fd).st_size - f.pos, 0) if fd is not None else None
+        return max(os.fstat(fd).st_size - f.pos, 0) + later if fd is not None else None
     except OSError:  # closed by the follow loop at a rotation, between our look and the call
         return None
 

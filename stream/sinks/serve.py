@@ -38,8 +38,8 @@ class Sample:
 
     # Plain slots, not a dataclass: the dataclasses module's imports cost a batch run more than its server does.
     __slots__ = (
-        "bytes_read", "bytes_unread", "checkpoints", "keys", "last_checkpoint", "last_close", "last_row_age",
-        "last_signal", "mean", "rotations", "rows", "signals", "skipped", "truncations",
+        "bytes_read", "bytes_unread", "checkpoints", "files_skipped", "keys", "last_checkpoint", "last_close",
+        "last_row_age", "last_signal", "mean", "rotations", "rows", "signals", "skipped", "truncations",
     )  # fmt: skip
 
     def __init__(
@@ -65,6 +65,7 @@ class Sample:
         self.last_checkpoint: float | None = None  # Unix time
         self.rotations: int | None = None
         self.truncations: int | None = None
+        self.files_skipped: dict[str, int] | None = None  # input files not read, by reason (--follow on a file)
 
 
 def sample_of(pipeline: Running, skips: Skips | None, keys: TopKeys | None = None) -> Sample:
@@ -335,6 +336,15 @@ class _Collector:
         )
         yield from counter("input_rotations", "Times the followed name moved to a new file.", s.rotations)
         yield from counter("input_truncations", "Times the followed file was truncated or rewritten.", s.truncations)
+        if s.files_skipped is not None:
+            files = CounterMetricFamily(
+                PREFIX + "files_skipped",
+                "Input files (or changes to them) not read, by reason: late, changed, replaced.",
+                labels=["reason"],
+            )
+            for reason, n in s.files_skipped.items():
+                files.add_metric([reason], n)
+            yield files
         if s.keys is not None:
             yield from _keyed(s.keys.counts())
 

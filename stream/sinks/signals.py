@@ -135,11 +135,14 @@ class SignalSink:
             raise
 
 
-def open_file(path: str, *, create: bool = True) -> BinaryIO:
+def open_file(path: str, *, create: bool = True, nofollow: bool = False) -> BinaryIO:
     """Open the signals file ``path`` for writing, positioned at its start, nothing cut yet. A regular file is
     locked against a second run (``locks.LockedError``); a FIFO or character device is written as a stream; anything
-    else is refused (OSError)."""
-    fd = os.open(path, os.O_WRONLY | getattr(os, "O_CLOEXEC", 0) | (os.O_CREAT if create else 0), 0o666)
+    else is refused (OSError), and with ``nofollow`` a symbolic link too (ELOOP)."""
+    flags = (
+        os.O_WRONLY | getattr(os, "O_CLOEXEC", 0) | (os.O_CREAT if create else 0) | (os.O_NOFOLLOW if nofollow else 0)
+    )
+    fd = os.open(path, flags, 0o666)
     try:
         mode = os.fstat(fd).st_mode
         if stat.S_ISREG(mode):

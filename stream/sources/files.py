@@ -11,7 +11,7 @@ from typing import BinaryIO
 
 from stream.errors import SourceError
 from stream.sources.chunks import CHUNK, chunks
-from stream.sources.globs import GLOB_CHARS, matches
+from stream.sources.globs import is_pattern, matches
 from stream.sources.remote import URL
 
 
@@ -60,7 +60,7 @@ class Input:
         return f"{self.name} ({kind})"
 
 
-def _open_failed(exc: OSError, what: str) -> SourceError:
+def open_failed(exc: OSError, what: str) -> SourceError:
     """Why ``input {what}`` cannot be opened, in words ("file data.csv", or a URL)."""
     name = what.removeprefix("file ")
     if isinstance(exc, FileNotFoundError):
@@ -85,7 +85,7 @@ def open_input(path: str, stdin: BinaryIO | None = None) -> Input:
     try:
         fh = open(path, "rb", buffering=0)  # noqa: SIM115 - the Input owns it
     except OSError as exc:
-        raise _open_failed(exc, f"file {path}") from None
+        raise open_failed(exc, f"file {path}") from None
     st = os.fstat(fh.fileno())
     if stat.S_ISDIR(st.st_mode):
         fh.close()
@@ -196,7 +196,7 @@ def expand(names: Sequence[str], stdin: BinaryIO | None = None) -> list[Spec]:
             from stream.sources.remote import expand_url
 
             specs.extend(Spec(url, url=True, known_size=size) for url, size in expand_url(name))
-        elif path != "-" and GLOB_CHARS.intersection(path) and not os.path.lexists(path):
+        elif path != "-" and is_pattern(path):
             found = matches(path)
             if not found:
                 raise SourceError(f"the input pattern {name} matches no file")

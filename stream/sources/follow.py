@@ -57,7 +57,8 @@ class _Follower:
         # A pipe the run writes to (signals on stdout): its reader going away ends the wait, as with `tail -f`,
         # instead of leaving the run to notice at the next row, maybe hours later.
         self.out_fd: int | None = None
-        self.fresh = True  # no data read yet
+        self.fresh = True  # no data read yet (of the current file, when a follower reads several)
+        self.what = "the input"  # what it reads, in messages
 
     def watch_output(self, fd: int) -> None:
         """Stop waiting when the reader of the pipe ``fd`` (the run's signals on stdout) goes away."""
@@ -98,7 +99,7 @@ class _Follower:
 
             kind = kind_of(data)
             if kind is not None:  # a pipe's or a redirected file's first bytes: a path was refused before the run
-                raise SourceError(f"--follow reads plain CSV as it grows, and the input is {kind}-compressed")
+                raise SourceError(f"--follow reads plain CSV as it grows, and {self.what} is {kind}-compressed")
 
     def _poller(self) -> select.poll:
         poller = select.poll()
@@ -200,12 +201,19 @@ class FileFollower(_Follower):
         self._next: tuple[int, int, int] | None = None  # (device, inode, size) of that file, as last seen
         self.lost_files = 0  # files that were at the name, replaced before they could be read
         self._adopted = 0  # files opened by their name after the start
+        self._lost_elsewhere = 0  # of lost_files, those lost at names followed before this one (a glob's files)
         self.lost_bytes = 0  # bytes in them (as last seen), and bytes left behind in files switched away from
         self._gone_logged = False
-        self.watcher = Watcher(path, use_inotify, self._say)
         self.named = Named(path, self._warn)
+        self.watcher = self._watcher(use_inotify)
         if fd is not None:
             self._adopt(fd, offset)
+
+    def _watcher(self, use_inotify: bool) -> Watcher:
+        path = self.path
+        if path is None:
+            return Watcher(None, None, use_inotify, self._say)
+        return Watcher(os.path.basename(path), os.path.dirname(os.path.abspath(path)), use_inotify, self._say)
 
     def _say(self, msg: str, *args: Any) -> None:
         if self.log is not None:
@@ -275,11 +283,9 @@ class FileFollower(_Follower):
                 return
             got = False
             if self.fd is None:
-                fd = self.named.open()
-                if fd is not None:
-                    self._adopt(fd, 0)
-                    self._adopted += 1
-                    self._say("input %s appeared; following it", self.label)
+                begun = self._appear()
+                if begun is not None:
+                    yield begun
             if self.fd is not None:
                 while True:
                     # Before every read: once we read on, bytes rewritten behind our position would pass unnoticed.
@@ -298,20 +304,38 @@ class FileFollower(_Follower):
                     yield data
                     if self.stop.reason is not None:
                         break
-                if self.stop.reason is None and self._switch_if_due(time.monotonic()):
-                    yield NewFile("rotated")
-                    continue
+                if self.stop.reason is None:
+                    moved = self._advance(time.monotonic())
+                    if moved is not None:
+                        yield moved
+                        continue
             if got:
                 self.watcher.busy()
                 continue
             now = time.monotonic()
             if self.waiting_since is None:
                 self.waiting_since = now
-            limit = TICK
-            if self._replaced_since is not None:
-                limit = min(limit, max(self._replaced_since, self.last_data) + ROTATE_GRACE - now)
-            self.watcher.wait(self._poller(), self._timeout(now, limit), self._check_out)
+            self.watcher.wait(self._poller(), self._timeout(now, self._wake_in(now)), self._check_out)
             yield b""
+
+    def _appear(self) -> NewFile | None:
+        """Without an open file: open the one at the name, if one is there now (the start of the input)."""
+        fd = self.named.open()
+        if fd is not None:
+            self._adopt(fd, 0)
+            self._adopted += 1
+            self._say("input %s appeared; following it", self.label)
+        return None
+
+    def _advance(self, now: float) -> NewFile | None:
+        """At the end of the open file: the marker of the file read from now on, if it is time to move to one."""
+        return NewFile("rotated") if self._switch_if_due(now) else None
+
+    def _wake_in(self, now: float) -> float:
+        """How long a wait may last: until a switch becomes due, TICK at most."""
+        if self._replaced_since is None:
+            return TICK
+        return min(TICK, max(self._replaced_since, self.last_data) + ROTATE_GRACE - now)
 
     def _should_end(self, now: float) -> bool:
         # Not idle while a new file waits for the old one to go quiet: its rows are there to be read.
@@ -372,4 +396,5 @@ class FileFollower(_Follower):
         arrived = self.watcher.arrivals()
         if arrived is None:
             return 0
-        return max(arrived - self._adopted - self.lost_files - (self._next is not None), 0)
+        lost_here = self.lost_files - self._lost_elsewhere
+        return max(arrived - self._adopted - lost_here - (self._next is not None), 0)

@@ -66,6 +66,58 @@ def matches(pattern: str, limit: int = MAX_MATCHES) -> list[str]:
     return sorted(found.values())
 
 
+def is_pattern(path: str) -> bool:
+    """Whether a local ``path`` is a pattern: it has wildcards, and no file has it for its name."""
+    return bool(GLOB_CHARS.intersection(path)) and not os.path.lexists(path)
+
+
+def head_folder(pattern: str) -> str:
+    """The folder ``pattern`` starts in: its leading parts without wildcards."""
+    return _split(pattern)[0] or os.curdir
+
+
+def fixed_folder(pattern: str) -> str | None:
+    """The folder every match of ``pattern`` is in, when only its last part has wildcards; None otherwise."""
+    parts = _split(pattern)[1]
+    return None if len(parts) > 1 or parts[0] == "**" else head_folder(pattern)
+
+
+def name_matcher(pattern: str) -> Callable[[str], bool]:
+    """Whether a file name matches the last part of ``pattern`` (as ``matches`` compares names)."""
+    return _matcher(_split(pattern)[1][-1])
+
+
+def matches_path(pattern: str, path: str) -> bool:
+    """Whether ``path`` names a file that ``pattern`` would match (by name only: ``**`` is any depth)."""
+    want = os.path.abspath(pattern).split(os.sep)
+    names = os.path.abspath(path).split(os.sep)
+    at = _closure(want, {0})
+    for name in names:
+        step: set[int] = set()
+        for i in at:
+            if i == len(want):
+                continue
+            part = want[i]
+            if part == "**":
+                if not name.startswith("."):
+                    step.add(i)
+            elif part == name if not GLOB_CHARS.intersection(part) else _matcher(part)(name):
+                step.add(i + 1)
+        at = _closure(want, step)
+    return len(want) in at
+
+
+def _closure(parts: list[str], at: set[int]) -> set[int]:
+    """``at`` with every position a ``**`` there may match no folder at all from."""
+    out, todo = set(at), list(at)
+    while todo:
+        i = todo.pop()
+        if i < len(parts) and parts[i] == "**" and i + 1 not in out:
+            out.add(i + 1)
+            todo.append(i + 1)
+    return out
+
+
 def _key(folder: str) -> str:
     return folder if not folder or folder.endswith(os.sep) else folder + os.sep
 

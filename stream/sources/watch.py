@@ -74,26 +74,43 @@ class _Inotify:
 
 
 class Watcher:
-    """Waits until the file followed at ``path`` (None: an open file without a name) may have changed: written to,
-    replaced or removed. ``kind`` says how ("inotify" or "polling"); ``say`` logs a line for a person."""
+    """Waits until the followed file may have changed: written to, replaced or removed. ``name`` is its name in
+    ``folder`` (None: an open file without a name, or a folder not watched); ``also`` says which other names in the
+    folder matter (the files of a glob pattern): an event for one of them ends a wait and counts in ``listed``.
+    ``kind`` says how it waits ("inotify" or "polling"); ``say`` logs a line for a person."""
 
-    def __init__(self, path: str | None, use_inotify: bool, say: Callable[..., None]) -> None:
-        self.name = os.fsencode(os.path.basename(path)) if path else b""
+    def __init__(
+        self,
+        name: str | None,
+        folder: str | None,
+        use_inotify: bool,
+        say: Callable[..., None],
+        also: Callable[[str], bool] | None = None,
+    ) -> None:
+        self.name = os.fsencode(name) if name else b""
+        self._also = also
         self._say = say
         self._inotify: _Inotify | None = None
         self._file_wd: int | None = None
+        self._folder_wd: int | None = None
         self._poll_wait = POLL_MIN
         self.arrived = 0  # files created or moved to the name, as inotify reports them
+        self.listed = 0  # events for the other names ``also`` wants (or events lost), as inotify reports them
         self.kind = "polling"
         if use_inotify:
             try:
                 self._inotify = _Inotify()
-                if path is not None:
-                    self._inotify.add(os.path.dirname(os.path.abspath(path)), _DIR_EVENTS)
+                if folder is not None:
+                    self._folder_wd = self._inotify.add(folder, _DIR_EVENTS)
                 self.kind = "inotify"
             except OSError as exc:
                 self._stop_inotify()
                 say("inotify is not available (%s); polling every %g-%g s instead", exc, POLL_MIN, POLL_MAX)
+
+    def follow_name(self, name: str) -> None:
+        """Follow the file called ``name`` in the folder from now on (the next file of a glob pattern)."""
+        self.name = os.fsencode(name)
+        self.arrived = 0
 
     def _stop_inotify(self) -> None:
         self._close_inotify()
@@ -150,12 +167,19 @@ class Watcher:
                 return
 
     def _relevant(self, events: list[tuple[int, int, bytes]]) -> bool:
-        """Count the files that arrived at the name; whether any event concerns the followed file or its name.
-        Folder events for other files (our own metrics and checkpoint, say) are no reason to look."""
+        """Count the files that arrived at the name, and the events for names ``also`` wants; whether any event
+        concerns the followed file, its name or those names. Folder events for other files (our own metrics and
+        checkpoint, say) are no reason to look."""
         relevant = False
+        also = self._also
         for wd, mask, name in events:
             if name == self.name and mask & (_IN_CREATE | _IN_MOVED_TO):
                 self.arrived += 1
+            # Without a name: an event of the folder itself, or events lost (an overflow, reported with watch -1).
+            lost = not name and wd in (self._folder_wd, -1)
+            if also is not None and (lost or (name and name != self.name and also(os.fsdecode(name)))):
+                self.listed += 1
+                relevant = True
             relevant = relevant or wd == self._file_wd or name == self.name or not name
         return relevant
 
