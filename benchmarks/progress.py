@@ -1,0 +1,121 @@
+"""The progress display as a person at a terminal sees it: when its first frame appears, and how far its ETA is from the
+run's actual end at 20%, 50% and 80% of the work; then what the display costs a batch run.
+
+    python -m stream generate --rows 2000000 --seed 7 --output /tmp/m2m.csv
+    python benchmarks/progress.py --input /tmp/m2m.csv -- --workers 2 --signals /tmp/m2m-signals.csv
+    python benchmarks/progress.py --cost-rows 500000      # only the display's cost
+
+The command runs with stderr on a pseudo-terminal of 160x40; every read of it is stamped with this process's
+monotonic clock. A frame is the text between two of rich's cursor movements; its share ("61%") and "ETA 2.4 s" are
+read from it. The ETA error at a share is (ETA shown - time actually left) / time actually left, for the first frame
+at or past that share; the end is when the summary line arrives. The cost is benchmarks/latency.py's: a batch run of
+--cost-rows rows with the display on a pseudo-terminal against --no-progress, median of 5 each.
+"""
+
+from __future__ import annotations
+
+import argparse
+import fcntl
+import os
+import pty
+import re
+import struct
+import subprocess
+import sys
+import termios
+import time
+from pathlib import Path
+
+from latency import ENV, display_cost
+
+ESCAPE = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+# A frame's bar line: "  61%  first pass 8/8 blocks, ...  ETA 2.4 s" (or m:ss, h:mm:ss).
+BAR = re.compile(r"(\d+)%\s.*?ETA (-|[\d.]+ s|\d+:\d\d(?::\d\d)?)")
+SHARES = (20, 50, 80)
+
+
+def seconds(text: str) -> float | None:
+    if text == "-":
+        return None
+    if text.endswith(" s"):
+        return float(text[:-2])
+    total = 0.0
+    for part in text.split(":"):
+        total = total * 60 + int(part)
+    return total
+
+
+def record(args: list[str], deadline: float = 600.0) -> tuple[float, list[tuple[float, str]], int]:
+    """Run ``args`` with stderr on a pseudo-terminal; its start time and the (time, text) of every read."""
+    leader, follower = pty.openpty()
+    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 160, 0, 0))
+    env = {**ENV, "TERM": "xterm-256color", "COLUMNS": "160", "LINES": "40"}
+    start = time.monotonic()
+    p = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=follower)
+    os.close(follower)
+    reads: list[tuple[float, str]] = []
+    while time.monotonic() - start < deadline:
+        try:
+            data = os.read(leader, 65536)
+        except OSError:  # the child closed its side
+            break
+        if not data:
+            break
+        reads.append((time.monotonic(), data.decode("utf-8", "replace")))
+    os.close(leader)
+    return start, reads, p.wait(timeout=60)
+
+
+def frames(reads: list[tuple[float, str]]) -> list[tuple[float, str]]:
+    """Each frame's text (escape codes taken out) with the time its last byte was read."""
+    out: list[tuple[float, str]] = []
+    text = ""
+    for at, data in reads:
+        text += data
+        parts = re.split(r"\x1b\[2K", text)  # rich erases each line of the last frame before drawing the next
+        for part in parts[:-1]:
+            if part.strip():
+                out.append((at, ESCAPE.sub("", part)))
+        text = parts[-1]
+    if text.strip():
+        out.append((reads[-1][0], ESCAPE.sub("", text)))
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--input", help="the file to read (make it with python -m stream generate)")
+    ap.add_argument("--cost-rows", type=int, default=500_000, help="rows of the display-cost run (0: skip it)")
+    ap.add_argument("options", nargs="*", help="more options of the command, after --")
+    args = ap.parse_args()
+    if args.input:
+        cmd = [sys.executable, "-m", "stream", "--input", args.input, "--output", os.devnull, *args.options]
+        start, reads, code = record(cmd)
+        if code != 0:
+            raise SystemExit(f"{' '.join(cmd)} failed with exit code {code}")
+        seen = frames(reads)
+        first = next(at for at, text in seen if "reading" in text) - start
+        end = next(at for at, text in seen if text.lstrip().startswith("processed"))
+        print(f"{' '.join(cmd[1:])}")
+        print(f"  first frame {first:.2f} s after the start; the run took {end - start:.2f} s")
+        bars = [(at, int(m[1]), seconds(m[2])) for at, text in seen for m in [BAR.search(text)] if m]
+        for share in SHARES:
+            found = next(((at, eta) for at, got, eta in bars if got >= share and eta is not None), None)
+            if found is None:
+                print(f"  {share}%: no frame with an ETA")
+                continue
+            at, eta = found
+            left = end - at
+            print(f"  at {share}% ({at - start:.2f} s): ETA {eta:.1f} s, actually {left:.2f} s left: "
+                  f"error {(eta - left) / left:+.0%}")  # fmt: skip
+    if args.cost_rows:
+        import tempfile
+
+        with tempfile.TemporaryDirectory() as tmp:
+            off, on = display_cost(Path(tmp), args.cost_rows)
+        print(f"batch run of {args.cost_rows:,} rows: {off:.3f} s with --no-progress, {on:.3f} s with the display on a")
+        print(f"  pseudo-terminal: ratio {on / off:.3f} (median of 5 each)")
+
+
+if __name__ == "__main__":
+    main()
