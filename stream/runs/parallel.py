@@ -182,6 +182,7 @@ def _parallel(
             hooks.after_batch()
         _stage(hooks, None)
         result = merge.execute(executor, job, tasks, _Relay(reader, hooks), sink)
+        _stage(hooks, "stopping the workers")  # a Dask cluster takes a while
         executor.close()
         executor = None
         return result.tally, result.by_key

@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from stream.core.tally import Running
 
 
-DELAY = 0.3  # runs shorter than this never show (nor import) the display
+DELAY = 0.2  # runs shorter than this never show (nor import) the display
 REFRESH = 4  # times a second
 RATE_WINDOW = 3.0  # seconds of row counts rows/s is taken over: it falls to 0 this long after the rows stop
 QUIET = 1.0  # a live input counts as waiting only after this long without data, not in the gaps between a feed's rows
