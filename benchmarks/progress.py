@@ -5,10 +5,11 @@ run's actual end at 20%, 50% and 80% of the work; then what the display costs a 
     python benchmarks/progress.py --input /tmp/m2m.csv -- --workers 2 --signals /tmp/m2m-signals.csv
     python benchmarks/progress.py --cost-rows 500000      # only the display's cost
 
-The command runs with stderr on a pseudo-terminal of 160x40; every read of it is stamped with this process's
-monotonic clock. A frame is the text between two of rich's cursor movements; its share ("61%") and "ETA 2.4 s" are
-read from it. The ETA error at a share is (ETA shown - time actually left) / time actually left, for the first frame
-at or past that share; the end is when the summary line arrives. The cost is benchmarks/latency.py's: a batch run of
+The command runs --repeat times with stderr on a pseudo-terminal of 160x40; every read of it is stamped with this
+process's monotonic clock. A frame is the text between two of rich's erased lines; its share ("61%") and "ETA 2.4 s"
+are read from it. The first frame's time counts from the start of the process. The ETA error at a share is (ETA shown
+- time actually left) / time actually left, for the first frame at or past that share; the end is when the summary
+line arrives. The cost is benchmarks/latency.py's: a batch run of
 --cost-rows rows with the display on a pseudo-terminal against --no-progress, median of 5 each.
 """
 
@@ -19,6 +20,7 @@ import fcntl
 import os
 import pty
 import re
+import statistics
 import struct
 import subprocess
 import sys
@@ -82,32 +84,43 @@ def frames(reads: list[tuple[float, str]]) -> list[tuple[float, str]]:
     return out
 
 
+def measure(cmd: list[str]) -> tuple[float, float, dict[int, float | None]]:
+    """One run: the first frame's time, the run's time, and the ETA error at each of ``SHARES`` (None: no ETA)."""
+    start, reads, code = record(cmd)
+    if code != 0:
+        raise SystemExit(f"{' '.join(cmd)} failed with exit code {code}")
+    seen = frames(reads)
+    first = next(at for at, text in seen if "reading" in text) - start
+    end = next(at for at, text in seen if text.lstrip().startswith("processed"))
+    bars = [(at, int(m[1]), seconds(m[2])) for at, text in seen for m in [BAR.search(text)] if m]
+    errors: dict[int, float | None] = {}
+    for share in SHARES:
+        found = next(((at, eta) for at, got, eta in bars if got >= share and eta is not None), None)
+        errors[share] = None if found is None else (found[1] - (end - found[0])) / (end - found[0])
+    return first, end - start, errors
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--input", help="the file to read (make it with python -m stream generate)")
+    ap.add_argument("--repeat", type=int, default=5, help="runs of the command (default 5)")
     ap.add_argument("--cost-rows", type=int, default=500_000, help="rows of the display-cost run (0: skip it)")
     ap.add_argument("options", nargs="*", help="more options of the command, after --")
     args = ap.parse_args()
     if args.input:
         cmd = [sys.executable, "-m", "stream", "--input", args.input, "--output", os.devnull, *args.options]
-        start, reads, code = record(cmd)
-        if code != 0:
-            raise SystemExit(f"{' '.join(cmd)} failed with exit code {code}")
-        seen = frames(reads)
-        first = next(at for at, text in seen if "reading" in text) - start
-        end = next(at for at, text in seen if text.lstrip().startswith("processed"))
-        print(f"{' '.join(cmd[1:])}")
-        print(f"  first frame {first:.2f} s after the start; the run took {end - start:.2f} s")
-        bars = [(at, int(m[1]), seconds(m[2])) for at, text in seen for m in [BAR.search(text)] if m]
-        for share in SHARES:
-            found = next(((at, eta) for at, got, eta in bars if got >= share and eta is not None), None)
-            if found is None:
-                print(f"  {share}%: no frame with an ETA")
-                continue
-            at, eta = found
-            left = end - at
-            print(f"  at {share}% ({at - start:.2f} s): ETA {eta:.1f} s, actually {left:.2f} s left: "
-                  f"error {(eta - left) / left:+.0%}")  # fmt: skip
+        print(" ".join(["mlops-stream", *cmd[3:]]))
+        runs = [measure(cmd) for _ in range(args.repeat)]
+        for first, took, errors in runs:
+            shown = "  ".join(f"{s}%: {'-' if e is None else f'{e:+.0%}'}" for s, e in errors.items())
+            print(f"  first frame {first:.2f} s, run {took:.2f} s; ETA error at {shown}")
+        firsts = [first for first, _, _ in runs]
+        medians = "  ".join(
+            f"{s}%: {statistics.median(abs(e) for _, _, errs in runs if (e := errs[s]) is not None):.0%}"
+            for s in SHARES
+        )
+        print(f"  median of {len(runs)}: first frame {statistics.median(firsts):.2f} s (worst {max(firsts):.2f} s); "
+              f"ETA error (absolute) at {medians}")  # fmt: skip
     if args.cost_rows:
         import tempfile
 
