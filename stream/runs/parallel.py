@@ -65,11 +65,12 @@ class Options(NamedTuple):
 
 
 class Hooks(NamedTuple):
-    """What a batch run tells its caller as it goes (each may be None): ``opened(i, input)`` as one process opens each
-    input, ``after_batch()`` after each batch or finished block; when the parallel plan runs (the reader then reads
-    nothing), ``stage(label)`` as each of its stages before the blocks starts (``stage(None)``: the reading itself
-    starts), ``layout_found(layout)`` once its probe knows the layout, ``blocks_done(bytes, tally, by_key)`` with the
-    counts of the blocks finished so far and ``reached(state)`` as each block is through each pass."""
+    """What a batch run tells its caller as it goes (each may be None): ``stage(label)`` as each stage around the
+    reading begins (planning, starting and stopping workers; ``stage(None)``: the reading itself, on every path),
+    ``opened(i, input)`` as one process opens each input, ``after_batch()`` after each batch or finished block; when
+    the parallel plan runs (the reader then reads nothing), ``layout_found(layout)`` once its probe knows the layout,
+    ``blocks_done(bytes, tally, by_key)`` with the counts of the blocks finished so far and ``reached(state)`` at its
+    start and as each block is through each pass."""
 
     after_batch: Callable[[], None] | None = None
     opened: Callable[[int, Input], None] | None = None
