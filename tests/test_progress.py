@@ -78,10 +78,8 @@ def screen(raw: str) -> list[str]:
     return [line.rstrip() for line in lines if line.strip()]
 
 
-def pipeline(rows: int = 0, skipped: int = 0) -> Pipeline:
-    p = Pipeline(RollingSignal(3), None)
-    p.restore(Tally(rows, rows // 2, skipped))
-    return p
+def pipeline() -> Pipeline:
+    return Pipeline(RollingSignal(3), None)
 
 
 # ---- the bar and its stages ---------------------------------------------------------------------------------------
