@@ -144,8 +144,8 @@ def test_warnings_go_through_the_progress_display_while_it_is_up(monkeypatch: py
     monkeypatch.setattr(FileProxy, "write", spy)
     monkeypatch.setattr(sys, "stderr", terminal)
     monkeypatch.setenv("TERM", "xterm")
-    display = progress.Progress(Pipeline(RollingSignal(3), None), "in.csv")
-    display._start()
+    display = progress.Progress(Pipeline(RollingSignal(3), None), "in.csv", delay=None)
+    display.show()
     try:
         assert isinstance(sys.stderr, FileProxy)
         log.warning("while the display is up")

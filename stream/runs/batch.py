@@ -13,7 +13,8 @@ if TYPE_CHECKING:
     from stream.parsing.layout import Layout
     from stream.parsing.reader import Reader
     from stream.runs.pipeline import Pipeline
-    from stream.sinks.progress import Progress
+    from stream.runs.plan.merge import Reached
+    from stream.sinks.progress import Progress, Work
     from stream.sinks.serve import BatchView
     from stream.sources.files import Input, Spec
 
@@ -39,15 +40,12 @@ def run(ctx: RunContext) -> Outcome:
     sink = ctx.signals(staged=True)
     pipeline = ctx.pipeline(sink)
     t_read = time.perf_counter()
-    watch = _Watch(ctx, pipeline, reader, name, sizes)
-    try:
+    with _Watch(ctx, pipeline, reader, name, sizes) as watch:
         tally, by_key = parallel.run(
             specs, sizes, reader, pipeline,
             parallel.Options(opts.workers, opts.cluster, opts.scheduler, opts.block_size, opts.reverse),
-            parallel.Hooks(watch.after_batch, watch.opened, watch.found, watch.blocks_done),
+            parallel.Hooks(watch.after_batch, watch.opened, watch.found, watch.blocks_done, watch.stage, watch.reach),
         )  # fmt: skip
-    finally:
-        watch.close()
     layout = watch.layout()
     ctx.announce(layout)
     ctx.bad_log.summary()
@@ -95,6 +93,7 @@ class _Watch:
         self.done = 0  # bytes of the inputs before the current one
         self.current: Input | None = None  # the input being read: its position counts compressed bytes, if it is
         self.planned: int | None = None  # the parallel plan's bytes of finished blocks, once it runs
+        self.reached: Reached | None = None  # how far the parallel plan's passes have got, once it runs
         self.plan_layout: Layout | None = None  # the layout the parallel plan found (one process: the reader's)
         self.display: Progress | None = None
         env = ctx.env
@@ -102,9 +101,7 @@ class _Watch:
             from stream.sinks import progress  # rich itself is imported only if the display starts
 
             if progress.wanted(ctx.options, env):
-                self.display = progress.Progress(
-                    pipeline, name, total=self.total, position=self.position, stream=env.stderr
-                )
+                self.display = progress.Progress(pipeline, name, work=self.work, stream=env.stderr)
         self.view: BatchView | None = None
         if ctx.server is not None:
             from stream.sinks.serve import BatchView
@@ -123,13 +120,23 @@ class _Watch:
         offset = self.reader.offset
         return self.done + (self.current.position(offset) if self.current is not None else offset)
 
+    def work(self) -> Work:
+        """What the display's bar shows: the bytes read, or the parallel plan's passes over its blocks."""
+        from stream.sinks.progress import Work
+
+        r = self.reached
+        if r is None:
+            return Work(self.position(), self.total)
+        note = f"blocks: {r.written}/{r.blocks} done"
+        if r.passes == 2:  # the first pass counts each block's rows, the second computes and writes their signals
+            note = f"blocks: {r.first}/{r.blocks} counted, {r.written}/{r.blocks} done"
+        return Work(*r.work(), note)
+
     def layout(self) -> Layout | None:
         return self.plan_layout if self.plan_layout is not None else self.reader.layout
 
     def after_batch(self) -> None:
         self.ctx.announce(self.layout())
-        if self.display is not None:
-            self.display.tick()
         if self.view is not None:
             self.view.publish()
 
@@ -141,8 +148,19 @@ class _Watch:
         self.pipeline.take_counts(tally, by_key)
         self.planned = done_bytes
 
-    def close(self) -> None:
+    def stage(self, label: str | None) -> None:
         if self.display is not None:
-            self.display.close()
+            self.display.stage(label)
+
+    def reach(self, state: Reached) -> None:
+        self.reached = state
+
+    def __enter__(self) -> _Watch:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, *_: Any) -> None:
+        """The display gives way to the summary line when the run went well; the server's view is finished."""
+        if self.display is not None:
+            self.display.close(ok=kind is None)
         if self.view is not None:
             self.view.finish()

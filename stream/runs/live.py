@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     from stream.runs.stops import Stop
     from stream.sinks.progress import Progress
 
-HOUSEKEEPING_EVERY = 0.25  # seconds between the loop's periodic work: checkpoints, running metrics, the display
+HOUSEKEEPING_EVERY = 0.25  # seconds between the loop's periodic work: checkpoints, running metrics
 
 
 class LiveRun:
@@ -82,7 +82,7 @@ class LiveRun:
             name = f"the files matching {name}"
         display = self._announce(name, follower, pipeline)
         if display is not None:
-            opened.callback(display.close)
+            opened.enter_context(display)  # the summary line takes its place when the run ends well
         saver = Saver(ctx, file, follower, reader, pipeline, sink, signals_fh)
         opened.callback(saver.close)
         if file is not None and ckpt is None:
@@ -91,7 +91,7 @@ class LiveRun:
         view = LiveView(follower, reader, pipeline, saver, serving=ctx.server is not None)
         if ctx.server is not None:
             ctx.server.attach(view)
-        loop = _Loop(ctx, stop, follower, reader, pipeline, saver, view, display)
+        loop = _Loop(ctx, stop, follower, reader, pipeline, saver, view)
         t_read = time.perf_counter()
         try:
             for batch in batches(reader, loop.events(), finish=False):  # the end is finish's to judge
@@ -173,7 +173,7 @@ class LiveRun:
 
 class _Loop:
     """A live run's row path: the follower's events through the reader into the pipeline, the periodic work between
-    them (checkpoints, running metrics, the display), and the run's end."""
+    them (checkpoints, running metrics), and the run's end."""
 
     def __init__(
         self,
@@ -184,7 +184,6 @@ class _Loop:
         pipeline: Pipeline,
         saver: Saver,
         view: LiveView,
-        display: Progress | None,
     ) -> None:
         self.ctx = ctx
         self.stop = stop
@@ -193,7 +192,6 @@ class _Loop:
         self.pipeline = pipeline
         self.saver = saver
         self.view = view
-        self.display = display
         self.dirty = False  # rows or files came since the last checkpoint
         self.next_housekeeping = time.monotonic() + HOUSEKEEPING_EVERY
 
@@ -241,8 +239,6 @@ class _Loop:
         self.ctx.announce(self.reader.layout)
         if self.saver.due(now, self.dirty):
             self.dirty = False
-        if self.display is not None:
-            self.display.tick()
 
     def finish(self) -> None:
         f, reader, log = self.follower, self.reader, self.ctx.log

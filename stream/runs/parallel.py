@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from stream.parsing.layout import Layout
     from stream.runs.plan.cut import Header, Task
     from stream.runs.plan.executors import Executor
+    from stream.runs.plan.merge import Reached
     from stream.runs.plan.tasks import Settings
     from stream.sources.files import Input
 
@@ -64,15 +65,19 @@ class Options(NamedTuple):
 
 
 class Hooks(NamedTuple):
-    """What a batch run tells its caller as it goes (each may be None): ``opened(i, input)`` as one process opens each
-    input, ``after_batch()`` after each batch or finished block; when the parallel plan runs (the reader then reads
-    nothing), ``layout_found(layout)`` once its probe knows the layout and ``blocks_done(bytes, tally, by_key)`` with
-    the counts of the blocks finished so far."""
+    """What a batch run tells its caller as it goes (each may be None): ``stage(label)`` as each stage around the
+    reading begins (planning, starting and stopping workers; ``stage(None)``: the reading itself, on every path),
+    ``opened(i, input)`` as one process opens each input, ``after_batch()`` after each batch or finished block; when
+    the parallel plan runs (the reader then reads nothing), ``layout_found(layout)`` once its probe knows the layout,
+    ``blocks_done(bytes, tally, by_key)`` with the counts of the blocks finished so far and ``reached(state)`` at its
+    start and as each block is through each pass."""
 
     after_batch: Callable[[], None] | None = None
     opened: Callable[[int, Input], None] | None = None
     layout_found: Callable[[Layout], None] | None = None
     blocks_done: Callable[[int, Tally, dict[str, Tally] | None], None] | None = None
+    stage: Callable[[str | None], None] | None = None
+    reached: Callable[[Reached], None] | None = None
 
 
 DEFAULTS = Options()
@@ -119,6 +124,7 @@ def run(
             if done is not None:
                 return done
     window = pipeline.engine.window
+    _stage(hooks, None)
     tally = pipeline.run(serial.forwards(specs, reader, total, window, hooks.opened), hooks.after_batch)
     return tally, pipeline.by_key
 
@@ -146,11 +152,13 @@ def _parallel(
     inputs do not suit it (one process then reads them from the start)."""
     from stream.runs.plan import merge
 
+    _stage(hooks, "planning: reading the header")
     probed = _probe(specs, sizes, reader, options)
     if probed is None:
         return None
     header, packed, scratch = probed
     window = pipeline.engine.window
+    _stage(hooks, "planning: cutting the input into blocks")
     tasks = _cut(specs, sizes, header, packed, scratch, options, workers, window)
     if tasks is None:
         return None
@@ -160,6 +168,7 @@ def _parallel(
     spill = None
     try:
         if executor is None:
+            _stage(hooks, _starting(options, workers))
             executor = _start(options, workers, _block_path(window))
         if sink is not None and executor.local:
             spill = tempfile.mkdtemp(prefix=".mlops-stream-", dir=_folder_of(sink.out))
@@ -172,7 +181,9 @@ def _parallel(
             hooks.layout_found(scratch.layout)
         if hooks.after_batch is not None:
             hooks.after_batch()
+        _stage(hooks, None)
         result = merge.execute(executor, job, tasks, _Relay(reader, hooks), sink)
+        _stage(hooks, "stopping the workers")  # a Dask cluster takes a while
         executor.close()
         executor = None
         return result.tally, result.by_key
@@ -323,6 +334,23 @@ class _Relay:
             self.hooks.blocks_done(done_bytes, tally, by_key)
         if self.hooks.after_batch is not None:
             self.hooks.after_batch()
+
+    def reached(self, state: Reached) -> None:
+        if self.hooks.reached is not None:
+            self.hooks.reached(state)
+
+
+def _stage(hooks: Hooks, label: str | None) -> None:
+    if hooks.stage is not None:
+        hooks.stage(label)
+
+
+def _starting(options: Options, workers: int) -> str:
+    if options.scheduler is not None:
+        return "connecting to the Dask scheduler"
+    if options.dask:
+        return f"starting a Dask cluster of {workers} workers"
+    return f"starting {workers} worker processes"
 
 
 def _start(options: Options, workers: int, block: bool) -> Executor:

@@ -16,6 +16,8 @@ if TYPE_CHECKING:
     from multiprocessing.connection import Connection
     from multiprocessing.process import BaseProcess
 
+    from stream.runs.plan.meter import Meter
+
 # A task is a picklable function and its picklable argument; what either holds is the plan's business, not ours.
 Task = Callable[[Any], Any]
 
@@ -33,11 +35,13 @@ DASK_MISSING = (
 
 class Executor(Protocol):
     """What runs the plan's tasks: ``submit`` gives an opaque handle, ``result`` waits for its answer, ``done`` asks
-    without waiting; ``local``: the workers share this machine's files; ``workers``: how many run at once."""
+    without waiting; ``local``: the workers share this machine's files; ``workers``: how many run at once; ``meter``:
+    the bytes its tasks have read so far (None: not known before each task ends)."""
 
     local: bool
     workers: int
     describe: str
+    meter: Meter | None
 
     def submit(self, fn: Task, arg: Any) -> Any: ...
 
@@ -62,6 +66,7 @@ class Inline:
     local = True
     workers = 1
     describe = "this process, task by task"
+    meter: Meter | None = None
 
     def __init__(self) -> None:
         self.tasks = 0
@@ -95,8 +100,12 @@ class Processes:
     def __init__(self, count: int) -> None:
         import multiprocessing
 
+        from stream.runs.plan.meter import Meter
+
         ctx = multiprocessing.get_context("fork")
         self.workers = count
+        meter = Meter(count)
+        self.meter: Meter | None = meter
         self.describe = f"worker processes: {count}"
         self.conns: list[Connection] = []
         self.procs: list[BaseProcess] = []
@@ -104,9 +113,9 @@ class Processes:
         alive, self._alive = os.pipe()
         life = _Life(os.getpid(), alive, self._alive, _prctl())
         try:
-            for _ in range(count):
+            for i in range(count):
                 mine, theirs = ctx.Pipe()
-                proc = ctx.Process(target=_serve, args=(theirs, [*self.conns, mine], life), daemon=True)
+                proc = ctx.Process(target=_serve, args=(theirs, [*self.conns, mine], life, meter, i), daemon=True)
                 proc.start()
                 theirs.close()
                 self.conns.append(mine)
@@ -239,8 +248,9 @@ def _watch(alive: int) -> None:
     os._exit(1)
 
 
-def _serve(conn: Connection, parent_ends: list[Connection], life: _Life) -> None:
-    """A worker's loop: run tasks until the parent closes its end (or goes away)."""
+def _serve(conn: Connection, parent_ends: list[Connection], life: _Life, meter: Meter, index: int) -> None:
+    """Worker ``index``'s loop: run tasks until the parent closes its end (or goes away), counting their reads in
+    its counters of ``meter``."""
     import signal
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group: the parent decides
@@ -248,6 +258,7 @@ def _serve(conn: Connection, parent_ends: list[Connection], life: _Life) -> None
     for other in parent_ends:
         other.close()  # inherited from the fork: holding them would hide the parent's going away
     _end_with_parent(life)
+    meter.adopt(index)
     while True:
         try:
             fn, task = conn.recv()
@@ -279,6 +290,8 @@ def parse_cluster(text: str) -> int | None:
 
 class Dask:
     """A Dask cluster: embedded (``workers`` processes on 127.0.0.1, no dashboard) or at ``scheduler``."""
+
+    meter: Meter | None = None  # its workers share no memory with this process: blocks are seen as they finish
 
     def __init__(self, workers: int, scheduler: str | None = None) -> None:
         try:

@@ -22,6 +22,7 @@ from stream.parsing.reader import Reader, ReaderState, batches
 from stream.parsing.rows import BadRowError
 from stream.runs.pipeline import Pipeline
 from stream.runs.plan.cut import Piece, Task, read_at
+from stream.runs.plan.meter import FIRST, SECOND, count
 from stream.sinks.log import SHOW_BAD_ROWS
 from stream.sinks.signals import SignalSink
 from stream.sources.chunks import CHUNK, span
@@ -108,7 +109,7 @@ def summarize(arg: Block) -> Summary:
     rows = 0
     error = None
     try:
-        for batch in _batches(job, arg.pieces, reader, tracker):
+        for batch in _batches(job, arg.pieces, reader, tracker, FIRST):
             if len(batch):
                 rows += len(batch)
                 ends.hold(batch)
@@ -133,7 +134,7 @@ def process(arg: Block) -> Output:
     heads = _Heads(job) if job.one_pass else None
     error = None
     try:
-        for batch in _batches(job, task, reader, tracker):
+        for batch in _batches(job, task, reader, tracker, SECOND):
             pipeline.consume(batch)
             if heads is not None and len(batch):
                 heads.add(batch)
@@ -229,10 +230,13 @@ def _reader(job: Settings, report: Callable[[BadRow], None] | None, keep_text: b
     return reader
 
 
-def _chunks(piece: Piece, chunk: int) -> Iterator[bytes]:
+def _chunks(piece: Piece, chunk: int, kind: int) -> Iterator[bytes]:
+    """The piece's bytes, each read counted for pass ``kind``'s progress."""
     inp = Spec(piece.path, piece.url).open()
     try:
-        yield from span(inp.fh, piece.start, piece.end, chunk, name=piece.name)
+        for data in span(inp.fh, piece.start, piece.end, chunk, name=piece.name):
+            count(kind, len(data))
+            yield data
     finally:
         inp.fh.close()
 
@@ -254,9 +258,9 @@ class _Tracker:
         self.skips.setdefault(self.piece, Skips()).add(bad)
 
 
-def _batches(job: Settings, task: Task, reader: Reader, tracker: _Tracker) -> Iterator[Batch]:
-    """The batches of a task's pieces, read as one process would read them; line numbers are local to each piece
-    that does not start its file (the parent adds the lines before it)."""
+def _batches(job: Settings, task: Task, reader: Reader, tracker: _Tracker, kind: int) -> Iterator[Batch]:
+    """The batches of a task's pieces in pass ``kind``, read as one process would read them; line numbers are local
+    to each piece that does not start its file (the parent adds the lines before it)."""
     block = None
     if job.block:
         from stream.parsing.blocks import BlockReader
@@ -271,10 +275,10 @@ def _batches(job: Settings, task: Task, reader: Reader, tracker: _Tracker) -> It
             events = text_of(Spec(piece.path, piece.url), piece.name, job.chunk)
         elif piece.first:
             check_text(piece.name, read_at(piece.path, piece.url, piece.start, HEAD))  # as one process does
-            events = itertools.chain((NewFile("next", name),), _chunks(piece, job.chunk))
+            events = itertools.chain((NewFile("next", name),), _chunks(piece, job.chunk, kind))
         else:
             reader.start_piece(piece.start, name)
-            events = _chunks(piece, job.chunk)
+            events = _chunks(piece, job.chunk, kind)
         # A last line without a newline is complete where its file ends.
         yield from batches(reader, events, block, finish=piece.packed or piece.last)
         tracker.lines.append(reader.line_no)
