@@ -81,9 +81,9 @@ CASES = [
 
 @pytest.mark.parametrize(("path", "said"), CASES, ids=[c[0] for c in CASES])
 def test_an_http_status_is_said_as_such(run_cli, server: str, path: str, said: str) -> None:
-    # With a user and password before the host and a signed URL's query after the path: neither is shown.
+    # With a user and password before the host (shown hidden) and a signed URL's query after the path (not shown).
     url = f"http://reader:{SECRET}@{server}/{path}?X-Amz-Signature={SECRET}"
-    assert failed(run_cli, url) == said.format(host=server)
+    assert failed(run_cli, url) == said.format(host=f"***@{server}")
 
 
 def test_the_same_server_serves_a_file_that_is_there(run_cli, tmp_path: Path, server: str) -> None:

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Protocol, TextIO
 
 from stream.core.exact import format_decimal
+from stream.text import line
 
 if TYPE_CHECKING:
     from rich.console import Group, RenderableType
@@ -72,10 +73,11 @@ class Progress:
         follower: Waiting | None = None,
         stream: TextIO | None = None,
     ) -> None:
-        """``stream``: the run's stderr, a terminal (default: the process's)."""
+        """``name``: the input's, shown as messages show it (credentials hidden, control characters escaped);
+        ``stream``: the run's stderr, a terminal (default: the process's)."""
         self.stream = stream
         self.pipeline = pipeline
-        self.name = name
+        self.name = line(name)
         self.position = position
         self.total = total
         self.follower = follower
