@@ -56,12 +56,13 @@ def write_atomic(path: str, data: bytes, *, lock: bool = False, exclusive: bool 
             os.unlink(tmp)
         else:
             os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         os.close(fd)
         try:
             os.unlink(tmp)
         except OSError:
             pass
+        _name(exc, path, tmp)
         raise
     if not lock:
         os.close(fd)
@@ -106,6 +107,13 @@ class Staged:
             pass
 
 
+def _name(exc: BaseException, path: str, tmp: str | None = None) -> None:
+    """Make an OSError that names no file, or the temporary file ``tmp``, name ``path``: a write's "no space left on
+    device" names none, and the message must say which document the disk was too full for."""
+    if isinstance(exc, OSError) and exc.filename in (None, tmp):
+        exc.filename = path
+
+
 def _write_all(fd: int, data: bytes) -> None:
     view = memoryview(data)
     while view:
@@ -116,6 +124,9 @@ def _write_stream(path: str, data: bytes) -> None:
     fd = os.open(path, os.O_WRONLY | getattr(os, "O_CLOEXEC", 0))  # a FIFO waits here for its reader
     try:
         _write_all(fd, data)
+    except OSError as exc:
+        _name(exc, path)
+        raise
     finally:
         os.close(fd)
 
@@ -193,6 +204,10 @@ def _running(pid: int) -> bool:
 
 def _create(folder: str, name: str, kind: str) -> tuple[int, str]:
     """A new private file beside the target, named ``.NAME.PID.RANDOM.KIND`` so ``remove_leftovers`` knows it."""
-    fd, tmp = tempfile.mkstemp(prefix=f"{leftover_prefix(name)}{os.getpid()}.", suffix=f".{kind}", dir=folder)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f"{leftover_prefix(name)}{os.getpid()}.", suffix=f".{kind}", dir=folder)
+    except OSError as exc:
+        exc.filename = os.path.join(folder, name)  # the document's, not a random name nobody knows
+        raise
     os.fchmod(fd, MODE)
     return fd, tmp

@@ -154,7 +154,7 @@ class RunContext:
             except OSError as exc:
                 raise JobError(f"the signals file {self.options.signals} cannot be written: {reason(exc)}") from None
         elif sink.out is not self.env.stdout_buffer:
-            sink.out.close()
+            sink.close()
         self._release()
 
     def abandon_signals(self) -> None:

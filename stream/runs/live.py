@@ -129,16 +129,16 @@ class LiveRun:
         if recorded is not None and opts.signals != "-":
             assert ckpt is not None and opts.checkpoint is not None
             resumed = resume.reopen_signals(ckpt, opts.signals, opts.checkpoint)
-            opened.callback(resumed.close)
             sink = SignalSink(
                 resumed, opts.signals_format, with_timestamp=recorded["timestamp"], key=ctx.cfg.key,
-                header_written=int(recorded["bytes"]) > 0,
+                header_written=int(recorded["bytes"]) > 0, name=opts.signals,
             )  # fmt: skip
+            opened.callback(sink.close)
             return sink, resumed
         opened_sink = ctx.signals(recorded["timestamp"] if recorded is not None else None)
         fh = opened_sink.out if opened_sink is not None else None
-        if fh is not None and fh is not ctx.env.stdout_buffer:
-            opened.callback(fh.close)
+        if opened_sink is not None and fh is not ctx.env.stdout_buffer:
+            opened.callback(opened_sink.close)
         return opened_sink, fh
 
     def _announce(self, name: str, follower: FileFollower | StreamFollower, pipeline: Pipeline) -> Progress | None:
