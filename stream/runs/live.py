@@ -11,7 +11,7 @@ from contextlib import ExitStack, nullcontext
 from typing import TYPE_CHECKING, Any
 
 from stream.errors import SourceError
-from stream.fs.atomic import is_stream, remove_leftovers
+from stream.fs.atomic import is_stream
 from stream.parsing.framing import SHOWN
 from stream.parsing.layout import LayoutRequest
 from stream.parsing.reader import Reader, ReaderState, batches
@@ -53,8 +53,8 @@ class LiveRun:
         file, ckpt = self._checkpoint(opened)
         for path in (opts.output, opts.checkpoint):
             # This run rewrites them for hours; an earlier one killed mid-write may have left temporary files.
-            for name in remove_leftovers(path) if path else ():
-                log.info("removed %s, a temporary file an interrupted run left beside %s", name, path)
+            if path:
+                ctx.remove_leftovers(path)
         reader = Reader(
             cfg.column, cfg.on_bad_row, report=ctx.bad_log, keep_text=opts.signals is not None,
             final_line_needs_newline=True, key=cfg.key, request=LayoutRequest.of(cfg),
