@@ -116,10 +116,13 @@ class Job:
 
         try:
             doc = ctx.conclude(batch.run(ctx))
+            # The work is done: a stop from now on is ignored, so the signals taking their place and the document
+            # saying so cannot be parted (a stop between them left the new signals under an error document).
+            self.signals.finish()
+            ctx.close_signals()
         except BaseException:  # a failed or stopped batch run leaves an earlier signals file as it was
             ctx.abandon_signals()
             raise
-        ctx.close_signals()
         return doc
 
     def _serve(self, host: str, port: int) -> None:
