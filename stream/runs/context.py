@@ -136,7 +136,6 @@ class RunContext:
                 else:
                     out = open_file(path)
                     if is_regular(out):
-                        self.remove_leftovers(path)  # an earlier batch run's, say
                         out.truncate(0)  # only now that this run holds the file's lock
             except OSError as exc:
                 raise JobError(f"the signals file {path} cannot be written: {reason(exc)}") from None

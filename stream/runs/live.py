@@ -51,9 +51,9 @@ class LiveRun:
     def _run(self, stop: Stop, opened: ExitStack) -> Outcome:
         ctx, opts, cfg, log = self.ctx, self.ctx.options, self.ctx.cfg, self.ctx.log
         file, ckpt = self._checkpoint(opened)
-        for path in (opts.output, opts.checkpoint):
-            # This run rewrites them for hours; an earlier one killed mid-write may have left temporary files.
-            if path:
+        for path in (opts.output, opts.checkpoint, opts.signals):
+            # This run writes them for hours; an earlier one killed mid-write may have left temporary files.
+            if path and path != "-":
                 ctx.remove_leftovers(path)
         reader = Reader(
             cfg.column, cfg.on_bad_row, report=ctx.bad_log, keep_text=opts.signals is not None,
