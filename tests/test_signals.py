@@ -233,3 +233,14 @@ def test_a_running_batch_run_s_staged_signals_are_left_alone(tmp_path: Path) -> 
             first.wait()
     assert staged(tmp_path) == []
     assert (tmp_path / "s.csv").read_text().count("\n") == 20_001  # the first run's, renamed into place last
+
+
+def test_a_leftover_of_a_live_pid_that_nobody_holds_is_removed(tmp_path: Path) -> None:
+    # In containers every run is process 1: the name of a killed run's file then holds the pid of a live process
+    # (this machine's init here), and only the lock its writer no longer holds tells it is a leftover.
+    left = write(tmp_path / ".s.csv.1.k2j9x1ab.tmp", "row,close,rolling_mean,signal\n1,100,,0\n")
+    write(tmp_path / "in.csv", ohlcv_csv(CLOSES))
+    args = ["--input", "in.csv", "--signals", "s.csv", "--log-file", "run.log", "--quiet"]
+    assert run_command(args, tmp_path).code == 0
+    assert not left.exists() and staged(tmp_path) == []
+    assert f"removed {left.name}" in (tmp_path / "run.log").read_text()
