@@ -5,11 +5,9 @@ servers on loopback; and the environment's AWS secret is never echoed either."""
 
 from __future__ import annotations
 
-import http.server
 import importlib.util
 import os
 import select
-import socket
 import subprocess
 import sys
 import threading
@@ -21,7 +19,7 @@ from pathlib import Path
 from urllib.parse import unquote
 
 import pytest
-from conftest import env_with_repo, ohlcv_csv, start_command
+from conftest import closed_port, env_with_repo, http_server, ohlcv_csv, start_command
 
 from stream.sinks.progress import DELAY
 from stream.sources.remote import storage_error
@@ -67,45 +65,20 @@ class Site:
 
     def __init__(self) -> None:
         self.hold: Callable[[], object] = lambda: None
-        site = self
+        self.host = ""
 
-        class Answer(http.server.BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                path = self.path.split("?", 1)[0]
-                if self.command == "GET" and path.startswith("/held/"):
-                    site.hold()
-                body = LISTING if path == "/d/" else BAD if path == "/d/b.csv" else CSV
-                self.send_response(200)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                if self.command != "HEAD":
-                    self.wfile.write(body)
-
-            do_HEAD = do_GET
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Answer)
-        self.host = f"127.0.0.1:{self.httpd.server_address[1]}"
+    def answer(self, method: str, path: str) -> tuple[int, bytes]:
+        path = path.split("?", 1)[0]
+        if method == "GET" and path.startswith("/held/"):
+            self.hold()
+        return 200, LISTING if path == "/d/" else BAD if path == "/d/b.csv" else CSV
 
 
 @pytest.fixture
 def site() -> Iterator[Site]:
     s = Site()
-    thread = threading.Thread(target=s.httpd.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with http_server(s.answer) as s.host:
         yield s
-    finally:
-        s.httpd.shutdown()
-        s.httpd.server_close()
-
-
-def closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])  # closed on return: nothing listens there
 
 
 def assert_hidden(*texts: str | bytes) -> None:
