@@ -79,9 +79,9 @@ def remember(arguments: list[str]) -> None:
     """Hide the credentials of every URL in ``arguments`` (each one whole: a password may hold a space) in all text
     ``redact`` shows from now on, also where a library quotes them without their URL.
 
-    >>> remember(["--scheduler", "tcp://alice:pw 1@10.0.0.1:8786"])
-    >>> redact("invalid address 'alice:pw 1@10.0.0.1:8786'")
-    "invalid address '***@10.0.0.1:8786'"
+    >>> remember(["--scheduler", "tcp://alice:pw 1@10.0.0.1:8786", "--input", "https://h?sig=Zq0Zq0Zq0Zq0"])
+    >>> redact("invalid address 'alice:pw 1@10.0.0.1:8786'; signature Zq0Zq0Zq0Zq0 expired")
+    "invalid address '***@10.0.0.1:8786'; signature *** expired"
     """
     global _known
     from urllib.parse import unquote
@@ -93,7 +93,7 @@ def remember(arguments: list[str]) -> None:
             netloc = rest.split("/", 1)[0]  # up to the path: a password may hold a "?" or "#" left unencoded
             userinfo = netloc.rpartition("@")[0]
             found |= {form + "@": HIDDEN + "@" for form in (userinfo, unquote(userinfo)) if form}
-            for pair in re.finditer(_QUERY_PAIR, rest[len(netloc) :]):
+            for pair in re.finditer(_QUERY_PAIR, rest):
                 key, value = pair.group(2), pair.group(3)
                 if key.lower() in SECRET_KEYS:
                     found |= {form: HIDDEN for form in (value, unquote(value)) if len(form) >= SHORTEST}

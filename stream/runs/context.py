@@ -143,8 +143,8 @@ class RunContext:
         return self._sink
 
     def remove_leftovers(self, path: str) -> None:
-        """Remove the temporary files that runs killed mid-write left beside ``path`` (those of a process that is
-        gone), and log each."""
+        """Remove the temporary files that runs killed mid-write left beside ``path`` (those no process holds), and
+        log each."""
         from stream.fs.atomic import remove_leftovers
 
         for name in remove_leftovers(path):
