@@ -23,10 +23,14 @@ def excerpt(value: object, limit: int = EXCERPT) -> str:
     >>> excerpt("x" * 1000, 10)
     "'xxxxxxxxx... (1,000 characters)"
     """
-    text = value if isinstance(value, str) else None
-    if text is not None and len(text) > limit:
-        return f"{text[: limit - 1]!r}"[:-1] + f"... ({len(text):,} characters)"
-    shown = repr(value) if text is not None else _bounded_repr(value, limit)
+    if isinstance(value, str):
+        # Credentials hidden before the cut, which could part a URL's user and password from the "@" marking them.
+        text = redact(value)
+        if len(text) > limit:
+            return f"{text[: limit - 1]!r}"[:-1] + f"... ({len(value):,} characters)"
+        shown = repr(text)
+    else:
+        shown = redact(_bounded_repr(value, limit))
     return shown if len(shown) <= limit else f"{shown[:limit]}... ({len(shown):,} characters)"
 
 
@@ -60,10 +64,40 @@ SECRET_KEYS = frozenset(
     )
 )  # fmt: skip
 HIDDEN = "***"
-# A URL up to whitespace or a quote: its scheme, its userinfo (up to the last @ before the path), and the rest.
-# Compiled by re on first use: most messages hold no URL.
-_URL = r"([A-Za-z][A-Za-z0-9+.-]*://)([^/?#\s'\"]*@)?([^\s'\"]*)"
+# A URL up to whitespace or a quote: its scheme, its userinfo (up to the last @ before the path; a password may hold
+# quotes), and the rest. Compiled by re on first use: most messages hold no URL.
+_SCHEME = r"[A-Za-z][A-Za-z0-9+.-]*://"
+_URL = rf"({_SCHEME})([^/?#\s]*@)?([^\s'\"]*)"
 _QUERY_PAIR = r"([?&;])([^=&;#]*)=([^&;#]*)"
+SHORTEST = 8  # characters of a query value hidden wherever it shows; shorter ones are hidden in their URLs only
+# The credentials of the URLs this process was given, as (text, what shows instead), longest first: hidden wherever
+# they show, however a library quotes them (a host with its user and password but no scheme, a decoded value).
+_known: tuple[tuple[str, str], ...] = ()
+
+
+def remember(arguments: list[str]) -> None:
+    """Hide the credentials of every URL in ``arguments`` (each one whole: a password may hold a space) in all text
+    ``redact`` shows from now on, also where a library quotes them without their URL.
+
+    >>> remember(["--scheduler", "tcp://alice:pw 1@10.0.0.1:8786", "--input", "https://h?sig=Zq0Zq0Zq0Zq0"])
+    >>> redact("invalid address 'alice:pw 1@10.0.0.1:8786'; signature Zq0Zq0Zq0Zq0 expired")
+    "invalid address '***@10.0.0.1:8786'; signature *** expired"
+    """
+    global _known
+    from urllib.parse import unquote
+
+    found = dict(_known)
+    for argument in arguments:
+        for m in re.finditer(_SCHEME, argument):
+            rest = argument[m.end() :]
+            netloc = rest.split("/", 1)[0]  # up to the path: a password may hold a "?" or "#" left unencoded
+            userinfo = netloc.rpartition("@")[0]
+            found |= {form + "@": HIDDEN + "@" for form in (userinfo, unquote(userinfo)) if form}
+            for pair in re.finditer(_QUERY_PAIR, rest):
+                key, value = pair.group(2), pair.group(3)
+                if key.lower() in SECRET_KEYS:
+                    found |= {form: HIDDEN for form in (value, unquote(value)) if len(form) >= SHORTEST}
+    _known = tuple(sorted(found.items(), key=lambda item: -len(item[0])))
 
 
 def redact(text: str) -> str:
@@ -78,9 +112,12 @@ def redact(text: str) -> str:
     >>> redact("s3://bucket/2024-*.csv")
     's3://bucket/2024-*.csv'
     """
-    if "://" not in text:
-        return text
-    return re.sub(_URL, _hide, text)
+    if "://" in text:
+        text = re.sub(_URL, _hide, text)
+    for secret, instead in _known:
+        if secret in text:
+            text = text.replace(secret, instead)
+    return text
 
 
 def _hide(m: re.Match[str]) -> str:

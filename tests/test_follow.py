@@ -197,12 +197,17 @@ def test_temporary_files_of_a_run_killed_mid_write_are_removed_at_the_next_start
     gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
     dead = int(gone.stdout)  # a process that has ended: what kill -9 leaves behind is named with such a pid
     stale = [f".m.json.{dead}.3.tmp", f".c.ckpt.{dead}.0.tmp", f".m.json.{dead}.0.probe"]
-    kept = [f".m.json.{os.getpid()}.0.tmp", ".m.json.notes.txt", "m.json.1.tmp"]  # a live pid; not ours by name
+    kept = [f".m.json.{os.getpid()}.0.tmp", ".m.json.notes.txt", "m.json.1.tmp"]  # being written; not ours by name
     for name in stale + kept:
         (tmp_path / name).write_text("{")
+    import fcntl
+
+    writing = os.open(tmp_path / kept[0], os.O_RDONLY)
+    fcntl.flock(writing, fcntl.LOCK_EX)  # as its writer holds it while it lives
     p = start(tmp_path, "--input", "live.csv", "--follow", "--output", "m.json", "--checkpoint", "c.ckpt",
               "--idle-timeout", "0.5")  # fmt: skip
     code, _out, err = finish(p)
+    os.close(writing)
     assert code == 0, err
     assert not [n for n in stale if (tmp_path / n).exists()]
     assert all((tmp_path / n).exists() for n in kept)

@@ -145,6 +145,71 @@ def test_a_full_disk_under_the_signals_names_the_file(tmp_path: Path, data: Path
     assert_bounded_failure(run, f"({target}): no space left on device")
 
 
+# A full filesystem without privileges: a 16 KiB tmpfs mounted at ./full in a user and mount namespace of the run's
+# own (unshare), given the files ./full held and filled up before the run starts; nothing outside the run sees it.
+FULL_DISK = (
+    "cp -a full held && mount -t tmpfs -o size=16k tmpfs full && cp -a held/. full/ && "
+    '{ cat /dev/zero > full/filler 2>/dev/null; exec "$@"; }'
+)
+
+
+def on_a_full_disk(tmp_path: Path, args: list[str], script: str = FULL_DISK) -> subprocess.CompletedProcess[str]:
+    """The command run with ``tmp_path/full`` a full filesystem (``script`` mounts and fills it, then runs ``"$@"``);
+    skips where namespaces or tmpfs are not allowed."""
+    (tmp_path / "full").mkdir(exist_ok=True)
+    probe = ["unshare", "--user", "--map-root-user", "--mount", "sh", "-c", "mount -t tmpfs -o size=16k tmpfs full"]
+    try:
+        usable = subprocess.run(probe, cwd=tmp_path, capture_output=True, timeout=30).returncode == 0
+    except OSError:
+        usable = False
+    if not usable:
+        pytest.skip("no unshare, or no user and mount namespaces here, for a private full filesystem")
+    return subprocess.run(
+        ["unshare", "--user", "--map-root-user", "--mount", "sh", "-c", script, "sh", sys.executable, "-m",
+         "stream", *args],
+        cwd=tmp_path, env=env_with_repo(), capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+
+
+FULL_CASES = {
+    # A live run rewrites its metrics every 2 s: without --idle-timeout only that write can end it.
+    "live --output": (["--follow", "--output", "full/m.json"], "full/m.json", 1),
+    "live --checkpoint": (["--follow", "--checkpoint", "full/ck.json", "--idle-timeout", "3"], "full/ck.json", 1),
+    "live --signals": (["--follow", "--signals", "full/s.csv", "--idle-timeout", "3"], "full/s.csv", 1),
+    "live --log-file": (["--follow", "--log-file", "full/run.log", "--idle-timeout", "1"], "full/run.log", 0),
+    "batch --output": (["--output", "full/m.json"], "full/m.json", 1),
+    "batch --signals": (["--signals", "full/s.csv"], "full/s.csv", 1),
+    "batch --log-file": (["--log-file", "full/run.log"], "full/run.log", 0),
+}
+
+
+@pytest.mark.parametrize("case", FULL_CASES)
+def test_a_full_disk_is_said_naming_the_file_in_the_first_line(tmp_path: Path, data: Path, case: str) -> None:
+    args, name, code = FULL_CASES[case]
+    proc = on_a_full_disk(tmp_path, ["--input", "in.csv", *args])
+    assert proc.returncode == code, proc.stderr
+    assert "Traceback" not in proc.stderr
+    first = proc.stderr.splitlines()[0]
+    assert name in first and "no space left on device" in first.lower(), proc.stderr
+
+
+def test_a_full_disk_under_a_resumed_live_run_s_signals_names_the_file(tmp_path: Path, data: Path) -> None:
+    args = ["--follow", "--input", "in.csv", "--checkpoint", "ck.json", "--signals", "full/s.csv", "--idle-timeout"]
+    # Rows whose signals need more than the page the file's last bytes are in, appended between the two runs.
+    (tmp_path / "more.csv").write_text(ohlcv_csv(CLOSES * 20).split("\n", 1)[1])
+    # Both runs on the one filesystem (the checkpoint knows its signals file by device and inode): the first writes
+    # the signals of the first 50 rows, then the disk is filled and the second resumes.
+    script = (
+        'mount -t tmpfs -o size=16k tmpfs full && "$@" 0.5 --quiet && cat more.csv >> in.csv && '
+        '{ cat /dev/zero > full/filler 2>/dev/null; exec "$@" 3 --log-file run.log; }'
+    )
+    proc = on_a_full_disk(tmp_path, args, script)
+    assert proc.returncode == 1, proc.stderr
+    assert "resuming from the checkpoint" in (tmp_path / "run.log").read_text() and "Traceback" not in proc.stderr
+    first = proc.stderr.splitlines()[0]
+    assert "full/s.csv" in first and "no space left on device" in first, proc.stderr
+
+
 @pytest.mark.parametrize(
     "args",
     [["--window", "9" + "x" * 100_000], ["--bogus" + "x" * 100_000], ["--signals-format", "x" * 100_000]],

@@ -5,11 +5,12 @@ from __future__ import annotations
 import json
 import os
 import select
+import subprocess
 from fractions import Fraction
 from pathlib import Path
 
 import pytest
-from conftest import exact_signals, ohlcv_csv, read_signals_csv, start_command, write
+from conftest import exact_signals, ohlcv_csv, read_signals_csv, run_command, start_command, write
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -142,7 +143,6 @@ def test_signals_are_written_as_rows_arrive(tmp_path: Path) -> None:
 @pytest.mark.parametrize("workers", ["1", "2"])
 def test_a_failed_batch_run_leaves_the_earlier_signals_file_as_it_was(tmp_path: Path, how: str, workers: str) -> None:
     import signal
-    import subprocess
 
     good = [f"{100 + i % 9}.{i % 100:02d}" for i in range(3000)]
     write(tmp_path / "in.csv", ohlcv_csv(good))
@@ -236,3 +236,71 @@ def test_a_decimal_comma_export_gets_dot_closes_beside_its_means(run_main, tmp_p
         "2,2024-01-03,1.099,1.098815,1",
         "3,2024-01-04,1098.5,549.7995,1",
     ]
+
+
+def staged(folder: Path) -> list[Path]:
+    """The staged signals files beside ``s.csv``: ``.s.csv.PID.RANDOM.tmp``."""
+    return sorted(folder.glob(".s.csv.*.tmp"))
+
+
+def start_writing(folder: Path, rows: int) -> tuple[subprocess.Popen, Path]:
+    """A batch run reading a pipe, stopped in the middle of its input: ``rows`` rows in, its staged signals file
+    holding some of their signals. Returns the process and that file."""
+    import time
+
+    proc = start_command(["--input", "-", "--signals", "s.csv", "--quiet"], folder)
+    assert proc.stdin is not None
+    proc.stdin.write(ohlcv_csv([f"{100 + i % 9}.{i % 100:02d}" for i in range(rows)]).encode())
+    proc.stdin.flush()
+    deadline = time.monotonic() + 60
+    while not (found := [p for p in staged(folder) if p.stat().st_size > 0]):
+        assert proc.poll() is None and time.monotonic() < deadline, "the run wrote no staged signals"
+        time.sleep(0.01)
+    return proc, found[0]
+
+
+@pytest.mark.parametrize("later", ["batch", "live"])
+def test_a_later_run_removes_the_staged_signals_a_killed_batch_run_left(tmp_path: Path, later: str) -> None:
+    import signal
+
+    proc, left = start_writing(tmp_path, 50_000)
+    os.kill(proc.pid, signal.SIGKILL)  # kill -9: nothing of the run can clean up
+    proc.wait(timeout=30)
+    assert left.exists() and staged(tmp_path) == [left]  # left behind, as a power cut would leave it
+    write(tmp_path / "in.csv", ohlcv_csv(CLOSES))
+    args = ["--input", "in.csv", "--signals", "s.csv", "--log-file", "run.log", "--quiet"]
+    args += ["--follow", "--idle-timeout", "0.2"] if later == "live" else []
+    assert run_command(args, tmp_path).code == 0
+    assert staged(tmp_path) == []
+    assert f"removed {left.name}, a temporary file an interrupted run left beside s.csv" in (
+        (tmp_path / "run.log").read_text()
+    )
+    assert (tmp_path / "s.csv").read_text().count("\n") == len(CLOSES) + 1  # the later run's own signals
+
+
+def test_a_running_batch_run_s_staged_signals_are_left_alone(tmp_path: Path) -> None:
+    first, its_own = start_writing(tmp_path, 20_000)
+    try:
+        write(tmp_path / "in.csv", ohlcv_csv(CLOSES))
+        assert run_command(["--input", "in.csv", "--signals", "s.csv", "--quiet"], tmp_path).code == 0
+        assert staged(tmp_path) == [its_own]  # the first run's, still being written
+        assert first.stdin is not None
+        first.stdin.close()
+        assert first.wait(timeout=60) == 0
+    finally:
+        if first.poll() is None:
+            first.kill()
+            first.wait()
+    assert staged(tmp_path) == []
+    assert (tmp_path / "s.csv").read_text().count("\n") == 20_001  # the first run's, renamed into place last
+
+
+def test_a_leftover_of_a_live_pid_that_nobody_holds_is_removed(tmp_path: Path) -> None:
+    # In containers every run is process 1: the name of a killed run's file then holds the pid of a live process
+    # (this machine's init here), and only the lock its writer no longer holds tells it is a leftover.
+    left = write(tmp_path / ".s.csv.1.k2j9x1ab.tmp", "row,close,rolling_mean,signal\n1,100,,0\n")
+    write(tmp_path / "in.csv", ohlcv_csv(CLOSES))
+    args = ["--input", "in.csv", "--signals", "s.csv", "--log-file", "run.log", "--quiet"]
+    assert run_command(args, tmp_path).code == 0
+    assert not left.exists() and staged(tmp_path) == []
+    assert f"removed {left.name}" in (tmp_path / "run.log").read_text()

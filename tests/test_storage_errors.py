@@ -4,15 +4,13 @@ credentials of the URL (its user and password, a signed URL's query)."""
 
 from __future__ import annotations
 
-import http.server
 import importlib.util
 import socket
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import ohlcv_csv
+from conftest import closed_port, http_server, ohlcv_csv
 
 HAVE = all(importlib.util.find_spec(m) is not None for m in ("fsspec", "aiohttp"))
 pytestmark = pytest.mark.skipif(not HAVE, reason="fsspec and aiohttp are not installed (the test extra has them)")
@@ -20,43 +18,19 @@ SECRET = "hunter2secret"
 CSV = ohlcv_csv(["100", "101", "102"]).encode()
 
 
-class Answers(http.server.BaseHTTPRequestHandler):
+def answer(method: str, path: str) -> tuple[int, bytes]:
     """``/403/...``, ``/404/...``, ``/500/...`` answer with that status (files and folder listings alike); any other
     path is a small CSV file."""
-
-    def do_GET(self) -> None:
-        first = self.path.lstrip("/").split("/", 1)[0]
-        status = int(first) if first.isdigit() else 200
-        body = CSV if status == 200 else b"no"
-        self.send_response(status)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(body)
-
-    do_HEAD = do_GET
-
-    def log_message(self, *args: object) -> None:
-        pass
+    first = path.lstrip("/").split("/", 1)[0]
+    status = int(first) if first.isdigit() else 200
+    return status, CSV if status == 200 else b"no"
 
 
 @pytest.fixture(scope="module")
 def server() -> Iterator[str]:
-    """The address (``127.0.0.1:PORT``) of an HTTP server answering as ``Answers`` says."""
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Answers)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"127.0.0.1:{httpd.server_address[1]}"
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
-
-
-def closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])  # closed on return: nothing listens there
+    """The address (``127.0.0.1:PORT``) of an HTTP server answering as ``answer`` says."""
+    with http_server(answer) as host:
+        yield host
 
 
 def failed(run_cli, url: str, **kw: object) -> str:
@@ -81,9 +55,9 @@ CASES = [
 
 @pytest.mark.parametrize(("path", "said"), CASES, ids=[c[0] for c in CASES])
 def test_an_http_status_is_said_as_such(run_cli, server: str, path: str, said: str) -> None:
-    # With a user and password before the host and a signed URL's query after the path: neither is shown.
+    # With a user and password before the host (shown hidden) and a signed URL's query after the path (not shown).
     url = f"http://reader:{SECRET}@{server}/{path}?X-Amz-Signature={SECRET}"
-    assert failed(run_cli, url) == said.format(host=server)
+    assert failed(run_cli, url) == said.format(host=f"***@{server}")
 
 
 def test_the_same_server_serves_a_file_that_is_there(run_cli, tmp_path: Path, server: str) -> None:

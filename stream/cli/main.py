@@ -59,6 +59,10 @@ def _main(argv: list[str], streams: tuple[IO[Any] | None, ...], started: float, 
     from stream.runs.options import Environment
 
     env = Environment(*streams)
+    if any("://" in arg for arg in argv):  # a URL's credentials are hidden in every message from here on
+        from stream.text import remember
+
+        remember(argv)
     try:
         if argv[:1] == ["generate"]:
             return _generate(argv[1:], env)

@@ -56,12 +56,13 @@ def write_atomic(path: str, data: bytes, *, lock: bool = False, exclusive: bool 
             os.unlink(tmp)
         else:
             os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         os.close(fd)
         try:
             os.unlink(tmp)
         except OSError:
             pass
+        _name(exc, path, tmp)
         raise
     if not lock:
         os.close(fd)
@@ -83,8 +84,8 @@ class Staged:
         try:
             self.fh.flush()
             os.fsync(self.fh.fileno())
+            os.replace(self.tmp, self.path)  # still open, so still held: never taken for a leftover
             self.fh.close()
-            os.replace(self.tmp, self.path)
         except BaseException:
             self.discard()
             raise
@@ -106,6 +107,13 @@ class Staged:
             pass
 
 
+def _name(exc: BaseException, path: str, tmp: str | None = None) -> None:
+    """Make an OSError that names no file, or the temporary file ``tmp``, name ``path``: a write's "no space left on
+    device" names none, and the message must say which document the disk was too full for."""
+    if isinstance(exc, OSError) and exc.filename in (None, tmp):
+        exc.filename = path
+
+
 def _write_all(fd: int, data: bytes) -> None:
     view = memoryview(data)
     while view:
@@ -116,6 +124,9 @@ def _write_stream(path: str, data: bytes) -> None:
     fd = os.open(path, os.O_WRONLY | getattr(os, "O_CLOEXEC", 0))  # a FIFO waits here for its reader
     try:
         _write_all(fd, data)
+    except OSError as exc:
+        _name(exc, path)
+        raise
     finally:
         os.close(fd)
 
@@ -144,8 +155,10 @@ def check_writable(path: str) -> None:
     if not os.path.isdir(folder):
         raise FileNotFoundError(f"the folder {folder} does not exist")
     fd, tmp = _create(folder, os.path.basename(path), "probe")
-    os.close(fd)
-    os.unlink(tmp)
+    try:
+        os.unlink(tmp)  # still held
+    finally:
+        os.close(fd)
 
 
 def leftover_prefix(path: str) -> str:
@@ -155,8 +168,8 @@ def leftover_prefix(path: str) -> str:
 
 def remove_leftovers(path: str) -> list[str]:
     """Delete the temporary files that runs killed mid-write (kill -9, a power cut) left beside ``path``: ours by
-    name, of a process that no longer exists. Returns their names. For long runs that rewrite ``path`` often; a
-    short run does not scan folders."""
+    name, that no process holds (a writer holds its lock while it lives; without locks, the pid in the name must be
+    gone). Returns their names. For runs that write ``path`` long or often; a short run does not scan folders."""
     folder = os.path.dirname(os.path.abspath(path))
     prefix = leftover_prefix(path)
     removed: list[str] = []
@@ -167,16 +180,35 @@ def remove_leftovers(path: str) -> list[str]:
     for name in names:
         pid, _, rest = name[len(prefix) :].partition(".")
         unique, _, kind = rest.partition(".")
-        if not (pid.isdigit() and unique.replace("_", "").isalnum() and kind in ("tmp", "probe")):
-            continue
-        if _running(int(pid)):
-            continue
-        try:
-            os.unlink(os.path.join(folder, name))
+        ours = pid.isdigit() and unique.replace("_", "").isalnum() and kind in ("tmp", "probe")
+        if ours and _remove_unheld(os.path.join(folder, name), int(pid)):
             removed.append(name)
-        except OSError:
-            pass
     return removed
+
+
+def _remove_unheld(path: str, pid: int) -> bool:
+    """Remove the temporary file ``path`` (made by process ``pid``) unless a live writer holds it. The lock decides
+    where the pid cannot: in containers every run may be process 1, and another container's pids are not seen here."""
+    import fcntl
+
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    except OSError:
+        return False
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False  # its writer is at work
+        except OSError:  # a filesystem without locks
+            if _running(pid):
+                return False
+        os.unlink(path)
+        return True
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
 
 
 def _running(pid: int) -> bool:
@@ -192,7 +224,19 @@ def _running(pid: int) -> bool:
 
 
 def _create(folder: str, name: str, kind: str) -> tuple[int, str]:
-    """A new private file beside the target, named ``.NAME.PID.RANDOM.KIND`` so ``remove_leftovers`` knows it."""
-    fd, tmp = tempfile.mkstemp(prefix=f"{leftover_prefix(name)}{os.getpid()}.", suffix=f".{kind}", dir=folder)
+    """A new private file beside the target, named ``.NAME.PID.RANDOM.KIND`` and locked, so ``remove_leftovers``
+    knows it and leaves it alone while it is written."""
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f"{leftover_prefix(name)}{os.getpid()}.", suffix=f".{kind}", dir=folder)
+    except OSError as exc:
+        exc.filename = os.path.join(folder, name)  # the document's, not a random name nobody knows
+        raise
     os.fchmod(fd, MODE)
+    import fcntl
+
+    try:
+        # Held while it is open, and let go by the kernel however the writer ends: then it is a leftover.
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:  # a filesystem without locks: the pid in the name tells
+        pass
     return fd, tmp

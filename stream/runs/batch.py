@@ -57,10 +57,13 @@ def document(ctx: RunContext) -> dict[str, Any]:
     fails or is stopped abandons its signals output, leaving an earlier signals file as it was."""
     try:
         doc = ctx.conclude(run(ctx))
+        # The work is done: a stop from now on is ignored, so the signals taking their place and the document
+        # saying so cannot be parted (a stop between them left the new signals under an error document).
+        ctx.stops.finish()
+        ctx.close_signals()
     except BaseException:
         ctx.abandon_signals()
         raise
-    ctx.close_signals()
     return doc
 
 

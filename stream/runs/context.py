@@ -131,6 +131,7 @@ class RunContext:
         else:
             try:
                 if staged and not is_stream(path):
+                    self.remove_leftovers(path)  # a run killed mid-way (kill -9) left its staged file beside it
                     with self.stops.unbroken():  # a stop waits until the staged file is the run's to remove
                         self._held = open_file(path, create=False) if os.path.lexists(path) else None
                         self._staged = Staged(path)
@@ -143,6 +144,14 @@ class RunContext:
                 raise JobError(f"the signals file {path} cannot be written: {reason(exc)}") from None
         self._sink = SignalSink(out, opts.signals_format, with_timestamp, key=key, name=path)
         return self._sink
+
+    def remove_leftovers(self, path: str) -> None:
+        """Remove the temporary files that runs killed mid-write left beside ``path`` (those no process holds), and
+        log each."""
+        from stream.fs.atomic import remove_leftovers
+
+        for name in remove_leftovers(path):
+            self.log.info("removed %s, a temporary file an interrupted run left beside %s", name, path)
 
     def close_signals(self) -> None:
         """Flush and close the signals output of a run that succeeded (stdout stays open for the metrics document);
@@ -157,7 +166,7 @@ class RunContext:
             except OSError as exc:
                 raise JobError(f"the signals file {self.options.signals} cannot be written: {reason(exc)}") from None
         elif sink.out is not self.env.stdout_buffer:
-            sink.out.close()
+            sink.close()
         self._release()
 
     def abandon_signals(self) -> None:

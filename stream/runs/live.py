@@ -11,7 +11,7 @@ from contextlib import ExitStack, nullcontext
 from typing import TYPE_CHECKING, Any
 
 from stream.errors import SourceError
-from stream.fs.atomic import is_stream, remove_leftovers
+from stream.fs.atomic import is_stream
 from stream.parsing.framing import SHOWN, InputError
 from stream.parsing.layout import LayoutRequest
 from stream.parsing.reader import Reader, ReaderState, batches
@@ -53,10 +53,10 @@ class LiveRun:
     def _run(self, stop: Stop, opened: ExitStack) -> Outcome:
         ctx, opts, cfg, log = self.ctx, self.ctx.options, self.ctx.cfg, self.ctx.log
         file, ckpt = self._checkpoint(opened)
-        for path in (opts.output, opts.checkpoint):
-            # This run rewrites them for hours; an earlier one killed mid-write may have left temporary files.
-            for name in remove_leftovers(path) if path else ():
-                log.info("removed %s, a temporary file an interrupted run left beside %s", name, path)
+        for path in (opts.output, opts.checkpoint, opts.signals):
+            # This run writes them for hours; an earlier one killed mid-write may have left temporary files.
+            if path and path != "-":
+                ctx.remove_leftovers(path)
         reader = Reader(
             cfg.column, cfg.on_bad_row, report=ctx.bad_log, keep_text=opts.signals is not None,
             final_line_needs_newline=True, key=cfg.key, request=LayoutRequest.of(cfg),
@@ -146,16 +146,16 @@ class LiveRun:
         if recorded is not None and opts.signals != "-":
             assert ckpt is not None and opts.checkpoint is not None
             resumed = resume.reopen_signals(ckpt, opts.signals, opts.checkpoint)
-            opened.callback(resumed.close)
             sink = SignalSink(
                 resumed, opts.signals_format, with_timestamp=recorded["timestamp"], key=ctx.cfg.key,
-                header_written=int(recorded["bytes"]) > 0,
+                header_written=int(recorded["bytes"]) > 0, name=opts.signals,
             )  # fmt: skip
+            opened.callback(sink.close)
             return sink, resumed
         opened_sink = ctx.signals(recorded["timestamp"] if recorded is not None else None)
         fh = opened_sink.out if opened_sink is not None else None
-        if fh is not None and fh is not ctx.env.stdout_buffer:
-            opened.callback(fh.close)
+        if opened_sink is not None and fh is not ctx.env.stdout_buffer:
+            opened.callback(opened_sink.close)
         return opened_sink, fh
 
     def _announce(self, name: str, follower: FileFollower | StreamFollower, pipeline: Pipeline) -> Progress | None:

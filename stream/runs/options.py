@@ -7,6 +7,8 @@ import io
 import sys
 from typing import IO, Any, BinaryIO, NamedTuple, TextIO
 
+from stream.text import redact
+
 
 class Overrides(NamedTuple):
     """The config settings given as flags; None: not given, the config's value stands."""
@@ -75,12 +77,13 @@ class Environment:
         )
 
     def say(self, text: str, stdout: bool = False) -> None:
-        """Write ``text`` to stderr (or stdout); nothing when it is closed or broken, as there is nowhere left."""
+        """Write ``text`` to stderr (or stdout), credentials in URLs hidden; nothing when it is closed or broken, as
+        there is nowhere left."""
         out = self.stdout if stdout else self.stderr
         if out is None:
             return
         try:
-            out.write(text)
+            out.write(redact(text))
             out.flush()
         except (OSError, ValueError):
             pass

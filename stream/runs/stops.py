@@ -77,6 +77,8 @@ class Signals:
     def finish(self) -> None:
         """The work is done or stopping: nothing may stop the document now (but a late Ctrl-C, see the class)."""
         self._armed = False
+        if self._outer is None:  # never installed (a library caller's run): the handlers are the caller's own
+            return
         if self._finishing_since is None:
             self._finishing_since = time.monotonic()
         signal.signal(signal.SIGINT, self._on_late_signal)

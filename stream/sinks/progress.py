@@ -16,6 +16,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, TextIO
 
 from stream.core.exact import format_decimal
+from stream.text import line
 
 if TYPE_CHECKING:
     from rich.console import Console, Group
@@ -96,10 +97,11 @@ class Progress:
         clock: Callable[[], float] = time.monotonic,
         delay: float | None = DELAY,
     ) -> None:
-        """``stream``: the run's stderr, a terminal (default: the process's); ``console``: a rich console to draw on
+        """``name``: the input's, shown as messages show it (credentials hidden, control characters escaped);
+        ``stream``: the run's stderr, a terminal (default: the process's); ``console``: a rich console to draw on
         instead; ``delay``: seconds before the view shows itself (None: only when ``show()`` is called)."""
         self.pipeline = pipeline
-        self.name = name
+        self.name = line(name)
         self.work = work
         self.follower = follower
         self.stream = stream

@@ -123,6 +123,10 @@ class SignalSink:
     def flush(self) -> None:
         self._io(self.out.flush)
 
+    def close(self) -> None:
+        """Close the output (its last buffered rows written), an error naming the file as a write's does."""
+        self._io(self.out.close)
+
     def _io(self, call: Callable[..., object], *args: bytes) -> None:
         """``call(*args)`` on the output, an error naming the signals file (a full disk says which file was full)."""
         try:

@@ -8,7 +8,7 @@ from typing import Any, BinaryIO
 
 from stream.errors import SourceError
 from stream.sources.globs import GLOB_CHARS
-from stream.text import excerpt
+from stream.text import excerpt, redact
 
 URL = re.compile(r"([A-Za-z][A-Za-z0-9+.-]+)://")
 # Where the implementation of a protocol comes from, for the error when it is missing (fsspec itself may be).
@@ -50,11 +50,12 @@ def filesystem(url: str) -> tuple[Any, str]:
         packages = _PACKAGES.get(proto, module if module != "fsspec" else "").split()
         if packages:
             raise _missing(url, packages) from None
-        raise SourceError(f"reading {proto}:// URLs ({shown(url)}) needs more packages: {exc}") from None
+        raise SourceError(f"reading {proto}:// URLs ({shown(url)}) needs more packages: {redact(str(exc))}") from None
     try:
         fs, path = fsspec.core.url_to_fs(url)
     except (ImportError, ValueError, OSError) as exc:
-        raise SourceError(f"{shown(url)}: cannot reach it through fsspec ({cls.__name__}): {exc}") from None
+        why = redact(str(exc))
+        raise SourceError(f"{shown(url)}: cannot reach it through fsspec ({cls.__name__}): {why}") from None
     return fs, path
 
 
@@ -105,9 +106,9 @@ def size_of(url: str) -> int | None:
 
 def storage_error(exc: Exception, what: str, missing: str) -> SourceError:
     """``missing`` when the storage says there is no such file; else ``what``, and why: the status the server
-    answered or how the connection failed, in words, or the storage library's own words (its exceptions, botocore's
-    NoCredentialsError or an HTTP client's, are not OSErrors, and a person needs the reason, not "an internal
-    error")."""
+    answered or how the connection failed, in words, or the storage library's own words, cut short and with any
+    credentials they quote hidden (its exceptions, botocore's NoCredentialsError or an HTTP client's, are not OSErrors,
+    and a person needs the reason, not "an internal error")."""
     why = _why(exc)
     if why == "does not exist":
         return SourceError(missing)
@@ -175,13 +176,10 @@ def _status(exc: BaseException) -> int | None:
 
 
 def shown(url: str) -> str:
-    """``url`` as messages show it: without the credentials a URL can carry (a user and password before the host,
-    a signed URL's query)."""
-    from urllib.parse import urlsplit, urlunsplit
+    """``url`` as messages show it: without its query (a signed URL's is long, and the file is found without it),
+    and with its user and password hidden as every message hides them.
 
-    try:
-        parts = urlsplit(url)
-    except ValueError:  # a malformed host ("[::1"): nothing of it is shown
-        return f"{_protocol(url)}://..."
-    host = parts.netloc.rsplit("@", 1)[-1]
-    return urlunsplit((parts.scheme, host, parts.path, "", ""))
+    >>> shown("https://alice:S3cr3t@host/x.csv?X-Amz-Signature=ab12")
+    'https://***@host/x.csv'
+    """
+    return redact(url).split("#", 1)[0].split("?", 1)[0]
