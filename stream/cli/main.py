@@ -136,6 +136,10 @@ OPTIONS: list[tuple[str | None, str, dict[str, Any]]] = [
     (LAYOUT, "--skip-lines", {
         "type": _lines, "metavar": "N", "help": "skip N lines at the start of each input, before its header",
     }),
+    (LAYOUT, "--format", {
+        "choices": ("csv", "jsonl"),
+        "help": "the input format (default: told by each input's first line, '{' for JSON Lines)",
+    }),
     (LAYOUT, "--decimal", {
         "choices": (".", ","), "metavar": ".|,", "help": "the decimal mark of the values (default: found out)",
     }),
@@ -449,7 +453,7 @@ class Job:
             window=args.window, on_bad_row=args.on_bad_row, key=args.key, column=args.column,
             delimiter=args.delimiter, header=False if args.no_header else None, skip_lines=args.skip_lines,
             decimal=args.decimal, max_skipped=args.max_skipped, metrics_port=args.metrics_port,
-            metrics_host=args.metrics_host,
+            metrics_host=args.metrics_host, format=args.format,
         )  # fmt: skip
         log.info(
             "config from %s: seed=%d window=%d version=%s column=%s on_bad_row=%s%s%s",
@@ -550,7 +554,7 @@ def _layout_settings(cfg: Config) -> str:
     from stream.config import Config
 
     default = Config()
-    shown = ("delimiter", "header", "skip_lines", "decimal", "max_skipped")
+    shown = ("delimiter", "header", "skip_lines", "decimal", "max_skipped", "format")
     return "".join(f" {k}={getattr(cfg, k)!r}" for k in shown if getattr(cfg, k) != getattr(default, k))
 
 

@@ -16,7 +16,9 @@ from typing import Any
 
 from stream.core.batch import Batch
 from stream.parsing.framing import MAX_LINE_BYTES
+from stream.parsing.jsonl import shaped, wanted
 from stream.parsing.reader import Reader
+from stream.parsing.shapes import Shapes
 from stream.sources.chunks import CHUNK
 
 # Digits of a close field the block path parses itself: with a common scale S, a field with `whole` integer digits
@@ -65,6 +67,7 @@ class BlockReader:
         self._after = after
         self._started = started
         self._seen = 0
+        self._shapes: Shapes | None = None  # JSON Lines: the shape of the chunks so far
 
     @property
     def started(self) -> bool:
@@ -106,6 +109,8 @@ class BlockReader:
         reader = self.reader
         layout = reader.layout
         assert layout is not None
+        if layout.format == "jsonl":
+            return [self._json(body)]
         if reader.decimal != "." or len(layout.delimiter.encode()) != 1:
             return [reader.feed(body)]  # values with a decimal comma, or a mark not yet known, are the row path's
         parsed = parse(body, layout.columns, layout.close_index, layout.timestamp_index, reader.keep_text,
@@ -137,6 +142,36 @@ class BlockReader:
                 pieces.append(reader.feed(body[lo:hi]))
         self.lines += done
         return [_merge(pieces, parsed, reader.offset)]
+
+    def _json(self, body: bytes) -> Batch:
+        """JSON Lines: a chunk of one shape read whole, its closes one int64 array where they fit; any other chunk
+        goes to the reader (which halves it down to its odd lines)."""
+        reader = self.reader
+        np = _np()
+        a = np.frombuffer(body, np.uint8)
+        ends = np.flatnonzero(a == 10)
+        n = len(ends)
+        long = n and max(int(ends[0]), int(np.diff(ends).max(initial=0)) - 1) > MAX_LINE_BYTES
+        try:
+            text = body.decode("utf-8")
+        except UnicodeDecodeError:
+            long = True  # the reader flags the lines that are not UTF-8
+        if self._shapes is None:
+            assert reader.layout is not None
+            self._shapes = Shapes(wanted(reader.layout, reader.keep_text, reader.key is not None))
+        got = None if long else shaped(self._shapes, text, n, body, reader.keep_text)
+        if got is None:
+            return reader.feed(body)
+        reader.consumed(n, len(body))
+        self.lines += n
+        batch = Batch(reader.offset)
+        if isinstance(got.units, str) and got.width + got.scale <= MAX_DIGITS:  # every value fits int64
+            # numpy's text reader: the digits are plain, one number a line, so it reads each exactly.
+            batch.array, batch.scale = np.fromstring(got.units, np.int64, sep="\n"), got.scale
+            batch.closes, batch.stamps, batch.keys = got.closes, got.stamps, got.keys
+        else:
+            got.into(batch)
+        return batch
 
 
 def _merge(pieces: list[tuple[int, int] | Batch], parsed: _Parsed, end_offset: int) -> Batch:

@@ -10,15 +10,19 @@ input is over (``finish``); each call returns a Batch of the rows it completed. 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from stream.core.batch import BadRow, Batch, where
 from stream.core.tally import Skips
 from stream.parsing.framing import BOM, MAX_LINE_BYTES, TOO_LONG, Framer, InputError, flag_long, show_line, split_lines
 from stream.parsing.header import Found, Sample, find_header, layout_of
+from stream.parsing.jsonl import JsonRows
 from stream.parsing.layout import Layout, LayoutRequest
 from stream.parsing.rows import BadRows, Rows
 from stream.sources.files import NewFile
+
+if TYPE_CHECKING:
+    from stream.parsing.rows import Bad
 
 
 class Blocks(Protocol):
@@ -84,6 +88,12 @@ def batches(
         reader._check_header()
 
 
+def rows_of(layout: Layout, bad: Bad, keep_text: bool, key: str | None) -> Rows | JsonRows:
+    """The reading of ``layout``'s rows, by its format: CSV, or JSON Lines."""
+    kind = JsonRows if layout.format == "jsonl" else Rows
+    return kind(layout, bad, keep_text, key)
+
+
 class Reader:
     """Turns pushed bytes into Batches of exact close values; see the module docstring. What other parts use:
 
@@ -119,7 +129,7 @@ class Reader:
         self._framer = Framer(self._take, self._too_long)
         # In follow mode a line without its newline may still be being written; in batch mode EOF completes it.
         self._wait = final_line_needs_newline
-        self._rows: Rows | None = None  # the rows of the layout found; None until it is
+        self._rows: Rows | JsonRows | None = None  # the rows of the layout found; None until it is
         self._header: str | None = None
         self._at_file_start = True
         self._skip_left = self.request.skip_lines  # --skip-lines still to skip in this file
@@ -176,7 +186,9 @@ class Reader:
             layout = Layout.from_spec(state.layout)
         elif state.header is not None:  # a checkpoint written before layouts were recorded: the header tells it
             layout = layout_of(state.header, [], 1, self.request, self.key)
-        self._rows = None if layout is None else Rows(layout, self._policy.bad, self.keep_text, self.key)
+        if layout is not None and self.request.format not in (None, layout.format):
+            raise InputError(f"--format {self.request.format}: the checkpoint's run read the input as {layout.format}")
+        self._rows = None if layout is None else rows_of(layout, self._policy.bad, self.keep_text, self.key)
 
     # ---- what it found, and where it stands -------------------------------------------------------------------
 
@@ -314,7 +326,7 @@ class Reader:
         self._skip_left = 0
         self._at_file_start = False
         if self._rows is None:
-            self._rows = Rows(found.layout, self._policy.bad, self.keep_text, self.key)
+            self._rows = rows_of(found.layout, self._policy.bad, self.keep_text, self.key)
             self._header = found.header
 
     def _too_long(self, batch: Batch, line: int, raw: bytes) -> None:

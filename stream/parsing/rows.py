@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     Bad = Callable[[Batch, int, str, str, str | bytes], None]
 
 # Why a row is bad, in a word a monitor can label counters with.
-KINDS = ("fields", "value", "missing", "encoding", "too_long", "quote", "key")
+KINDS = ("fields", "value", "missing", "encoding", "too_long", "quote", "key", "json")
 # Close texts that mean "no value on this row" (lower-cased): Yahoo writes null on days without trades.
 MISSING = frozenset(["", "null", "nan", "none", "na", "n/a", "#n/a", "-"])
 SKIP_HINT = "run with --on-bad-row skip to leave such rows out"
@@ -138,7 +138,7 @@ def close_value(text: str, delimiter: str, decimal: str | None) -> tuple[int, in
     elif decimal == ".":
         if re.fullmatch(_GROUPED, s, re.ASCII):
             s = s.replace(",", "")
-        elif re.fullmatch(_DECIMAL_COMMA, s, re.ASCII) or re.fullmatch(_DOT_GROUPED, s, re.ASCII):
+        elif "," in s and (re.fullmatch(_DECIMAL_COMMA, s, re.ASCII) or re.fullmatch(_DOT_GROUPED, s, re.ASCII)):
             raise BadClose("value", f"{excerpt(s)} has a ',' but the file's decimal mark is '.' (--decimal)")
     elif re.fullmatch(_GROUPED, s, re.ASCII) or re.fullmatch(_DOT_GROUPED, s, re.ASCII):
         raise BadClose(
