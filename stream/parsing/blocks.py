@@ -15,15 +15,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from stream.core.batch import Batch
+from stream.parsing.decimals import MAX_DIGITS, decimals, numpy
 from stream.parsing.framing import MAX_LINE_BYTES
-from stream.parsing.jsonl import shaped, wanted
+from stream.parsing.jsonblocks import JsonBlocks
 from stream.parsing.reader import Reader
-from stream.parsing.shapes import Shapes
 from stream.sources.chunks import CHUNK
 
-# Digits of a close field the block path parses itself: with a common scale S, a field with `whole` integer digits
-# becomes units < 10**(whole + S), and whole + S <= 18 keeps that below 2**63.
-MAX_DIGITS = 18
 # Bytes from a file's start that the Reader reads itself: the header and the lines that tell its layout.
 LAYOUT_SAMPLE_BYTES = CHUNK
 # A chunk of complete lines shorter than this goes to the Reader: numpy's per-call overhead would not pay off.
@@ -67,7 +64,7 @@ class BlockReader:
         self._after = after
         self._started = started
         self._seen = 0
-        self._shapes: Shapes | None = None  # JSON Lines: the shape of the chunks so far
+        self._json_blocks: JsonBlocks | None = None  # JSON Lines: the shapes of the chunks so far
 
     @property
     def started(self) -> bool:
@@ -115,7 +112,7 @@ class BlockReader:
             return [reader.feed(body)]  # values with a decimal comma, or a mark not yet known, are the row path's
         parsed = parse(body, layout.columns, layout.close_index, layout.timestamp_index, reader.keep_text,
                        layout.key_index, ord(layout.delimiter))  # fmt: skip
-        np = _np()
+        np = numpy()
         regular = parsed.regular
         n = len(regular)
         if n and regular.all():
@@ -144,39 +141,24 @@ class BlockReader:
         return [_merge(pieces, parsed, reader.offset)]
 
     def _json(self, body: bytes) -> Batch:
-        """JSON Lines: a chunk of one shape read whole, its closes one int64 array where they fit; any other chunk
-        goes to the reader (which halves it down to its odd lines)."""
+        """JSON Lines: a chunk of one shape read whole; any other chunk goes to the reader (which halves it down to
+        its odd lines)."""
         reader = self.reader
-        np = _np()
-        a = np.frombuffer(body, np.uint8)
-        ends = np.flatnonzero(a == 10)
-        n = len(ends)
-        long = n and max(int(ends[0]), int(np.diff(ends).max(initial=0)) - 1) > MAX_LINE_BYTES
-        try:
-            text = body.decode("utf-8")
-        except UnicodeDecodeError:
-            long = True  # the reader flags the lines that are not UTF-8
-        if self._shapes is None:
+        if self._json_blocks is None:
             assert reader.layout is not None
-            self._shapes = Shapes(wanted(reader.layout, reader.keep_text, reader.key is not None))
-        got = None if long else shaped(self._shapes, text, n, body, reader.keep_text)
-        if got is None:
+            self._json_blocks = JsonBlocks(reader.layout, reader.keep_text, reader.key is not None)
+        batch, n = self._json_blocks.read(body)
+        if batch is None:
             return reader.feed(body)
         reader.consumed(n, len(body))
         self.lines += n
-        batch = Batch(reader.offset)
-        if isinstance(got.units, str) and got.width + got.scale <= MAX_DIGITS:  # every value fits int64
-            # numpy's text reader: the digits are plain, one number a line, so it reads each exactly.
-            batch.array, batch.scale = np.fromstring(got.units, np.int64, sep="\n"), got.scale
-            batch.closes, batch.stamps, batch.keys = got.closes, got.stamps, got.keys
-        else:
-            got.into(batch)
+        batch.end_offset = reader.offset
         return batch
 
 
 def _merge(pieces: list[tuple[int, int] | Batch], parsed: _Parsed, end_offset: int) -> Batch:
     """One batch for a chunk's rows in file order: an int64 array at a common scale when every value fits."""
-    np = _np()
+    np = numpy()
     batches = [p for p in pieces if isinstance(p, Batch)]
     skipped = sum(b.skipped for b in batches)
     scale = max([parsed.scale, *(s for b in batches for s in b.scales)])
@@ -222,38 +204,6 @@ def _merge(pieces: list[tuple[int, int] | Batch], parsed: _Parsed, end_offset: i
     return merged
 
 
-_tuned = False
-
-
-def _np() -> Any:
-    from stream import seeding
-
-    if not _tuned:
-        _keep_freed_memory()
-    return seeding.numpy()
-
-
-def _keep_freed_memory() -> None:
-    """Let glibc keep freed memory for the next chunk instead of handing it back to the kernel.
-
-    By default blocks over 128 KiB are mmapped and unmapped again, and the heap top is trimmed; each chunk's
-    megabyte-sized numpy temporaries then page-fault in afresh, which cost a third of the block path's time. The
-    working set per chunk is bounded, so keeping it changes the peak memory by nothing.
-    """
-    global _tuned
-    _tuned = True
-    try:
-        import ctypes
-
-        mallopt = ctypes.CDLL(None).mallopt
-    except (OSError, AttributeError):  # not glibc (musl, macOS): nothing to tune
-        return
-    m_trim_threshold, m_top_pad, m_mmap_threshold = -1, -2, -3
-    mallopt(m_mmap_threshold, 32 << 20)  # glibc's largest allowed value
-    mallopt(m_trim_threshold, 256 << 20)
-    mallopt(m_top_pad, 16 << 20)  # grow the heap in big steps: fewer brk calls
-
-
 def parse(
     body: bytes,
     columns: list[str],
@@ -269,7 +219,7 @@ def parse(
     Returns every line's bounds, which lines are regular (see the module docstring) and, for those, the close as
     int64 units at one scale, the keys in keyed runs (and the texts when asked).
     """
-    np = _np()
+    np = numpy()
     ncols = len(columns)
     a = np.frombuffer(body, np.uint8)
     sep = np.flatnonzero((a == delimiter) | (a == 10))
@@ -308,7 +258,7 @@ def parse(
         return lo, field_end[first_sep + col]
 
     cs, ce = bounds(close_index)
-    ok, units, scale = _decimals(a, cs, ce - cs)
+    ok, units, scale = decimals(a, cs, ce - cs)
     if not ok.all():
         regular[rows[~ok]] = False
         rows, units, cs, ce, first_sep = rows[ok], units[ok], cs[ok], ce[ok], first_sep[ok]
@@ -332,45 +282,3 @@ def parse(
             ts, te = bounds(stamp_index)
             stamps = [text[s:e].strip() for s, e in zip(ts.tolist(), te.tolist())]
     return _Parsed(starts, ends, regular, units, scale, closes, stamps, keys)
-
-
-def _decimals(a: Any, start: Any, length: Any) -> tuple[Any, Any, int]:
-    """Fields of digits with at most one dot, as exact int64 units at their largest scale: (ok, units, scale).
-
-    Fields that are anything else, or too long for int64 at that scale, are marked not ok (their units are junk).
-    """
-    np = _np()
-    n = len(start)
-    ok = (length > 0) & (length <= MAX_DIGITS)
-    ln = np.where(ok, length, 0)
-    width = int(ln.max()) if n else 0
-    if width == 0:
-        return ok, np.zeros(n, np.int64), 0
-    # Laid out column by column (byte j of every field is one contiguous row), so each step is a plain vector op.
-    at = np.arange(width)[:, None]
-    idx = at + start
-    np.minimum(idx, len(a) - 1, out=idx)
-    m = a[idx]
-    d = m - np.uint8(48)
-    inside = at < ln
-    digit = (d < 10) & inside
-    dot = (m == 46) & inside
-    ndots = dot.sum(0, dtype=np.int8)
-    ndigits = digit.sum(0, dtype=np.int8)
-    ok &= (ndigits + ndots == ln) & (ndots <= 1) & (ndigits > 0)
-    point = (dot * at.astype(np.int8)).sum(0, dtype=np.int8)
-    has_dot = ndots > 0
-    frac = np.where(ok & has_dot, ln - point - 1, 0).astype(np.int64)
-    scale = int(frac.max())
-    # A field with w integer digits becomes units < 10**(w + scale): keep that within 10**18 < 2**63.
-    ok &= ndigits - frac + scale <= MAX_DIGITS
-    frac[~ok] = 0
-    # Horner's rule over the digits only (the dot and the padding leave the number as it is); no division needed.
-    number = np.zeros(n, np.int64)
-    step = np.empty(n, np.int64)
-    for j in range(width):
-        np.multiply(number, 10, out=step)
-        step += d[j]
-        np.copyto(number, step, where=digit[j])
-    pow10 = 10 ** np.arange(MAX_DIGITS + 1, dtype=np.int64)
-    return ok, number * pow10[scale - frac], scale

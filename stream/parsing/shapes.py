@@ -133,6 +133,41 @@ class _NoShape(Exception):
     pass
 
 
+def leaves(line: str) -> list[tuple[Path | None, str]] | None:
+    """The values of ``line``'s object in the order they are written, each with its path (None inside an array) and
+    kind (string, number, bool or null); None when the line has no shape (see ``shape_of``)."""
+    try:
+        obj = _SHAPE_DECODER.decode(line)
+    except (ValueError, RecursionError):
+        return None
+    if not isinstance(obj, _Object):
+        return None
+    out: list[tuple[Path | None, str]] = []
+    try:
+        _leaves(obj, (), out)
+    except _NoShape:
+        return None
+    return out
+
+
+def _leaves(value: Any, here: Path | None, out: list[tuple[Path | None, str]]) -> None:
+    if isinstance(value, _Object):
+        keys = [k for k, _ in value]
+        if len(set(keys)) != len(keys) or not all(map(_plain_key, keys)):
+            raise _NoShape
+        for k, v in value:
+            _leaves(v, None if here is None else (*here, k), out)
+    elif isinstance(value, list):
+        for v in value:
+            _leaves(v, None, out)
+    elif isinstance(value, _Number):
+        out.append((here, "number"))
+    elif isinstance(value, str):
+        out.append((here, "string"))
+    else:
+        out.append((here, "null" if value is None else "bool"))
+
+
 def _pattern(value: Any, here: Path, wanted: dict[Path, int], taken: dict[int, int], item: str, pair: str) -> str:
     """The expression of ``value`` at path ``here``: keys as written, values by kind, wanted fields as groups."""
     if here in wanted:
