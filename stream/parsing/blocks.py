@@ -12,14 +12,16 @@ from __future__ import annotations
 import itertools
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from stream.core.batch import Batch
 from stream.parsing.decimals import MAX_DIGITS, decimals, numpy
 from stream.parsing.framing import MAX_LINE_BYTES
-from stream.parsing.jsonblocks import JsonBlocks
 from stream.parsing.reader import Reader
 from stream.sources.chunks import CHUNK
+
+if TYPE_CHECKING:
+    from stream.parsing.jsonblocks import JsonBlocks
 
 # Bytes from a file's start that the Reader reads itself: the header and the lines that tell its layout.
 LAYOUT_SAMPLE_BYTES = CHUNK
@@ -145,6 +147,8 @@ class BlockReader:
         its odd lines)."""
         reader = self.reader
         if self._json_blocks is None:
+            from stream.parsing.jsonblocks import JsonBlocks
+
             assert reader.layout is not None
             self._json_blocks = JsonBlocks(reader.layout, reader.keep_text, reader.key is not None)
         batch, n = self._json_blocks.read(body)

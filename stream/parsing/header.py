@@ -7,7 +7,6 @@ from __future__ import annotations
 from stream.core.batch import where
 from stream.parsing.columns import choose_close, choose_key, known_close, order_warnings, position, time_column
 from stream.parsing.framing import SHOWN, Flagged, InputError, excerpt, show_line
-from stream.parsing.jsonl import json_layout
 from stream.parsing.layout import (
     SAMPLE,
     TIMESTAMP_COLUMN,
@@ -98,6 +97,8 @@ def find_header(
                 raise _mixed(sample, i, stripped, known.layout)
             return known.at(i) if fmt == "jsonl" else _later(sample, i, stripped, following, known)
         if fmt == "jsonl":
+            from stream.parsing.jsonl import json_layout  # deferred: a CSV run never imports json
+
             told = "--format jsonl" if request.format else "its first line starts with '{'"
             line_no = sample.first + i
             layout = json_layout(stripped, following, line_no, request, key, sample.file, sample.bom, told)

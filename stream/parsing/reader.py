@@ -16,12 +16,12 @@ from stream.core.batch import BadRow, Batch, where
 from stream.core.tally import Skips
 from stream.parsing.framing import BOM, MAX_LINE_BYTES, TOO_LONG, Framer, InputError, flag_long, show_line, split_lines
 from stream.parsing.header import Found, Sample, find_header, layout_of
-from stream.parsing.jsonl import JsonRows
 from stream.parsing.layout import Layout, LayoutRequest
 from stream.parsing.rows import BadRows, Rows
 from stream.sources.files import NewFile
 
 if TYPE_CHECKING:
+    from stream.parsing.jsonl import JsonRows
     from stream.parsing.rows import Bad
 
 
@@ -90,8 +90,11 @@ def batches(
 
 def rows_of(layout: Layout, bad: Bad, keep_text: bool, key: str | None) -> Rows | JsonRows:
     """The reading of ``layout``'s rows, by its format: CSV, or JSON Lines."""
-    kind = JsonRows if layout.format == "jsonl" else Rows
-    return kind(layout, bad, keep_text, key)
+    if layout.format == "jsonl":
+        from stream.parsing.jsonl import JsonRows  # deferred: a CSV run never imports json
+
+        return JsonRows(layout, bad, keep_text, key)
+    return Rows(layout, bad, keep_text, key)
 
 
 class Reader:
