@@ -262,3 +262,13 @@ def test_a_field_that_is_not_there_is_named_with_the_fields_that_are(tmp_path: P
     assert "close field 'c'; time field 't'" in flat.log()
     assert "the close is the field 'c', the close's name in the short keys of Binance" in flat.stderr
     assert flat.file_doc("m.json")["rows_processed"] == 1
+
+
+def test_a_checkpoint_keeps_the_format_it_read(tmp_path: Path) -> None:
+    write(tmp_path / "live.jsonl", "".join(f'{{"t": {i}, "close": "{c}"}}\n' for i, c in candles(30, 3)))
+    args = ["--input", "live.jsonl", "--follow", "--checkpoint", "ck.json", "--idle-timeout", "0.3", "--quiet"]
+    first = run_command(args, tmp_path)
+    assert first.code == 0, first.stderr
+    assert json.loads((tmp_path / "ck.json").read_text())["reader"]["layout"]["format"] == "jsonl"
+    again = run_command([*args, "--format", "csv"], tmp_path)
+    assert again.code == 1 and "--format csv: the checkpoint's run read the input as jsonl" in again.stderr

@@ -1,7 +1,7 @@
 """The reader: pushed bytes become Batches of exact close values. It is the front of the parts of parsing, each in a
-module of its own: line framing (stream/parsing/framing.py), finding each file's header (header.py), parsing rows
-and the bad-row policy (rows.py), and the whole-chunk fast path (plain.py). ``batches`` is the one loop from a byte
-stream to batches.
+module of its own: line framing (stream/parsing/framing.py), finding each file's header and format (header.py),
+parsing rows and the bad-row policy (rows.py), the whole-chunk fast path (plain.py), and JSON Lines' rows
+(jsonl.py). ``batches`` is the one loop from a byte stream to batches.
 
 The reader is pushed bytes (``feed``), told where one file ends and another begins (``new_file``) and when the
 input is over (``finish``); each call returns a Batch of the rows it completed. It knows nothing of windows.
