@@ -72,6 +72,7 @@ def main() -> int:
     work = Path(args.workdir) if args.workdir else Path(tempfile.mkdtemp(prefix="mlops-stream-jsonl-"))
     work.mkdir(parents=True, exist_ok=True)
     inputs = write_inputs(work, args.rows)
+    load = " ".join(f"{x:.1f}" for x in os.getloadavg())  # before the runs
     best: dict[tuple[str, str], float] = {}
     docs = set()
     for _ in range(args.repeat):
@@ -82,9 +83,8 @@ def main() -> int:
                 docs.add(json.dumps(doc, sort_keys=True))
     if len(docs) != 1:
         raise SystemExit(f"the runs disagree: {sorted(docs)}")
-    load = " ".join(f"{x:.1f}" for x in os.getloadavg())
     print(f"`python benchmarks/jsonl.py --rows {args.rows} --repeat {args.repeat}` — {os.cpu_count()} CPUs, "
-          f"Python {sys.version.split()[0]}, load average {load}\n")  # fmt: skip
+          f"Python {sys.version.split()[0]}, load average {load} before the runs\n")  # fmt: skip
     sizes = {fmt: f"{src.stat().st_size / 2**20:.0f} MiB" for fmt, src in inputs.items()}
     print("| path | " + " | ".join(f"{FORMATS[f]} ({sizes[f]})" for f in inputs) + " | " +
           " | ".join(f"{FORMATS[f]} ÷ CSV" for f in inputs if f != "csv") + " |")  # fmt: skip

@@ -109,11 +109,8 @@ def shape_of(line: str, paths: list[Path | None]) -> Shape | None:
     """The shape of ``line`` (one object, without its newline), capturing the fields at ``paths``; None when it has no
     shape this path reads (duplicate keys, escapes in keys, unusual spacing, a wanted field that is not a string or
     number)."""
-    try:
-        obj = _SHAPE_DECODER.decode(line)
-    except (ValueError, RecursionError):
-        return None
-    if not isinstance(obj, _Object):
+    obj = _object(line)
+    if obj is None:
         return None
     wanted = {p: i for i, p in enumerate(paths) if p is not None}
     for item, pair in SPACINGS:
@@ -133,14 +130,20 @@ class _NoShape(Exception):
     pass
 
 
-def leaves(line: str) -> list[tuple[Path | None, str]] | None:
-    """The values of ``line``'s object in the order they are written, each with its path (None inside an array) and
-    kind (string, number, bool or null); None when the line has no shape (see ``shape_of``)."""
+def _object(line: str) -> _Object | None:
+    """The line's object as pairs in order (numbers told from strings), or None when it is not one."""
     try:
         obj = _SHAPE_DECODER.decode(line)
     except (ValueError, RecursionError):
         return None
-    if not isinstance(obj, _Object):
+    return obj if isinstance(obj, _Object) else None
+
+
+def leaves(line: str) -> list[tuple[Path | None, str]] | None:
+    """The values of ``line``'s object in the order they are written, each with its path (None inside an array) and
+    kind (string, number, bool or null); None when the line has no shape (see ``shape_of``)."""
+    obj = _object(line)
+    if obj is None:
         return None
     out: list[tuple[Path | None, str]] = []
     try:
