@@ -1,6 +1,7 @@
 """Finding a file's header, as csv.Sniffer does: a pure function of the file's first lines that returns where its
 data starts and the layout it has (stream/parsing/layout.py), or that it needs more lines (a title line above it,
-headerless files, a later file's header, the newest-first check)."""
+headerless files, a later file's header, the newest-first check); and its format (a first `{`: JSON Lines, whose
+first object tells the layout, stream/parsing/jsonl.py)."""
 
 from __future__ import annotations
 
