@@ -36,6 +36,7 @@ def process(
     skip_lines: int | None = None,
     decimal: str | None = None,
     max_skipped: float | None = None,
+    format: str | None = None,
     reverse: bool = False,
     config: str | os.PathLike[str] | None = None,
     workers: int = 1,
@@ -63,7 +64,7 @@ def process(
     started = time.perf_counter()
     given = {
         "window": window, "column": column, "key": key, "on_bad_row": on_bad_row, "delimiter": delimiter,
-        "header": header, "skip_lines": skip_lines, "decimal": decimal, "max_skipped": max_skipped,
+        "header": header, "skip_lines": skip_lines, "decimal": decimal, "max_skipped": max_skipped, "format": format,
     }  # fmt: skip
     given = {name: value for name, value in given.items() if value is not None}
     cfg = load(os.fspath(config)) if config is not None else Config()

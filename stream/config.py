@@ -10,6 +10,7 @@ from stream.errors import MlopsStreamError
 from stream.text import excerpt, line
 
 POLICIES = ("fail", "skip")
+FORMATS = ("csv", "jsonl")  # the input formats (stream/parsing/layout.py); left out, each input's first line tells
 MAX_BYTES = 1 << 20  # a config is a handful of lines; anything near this size is a mistake (or /dev/zero)
 MAX_TEXT = 256  # characters of a string setting: a version, a column name
 MAX_DEPTH = 8  # nesting of YAML collections: a config is one flat mapping
@@ -34,6 +35,7 @@ class Config(NamedTuple):
     header: bool = True
     skip_lines: int = 0
     decimal: str | None = None
+    format: str | None = None  # csv or jsonl; None: told by each input's first line ('{': JSON Lines)
     max_skipped: float = 0.5  # a run that skips more than this fraction of its data rows fails
     max_keys: int = MAX_KEYS  # a keyed run with more distinct keys than this stops: its key column is likely wrong
     metrics_port: int | None = None  # serve Prometheus metrics on this port while the run lasts; None: do not
@@ -54,7 +56,7 @@ _REQUIRED = {"seed": int, "window": int, "version": str}
 _OPTIONAL: dict[str, Any] = {
     "column": (str, int), "on_bad_row": str, "key": str, "delimiter": str, "header": bool, "skip_lines": int,
     "decimal": str, "max_skipped": (float, int), "metrics_port": int, "metrics_host": str,
-    "max_keys": int,
+    "max_keys": int, "format": str,
 }  # fmt: skip
 _TYPE_NAMES = {
     int: "an integer", str: "a string", bool: "true or false", (str, int): "a column name or a 1-based position",
@@ -134,6 +136,8 @@ def validate(doc: Any, where: str) -> Config:
         raise ConfigError(f"{where}: 'skip_lines' must be 0 or more, found {values['skip_lines']}")
     if "decimal" in values and values["decimal"] not in (".", ","):
         raise ConfigError(f"{where}: 'decimal' must be '.' or ',', found {values['decimal']!r}")
+    if "format" in values and values["format"] not in FORMATS:
+        raise ConfigError(f"{where}: 'format' must be 'csv' or 'jsonl', found {excerpt(values['format'])}")
     for name, check in (("delimiter", delimiter), ("max_skipped", fraction)):
         if name in values:
             try:

@@ -512,7 +512,10 @@ def test_follow_on_a_compressed_file_is_a_usage_error(run_cli, tmp_path: Path) -
     for name in ("feed.csv", "later.csv.gz"):  # a file a feed has yet to write is judged by its name
         run = run_cli(["--input", name, "--follow", "--idle-timeout", "1"])
         assert run.code == 2
-        assert f"--follow reads a plain CSV file as it grows, and {name} is gzip-compressed" in run.stderr
+        assert (
+            f"--follow reads a plain (uncompressed) CSV or JSON Lines file as it grows, and {name} is gzip-compressed"
+            in run.stderr
+        )
     # A pipe is known only by the bytes that come through it: the run stops at its first bytes, exit 1.
     piped = run_cli(["--follow", "--idle-timeout", "5"], stdin=lzma.compress(b"close\n1\n"))
     assert piped.code == 1

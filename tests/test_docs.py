@@ -27,8 +27,8 @@ PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md")), ROOT / "CONT
 # The programs a command in the docs may start with; a line of a command block that starts otherwise fails the test
 # below, so a new command is never silently left unchecked.
 PROGRAMS = {
-    "mlops-stream", "python", "pip", "cat", "head", "tail", "printf", "curl", "docker", "kcat", "websocat", "bash",
-    "export", "ruff", "mypy",
+    "mlops-stream", "python", "pip", "cat", "head", "tail", "printf", "curl", "docker", "kcat", "websocat", "nats",
+    "redis-cli", "bash", "export", "ruff", "mypy",
 }  # fmt: skip
 # Commands that cannot run here, offline, in a test: (what the command holds, why it is skipped).
 SKIPPED = [
@@ -36,6 +36,8 @@ SKIPPED = [
     ("container-smoke.sh", "needs Docker and the image (the CI runs it)"),
     ("kcat ", "needs a Kafka broker"),
     ("websocat ", "needs a WebSocket feed"),
+    ("nats ", "needs a NATS server"),
+    ("redis-cli ", "needs a Redis server"),
     ("s3://", "object storage on the network: tests/test_s3.py reads the same through moto's S3 server"),
     ("gs://", "object storage on the network"),
     ("AWS_", "MinIO or S3 credentials: tests/test_s3.py covers object storage"),
@@ -198,6 +200,12 @@ def doc_files(tmp_path_factory: pytest.TempPathFactory) -> Path:
     shutil.copy(ROOT / "config.yaml", folder / "config.yaml")
     for name in ("data.csv", "live.csv", "candles.csv", "x.csv"):
         (folder / name).write_bytes(data)
+    # The same rows as JSON Lines, as a feed's recorder writes them.
+    names, *lines = data.decode().splitlines()
+    keys = names.split(",")
+    (folder / "live.jsonl").write_text(
+        "".join("{" + ", ".join(f'"{k}": "{v}"' for k, v in zip(keys, ln.split(","))) + "}\n" for ln in lines)
+    )
     header, *rows = data.decode().splitlines(keepends=True)
     (folder / "feeds").mkdir()
     for day, part in enumerate((rows[:3000], rows[3000:6500], rows[6500:]), start=1):  # a recorder's daily files

@@ -483,11 +483,17 @@ def test_a_huge_bad_value_is_quoted_in_part_with_its_size() -> None:
 
 
 def test_a_json_document_given_as_input_is_not_echoed(tmp_path: Path) -> None:
-    secret = '{"type": "service_account", "private_key": "-----BEGIN PRIVATE KEY-----SECRETSECRET"}'
-    write(tmp_path / "key.json", secret + "\n")
-    run = run_command(["--input", "key.json"], tmp_path)
-    assert run.code == 1 and "looks like JSON, not CSV" in run.stderr
-    assert "private_key" not in run.stderr + run.out and "SECRET" not in run.stderr + run.out
+    doc = {"type": "service_account", "private_key": "-----BEGIN PRIVATE KEY-----SECRETSECRET"}
+    forms = {
+        "one line": (json.dumps(doc), "has no field 'close'"),  # read as JSON Lines: its fields named, never values
+        "pretty": (json.dumps(doc, indent=2), "a lone '{'"),
+        "array": (json.dumps([doc]), "is a JSON array"),
+    }
+    for name, (text, said) in forms.items():
+        write(tmp_path / "key.json", text + "\n")
+        run = run_command(["--input", "key.json"], tmp_path)
+        assert run.code == 1 and said in run.stderr, name
+        assert "SECRET" not in run.stderr + run.out, name
     assert read(b"[Date],[Close]\n1,2\n", column="[Close]")[0] == [F(2)]  # bracketed names are not JSON
 
 

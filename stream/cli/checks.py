@@ -129,7 +129,7 @@ def read(argv: list[str], env: Environment) -> Options:
         overrides=Overrides(
             window=args.window, on_bad_row=args.on_bad_row, key=args.key, column=args.column,
             delimiter=args.delimiter, header=False if args.no_header else None, skip_lines=args.skip_lines,
-            decimal=args.decimal, max_skipped=args.max_skipped, metrics_port=args.metrics_port,
+            decimal=args.decimal, max_skipped=args.max_skipped, format=args.format, metrics_port=args.metrics_port,
             metrics_host=args.metrics_host,
         ),
     )  # fmt: skip
@@ -166,7 +166,10 @@ def _followed(parser: argparse.ArgumentParser, inputs: list[str]) -> str:
     for name in files:
         kind = compressed_file(name)
         if kind is not None:
-            parser.error(f"--follow reads a plain CSV file as it grows, and {name} is {kind}-compressed")
+            parser.error(
+                f"--follow reads a plain (uncompressed) CSV or JSON Lines file as it grows, and {name} is "
+                f"{kind}-compressed"
+            )
     return path
 
 

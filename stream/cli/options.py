@@ -117,8 +117,8 @@ SHORT = {
 OPTIONS: list[tuple[str | None, str, dict[str, Any]]] = [
     (None, "--input", {
         "metavar": "PATH", "action": "append",
-        "help": "CSV input: a path, a glob or a URL (file://, s3://, gs://, ...); repeat it to read several inputs as "
-        "one stream, in order; '-' or omitted (with a pipe on stdin) reads stdin",
+        "help": "CSV or JSON Lines input: a path, a glob or a URL (file://, s3://, gs://, ...); repeat it to read "
+        "several inputs as one stream, in order; '-' or omitted (with a pipe on stdin) reads stdin",
     }),
     (None, "--config", {"metavar": "PATH", "help": "YAML config (default: ./config.yaml if present)"}),
     (None, "--output", {"metavar": "PATH", "help": "write the metrics JSON here (atomically)"}),
@@ -134,6 +134,10 @@ OPTIONS: list[tuple[str | None, str, dict[str, Any]]] = [
     (LAYOUT, "--column", {
         "type": _column, "metavar": "NAME|N",
         "help": "the close column: a header name, or its 1-based position (overrides the config's column)",
+    }),
+    (LAYOUT, "--format", {
+        "choices": ("csv", "jsonl"),
+        "help": "the input format (default: told by each input's first line, '{' for JSON Lines)",
     }),
     (LAYOUT, "--delimiter", {
         "type": _delimiter, "metavar": "CHAR", "help": "the field delimiter: , ; | or tab (default: sniffed)",

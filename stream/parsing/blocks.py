@@ -12,16 +12,17 @@ from __future__ import annotations
 import itertools
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from stream.core.batch import Batch
+from stream.parsing.decimals import MAX_DIGITS, decimals, numpy
 from stream.parsing.framing import MAX_LINE_BYTES
 from stream.parsing.reader import Reader
 from stream.sources.chunks import CHUNK
 
-# Digits of a close field the block path parses itself: with a common scale S, a field with `whole` integer digits
-# becomes units < 10**(whole + S), and whole + S <= 18 keeps that below 2**63.
-MAX_DIGITS = 18
+if TYPE_CHECKING:
+    from stream.parsing.jsonblocks import JsonBlocks
+
 # Bytes from a file's start that the Reader reads itself: the header and the lines that tell its layout.
 LAYOUT_SAMPLE_BYTES = CHUNK
 # A chunk of complete lines shorter than this goes to the Reader: numpy's per-call overhead would not pay off.
@@ -65,6 +66,7 @@ class BlockReader:
         self._after = after
         self._started = started
         self._seen = 0
+        self._json_blocks: JsonBlocks | None = None  # JSON Lines: the shapes of the chunks so far
 
     @property
     def started(self) -> bool:
@@ -106,11 +108,13 @@ class BlockReader:
         reader = self.reader
         layout = reader.layout
         assert layout is not None
+        if layout.format == "jsonl":
+            return [self._json(body)]
         if reader.decimal != "." or len(layout.delimiter.encode()) != 1:
             return [reader.feed(body)]  # values with a decimal comma, or a mark not yet known, are the row path's
         parsed = parse(body, layout.columns, layout.close_index, layout.timestamp_index, reader.keep_text,
                        layout.key_index, ord(layout.delimiter))  # fmt: skip
-        np = _np()
+        np = numpy()
         regular = parsed.regular
         n = len(regular)
         if n and regular.all():
@@ -138,10 +142,27 @@ class BlockReader:
         self.lines += done
         return [_merge(pieces, parsed, reader.offset)]
 
+    def _json(self, body: bytes) -> Batch:
+        """JSON Lines: a chunk of one shape read whole; any other chunk goes to the reader (which halves it down to
+        its odd lines)."""
+        reader = self.reader
+        if self._json_blocks is None:
+            from stream.parsing.jsonblocks import JsonBlocks
+
+            assert reader.layout is not None
+            self._json_blocks = JsonBlocks(reader.layout, reader.keep_text, reader.key is not None)
+        batch, n = self._json_blocks.read(body)
+        if batch is None:
+            return reader.feed(body)
+        reader.consumed(n, len(body))
+        self.lines += n
+        batch.end_offset = reader.offset
+        return batch
+
 
 def _merge(pieces: list[tuple[int, int] | Batch], parsed: _Parsed, end_offset: int) -> Batch:
     """One batch for a chunk's rows in file order: an int64 array at a common scale when every value fits."""
-    np = _np()
+    np = numpy()
     batches = [p for p in pieces if isinstance(p, Batch)]
     skipped = sum(b.skipped for b in batches)
     scale = max([parsed.scale, *(s for b in batches for s in b.scales)])
@@ -187,38 +208,6 @@ def _merge(pieces: list[tuple[int, int] | Batch], parsed: _Parsed, end_offset: i
     return merged
 
 
-_tuned = False
-
-
-def _np() -> Any:
-    from stream import seeding
-
-    if not _tuned:
-        _keep_freed_memory()
-    return seeding.numpy()
-
-
-def _keep_freed_memory() -> None:
-    """Let glibc keep freed memory for the next chunk instead of handing it back to the kernel.
-
-    By default blocks over 128 KiB are mmapped and unmapped again, and the heap top is trimmed; each chunk's
-    megabyte-sized numpy temporaries then page-fault in afresh, which cost a third of the block path's time. The
-    working set per chunk is bounded, so keeping it changes the peak memory by nothing.
-    """
-    global _tuned
-    _tuned = True
-    try:
-        import ctypes
-
-        mallopt = ctypes.CDLL(None).mallopt
-    except (OSError, AttributeError):  # not glibc (musl, macOS): nothing to tune
-        return
-    m_trim_threshold, m_top_pad, m_mmap_threshold = -1, -2, -3
-    mallopt(m_mmap_threshold, 32 << 20)  # glibc's largest allowed value
-    mallopt(m_trim_threshold, 256 << 20)
-    mallopt(m_top_pad, 16 << 20)  # grow the heap in big steps: fewer brk calls
-
-
 def parse(
     body: bytes,
     columns: list[str],
@@ -234,7 +223,7 @@ def parse(
     Returns every line's bounds, which lines are regular (see the module docstring) and, for those, the close as
     int64 units at one scale, the keys in keyed runs (and the texts when asked).
     """
-    np = _np()
+    np = numpy()
     ncols = len(columns)
     a = np.frombuffer(body, np.uint8)
     sep = np.flatnonzero((a == delimiter) | (a == 10))
@@ -273,7 +262,7 @@ def parse(
         return lo, field_end[first_sep + col]
 
     cs, ce = bounds(close_index)
-    ok, units, scale = _decimals(a, cs, ce - cs)
+    ok, units, scale = decimals(a, cs, ce - cs)
     if not ok.all():
         regular[rows[~ok]] = False
         rows, units, cs, ce, first_sep = rows[ok], units[ok], cs[ok], ce[ok], first_sep[ok]
@@ -297,45 +286,3 @@ def parse(
             ts, te = bounds(stamp_index)
             stamps = [text[s:e].strip() for s, e in zip(ts.tolist(), te.tolist())]
     return _Parsed(starts, ends, regular, units, scale, closes, stamps, keys)
-
-
-def _decimals(a: Any, start: Any, length: Any) -> tuple[Any, Any, int]:
-    """Fields of digits with at most one dot, as exact int64 units at their largest scale: (ok, units, scale).
-
-    Fields that are anything else, or too long for int64 at that scale, are marked not ok (their units are junk).
-    """
-    np = _np()
-    n = len(start)
-    ok = (length > 0) & (length <= MAX_DIGITS)
-    ln = np.where(ok, length, 0)
-    width = int(ln.max()) if n else 0
-    if width == 0:
-        return ok, np.zeros(n, np.int64), 0
-    # Laid out column by column (byte j of every field is one contiguous row), so each step is a plain vector op.
-    at = np.arange(width)[:, None]
-    idx = at + start
-    np.minimum(idx, len(a) - 1, out=idx)
-    m = a[idx]
-    d = m - np.uint8(48)
-    inside = at < ln
-    digit = (d < 10) & inside
-    dot = (m == 46) & inside
-    ndots = dot.sum(0, dtype=np.int8)
-    ndigits = digit.sum(0, dtype=np.int8)
-    ok &= (ndigits + ndots == ln) & (ndots <= 1) & (ndigits > 0)
-    point = (dot * at.astype(np.int8)).sum(0, dtype=np.int8)
-    has_dot = ndots > 0
-    frac = np.where(ok & has_dot, ln - point - 1, 0).astype(np.int64)
-    scale = int(frac.max())
-    # A field with w integer digits becomes units < 10**(w + scale): keep that within 10**18 < 2**63.
-    ok &= ndigits - frac + scale <= MAX_DIGITS
-    frac[~ok] = 0
-    # Horner's rule over the digits only (the dot and the padding leave the number as it is); no division needed.
-    number = np.zeros(n, np.int64)
-    step = np.empty(n, np.int64)
-    for j in range(width):
-        np.multiply(number, 10, out=step)
-        step += d[j]
-        np.copyto(number, step, where=digit[j])
-    pow10 = 10 ** np.arange(MAX_DIGITS + 1, dtype=np.int64)
-    return ok, number * pow10[scale - frac], scale

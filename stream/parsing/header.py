@@ -1,30 +1,26 @@
 """Finding a file's header, as csv.Sniffer does: a pure function of the file's first lines that returns where its
 data starts and the layout it has (stream/parsing/layout.py), or that it needs more lines (a title line above it,
-headerless files, a later file's header, the newest-first check)."""
+headerless files, a later file's header, the newest-first check); and its format (a first `{`: JSON Lines, whose
+first object tells the layout, stream/parsing/jsonl.py)."""
 
 from __future__ import annotations
 
 from stream.core.batch import where
+from stream.parsing.columns import choose_close, choose_key, known_close, order_warnings, position, time_column
 from stream.parsing.framing import SHOWN, Flagged, InputError, excerpt, show_line
 from stream.parsing.layout import (
-    KNOWN_CLOSES,
     SAMPLE,
     TIMESTAMP_COLUMN,
     Layout,
     LayoutRequest,
     NotCsv,
-    choose_close,
-    choose_key,
     data_error,
     looks_like_data,
-    newest_first,
     not_csv,
     numbered,
     numeric,
-    position,
     sniff,
     split,
-    time_column,
     wrapped_header,
 )
 
@@ -95,8 +91,19 @@ def find_header(
             continue
         stripped = lines[i].lstrip("\ufeff").strip()
         following = [f for f in lines[i + 1 : i + 1 + 2 * SAMPLE] if f.strip()][:SAMPLE]
+        # JSON Lines are told by the first character of each input, as compressed inputs are by their first bytes.
+        fmt = request.format or ("jsonl" if stripped[:1] == "{" else "csv")
         if known is not None:
-            return _later(sample, i, stripped, following, known)
+            if request.format is None and fmt != known.layout.format:
+                raise _mixed(sample, i, stripped, known.layout)
+            return known.at(i) if fmt == "jsonl" else _later(sample, i, stripped, following, known)
+        if fmt == "jsonl":
+            from stream.parsing.jsonl import json_layout  # deferred: a CSV run never imports json
+
+            told = "--format jsonl" if request.format else "its first line starts with '{'"
+            line_no = sample.first + i
+            layout = json_layout(stripped, following, line_no, request, key, sample.file, sample.bom, told)
+            return Found(i, layout, None)
         why = not_csv(stripped)
         if why is not None:
             raise InputError(f"the first line ({at}) cannot be a CSV header: {why}")
@@ -159,20 +166,20 @@ def layout_of(
     if stamps is not None:
         data = following if header else [line, *following]
         what = f"column {columns[stamps]!r}" if header else "the first column"
-        warnings += _order_warnings([f.strip() for f in data], delimiter, len(names), stamps, what, request.reverse)
+        values = _column([f.strip() for f in data], delimiter, len(names), stamps)
+        warnings += order_warnings(values, what, request.reverse)
     # The signals' timestamp: the column of that name, else the one that tells the rows' order (Date, unix, ...).
     ts = names.index(TIMESTAMP_COLUMN) if header and TIMESTAMP_COLUMN in names else stamps
     if ts == close:
         ts = None
     return Layout(
         columns, close, ts, header and wrapped_header(line, delimiter, names), bom, line_no, key_index,
-        delimiter=delimiter, header=header, decimal=request.decimal, notes=notes, warnings=warnings,
+        delimiter=delimiter, header=header, decimal=request.decimal, notes=notes, warnings=warnings, file=file,
     )  # fmt: skip
 
 
-def _order_warnings(data: list[str], delimiter: str, width: int, stamps: int, what: str, reverse: bool) -> list[str]:
-    """A warning when the first rows' times (column ``stamps`` of the ``data`` lines) run backwards in the order the
-    run reads them (``reverse``: from the last row)."""
+def _column(data: list[str], delimiter: str, width: int, index: int) -> list[str]:
+    """Column ``index`` of the ``data`` lines, up to the first that is not a record of ``width`` fields."""
     values = []
     for f in data:
         try:
@@ -181,18 +188,19 @@ def _order_warnings(data: list[str], delimiter: str, width: int, stamps: int, wh
             break
         if len(fields) != width:
             break
-        values.append(fields[stamps])
-    if not reverse and newest_first(values):
-        return [
-            f"the rows run newest first ({what} goes back in time over the first rows): the rolling mean "
-            "will run backwards in time; pass --reverse to read the file from its last row to its first"
-        ]
-    if reverse and newest_first(values[::-1]):  # the order --reverse processes them in
-        return [
-            f"with --reverse the rows run newest first ({what} goes forward in time over the file's first "
-            "rows): the rolling mean will run backwards in time; leave out --reverse to read the file in order"
-        ]
-    return []
+        values.append(fields[index])
+    return values
+
+
+def _mixed(sample: Sample, i: int, line: str, first: Layout) -> InputError:
+    """A later input whose first line (``sample.lines[i]``) is of another format than the first input's."""
+    name = {"csv": "CSV", "jsonl": "JSON Lines"}
+    mine = "csv" if first.format == "jsonl" else "jsonl"
+    other = first.file if first.file is not None else "the first input"
+    return InputError(
+        f"{where(sample.file, sample.first + i)} is {name[mine]} (it starts {excerpt(line, 12)}) but {other} is "
+        f"{name[first.format]}: a run reads one format; read them in separate runs"
+    )
 
 
 def _title(line: str, delimiter: str, column: str) -> bool:
@@ -205,7 +213,7 @@ def _title(line: str, delimiter: str, column: str) -> bool:
     if len(fields) != 1 or numeric(fields[0]):
         return False
     name = fields[0].strip().lower()
-    return name != column.lower() and name not in KNOWN_CLOSES
+    return name != column.lower() and known_close(fields[0].strip()) is None
 
 
 def _header_below(following: list[str]) -> bool:

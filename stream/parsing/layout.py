@@ -1,46 +1,28 @@
-"""The layout of a CSV export: its delimiter, header (or none, or a title line above it), which column is the close,
-and whether its rows run newest first; what the user asked for and what the file's first lines say."""
+"""The layout of an input: for CSV its delimiter, header (or none, or a title line above it), for JSON Lines the
+fields of its first object; which column is the close, and whether its rows run newest first; what the user asked
+for and what the file's first lines say."""
 
 from __future__ import annotations
 
-import itertools
 from typing import TYPE_CHECKING, Any
 
 from stream.core.exact import BadValue, parse_decimal
+from stream.parsing.columns import DELIMITERS, LISTED, listed
 from stream.parsing.framing import InputError, dialect, excerpt, plain_line, unwrap
 
 if TYPE_CHECKING:
     from stream.config import Config
 
 TIMESTAMP_COLUMN = "timestamp"
-DELIMITERS = (",", ";", "\t", "|")
-# The close under the names common exporters give it, with who writes it so (matched ignoring case).
-KNOWN_CLOSES = {
-    "<close>": "MetaTrader 5's bar export",
-    "4. close": "Alpha Vantage's numbered columns",
-    "price": "investing.com, whose Price is the close",
-    "zamkniecie": "stooq.pl's Polish header",
-    # Taken only when the header has none of the names above (nor the close's own name).
-    "last": "exports that give each bar's last price",
-    "px_last": "Bloomberg's field names",
-    "schlusskurs": "German exports",
-    "schluss": "German exports",
-}
-LATER_CLOSES = ("last", "px_last", "schlusskurs", "schluss")
-# Names of a time column, for telling whether rows run newest first (matched ignoring case and <>).
-TIME_NAMES = (
-    "timestamp", "date", "datetime", "time", "unix", "open_time", "gmt time", "data", "date time", "datum", "mts",
-)  # fmt: skip
-# Columns listed in a message: a header of thousands of columns must not make a message of hundreds of KB.
-LISTED = 20
 # Data rows after the header looked at to tell the delimiter (when the header is ambiguous) and the row order.
 SAMPLE = 10
 
 
 class LayoutRequest:
     """What the user asked for (flags and config): the close column (a name, or a 1-based position), the delimiter,
-    whether there is a header, lines to skip at the start of each file, the decimal mark (None: find out), and
-    whether the rows are read from the last to the first (--reverse)."""
+    whether there is a header, lines to skip at the start of each file, the decimal mark (None: find out), whether
+    the rows are read from the last to the first (--reverse), and the format (csv or jsonl; None: told by each
+    input's first line)."""
 
     def __init__(
         self,
@@ -50,6 +32,7 @@ class LayoutRequest:
         skip_lines: int = 0,
         decimal: str | None = None,
         reverse: bool = False,
+        format: str | None = None,
     ) -> None:
         self.column = column
         self.delimiter = delimiter
@@ -57,15 +40,18 @@ class LayoutRequest:
         self.skip_lines = skip_lines
         self.decimal = decimal
         self.reverse = reverse
+        self.format = format
 
     @classmethod
     def of(cls, cfg: Config) -> LayoutRequest:
         """The request a config (stream.config.Config, flags applied) makes."""
-        return cls(cfg.column, cfg.delimiter, cfg.header, cfg.skip_lines, cfg.decimal)
+        return cls(cfg.column, cfg.delimiter, cfg.header, cfg.skip_lines, cfg.decimal, format=cfg.format)
 
     def backwards(self) -> LayoutRequest:
         """The same request for rows read from the last to the first (--reverse)."""
-        return LayoutRequest(self.column, self.delimiter, self.header, self.skip_lines, self.decimal, reverse=True)
+        return LayoutRequest(
+            self.column, self.delimiter, self.header, self.skip_lines, self.decimal, reverse=True, format=self.format
+        )
 
 
 class Layout:
@@ -86,6 +72,10 @@ class Layout:
         decimal: str | None = None,
         notes: list[str] | None = None,
         warnings: list[str] | None = None,
+        format: str = "csv",
+        paths: list[list[str]] | None = None,
+        file: str | None = None,
+        told: str | None = None,
     ) -> None:
         self.columns = columns
         self.close_index = close_index
@@ -99,6 +89,10 @@ class Layout:
         self.decimal = decimal
         self.notes = notes or []
         self.warnings = warnings or []
+        self.format = format  # "jsonl": one JSON object a line; its columns are the first object's fields
+        self.paths = paths  # JSON Lines: each field's keys from the object down (``k.c`` is ["k", "c"])
+        self.file = file  # the input whose first lines told the layout, when the run reads several
+        self.told = told  # how the format was told, for the log ("--format jsonl"); None: CSV, as ever
 
     @property
     def mark(self) -> str | None:
@@ -108,7 +102,8 @@ class Layout:
 
     @property
     def close_name(self) -> str:
-        return self.columns[self.close_index] if self.header else f"#{self.close_index + 1}"
+        named = self.header or self.format == "jsonl"
+        return self.columns[self.close_index] if named else f"#{self.close_index + 1}"
 
     def spec(self) -> dict[str, Any]:
         """Plain data that ``from_spec`` turns back into this layout (checkpoints, workers)."""
@@ -120,7 +115,16 @@ class Layout:
 
     def describe(self) -> str:
         ts = self.columns[self.timestamp_index] if self.timestamp_index is not None else "none"
-        shown = _listed(self.columns) if self.header else f"numbered 1-{len(self.columns)} (no header)"
+        if self.format == "jsonl":
+            return (
+                f"JSON Lines ({self.told}); close field {self.close_name!r}; time field {ts!r}"
+                + (" (a time name)" if self.timestamp_index is not None else "")
+                + "; "
+                + (f"key field {self.columns[self.key_index]!r} (--key); " if self.key_index is not None else "")
+                + f"{len(self.columns)} fields in the first object (line {self.header_line}): {listed(self.columns)}"
+                + f"; BOM: {self.bom}"
+            )
+        shown = listed(self.columns) if self.header else f"numbered 1-{len(self.columns)} (no header)"
         return (
             f"{len(self.columns)} columns {shown}; delimiter {_name(self.delimiter)}; close column "
             + (f"{self.close_name!r} (#{self.close_index + 1})" if self.header else self.close_name)
@@ -133,17 +137,12 @@ class Layout:
 
 _SPEC = (
     "columns", "close_index", "timestamp_index", "quoted_lines", "bom", "header_line", "key_index", "delimiter",
-    "header", "decimal", "notes", "warnings",
+    "header", "decimal", "notes", "warnings", "format", "paths", "file", "told",
 )  # fmt: skip
 
 
 def _name(delimiter: str) -> str:
     return {"\t": "TAB", ",": "','", ";": "';'", "|": "'|'"}.get(delimiter, repr(delimiter))
-
-
-def _listed(names: list[str]) -> str:
-    shown = ", ".join(repr(n if len(n) <= 40 else n[:40] + "...") for n in names[:LISTED])
-    return shown + (f" ... and {len(names) - LISTED} more" if len(names) > LISTED else "")
 
 
 def numeric(text: str) -> bool:
@@ -215,8 +214,13 @@ def not_csv(line: str) -> str | None:
     """Why a first line is plainly not CSV (a JSON document given as the input, say), with a short excerpt only; None
     when it may be CSV."""
     s = line.strip()
-    if (s[:1] == "{" and s[-1:] == "}") or s[:2] in ('{"', "[{", '["', "[["):  # not `[Date],[Close]`
-        return f"it looks like JSON, not CSV (it starts {excerpt(s, 12)})"
+    if s[:2] in ("[{", '["', "[[") or s == "[":  # not `[Date],[Close]`
+        return (
+            f"it is a JSON array, not CSV or JSON Lines (it starts {excerpt(s, 12)}); JSON Lines hold one object a "
+            "line: jq -c '.[]' writes an array so"
+        )
+    if s[:1] == "{":
+        return f"it looks like JSON Lines, not CSV (it starts {excerpt(s, 12)}); leave out --format csv to read it"
     return None
 
 
@@ -229,109 +233,6 @@ def numbered(fields: list[str]) -> str:
     """A line's fields numbered from 1 (``1=2023.04.24 2=10:00 ...``), cut to the first ``LISTED``."""
     shown = " ".join(f"{i}={f.strip() if len(f) <= 24 else f[:24] + '...'}" for i, f in enumerate(fields[:LISTED], 1))
     return shown + (f" ... ({len(fields)} fields)" if len(fields) > LISTED else "")
-
-
-def _no_column(names: list[str], wanted: str, at: str, flag: str, config: str) -> InputError:
-    import difflib
-
-    low = wanted.lower()
-    close = [n for n in names if low in n.lower()]
-    by_lower = {n.lower(): n for n in reversed(names)}
-    similar = difflib.get_close_matches(low, list(by_lower), n=3, cutoff=0.6)
-    close += [by_lower[n] for n in similar if by_lower[n] not in close]
-    closest = f"; closest: {_listed(close[:5])}" if close else ""
-    what = "key column" if config == "key" else "column"
-    # One "column" holding another delimiter: the header was split at the wrong one (a --delimiter given, say).
-    other = [d for d in DELIMITERS if len(names) == 1 and d in names[0]]
-    if other:
-        tab = other[0] == "\t"
-        word, arg, key = ("tabs", "tab", "tab") if tab else (repr(other[0]), repr(other[0]), f'"{other[0]}"')
-        return InputError(
-            f"the header ({at}) reads as one column {_listed(names)}: its names are separated by {word}; pass "
-            f"--delimiter {arg} (or delimiter: {key} in the config), or leave the delimiter out to have it found"
-        )
-    return InputError(
-        f"the header ({at}) has no {what} {wanted!r}; columns found: {_listed(names)}{closest}; name the {what} "
-        f"with {flag} NAME (or '{config}: NAME' in the config)"
-    )
-
-
-def position(wanted: str, count: int, at: str, flag: str) -> int:
-    """The 0-based index of a 1-based column position given as text."""
-    n = int(wanted)
-    if not 1 <= n <= count:
-        raise InputError(f"{flag} {wanted}: the lines ({at}) have {count} fields, numbered 1 to {count}")
-    return n - 1
-
-
-def choose_close(names: list[str], wanted: str, at: str) -> tuple[int, str | None]:
-    """The index of the close among a header's ``names`` and, when it is not the exact name asked for, why it was
-    taken. The exact name; else a position (``--column 6``); else the one name that matches ignoring case; else, for
-    the default ``close``, the one close name of a common exporter. Never an adjusted close in place of the close;
-    never a silent choice among several."""
-    if wanted in names:
-        if names.count(wanted) > 1:
-            raise InputError(f"the header ({at}) names the column {wanted!r} more than once")
-        return names.index(wanted), None
-    if wanted.isdigit():
-        i = position(wanted, len(names), at, "--column")
-        return i, f"the close is column {wanted}, {names[i]!r} (--column {wanted})"
-    low = [n.lower() for n in names]
-    same = [i for i, n in enumerate(low) if n == wanted.lower()]
-    if len(same) == 1:
-        i = same[0]
-        why = f"the close is the column {names[i]!r}: the header has no {wanted!r}, and it is the one name that matches"
-        return i, why + " ignoring case"
-    if len(same) > 1:
-        raise InputError(
-            f"the header ({at}) has several columns named {wanted!r} ignoring case: "
-            f"{_listed([names[i] for i in same])}; choose one with --column NAME"
-        )
-    if wanted.lower() == "close":
-        for later in (False, True):  # a later name never over an earlier one: headers read before read the same
-            known = [i for i, n in enumerate(low) if n in KNOWN_CLOSES and (n in LATER_CLOSES) == later]
-            if len(known) == 1:
-                i = known[0]
-                return i, f"the close is the column {names[i]!r}, the close's name in {KNOWN_CLOSES[low[i]]}"
-            if len(known) > 1:
-                raise InputError(
-                    f"the header ({at}) has several columns that may be the close: "
-                    f"{_listed([names[i] for i in known])}; choose one with --column NAME"
-                )
-    raise _no_column(names, wanted, at, "--column", "column")
-
-
-def choose_key(names: list[str], key: str, at: str) -> int:
-    if key in names:
-        if names.count(key) > 1:
-            raise InputError(f"the header ({at}) names the key column {key!r} more than once")
-        return names.index(key)
-    if key.isdigit():
-        return position(key, len(names), at, "--key")
-    raise _no_column(names, key, at, "--key", "key")
-
-
-def time_column(names: list[str], header: bool) -> int | None:
-    """The column that tells the rows' order: the first with a time-like name; the first column of a headerless
-    file."""
-    if not header:
-        return 0
-    for i, n in enumerate(names):
-        if n.strip("<>").lower() in TIME_NAMES:
-            return i
-    return None
-
-
-def newest_first(stamps: list[str]) -> bool:
-    """Whether the sampled rows' times (in the order they are processed) run backwards: at least three, each earlier
-    than the one before, in a form stream.parsing.dates can compare; never on mixed forms, unreadable values, equal
-    times, a sample out of order or a day-month order the values leave open."""
-    if len(stamps) < 3:
-        return False
-    from stream.parsing.dates import time_keys  # deferred: read once per run, and never by workers
-
-    keys = time_keys(stamps)
-    return keys is not None and all(a > b for a, b in itertools.pairwise(keys))
 
 
 def wrapped_header(line: str, delimiter: str, names: list[str]) -> bool:

@@ -66,7 +66,7 @@ def plain_rows(body: str, n: int, layout: Layout, decimal: str | None, keep_text
     joined = "\n".join(closes)
     if decimal != "." and "." in joined:  # a dot that is a thousands separator, or may be one
         return None
-    found = _one_scale(joined)
+    found = one_scale(joined)
     if found is None:
         return None
     digits, scale = found
@@ -111,7 +111,7 @@ def _closes(scale: int, exact: bool) -> str:
     return f"{one}(?:\n{one})*"
 
 
-def _one_scale(joined: str) -> tuple[str, int] | None:
+def one_scale(joined: str) -> tuple[str, int] | None:
     """The closes of a plain chunk (``joined``, one per line) as digits at one scale, and that scale: the most
     decimals any of them has, the others padded with zeros (``45219.5`` is 4521950 at scale 2, as exports that drop
     trailing zeros write it). None unless every close is unsigned ASCII digits with at most one dot, within the

@@ -1,7 +1,7 @@
 """The reader: pushed bytes become Batches of exact close values. It is the front of the parts of parsing, each in a
-module of its own: line framing (stream/parsing/framing.py), finding each file's header (header.py), parsing rows
-and the bad-row policy (rows.py), and the whole-chunk fast path (plain.py). ``batches`` is the one loop from a byte
-stream to batches.
+module of its own: line framing (stream/parsing/framing.py), finding each file's header and format (header.py),
+parsing rows and the bad-row policy (rows.py), the whole-chunk fast path (plain.py), and JSON Lines' rows
+(jsonl.py). ``batches`` is the one loop from a byte stream to batches.
 
 The reader is pushed bytes (``feed``), told where one file ends and another begins (``new_file``) and when the
 input is over (``finish``); each call returns a Batch of the rows it completed. It knows nothing of windows.
@@ -10,7 +10,7 @@ input is over (``finish``); each call returns a Batch of the rows it completed. 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from stream.core.batch import BadRow, Batch, where
 from stream.core.tally import Skips
@@ -19,6 +19,10 @@ from stream.parsing.header import Found, Sample, find_header, layout_of
 from stream.parsing.layout import Layout, LayoutRequest
 from stream.parsing.rows import BadRows, Rows
 from stream.sources.files import NewFile
+
+if TYPE_CHECKING:
+    from stream.parsing.jsonl import JsonRows
+    from stream.parsing.rows import Bad
 
 
 class Blocks(Protocol):
@@ -84,6 +88,15 @@ def batches(
         reader._check_header()
 
 
+def rows_of(layout: Layout, bad: Bad, keep_text: bool, key: str | None) -> Rows | JsonRows:
+    """The reading of ``layout``'s rows, by its format: CSV, or JSON Lines."""
+    if layout.format == "jsonl":
+        from stream.parsing.jsonl import JsonRows  # deferred: a CSV run never imports json
+
+        return JsonRows(layout, bad, keep_text, key)
+    return Rows(layout, bad, keep_text, key)
+
+
 class Reader:
     """Turns pushed bytes into Batches of exact close values; see the module docstring. What other parts use:
 
@@ -119,7 +132,7 @@ class Reader:
         self._framer = Framer(self._take, self._too_long)
         # In follow mode a line without its newline may still be being written; in batch mode EOF completes it.
         self._wait = final_line_needs_newline
-        self._rows: Rows | None = None  # the rows of the layout found; None until it is
+        self._rows: Rows | JsonRows | None = None  # the rows of the layout found; None until it is
         self._header: str | None = None
         self._at_file_start = True
         self._skip_left = self.request.skip_lines  # --skip-lines still to skip in this file
@@ -176,7 +189,9 @@ class Reader:
             layout = Layout.from_spec(state.layout)
         elif state.header is not None:  # a checkpoint written before layouts were recorded: the header tells it
             layout = layout_of(state.header, [], 1, self.request, self.key)
-        self._rows = None if layout is None else Rows(layout, self._policy.bad, self.keep_text, self.key)
+        if layout is not None and self.request.format not in (None, layout.format):
+            raise InputError(f"--format {self.request.format}: the checkpoint's run read the input as {layout.format}")
+        self._rows = None if layout is None else rows_of(layout, self._policy.bad, self.keep_text, self.key)
 
     # ---- what it found, and where it stands -------------------------------------------------------------------
 
@@ -314,7 +329,7 @@ class Reader:
         self._skip_left = 0
         self._at_file_start = False
         if self._rows is None:
-            self._rows = Rows(found.layout, self._policy.bad, self.keep_text, self.key)
+            self._rows = rows_of(found.layout, self._policy.bad, self.keep_text, self.key)
             self._header = found.header
 
     def _too_long(self, batch: Batch, line: int, raw: bytes) -> None:

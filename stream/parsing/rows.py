@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     Bad = Callable[[Batch, int, str, str, str | bytes], None]
 
 # Why a row is bad, in a word a monitor can label counters with.
-KINDS = ("fields", "value", "missing", "encoding", "too_long", "quote", "key")
+KINDS = ("fields", "value", "missing", "encoding", "too_long", "quote", "key", "json")
 # Close texts that mean "no value on this row" (lower-cased): Yahoo writes null on days without trades.
 MISSING = frozenset(["", "null", "nan", "none", "na", "n/a", "#n/a", "-"])
 SKIP_HINT = "run with --on-bad-row skip to leave such rows out"

@@ -202,7 +202,7 @@ def _layout_settings(cfg: Config) -> str:
     from stream.config import Config
 
     default = Config()
-    shown = ("delimiter", "header", "skip_lines", "decimal", "max_skipped")
+    shown = ("format", "delimiter", "header", "skip_lines", "decimal", "max_skipped")
     return "".join(f" {k}={getattr(cfg, k)!r}" for k in shown if getattr(cfg, k) != getattr(default, k))
 
 

@@ -22,6 +22,7 @@ class Overrides(NamedTuple):
     skip_lines: int | None = None
     decimal: str | None = None
     max_skipped: float | None = None
+    format: str | None = None  # csv or jsonl; None: told by each input's first line
     metrics_port: int | None = None
     metrics_host: str | None = None
 

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 PREFIX = "mlops_stream_"
 EXTRA = "pip install '.[serve]' in the mlops-stream checkout"
 # Why rows are skipped (the reasons' kinds). Each is exported from the start, at 0, so rate() sees the first one.
-REASONS = ("fields", "value", "missing", "encoding", "too_long", "quote", "key", OTHER)
+REASONS = ("fields", "value", "missing", "encoding", "too_long", "quote", "key", "json", OTHER)
 TEXT = "text/plain; charset=utf-8"
 BUSY_WAIT = 5.0  # seconds a scrape waits for the row path to finish the batch in hand
 KEYS_EVERY = 1.0  # seconds between two takes of the top keys in a batch run, which takes them on its row path
