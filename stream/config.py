@@ -30,7 +30,7 @@ class Config(NamedTuple):
     column: str = "close"
     on_bad_row: str = "fail"
     key: str | None = None  # the column whose value groups rows into series, each with its own window; None: one series
-    # The input's layout (stream/layout.py): None finds it out from the file.
+    # The input's layout (stream/parsing/layout.py): None finds it out from the file.
     delimiter: str | None = None
     header: bool = True
     skip_lines: int = 0

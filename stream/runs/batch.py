@@ -1,4 +1,4 @@
-"""The batch run: the inputs read to their end (by one process or the parallel plan, stream/parallel.py), with the
+"""The batch run: the inputs read to their end (by one process or the parallel plan, stream/runs/parallel.py), with the
 progress display and the metrics server's view kept up to date."""
 
 from __future__ import annotations

@@ -161,8 +161,8 @@ class Server:
     """An HTTP server on a background thread: ``/metrics`` (Prometheus text format), ``/healthz``, ``/readyz``.
 
     It binds at once, so a port in use fails the run before any work; it answers 503 until a run is attached. The
-    connections are served by one selector loop (stream/listener.py), bounded in number, time and memory; /metrics is
-    rendered on one helper thread, so a busy row path never delays a probe. The Prometheus modules (about 60 ms of
+    connections are served by one selector loop (stream/sinks/listener.py), bounded in number, time and memory;
+    /metrics is rendered on one helper thread, so a busy row path never delays a probe. The Prometheus modules (about 60 ms of
     imports) load at the first scrape, so a run nobody scrapes never pays for them.
     """
 
