@@ -162,8 +162,8 @@ class Server:
 
     It binds at once, so a port in use fails the run before any work; it answers 503 until a run is attached. The
     connections are served by one selector loop (stream/sinks/listener.py), bounded in number, time and memory;
-    /metrics is rendered on one helper thread, so a busy row path never delays a probe. The Prometheus modules (about 60 ms of
-    imports) load at the first scrape, so a run nobody scrapes never pays for them.
+    /metrics is rendered on one helper thread, so a busy row path never delays a probe. The Prometheus modules (about
+    60 ms of imports) load at the first scrape, so a run nobody scrapes never pays for them.
     """
 
     def __init__(self, host: str, port: int, mode: str) -> None:
