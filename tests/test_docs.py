@@ -28,7 +28,7 @@ PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md")), ROOT / "CONT
 # below, so a new command is never silently left unchecked.
 PROGRAMS = {
     "mlops-stream", "python", "pip", "cat", "head", "tail", "printf", "curl", "docker", "kcat", "websocat", "nats",
-    "redis-cli", "bash", "export", "ruff", "mypy",
+    "redis-cli", "bash", "export", "ruff", "mypy", "lint-imports",
 }  # fmt: skip
 # Commands that cannot run here, offline, in a test: (what the command holds, why it is skipped).
 SKIPPED = [
@@ -46,6 +46,8 @@ SKIPPED = [
     ("python -m pytest", "the test suite itself"),
     ("ruff ", "the linters: the CI runs them"),
     ("mypy", "the type checker: the CI runs it"),
+    ("lint-imports", "the import contracts: the CI runs them"),
+    ("python scripts/", "the checkout's own checks, run in the checkout: the CI runs them"),
     ("python -m venv", "makes a virtual environment"),
     ("python benchmarks/", "benchmarks take minutes; their figures are in docs/performance.md"),
     ("[--", "a synopsis: the flags in brackets are optional"),
