@@ -155,6 +155,7 @@ def run_main(tmp_path: Path) -> Callable[..., Run]:
     (arguments, config, bad rows, documents); signals, workers, follow and exit-by-signal keep ``run_cli``."""
 
     def run(args: Sequence[str], stdin: bytes | None = None, **kw: Any) -> Run:
+        kw.pop("timeout", None)  # run_cli's; a run in this process is not timed out
         return call_main([str(a) for a in args], kw.pop("cwd", tmp_path), stdin=stdin, **kw)
 
     return run
