@@ -316,7 +316,7 @@ def test_update_block_means_are_the_exact_mean_rounded_once():
 
 
 def in_process(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    """``cli`` run in this process (``call_main``): for runs whose input is a file, where the process is not the point."""
+    """``cli`` run in this process (``call_main``), for runs whose input is a file: the process is not the point."""
     run = call_main(list(args), Path.cwd(), env=env)
     return subprocess.CompletedProcess(list(args), run.code, run.stdout, run.stderr.encode())
 

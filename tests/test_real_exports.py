@@ -90,7 +90,7 @@ EXPORTS: dict[str, Export] = {
 }
 
 
-@functools.lru_cache(maxsize=None)  # each file is read by several tests of a worker
+@functools.cache  # each file is read by several tests of a worker
 def reference_closes(path: Path, spec: Export) -> tuple[list[Fraction | None], list[str]]:
     """Each data row's close (None where it is missing) and its text, read with the csv module per the MANIFEST."""
     text = path.read_bytes().decode("utf-8-sig")

@@ -347,14 +347,15 @@ def test_an_address_that_is_no_dask_scheduler_is_a_clear_error(tmp_path: Path) -
         assert found, "http.server should say its port"
         write(tmp_path / "in.csv", "close\n1\n2\n3\n")
         env = env_with_repo({"DASK_DISTRIBUTED__COMM__TIMEOUTS__CONNECT": "2s"})
+
         # Both runs at once: each waits out the connect timeout.
-        runs = {
-            f"tcp://127.0.0.1:{port}": subprocess.Popen(
-                [sys.executable, "-m", "stream", "--input", "in.csv", "--scheduler", f"tcp://127.0.0.1:{port}"],
-                cwd=tmp_path, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-            )  # fmt: skip
-            for port in (int(found.group(1)), greeter.getsockname()[1])
-        }
+        def start(address: str) -> subprocess.Popen:
+            args = [sys.executable, "-m", "stream", "--input", "in.csv", "--scheduler", address]
+            pipes = {"stdin": subprocess.DEVNULL, "stdout": subprocess.PIPE, "stderr": subprocess.PIPE}
+            return subprocess.Popen(args, cwd=tmp_path, env=env, **pipes)
+
+        addresses = [f"tcp://127.0.0.1:{port}" for port in (int(found.group(1)), greeter.getsockname()[1])]
+        runs = {address: start(address) for address in addresses}
         for address, proc in runs.items():
             out, err = proc.communicate(timeout=60)
             assert proc.returncode == 1
