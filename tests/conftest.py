@@ -156,6 +156,7 @@ def run_main(tmp_path: Path) -> Callable[..., Run]:
     (arguments, config, bad rows, documents); signals, workers, follow and exit-by-signal keep ``run_cli``."""
 
     def run(args: Sequence[str], stdin: bytes | None = None, **kw: Any) -> Run:
+        kw.pop("timeout", None)  # run_cli's; a run in this process is not timed out
         return call_main([str(a) for a in args], kw.pop("cwd", tmp_path), stdin=stdin, **kw)
 
     return run
@@ -198,6 +199,31 @@ def closed_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])  # closed on return
+
+
+@pytest.fixture(scope="session")
+def shared_input(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str, Callable[[Any], None], Path], Path]:
+    """``shared_input(name, make, at)``: the file ``make(binary_file)`` writes, made once per test session (the
+    workers of ``-n`` share it) and hard-linked at ``at``, for big inputs that tests only read."""
+    import fcntl
+
+    base = tmp_path_factory.getbasetemp()
+    folder = (base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base) / "shared-inputs"
+    folder.mkdir(exist_ok=True)
+
+    def get(name: str, make: Callable[[Any], None], at: Path) -> Path:
+        made = folder / name
+        with open(folder / f"{name}.lock", "wb") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)  # one worker makes it; the others wait for it
+            if not made.exists():
+                part = folder / f"{name}.part"
+                with open(part, "wb") as fh:
+                    make(fh)
+                part.rename(made)
+        os.link(made, at)
+        return at
+
+    return get
 
 
 def ohlcv_csv(closes: Iterable[str], newline: str = "\n", header: str = OHLCV_HEADER) -> str:

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import orjson
 import pytest
+from conftest import call_main
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -314,6 +315,12 @@ def test_update_block_means_are_the_exact_mean_rounded_once():
 # ---- the command end to end --------------------------------------------------------------------------------------
 
 
+def in_process(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """``cli`` run in this process (``call_main``), for runs whose input is a file: the process is not the point."""
+    run = call_main(list(args), Path.cwd(), env=env)
+    return subprocess.CompletedProcess(list(args), run.code, run.stdout, run.stderr.encode())
+
+
 def cli(*args: str, env: dict[str, str] | None = None, stdin: bytes | None = None) -> subprocess.CompletedProcess:
     full_env = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}
     return subprocess.run(
@@ -336,7 +343,7 @@ def test_cli_workers_and_paths_give_identical_files(source, policy, window):
         results = []
         for workers, path in (("1", "row"), ("1", "block"), ("3", "block"), ("2", "row")):
             sig, met = Path(tmp) / f"s{workers}{path}.csv", Path(tmp) / f"m{workers}{path}.json"
-            run = cli(
+            run = in_process(
                 "--input", str(src), "--window", str(window), "--on-bad-row", policy, "--workers", workers,
                 "--block-size", str(max(1, -(-len(source) // int(workers)))),  # one small block per worker
                 "--signals", str(sig), "--output", str(met), "--quiet", "--config", str(ROOT / "config.yaml"),
@@ -350,7 +357,7 @@ def test_cli_workers_and_paths_give_identical_files(source, policy, window):
 
 def test_cli_large_input_block_path_and_workers_match_row_path(tmp_path):
     data = tmp_path / "data.csv"
-    assert cli("generate", "--rows", "60000", "--seed", "7", "--output", str(data)).returncode == 0
+    assert in_process("generate", "--rows", "60000", "--seed", "7", "--output", str(data)).returncode == 0
     lines = data.read_bytes().split(b"\n")
     # Quirks the block path hands to the reader, spread over the ranges the workers get.
     lines[5000] = b'"' + lines[5000] + b'"'
@@ -362,7 +369,7 @@ def test_cli_large_input_block_path_and_workers_match_row_path(tmp_path):
     outs = []
     for workers, path in (("1", "row"), ("1", "block"), ("2", "block"), ("4", "auto")):
         sig, met = tmp_path / f"s{workers}{path}", tmp_path / f"m{workers}{path}"
-        run = cli(
+        run = in_process(
             "--input", str(data), "--on-bad-row", "skip", "--workers", workers, "--signals", str(sig),
             "--output", str(met), "--quiet", "--log-file", str(tmp_path / "log"),
             env={"MLOPS_STREAM_PATH": path},
@@ -374,14 +381,14 @@ def test_cli_large_input_block_path_and_workers_match_row_path(tmp_path):
     assert outs[0][0]["rows_processed"] == 59998 and outs[0][0]["rows_skipped"] == 1
     assert all(o == outs[0] for o in outs[1:])
     # Under fail the first bad row in the file is named, whichever worker met it.
-    failed = cli("--input", str(data), "--workers", "3", "--output", str(tmp_path / "f.json"), "--quiet")
+    failed = in_process("--input", str(data), "--workers", "3", "--output", str(tmp_path / "f.json"), "--quiet")
     assert failed.returncode == 1
     assert "line 52001: bad close value" in orjson.loads((tmp_path / "f.json").read_bytes())["error_message"]
 
 
 def test_stdin_pipe_uses_the_block_path_and_agrees(tmp_path):
     data = tmp_path / "data.csv"
-    cli("generate", "--rows", "30000", "--seed", "3", "--output", str(data))
+    in_process("generate", "--rows", "30000", "--seed", "3", "--output", str(data))
     row = cli("--signals", "-", "--quiet", env={"MLOPS_STREAM_PATH": "row"}, stdin=data.read_bytes())
     block = cli("--signals", "-", "--quiet", "--log-file", str(tmp_path / "log"), env={"MLOPS_STREAM_PATH": "block"},
                 stdin=data.read_bytes())  # fmt: skip
@@ -423,7 +430,7 @@ def test_workers_on_a_pipe_fall_back_to_one_process(tmp_path):
 
 def test_a_killed_worker_is_a_clear_error_not_a_hang(tmp_path):
     data = tmp_path / "data.csv"
-    cli("generate", "--rows", "200000", "--seed", "5", "--output", str(data))
+    in_process("generate", "--rows", "200000", "--seed", "5", "--output", str(data))
     env = {**os.environ, "PYTHONPATH": str(ROOT), "MLOPS_STREAM_PATH": "row"}
     out = tmp_path / "m.json"
     cmd = [sys.executable, "-m", "stream", "--input", str(data), "--workers", "2", "--output", str(out), "--quiet"]

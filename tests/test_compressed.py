@@ -247,23 +247,23 @@ def test_gzip_padding_between_members_is_allowed_and_garbage_after_is_not(tmp_pa
 
 
 @pytest.mark.parametrize("kind", KINDS)
-def test_a_compressed_file_and_pipe_give_the_exact_answers(run_cli, tmp_path: Path, kind: str) -> None:
+def test_a_compressed_file_and_pipe_give_the_exact_answers(run_main, run_cli, tmp_path: Path, kind: str) -> None:
     values = closes(random.Random(hash(kind) % 1000), 500)
     path = write(tmp_path / f"candles.{kind}", COMPRESS[kind](ohlcv_csv(values).encode()))
     args = ["--window", WINDOW, "--output", "metrics.json", "--signals", "signals.csv"]
-    check_exact(run_cli(["--input", path.name, *args]), values, tmp_path / "signals.csv")
+    check_exact(run_main(["--input", path.name, *args]), values, tmp_path / "signals.csv")
     check_exact(run_cli(args, stdin=path.read_bytes()), values, tmp_path / "signals.csv")
 
 
-def test_bad_rows_name_the_archive_and_member_with_lines_in_the_text(run_cli, tmp_path: Path) -> None:
+def test_bad_rows_name_the_archive_and_member_with_lines_in_the_text(run_main, tmp_path: Path) -> None:
     text = ohlcv_csv(["1", "2", "oops", "4"]).encode()
     write(tmp_path / "a.zip", zipped({"m.csv": text}))
     write(tmp_path / "b.csv.gz", gzip.compress(text))
-    failed = run_cli(["--input", "a.zip"])
+    failed = run_main(["--input", "a.zip"])
     assert failed.code == 1
     failed.assert_no_traceback()
     assert failed.doc()["error_message"].startswith("bad row at a.zip:m.csv line 4: bad close value: 'oops'")
-    skipped = run_cli(["--input", "b.csv.gz", "--on-bad-row", "skip", "--window", "1"])
+    skipped = run_main(["--input", "b.csv.gz", "--on-bad-row", "skip", "--window", "1"])
     assert skipped.code == 0
     assert "skipped bad row at b.csv.gz line 4: bad close value" in skipped.stderr
 
@@ -296,18 +296,20 @@ def history(tmp_path: Path, rng: random.Random, keyed: bool = False) -> tuple[li
 
 @pytest.mark.parametrize("executor", ["--workers 2", pytest.param("--cluster local:2", marks=needs_dask)])
 def test_many_compressed_files_run_one_per_task_with_byte_identical_signals(
-    run_cli, tmp_path: Path, executor: str
+    run_main, run_cli, tmp_path: Path, executor: str
 ) -> None:
+    # The embedded cluster runs in a process of its own (its workers and event loop end with it); the rest in this one.
+    run_executor = run_cli if executor.startswith("--cluster") else run_main
     ordered, pattern = history(tmp_path, random.Random(11))
     args = ["--input", pattern, "--window", WINDOW, "--output", "metrics.json", "--log-file", "run.log"]
-    one = run_cli([*args, "--signals", "one.csv", "--workers", "1"])
+    one = run_main([*args, "--signals", "one.csv", "--workers", "1"])
     check_exact(one, ordered, tmp_path / "one.csv")
-    many = run_cli([*args, "--signals", "many.csv", *executor.split()], timeout=180)
+    many = run_executor([*args, "--signals", "many.csv", *executor.split()], timeout=180)
     check_exact(many, ordered, tmp_path / "many.csv")
     assert (tmp_path / "many.csv").read_bytes() == (tmp_path / "one.csv").read_bytes()
     assert "6 of the inputs are compressed: each is one task" in many.log()
     # Without signals (no row numbers needed) the plan still seeds each file's first rows from the first pass.
-    quiet = run_cli([*args, *executor.split()], timeout=180)
+    quiet = run_executor([*args, *executor.split()], timeout=180)
     assert quiet.file_doc()["value"] == one.file_doc()["value"]
 
 
@@ -343,12 +345,12 @@ def test_the_plan_over_compressed_files_gives_the_one_process_output(
     assert one[:3] == run_plan(plain, keyed, window, skip, fmt, None, 64)[:3]
 
 
-def test_keyed_windows_over_compressed_files_match_one_process(run_cli, tmp_path: Path) -> None:
+def test_keyed_windows_over_compressed_files_match_one_process(run_main, tmp_path: Path) -> None:
     history(tmp_path, random.Random(12), keyed=True)
     args = ["--input", str(tmp_path / "history" / "2024-*"), "--window", "4", "--key", "symbol", "--output", "m.json"]
-    one = run_cli([*args, "--signals", "one.csv", "--workers", "1"])
+    one = run_main([*args, "--signals", "one.csv", "--workers", "1"])
     assert one.code == 0, one.stderr
-    two = run_cli([*args, "--signals", "two.csv", "--workers", "2"])
+    two = run_main([*args, "--signals", "two.csv", "--workers", "2"])
     assert two.code == 0, two.stderr
     assert (tmp_path / "two.csv").read_bytes() == (tmp_path / "one.csv").read_bytes()
     by_key = json.loads((tmp_path / "m.json").read_text())["by_key"]
@@ -359,10 +361,10 @@ def test_keyed_windows_over_compressed_files_match_one_process(run_cli, tmp_path
         assert [int(r["signal"]) for r in rows if r["symbol"] == key] == reference(mine, 4)[0]
 
 
-def test_a_single_compressed_file_runs_in_one_process_and_the_log_says_why(run_cli, tmp_path: Path) -> None:
+def test_a_single_compressed_file_runs_in_one_process_and_the_log_says_why(run_main, tmp_path: Path) -> None:
     values = closes(random.Random(2), 3000)
     write(tmp_path / "big.csv.gz", gzip.compress(ohlcv_csv(values).encode()))
-    run = run_cli(["--input", "big.csv.gz", "--workers", "2", "--window", WINDOW, "--log-file", "run.log",
+    run = run_main(["--input", "big.csv.gz", "--workers", "2", "--window", WINDOW, "--log-file", "run.log",
                    "--output", "metrics.json", "--signals", "s.csv"])  # fmt: skip
     check_exact(run, values, tmp_path / "s.csv")
     assert "big.csv.gz is gzip-compressed: a compressed file cannot be cut into blocks, so one process reads it" in (
@@ -442,12 +444,13 @@ def text_for_errors() -> bytes:
          "binary"],
 )  # fmt: skip
 def test_damaged_archives_and_binary_files_are_clear_errors(
-    run_cli, tmp_path: Path, name: str, make: Callable[[bytes], bytes], message: str
+    run_main, run_cli, tmp_path: Path, name: str, make: Callable[[bytes], bytes], message: str
 ) -> None:
     path = write(tmp_path / name, make(text_for_errors()))
     write(tmp_path / "metrics.json", "earlier output\n")
-    for args, stdin in ((["--input", name], None), ([], path.read_bytes())):
-        run = run_cli([*args, "--output", "metrics.json", "--signals", "s.csv"], stdin=stdin)
+    # The file in this process; the same bytes through a real pipe, in a process of its own.
+    for how, args, stdin in ((run_main, ["--input", name], None), (run_cli, [], path.read_bytes())):
+        run = how([*args, "--output", "metrics.json", "--signals", "s.csv"], stdin=stdin)
         assert run.code == 1, run.stderr
         run.assert_no_traceback()
         doc = run.doc()
@@ -459,13 +462,13 @@ def test_damaged_archives_and_binary_files_are_clear_errors(
         assert run.file_doc()["status"] == "error"  # never a partial success
 
 
-def test_a_truncated_file_among_many_fails_on_every_executor(run_cli, tmp_path: Path) -> None:
+def test_a_truncated_file_among_many_fails_on_every_executor(run_main, tmp_path: Path) -> None:
     text = text_for_errors()
     write(tmp_path / "a.gz", gzip.compress(text))
     write(tmp_path / "b.gz", gzip.compress(text)[:-500])
     write(tmp_path / "c.gz", gzip.compress(text))
     for workers in ("1", "2"):
-        run = run_cli(["--input", "*.gz", "--workers", workers])
+        run = run_main(["--input", "*.gz", "--workers", workers])
         assert run.code == 1
         run.assert_no_traceback()
         assert run.doc()["error_message"] == "input b.gz is a gzip file that ends early (truncated?)"
@@ -473,9 +476,9 @@ def test_a_truncated_file_among_many_fails_on_every_executor(run_cli, tmp_path: 
     write(tmp_path / "a.gz", gzip.compress(text + b"2024-01-03 00:00:00,1,1,1,oops,1,1\n"))
     write(tmp_path / "d.csv", b"\x00\x01binary\n")  # neither text nor compressed, after them
     for workers in ("1", "2"):
-        run = run_cli(["--input", "a.gz", "--input", "b.gz", "--workers", workers])
+        run = run_main(["--input", "a.gz", "--input", "b.gz", "--workers", workers])
         assert run.doc()["error_message"].startswith("bad row at a.gz line 3002: bad close value: 'oops'"), workers
-        run = run_cli(["--input", "c.gz", "--input", "d.csv", "--workers", workers])
+        run = run_main(["--input", "c.gz", "--input", "d.csv", "--workers", workers])
         assert run.doc()["error_message"] == (
             "input d.csv is neither text nor a compressed file this reads (gzip, bz2, xz, zip, zstd): it looks like "
             "binary data starting with bytes 00 01 62 69 6e 61 72 79"
@@ -507,10 +510,10 @@ def test_a_zstd_file_without_the_codec_names_the_extra(run_cli, tmp_path: Path) 
     assert not (tmp_path / "new.csv.zst").exists()  # said before anything is written
 
 
-def test_follow_on_a_compressed_file_is_a_usage_error(run_cli, tmp_path: Path) -> None:
+def test_follow_on_a_compressed_file_is_a_usage_error(run_main, run_cli, tmp_path: Path) -> None:
     write(tmp_path / "feed.csv", gzip.compress(b"close\n1\n"))  # the name hides it; the first bytes do not
     for name in ("feed.csv", "later.csv.gz"):  # a file a feed has yet to write is judged by its name
-        run = run_cli(["--input", name, "--follow", "--idle-timeout", "1"])
+        run = run_main(["--input", name, "--follow", "--idle-timeout", "1"])
         assert run.code == 2
         assert (
             f"--follow reads a plain (uncompressed) CSV or JSON Lines file as it grows, and {name} is gzip-compressed"
@@ -527,13 +530,13 @@ def test_follow_on_a_compressed_file_is_a_usage_error(run_cli, tmp_path: Path) -
 
 
 @pytest.mark.parametrize("kind", [pytest.param(k, marks=needs_zstd) if k == "zst" else k for k in generate.COMPRESS])
-def test_generate_compresses_the_same_candles(run_cli, tmp_path: Path, kind: str) -> None:
+def test_generate_compresses_the_same_candles(run_main, tmp_path: Path, kind: str) -> None:
     plain = io.BytesIO()
     generate.write(plain, 2000, 7)
-    run = run_cli(["generate", "--rows", "2000", "--seed", "7", "--output", f"g.csv.{kind}"])  # from the name
+    run = run_main(["generate", "--rows", "2000", "--seed", "7", "--output", f"g.csv.{kind}"])  # from the name
     assert run.code == 0, run.stderr
     data = (tmp_path / f"g.csv.{kind}").read_bytes()
-    again = run_cli(["generate", "--rows", "2000", "--seed", "7", "--compress", kind, "--output", f"g.csv.{kind}"])
+    again = run_main(["generate", "--rows", "2000", "--seed", "7", "--compress", kind, "--output", f"g.csv.{kind}"])
     assert again.code == 0, again.stderr
     assert (tmp_path / f"g.csv.{kind}").read_bytes() == data  # the same bytes every time: no times inside
     if kind == "zip":
@@ -554,11 +557,15 @@ def zst_d(data: bytes) -> bytes:
 @pytest.mark.parametrize(
     "executor", ["--workers 1", "--workers 2", pytest.param("--cluster local:2", marks=needs_dask)]
 )
-def test_headerless_binance_zips_read_with_no_header_and_column_5(run_cli, tmp_path: Path, executor: str) -> None:
+def test_headerless_binance_zips_read_with_no_header_and_column_5(
+    run_main, run_cli, tmp_path: Path, executor: str
+) -> None:
+    # The embedded cluster runs in a process of its own (its workers and event loop end with it); the rest in this one.
+    run_executor = run_cli if executor.startswith("--cluster") else run_main
     months = []
     for month in range(1, 4):  # three monthly archives as `generate` writes them, one seed each
         name = f"BTCUSDT-1m-2024-{month:02d}.zip"
-        made = run_cli(["generate", "--rows", str(300 * month), "--seed", str(month), "--layout", "binance",
+        made = run_main(["generate", "--rows", str(300 * month), "--seed", str(month), "--layout", "binance",
                         "--output", name])  # fmt: skip
         assert made.code == 0, made.stderr
         with zipfile.ZipFile(tmp_path / name) as archive:
@@ -566,15 +573,17 @@ def test_headerless_binance_zips_read_with_no_header_and_column_5(run_cli, tmp_p
             months.append(archive.read(archive.namelist()[0]).decode())
     ordered = [line.split(",")[4] for text in months for line in text.splitlines()]
     args = ["--no-header", "--column", "5", "--window", WINDOW, "--output", "metrics.json"]
-    run = run_cli(["--input", "BTCUSDT-1m-2024-*.zip", *args, "--signals", "s.csv", *executor.split()], timeout=180)
+    run = run_executor(
+        ["--input", "BTCUSDT-1m-2024-*.zip", *args, "--signals", "s.csv", *executor.split()], timeout=180
+    )
     check_exact(run, ordered, tmp_path / "s.csv")
     piped = run_cli([*args, "--signals", "p.csv"], stdin=(tmp_path / "BTCUSDT-1m-2024-01.zip").read_bytes())
     check_exact(piped, ordered[:300], tmp_path / "p.csv")
 
 
-def test_reverse_refuses_a_compressed_file(run_cli, tmp_path: Path) -> None:
+def test_reverse_refuses_a_compressed_file(run_main, tmp_path: Path) -> None:
     write(tmp_path / "c.csv.gz", gzip.compress(ohlcv_csv(["1", "2", "3"]).encode()))
-    run = run_cli(["--input", "c.csv.gz", "--reverse"])
+    run = run_main(["--input", "c.csv.gz", "--reverse"])
     assert run.code == 1
     run.assert_no_traceback()
     assert (
@@ -606,24 +615,24 @@ def test_generate_binance_klines_have_binance_s_format() -> None:
         assert float(row[9]) <= float(row[5]) and float(row[10]) <= float(row[7])
 
 
-def test_a_damaged_zstd_file_from_generate_is_a_damaged_file_not_odd_rows(run_cli, tmp_path: Path) -> None:
+def test_a_damaged_zstd_file_from_generate_is_a_damaged_file_not_odd_rows(run_main, tmp_path: Path) -> None:
     try:
         decoders.zstd_module()
     except ImportError:
         pytest.skip("no zstd module here (the zstd extra)")
-    run = run_cli(["generate", "--rows", "20000", "--compress", "zst", "--output", "g.csv.zst"])
+    run = run_main(["generate", "--rows", "20000", "--compress", "zst", "--output", "g.csv.zst"])
     assert run.code == 0, run.stderr
     data = bytearray((tmp_path / "g.csv.zst").read_bytes())
     data[5000:5010] = bytes(10)  # damage inside the frame: its checksum no longer matches
     write(tmp_path / "bad.csv.zst", bytes(data))
-    run = run_cli(["--input", "bad.csv.zst", "--on-bad-row", "skip"])
+    run = run_main(["--input", "bad.csv.zst", "--on-bad-row", "skip"])
     assert run.code == 1
     assert run.doc()["error_message"].startswith("input bad.csv.zst is a damaged zstd file: ")
 
 
-def test_gzip_files_joined_with_cat_say_where_the_second_header_is(run_cli, tmp_path: Path) -> None:
+def test_gzip_files_joined_with_cat_say_where_the_second_header_is(run_main, tmp_path: Path) -> None:
     one = ohlcv_csv(["1.5", "2.5", "3.5"]).encode()
     write(tmp_path / "ab.gz", gzip.compress(one) + gzip.compress(one))  # as `cat a.gz b.gz > ab.gz` makes
-    run = run_cli(["--input", "ab.gz"])
+    run = run_main(["--input", "ab.gz"])
     assert run.code == 1
     assert "line 5: the header again, in the middle of the data (files joined together?)" in run.doc()["error_message"]

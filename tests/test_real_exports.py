@@ -1,15 +1,17 @@
 """Real exports as downloaded (../shared/data/real-world/): every file gives the exact value of an independent Fraction
-reference, with the default command or the one flag its default run's message names, on every path."""
+reference, with the default command or the one flag its default run's message names, on every path. The runs are the
+command in this process (``call_main``): nothing here is about the process itself; workers are real processes."""
 
 from __future__ import annotations
 
 import csv
+import functools
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import read_signals_csv, run_command
+from conftest import call_main, read_signals_csv
 
 ROOT = Path(__file__).resolve().parents[1]
 WINDOW = 5
@@ -88,6 +90,7 @@ EXPORTS: dict[str, Export] = {
 }
 
 
+@functools.cache  # each file is read by several tests of a worker
 def reference_closes(path: Path, spec: Export) -> tuple[list[Fraction | None], list[str]]:
     """Each data row's close (None where it is missing) and its text, read with the csv module per the MANIFEST."""
     text = path.read_bytes().decode("utf-8-sig")
@@ -151,14 +154,14 @@ def test_every_export_gives_the_exact_value_with_at_most_the_flag_its_message_na
     spec = EXPORTS[name]
     values, _ = reference_closes(path, spec)
     base = ["--input", str(path), "--output", "metrics.json", "--signals", "s.csv", "--log-file", "run.log"]
-    default = run_command(base, tmp_path)
+    default = call_main(base, tmp_path)
     if not spec.flags:
         check_run(default, values)
     else:
         assert default.code == 1
         default.assert_no_traceback()
         assert spec.says in default.file_doc()["error_message"]
-        check_run(run_command([*base, *spec.flags], tmp_path), values)
+        check_run(call_main([*base, *spec.flags], tmp_path), values)
     warned = "the rows run newest first" in (tmp_path / "run.log").read_text()
     assert warned == spec.newest_first
 
@@ -172,7 +175,7 @@ def test_every_export_gives_the_same_value_on_the_block_path_and_on_workers(how:
     for name, spec in sorted(EXPORTS.items()):
         values, _ = reference_closes(CORPUS / name, spec)
         args = ["--input", str(CORPUS / name), "--output", "metrics.json", "--signals", "s.csv", *spec.flags, *extra]
-        check_run(run_command(args, tmp_path, env=env), values)
+        check_run(call_main(args, tmp_path, env=env), values)
 
 
 @needs_corpus
@@ -181,7 +184,7 @@ def test_reverse_reads_a_newest_first_export_oldest_first(name: str, tmp_path: P
     assert CORPUS is not None
     values, _ = reference_closes(CORPUS / name, EXPORTS[name])
     args = ["--input", str(CORPUS / name), "--output", "metrics.json", "--signals", "s.csv", "--reverse"]
-    run = run_command(args, tmp_path)
+    run = call_main(args, tmp_path)
     check_run(run, values[::-1])
     assert "newest first" not in run.stderr
 

@@ -158,6 +158,8 @@ def test_a_glob_of_monthly_zips_on_s3(run_cli, tmp_path: Path, bucket, executor:
     _check(run, closes, tmp_path / "s.csv")
     planned = "12 of the inputs are compressed: each is one task" in run.log()
     assert planned == (executor != ["--workers", "1"])
+    if not planned:
+        return  # the one-process run itself: what the others are compared with below
     one = _run(
         run_cli, env, "s3://klines/spot/BTCUSDT-1m-2024-*.zip", *KLINES, "--signals", "one.csv", "--workers", "1"
     )
