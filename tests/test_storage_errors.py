@@ -93,3 +93,28 @@ def test_a_server_that_never_answers_is_a_timeout(run_cli) -> None:
         env = {"FSSPEC_HTTP": '{"client_kwargs": {"read_timeout": 1}}'}
         message = failed(run_cli, f"http://{host}/x.csv", env=env)
     assert message == f"input http://{host}/x.csv cannot be opened: timed out"
+
+
+def test_a_server_without_byte_ranges_is_read_in_one_stream(run_cli, tmp_path: Path) -> None:
+    # Python's own HTTP server answers every GET with the whole file; fsspec's default handle asks for 5 MiB ranges
+    # and gives up on the second. The file is read as one streamed GET, and workers fall back to one process.
+    from stream import generate
+
+    with open(tmp_path / "big.csv", "wb") as fh:
+        generate.write(fh, 90_000, 5)
+    body = (tmp_path / "big.csv").read_bytes()
+    assert len(body) > 6 << 20
+    local = run_cli(["--input", "big.csv", "--output", "local.json", "--quiet"])
+    assert local.code == 0, local.stderr
+    with http_server(lambda method, path: (200, body)) as host:
+        url = f"http://{host}/big.csv"
+        for workers in ("1", "2"):
+            run = run_cli(["--input", url, "--workers", workers, "--output", "m.json", "--log-file", "r.log", "-q"])
+            assert run.code == 0, run.stderr
+            run.assert_no_traceback()
+            got, want = run.file_doc("m.json"), run.file_doc("local.json")
+            assert {k: v for k, v in got.items() if k != "latency_ms"} == {
+                k: v for k, v in want.items() if k != "latency_ms"
+            }
+            said = f"the server of {url} does not answer byte ranges; reading it with one process"
+            assert (said in run.log("r.log")) == (workers == "2")

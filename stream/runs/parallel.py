@@ -108,7 +108,7 @@ def run(
     n = options.workers if options.workers is not None else default_workers(total)
     if options.dask:
         n = options.cluster or cores()
-    if options.executor is not None and total is not None:
+    if options.executor is not None and total is not None and not _unranged(specs):
         done = _parallel(specs, known, reader, pipeline, options, hooks, options.executor.workers)
         if done is not None:
             return done
@@ -119,6 +119,8 @@ def run(
             log.info("%s: an input is a stream, not a regular file (%s); reading it with one process", what, streams)
         elif options.dask and any(not s.url and s.name == "-" for s in specs):
             log.info("%s: stdin cannot be read by a cluster's workers; reading it with one process", what)
+        elif unranged := _unranged(specs):
+            log.info("%s: the server of %s does not answer byte ranges; reading it with one process", what, unranged)
         else:
             done = _parallel(specs, known, reader, pipeline, options, hooks, int(n))
             if done is not None:
@@ -137,6 +139,13 @@ def cores() -> int:
 
 
 # ---- the parallel plan -------------------------------------------------------------------------------------------
+
+
+def _unranged(specs: list[Spec]) -> str:
+    """The label of the first web address whose server does not answer byte ranges (the plan reads blocks by them)."""
+    from stream.sources.remote import answers_ranges
+
+    return next((s.label for s in specs if s.url and not answers_ranges(s.name)), "")
 
 
 def _parallel(

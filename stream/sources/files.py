@@ -142,11 +142,12 @@ class Spec:
             return self.name
         return "/dev/stdin" if self.name == "-" else os.path.abspath(self.name)
 
-    def open(self) -> Input:
+    def open(self, ranged: bool = False) -> Input:
+        """The input opened; ``ranged`` when it is to be read at offsets (a URL's server must answer byte ranges)."""
         if self.url:
             from stream.sources.remote import open_url
 
-            return Input(self.name, *open_url(self.name))
+            return Input(self.name, *open_url(self.name, ranged))
         return open_input(self.name, self.stdin)
 
     def size(self) -> int | None:

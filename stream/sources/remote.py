@@ -3,8 +3,9 @@ the storage library's failures said in words."""
 
 from __future__ import annotations
 
+import io
 import re
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, cast
 
 from stream.errors import SourceError
 from stream.sources.globs import GLOB_CHARS
@@ -84,15 +85,56 @@ def _is_pattern(url: str, path: str) -> bool:
     return bool(GLOB_CHARS.intersection(path))
 
 
-def open_url(url: str) -> tuple[BinaryIO, int]:
-    """The file at ``url`` opened for binary reading, and its size."""
+def open_url(url: str, ranged: bool = False) -> tuple[BinaryIO, int]:
+    """The file at ``url`` opened for binary reading, and its size. A web address read from its start (not
+    ``ranged``) is one streamed GET: fsspec's default handle asks for byte ranges, which not every server answers."""
     fs, path = filesystem(url)
+    streamed = not ranged and _protocol(url) in ("http", "https")
     try:
         size = int(fs.size(path))
-        fh = fs.open(path, "rb")
+        fh = fs.open(path, "rb", block_size=0) if streamed else fs.open(path, "rb")
     except Exception as exc:
         raise storage_error(exc, f"input {shown(url)} cannot be opened", f"input {shown(url)} does not exist") from None
-    return fh, size
+    if streamed:
+        fh = io.BufferedReader(_Forward(fh), 1 << 20)
+    return cast(BinaryIO, fh), size
+
+
+class _Forward(io.RawIOBase):
+    """A streamed HTTP body as a raw stream that says it cannot seek (fsspec's streamed file says it can, and then
+    refuses), so that readers peek at its head as they do at a pipe's."""
+
+    def __init__(self, fh: Any) -> None:
+        self.fh = fh
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        data = self.fh.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+    def close(self) -> None:
+        self.fh.close()
+        super().close()
+
+
+def answers_ranges(url: str) -> bool:
+    """Whether the server of a web address answers requests for byte ranges (one request for one byte, whose answer
+    is not read when it is the whole file); True for other storage, whose ranges always work."""
+    if _protocol(url) not in ("http", "https"):
+        return True
+    fs, path = filesystem(url)
+    try:
+        with fs.open(path, "rb", block_size=1) as fh:
+            fh.seek(1)
+            fh.read(1)
+    except ValueError:  # fsspec's word for a whole file where a range was asked for
+        return False
+    except Exception:
+        return True  # reading it will say what is wrong
+    return True
 
 
 def size_of(url: str) -> int | None:

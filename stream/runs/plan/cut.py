@@ -86,7 +86,7 @@ def blocks(
 
 def read_at(path: str, url: bool, offset: int, size: int) -> bytes:
     """``size`` bytes from ``offset`` (fewer at the end of the file), through a handle of our own."""
-    inp = Spec(path, url).open()
+    inp = Spec(path, url).open(ranged=True)
     try:
         return b"".join(span(inp.fh, offset, offset + size, size))
     finally:

@@ -232,7 +232,7 @@ def _reader(job: Settings, report: Callable[[BadRow], None] | None, keep_text: b
 
 def _chunks(piece: Piece, chunk: int, kind: int) -> Iterator[bytes]:
     """The piece's bytes, each read counted for pass ``kind``'s progress."""
-    inp = Spec(piece.path, piece.url).open()
+    inp = Spec(piece.path, piece.url).open(ranged=True)
     try:
         for data in span(inp.fh, piece.start, piece.end, chunk, name=piece.name):
             count(kind, len(data))
