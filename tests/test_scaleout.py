@@ -401,7 +401,11 @@ def _descendants(pid: int) -> list[int]:
     found, todo = [], [pid]
     while todo:
         current = todo.pop()
-        for tid in os.listdir(f"/proc/{current}/task"):
+        try:
+            tids = os.listdir(f"/proc/{current}/task")
+        except OSError:
+            continue  # it ended while we looked
+        for tid in tids:
             try:
                 with open(f"/proc/{current}/task/{tid}/children") as fh:
                     kids = [int(p) for p in fh.read().split()]

@@ -303,10 +303,12 @@ class Dask:
             import logging  # Dask's own logging, for silence_logs: only a Dask run imports it
 
             # No dashboard; the scheduler's other HTTP routes still need a port: any free one on loopback, not
-            # Dask's default 8787 (taken by another cluster, Dask warns on stderr and picks another anyway).
+            # Dask's default 8787 (taken by another cluster, Dask warns on stderr and picks another anyway). Its
+            # logs stay quiet but for the critical: a worker whose scheduler closes first logs a heartbeat error with
+            # a traceback, and a task's failure reaches the run through its future anyway.
             self.cluster = distributed.LocalCluster(
                 n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",
-                dashboard_address="127.0.0.1:0", scheduler_kwargs={"dashboard": False}, silence_logs=logging.ERROR,
+                dashboard_address="127.0.0.1:0", scheduler_kwargs={"dashboard": False}, silence_logs=logging.CRITICAL,
             )  # fmt: skip
             self.client = distributed.Client(self.cluster)
             self.local = True
