@@ -226,6 +226,38 @@ def shared_input(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str, Cal
     return get
 
 
+def on_terminal(
+    args: Sequence[str], cwd: Path, env: dict[str, str], size: tuple[int, int] = (30, 110), stdout_too: bool = False
+) -> tuple[int, bytes]:
+    """Run ``python -m stream ARGS`` with its stderr (and its stdout, ``stdout_too``) on a pseudo-terminal of
+    ``size`` (rows, columns), ``TERM=xterm-256color``; its exit code and every byte the terminal received."""
+    import fcntl
+    import pty
+    import struct
+    import termios
+
+    leader, follower = pty.openpty()
+    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", *size, 0, 0))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "stream", *args], cwd=cwd, env={**env, "TERM": "xterm-256color"},
+        stdin=subprocess.DEVNULL, stdout=follower if stdout_too else subprocess.DEVNULL, stderr=follower,
+    )  # fmt: skip
+    os.close(follower)
+    seen = b""
+    try:
+        while True:
+            try:
+                data = os.read(leader, 65536)
+            except OSError:  # the child closed its side
+                break
+            if not data:
+                break
+            seen += data
+    finally:
+        os.close(leader)
+    return proc.wait(timeout=60), seen
+
+
 def ohlcv_csv(closes: Iterable[str], newline: str = "\n", header: str = OHLCV_HEADER) -> str:
     """A 7-column candle file whose close column carries ``closes`` as written; the other fields are plausible."""
     lines = [header]

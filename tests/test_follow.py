@@ -17,6 +17,8 @@ from collections.abc import Callable
 from fractions import Fraction
 from pathlib import Path
 
+from conftest import on_terminal
+
 ROOT = Path(__file__).resolve().parent.parent
 ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
 ENV.pop("NO_COLOR", None)
@@ -548,27 +550,8 @@ def test_no_escape_codes_when_stderr_is_not_a_terminal(tmp_path: Path) -> None:
 
 
 def _on_pty(tmp: Path, *args: str, env: dict | None = None, stdout_too: bool = False) -> tuple[int, bytes]:
-    import fcntl
-    import pty
-    import struct
-    import termios
-
-    master, slave = pty.openpty()
-    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 30, 110, 0, 0))
-    env = {**ENV, "TERM": "xterm-256color", **(env or {})}
-    p = start(tmp, *args, stdout=slave if stdout_too else subprocess.PIPE, stderr=slave, env=env)
-    os.close(slave)
-    seen = b""
-    while True:
-        try:
-            data = os.read(master, 65536)
-        except OSError:  # the child closed its side
-            break
-        if not data:
-            break
-        seen += data
-    os.close(master)
-    return p.wait(timeout=20), seen
+    cmd = ("--window", str(WINDOW), "--log-file", "run.log", *args)
+    return on_terminal(cmd, tmp, {**ENV, **(env or {})}, stdout_too=stdout_too)
 
 
 def test_live_display_on_a_terminal(tmp_path: Path) -> None:

@@ -4,16 +4,12 @@ rates, waiting and summary line), the parallel plan's progress reports, and one 
 from __future__ import annotations
 
 import io
-import os
 import re
-import select
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
-from conftest import env_with_repo
+from conftest import env_with_repo, on_terminal
 
 from stream.core.engine import RollingSignal
 from stream.core.tally import Tally
@@ -249,45 +245,14 @@ def test_receiving_while_rows_arrive_waiting_after_a_second_and_the_rate_falls_t
 # ---- on a real terminal -------------------------------------------------------------------------------------------
 
 
-def read_pty(leader: int, proc: subprocess.Popen, deadline: float) -> str:
-    seen = b""
-    while time.monotonic() < deadline:
-        ready, _, _ = select.select([leader], [], [], 0.5)
-        if ready:
-            try:
-                data = os.read(leader, 65536)
-            except OSError:  # the child closed its side
-                break
-            if not data:
-                break
-            seen += data
-        elif proc.poll() is not None:
-            break
-    return seen.decode("utf-8", "replace")
-
-
 def test_a_parallel_run_on_a_terminal_ends_with_its_summary_line(tmp_path: Path) -> None:
-    import fcntl
-    import pty
-    import struct
-    import termios
-
     rows = 200_000
     (tmp_path / "in.csv").write_text("timestamp,close\n" + "".join(f"{i},{100 + i % 13}.25\n" for i in range(rows)))
-    leader, follower = pty.openpty()
-    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 160, 0, 0))
     args = ["--input", "in.csv", "--workers", "2", "--block-size", "256K", "--signals", "s.csv", "--output", "m.json"]
     # The row path in the workers: slow enough for the display's delay to pass on any machine.
-    env = env_with_repo({"TERM": "xterm-256color", "MLOPS_STREAM_PATH": "row"})
-    proc = subprocess.Popen([sys.executable, "-m", "stream", *args], cwd=tmp_path, env=env,
-                            stdout=subprocess.DEVNULL, stderr=follower)  # fmt: skip
-    os.close(follower)
-    try:
-        raw = read_pty(leader, proc, time.monotonic() + 120)
-    finally:
-        os.close(leader)
-        proc.kill()
-    assert proc.wait(timeout=30) == 0
+    code, seen = on_terminal(args, tmp_path, env_with_repo({"MLOPS_STREAM_PATH": "row"}), size=(40, 160))
+    assert code == 0
+    raw = seen.decode("utf-8", "replace")
     plain = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", raw)
     assert "reading in.csv" in plain and "%" in plain and "counted" in plain  # frames were drawn
     final = screen(raw)
