@@ -171,7 +171,7 @@ def run_workers(data: bytes, window: int, policy: str, fmt: str, workers: int) -
         try:
             # One block per worker, however small the input: the plan's cuts are what these tests exercise.
             block_size = max(1, -(-len(data) // workers))
-            options = parallel.Options(workers, block_size=block_size)
+            options = parallel.Reading(workers, block_size=block_size)
             tally, _ = parallel.run([Spec(f.name)], [len(data)], reader, pipeline, options)
         except BadRowError as exc:
             return Outcome(None, None, None, b"", bad, str(exc))

@@ -611,7 +611,7 @@ def _signals(
         with tempfile.NamedTemporaryFile() as f:
             f.write(data)
             f.flush()
-            options = parallel.Options(2, block_size=block_size)
+            options = parallel.Reading(2, block_size=block_size)
             tally, _ = parallel.run([Spec(f.name)], [len(data)], reader, pipeline, options)
     else:
         block_path = BlockReader(reader, min_block=1) if how == "block" else None

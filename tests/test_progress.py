@@ -130,7 +130,7 @@ def run_plan(tmp_path: Path, executor: object, signals: bool, hooks: dict) -> li
     states: list[Reached] = []
     sink = SignalSink(io.BytesIO(), "csv") if signals else None
     reader = Reader("close", "fail", keep_text=signals)
-    options = parallel.Options(2, block_size=4096, executor=executor)  # type: ignore[arg-type]
+    options = parallel.Reading(2, block_size=4096, executor=executor)  # type: ignore[arg-type]
     parallel.run([spec], [size], reader, Pipeline(RollingSignal(5), sink), options,
                  parallel.Hooks(reached=states.append, **hooks))  # fmt: skip
     return states

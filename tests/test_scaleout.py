@@ -82,7 +82,7 @@ def run(specs: list[Spec], keyed: bool, window: int, skip: bool, fmt: str | None
     pipeline = Pipeline(KeyedSignal(window) if keyed else RollingSignal(window), sink)
     sizes = [Path(s.name).stat().st_size for s in specs]
     try:
-        options = parallel.Options(1, block_size=block, executor=executor)
+        options = parallel.Reading(1, block_size=block, executor=executor)
         tally, by_key = parallel.run(specs, sizes, reader, pipeline, options)
     except InputError as exc:
         return ("error", str(exc), bad)

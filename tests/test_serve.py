@@ -485,7 +485,7 @@ def test_a_batch_runs_counters_by_reason_are_exact_on_workers_too(tmp_path: Path
         planned[:] = [done]
 
     size = data.stat().st_size
-    options = parallel.Options(workers, block_size=64 << 10)
+    options = parallel.Reading(workers, block_size=64 << 10)
     parallel.run([Spec(str(data))], [size], reader, pipeline, options, parallel.Hooks(after, blocks_done=blocks_done))
     final = ref.prefixes[-1]
     s = view.sample()

@@ -43,7 +43,7 @@ def run(ctx: RunContext) -> Outcome:
     with _Watch(ctx, pipeline, reader, name, sizes) as watch:
         tally, by_key = parallel.run(
             specs, sizes, reader, pipeline,
-            parallel.Options(opts.workers, opts.cluster, opts.scheduler, opts.block_size, opts.reverse),
+            parallel.Reading(opts.workers, opts.cluster, opts.scheduler, opts.block_size, opts.reverse),
             parallel.Hooks(watch.after_batch, watch.opened, watch.found, watch.blocks_done, watch.stage, watch.reach),
         )  # fmt: skip
     layout = watch.layout()

@@ -49,7 +49,7 @@ def default_workers(size: int | None) -> int:
     return 1 if size is None or size < PARALLEL_MIN_BYTES else cores()
 
 
-class Options(NamedTuple):
+class Reading(NamedTuple):
     """How a batch run reads its inputs."""
 
     workers: int | None = None  # worker processes; None: the default for the inputs' size
@@ -80,7 +80,7 @@ class Hooks(NamedTuple):
     reached: Callable[[Reached], None] | None = None
 
 
-DEFAULTS = Options()
+DEFAULTS = Reading()
 NO_HOOKS = Hooks()
 
 
@@ -89,7 +89,7 @@ def run(
     sizes: list[int | None],
     reader: Reader,
     pipeline: Pipeline,
-    options: Options = DEFAULTS,
+    options: Reading = DEFAULTS,
     hooks: Hooks = NO_HOOKS,
 ) -> tuple[Tally, dict[str, Tally] | None]:
     """Process the inputs as ``options`` say (by one process, or the parallel plan on worker processes or Dask),
@@ -153,7 +153,7 @@ def _parallel(
     sizes: list[int],
     reader: Reader,
     pipeline: Pipeline,
-    options: Options,
+    options: Reading,
     hooks: Hooks,
     workers: int,
 ) -> tuple[Tally, dict[str, Tally] | None] | None:
@@ -204,7 +204,7 @@ def _parallel(
 
 
 def _probe(
-    specs: list[Spec], sizes: list[int], reader: Reader, options: Options
+    specs: list[Spec], sizes: list[int], reader: Reader, options: Reading
 ) -> tuple[Header, list[bool], Reader] | None:
     """The inputs' header, which of them are compressed, and the reader that read the header; None (the log says
     why) when the inputs do not suit the plan."""
@@ -242,7 +242,7 @@ def _cut(
     header: Header,
     packed: list[bool],
     scratch: Reader,
-    options: Options,
+    options: Reading,
     workers: int,
     window: int,
 ) -> list[Task] | None:
@@ -269,7 +269,7 @@ def _cut(
     return tasks
 
 
-def _workers(options: Options, workers: int, blocks: int) -> int:
+def _workers(options: Reading, workers: int, blocks: int) -> int:
     """How many worker processes to start on this machine: no more than the blocks, nor than ``WORKERS_PER_CORE``
     per core; the log says when fewer than asked."""
     if options.executor is not None or options.scheduler is not None:
@@ -354,7 +354,7 @@ def _stage(hooks: Hooks, label: str | None) -> None:
         hooks.stage(label)
 
 
-def _starting(options: Options, workers: int) -> str:
+def _starting(options: Reading, workers: int) -> str:
     if options.scheduler is not None:
         return "connecting to the Dask scheduler"
     if options.dask:
@@ -362,7 +362,7 @@ def _starting(options: Options, workers: int) -> str:
     return f"starting {workers} worker processes"
 
 
-def _start(options: Options, workers: int, block: bool) -> Executor:
+def _start(options: Reading, workers: int, block: bool) -> Executor:
     if options.dask:
         from stream.runs.plan.executors import Dask
 
