@@ -50,7 +50,7 @@ class BlockShape:
             raise ValueError("no shape")
         quotes = [i for i, b in enumerate(first) if b == 34]
         self.quotes = len(quotes)
-        bounds = [0, *quotes, len(first)]
+        bounds = [-1, *quotes, len(first)]  # the line begins after the newline before it
         fixed: list[tuple[int, int, int]] = []  # (bound, offset, byte)
         sized: list[tuple[int, int, int]] = []  # (end bound, start bound, length + start offset)
         self.numbers: list[tuple[int, int, int, int]] = []  # (start bound, offset, end bound, offset)
@@ -59,21 +59,20 @@ class BlockShape:
         strings = len(quotes) // 2
         for j in range(strings + 1):
             lo, hi = 2 * j, 2 * j + 1  # an outside piece: from bound lo (after its quote) to bound hi
-            skip = 1 if j else 0
-            piece = first[bounds[lo] + skip : bounds[hi]]
+            piece = first[bounds[lo] + 1 : bounds[hi]]
             m = _OUTSIDE.fullmatch(piece)
             if m is None:
                 raise ValueError("no shape")
             pre, token, post = m.group(1), m.group(2), m.group(3) or b""
             if token is None or token == b"null":
-                fixed += [(lo, skip + k, b) for k, b in enumerate(piece)]
-                sized.append((hi, lo, len(piece) + skip))
+                fixed += [(lo, 1 + k, b) for k, b in enumerate(piece)]
+                sized.append((hi, lo, len(piece) + 1))
                 if token is not None:
-                    values.append(("null", (lo, skip + len(pre), hi, -len(post))))
+                    values.append(("null", (lo, 1 + len(pre), hi, -len(post))))
             else:
-                fixed += [(lo, skip + k, b) for k, b in enumerate(pre)]
+                fixed += [(lo, 1 + k, b) for k, b in enumerate(pre)]
                 fixed += [(hi, k - len(post), b) for k, b in enumerate(post)]
-                place = (lo, skip + len(pre), hi, -len(post))
+                place = (lo, 1 + len(pre), hi, -len(post))
                 if token in (b"true", b"false"):
                     self.bools.append(place)
                     values.append(("bool", place))
@@ -107,22 +106,22 @@ class BlockShape:
         if b"\\" in body or not body.endswith(b"\n"):
             return None
         a = np.frombuffer(body, np.uint8)
-        # The quotes, the line ends and any other control character (which the json module may refuse), in one pass.
-        marks = np.flatnonzero((a == 34) | (a < 32))
-        lines, rest = divmod(len(marks), self.quotes + 1)
-        if rest or (n is not None and lines != n):
+        # The quotes, the line ends and any other control character, in one pass: x ^ 2 <= 32 for x < 32 or x = 34.
+        marks = np.flatnonzero((a ^ np.uint8(2)) <= 32)
+        k = self.quotes + 1
+        lines, rest = divmod(len(marks), k)
+        if rest or not lines or (n is not None and lines != n):
             return None
-        at = marks.reshape(lines, self.quotes + 1)
-        kinds = a[at]
-        if not (kinds[:, -1] == 10).all() or np.count_nonzero(kinds == 34) != lines * self.quotes:
-            return None  # the lines have the quotes between them, but not that many each, or a control character
         n = lines
-        # The bounds of every line, a row for each: its start, its quotes, its end.
-        bounds = np.empty((self.quotes + 2, n), np.int64)
-        bounds[0, 0] = 0
-        bounds[0, 1:] = at[:-1, -1] + 1
-        bounds[1:] = at.T
-        if int((bounds[-1] - bounds[0]).max()) > MAX_LINE_BYTES or not self._fits(a, bounds):
+        # The bounds of every line, a row for each: the newline before it (-1 for the first), its quotes, its newline;
+        # laid over the marks as they are.
+        ext = np.empty(len(marks) + 1, np.int64)
+        ext[0] = -1
+        ext[1:] = marks
+        bounds = np.lib.stride_tricks.as_strided(ext, (k + 1, n), (8, 8 * k), writeable=False)
+        if not (a[bounds[-1]] == 10).all() or np.count_nonzero(a < 32) != n:
+            return None  # the lines have the quotes between them, but not that many each, or a control character
+        if int((bounds[-1] - bounds[0]).max()) > MAX_LINE_BYTES + 1 or not self._fits(a, bounds):
             return None
         if not (body.isascii() or _utf8(body)):
             return None

@@ -81,38 +81,43 @@ def _plain(t: Any, length: Any) -> bool | None:
     numbers when none has an exponent: ``-?(0|[1-9][0-9]*)(\\.[0-9]+)?``; None when one has an e, E or +. The
     bytes are taken eight at a time, as words, each byte's kind a flag bit in it."""
     np = numpy()
-    inside, ends = _tables()
+    rows = t.shape[1] // 8
+    masks, starts = _tables()
     w = words(t)
     b = w.view(np.uint8)
     digit = ((b - np.uint8(48)) < 10).view(WORD)
     dot = (b == 46).view(WORD)
-    inside = inside.take((WIDEST - np.arange(0, t.shape[1], 8))[:, None] + length)
+    mask = masks[: rows + 1].take(length, axis=1)  # the words' masks of each text's bytes, and its last byte's flag
     lead = w[0] & np.uint64(0xFFFFFF)
     signed = (lead & np.uint64(0xFF)) == 45
-    bad = ((digit | dot) ^ np.uint64(_ONES)) & inside  # a byte of another kind: a minus, an exponent, ...
+    bad = ((digit | dot) ^ np.uint64(_ONES)) & mask[1:]  # a byte of another kind: a minus, an exponent, ...
     bad[0] ^= signed  # a minus is usual as the first byte
     if bad.any():
         return None
-    dot &= inside
+    dot &= mask[1:]
     dots = dot[0]
-    for j in range(1, len(dot)):
+    for j in range(1, rows):
         dots |= dot[j] << np.uint64(j)  # each row's flags at a bit of their own
     lead >>= signed.astype(WORD) << np.uint64(3)  # the first digit, and the byte after it
-    first, after = lead & np.uint64(0xFF), (lead >> np.uint64(8)) & np.uint64(0xFF)
-    # One dot at most, not the last byte; a digit first; a leading zero is the whole integer part (0.5, never 01).
-    good = ((dots & (dots - np.uint64(1))) == 0) & ((dots & ends.take(length)) == 0) & (first - np.uint64(48) < 10)
-    good &= (first != 48) | (after - np.uint64(48) >= 10)
+    # One dot at most, and not the last byte; a digit first, a leading zero the whole integer part (0.5, never 01).
+    good = (dots & ((dots - np.uint64(1)) | mask[0])) == 0
+    good &= starts.take(lead & np.uint64(0xFFFF))
     return bool(good.all())
 
 
 def _tables() -> tuple[Any, Any]:
-    """Made once: row j's mask of a text of length L (entry L - 8j + WIDEST: none of its bytes, some, all), and the
-    bit of a text's last byte among the flags ``_plain`` gathers in one word (entry L)."""
+    """Made once: for each length L (a column), the flag of a text's last byte among the flags ``_plain`` gathers
+    in one word, then the mask of its bytes 8j ... 8j + 7 in word j (a row each); and whether two bytes (the first
+    in the low byte) begin a number's digits well."""
     if not _TABLES:
         np = numpy()
-        inside = [0] * (WIDEST + 1) + [(1 << 8 * k) - 1 for k in range(1, 9)] + [(1 << 64) - 1] * WIDEST
         ends = [0] + [1 << (8 * ((n - 1) % 8) + (n - 1) // 8) for n in range(1, WIDEST + 1)]
-        _TABLES.extend([np.array(inside, WORD), np.array(ends, WORD)])
+        masks = [[(1 << 8 * min(max(n - 8 * j, 0), 8)) - 1 for n in range(WIDEST + 1)] for j in range(WIDEST // 8)]
+        digits = np.arange(256)
+        ok = np.zeros((256, 256), bool)  # [second, first]
+        ok[:, 49:58] = True
+        ok[:, 48] = (digits < 48) | (digits > 57)
+        _TABLES.extend([np.array([ends, *masks], WORD), ok.ravel()])
     return _TABLES[0], _TABLES[1]
 
 
