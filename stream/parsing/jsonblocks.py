@@ -15,7 +15,7 @@ from stream.core.batch import Batch
 from stream.parsing.decimals import MAX_DIGITS, decimals, numpy
 from stream.parsing.framing import MAX_LINE_BYTES
 from stream.parsing.jsonl import shaped, wanted
-from stream.parsing.jsonnumbers import WINDOW, WORD, numbers, padded, windows, words
+from stream.parsing.jsonnumbers import WIDEST, WINDOW, WORD, numbers, padded, windows, words
 from stream.parsing.shapes import Path, Shapes, leaves
 
 if TYPE_CHECKING:
@@ -121,14 +121,18 @@ class BlockShape:
         bounds = np.lib.stride_tricks.as_strided(ext, (k + 1, n), (8, 8 * k), writeable=False)
         if not (a[bounds[-1]] == 10).all() or np.count_nonzero(a < 32) != n:
             return None  # the lines have the quotes between them, but not that many each, or a control character
-        if int((bounds[-1] - bounds[0]).max()) > MAX_LINE_BYTES + 1 or not self._fits(a, bounds):
+        if int((bounds[-1] - bounds[0]).max()) > MAX_LINE_BYTES + 1:
+            return None
+        pad = padded(a)
+        if not self._fits(pad, bounds):
             return None
         if not (body.isascii() or _utf8(body)):
             return None
         close = self.taken[0]
         assert close is not None
         s, e = self._span(bounds, close)
-        ok, units, scale = decimals(a, s, e - s)
+        width = WINDOW if int((e - s).max()) <= WINDOW else WIDEST
+        ok, units, scale = decimals(a, s, e - s, windows(pad, s, width).T)  # a window of the close a column
         if not ok.all():
             return None
         need = [texts, texts, True]
@@ -146,10 +150,9 @@ class BlockShape:
         lo, lo_off, hi, hi_off = place
         return bounds[lo] + lo_off, bounds[hi] + hi_off
 
-    def _fits(self, a: Any, bounds: Any) -> bool:
+    def _fits(self, pad: Any, bounds: Any) -> bool:
         """Whether every line's fixed bytes (and so its quotes' places), numbers and true or false are the shape's."""
         np = numpy()
-        pad = padded(a)
         at, offset, want, mask = self._windows
         got = words(windows(pad, bounds[at] + offset).reshape(-1, WINDOW)).reshape(len(want), len(at), -1)
         if not ((got & mask) == want).all():
