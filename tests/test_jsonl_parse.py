@@ -308,3 +308,48 @@ def test_every_path_reads_what_each_line_reads(data, block, keyed, draw) -> None
     event(f"{'no' if not want_bad else 'some'} bad rows")
     assert bad == want_bad
     assert rows == want_rows
+
+
+# ---- the numpy path's own rules: numbers eight bytes a word, fixed bytes in windows ---------------------------------
+
+NEAR_NUMBER = st.text("0123456789.-+eE", min_size=1, max_size=40)
+
+
+@SETTINGS
+@given(texts=st.lists(st.one_of(NEAR_NUMBER, NUMBER_TEXT, PRICE_TEXT), min_size=1, max_size=30))
+def test_the_numpy_number_check_is_json_grammar(texts: list[str]) -> None:
+    from stream.parsing.decimals import numpy
+    from stream.parsing.jsonnumbers import WIDEST, numbers, padded
+
+    np = numpy()
+    body = ("[" + ",".join(texts) + "]").encode()
+    start = np.cumsum([1] + [len(t) + 1 for t in texts[:-1]])
+    end = start + np.array([len(t) for t in texts])
+    got = numbers(padded(np.frombuffer(body, np.uint8)), start, end)
+    event("all numbers" if got else "refused")
+    assert got == all(_number(t) and len(t) <= WIDEST for t in texts)
+
+
+PRINTABLE = st.characters(min_codepoint=32, max_codepoint=126)
+
+
+@SETTINGS
+@given(data=inputs(), draw=st.data())
+def test_a_line_changed_in_one_byte_is_read_as_each_line_reads_it_or_refused(data, draw) -> None:
+    """A byte of one line replaced (a quote moved, a key's letter, a digit, a comma): numpy reads the chunk as the
+    per-line parse does, or leaves it to the slower paths."""
+    lines, path = data
+    lines = [ln for ln in lines if ln.strip()] or lines[:1]
+    i = draw.draw(st.integers(0, len(lines) - 1))
+    line = lines[i]
+    at = draw.draw(st.integers(0, max(0, len(line) - 1)))
+    lines[i] = line[:at] + draw.draw(PRINTABLE) + line[at + 1 :]
+    got = BlockShapes([path, ("t",), ("s",)]).read(("\n".join(lines) + "\n").encode(), len(lines), texts=True)
+    event("read by numpy" if got is not None else "refused")
+    if got is None:
+        return
+    want = [reference(ln, path, ("t",), ("s",)) for ln in lines]
+    assert all(w is not None and w[0] == "row" for w in want)
+    assert [Fraction(int(u), 10**got.scale) for u in got.units] == [w[1] for w in want]
+    assert got.closes == [w[2] for w in want] and got.stamps == [w[3] for w in want]
+    assert got.keys == [w[4] for w in want]

@@ -69,6 +69,12 @@ class BlockReader:
         self._json_blocks: JsonBlocks | None = None  # JSON Lines: the shapes of the chunks so far
 
     @property
+    def json(self) -> bool:
+        """Whether the input is JSON Lines (as far as its layout is known)."""
+        layout = self.reader.layout
+        return layout is not None and layout.format == "jsonl"
+
+    @property
     def started(self) -> bool:
         """Whether numpy parses the chunks fed from now on."""
         return self._after is None

@@ -42,10 +42,12 @@ def _keep_freed_memory() -> None:
     mallopt(m_top_pad, 16 << 20)  # grow the heap in big steps: fewer brk calls
 
 
-def decimals(a: Any, start: Any, length: Any) -> tuple[Any, Any, int]:
+def decimals(a: Any, start: Any, length: Any, gathered: Any = None) -> tuple[Any, Any, int]:
     """Fields of digits with at most one dot, as exact int64 units at their largest scale: (ok, units, scale).
 
     Fields that are anything else, or too long for int64 at that scale, are marked not ok (their units are junk).
+    ``gathered``: the fields' bytes as the caller has them, byte j of every field in row j (at least as many rows as
+    the widest field has bytes); else they are taken from ``a``.
     """
     np = numpy()
     n = len(start)
@@ -56,9 +58,12 @@ def decimals(a: Any, start: Any, length: Any) -> tuple[Any, Any, int]:
         return ok, np.zeros(n, np.int64), 0
     # Laid out column by column (byte j of every field is one contiguous row), so each step is a plain vector op.
     at = np.arange(width)[:, None]
-    idx = at + start
-    np.minimum(idx, len(a) - 1, out=idx)
-    m = a[idx]
+    if gathered is None:
+        idx = at + start
+        np.minimum(idx, len(a) - 1, out=idx)
+        m = a[idx]
+    else:
+        m = gathered[:width]
     d = m - np.uint8(48)
     inside = at < ln
     digit = (d < 10) & inside

@@ -15,6 +15,7 @@ from stream.core.batch import Batch
 from stream.parsing.decimals import MAX_DIGITS, decimals, numpy
 from stream.parsing.framing import MAX_LINE_BYTES
 from stream.parsing.jsonl import shaped, wanted
+from stream.parsing.jsonnumbers import WIDEST, WINDOW, WORD, numbers, padded, windows, words
 from stream.parsing.shapes import Path, Shapes, leaves
 
 if TYPE_CHECKING:
@@ -22,16 +23,6 @@ if TYPE_CHECKING:
 
 # What a line holds between two strings: structure, and at most one number, true, false or null.
 _OUTSIDE = re.compile(rb"([\[\]{}:, ]*)(?:(-?[0-9][0-9.eE+-]*|true|false|null)([\[\]{}:, ]*))?")
-# JSON's numbers as a machine over classes of bytes (0, 1-9, -, +, ., e or E, any other); states: 0 start, 1 after
-# a minus, 2 a leading zero, 3 integer digits, 4 after the point, 5 decimals, 6 after e, 7 after its sign,
-# 8 exponent digits, 9 refused.
-_MOVES = (
-    (2, 3, 1, 9, 9, 9, 9), (2, 3, 9, 9, 9, 9, 9), (9, 9, 9, 9, 4, 6, 9), (3, 3, 9, 9, 4, 6, 9), (5, 5, 9, 9, 9, 9, 9),
-    (5, 5, 9, 9, 9, 6, 9), (8, 8, 7, 7, 9, 9, 9), (8, 8, 9, 9, 9, 9, 9), (8, 8, 9, 9, 9, 9, 9), (9, 9, 9, 9, 9, 9, 9),
-)  # fmt: skip
-_ENDS = (2, 3, 5, 8)
-# Number texts longer than this are left to the regular expressions.
-WIDEST = 32
 
 
 class Block:
@@ -59,7 +50,7 @@ class BlockShape:
             raise ValueError("no shape")
         quotes = [i for i, b in enumerate(first) if b == 34]
         self.quotes = len(quotes)
-        bounds = [0, *quotes, len(first)]
+        bounds = [-1, *quotes, len(first)]  # the line begins after the newline before it
         fixed: list[tuple[int, int, int]] = []  # (bound, offset, byte)
         sized: list[tuple[int, int, int]] = []  # (end bound, start bound, length + start offset)
         self.numbers: list[tuple[int, int, int, int]] = []  # (start bound, offset, end bound, offset)
@@ -68,21 +59,20 @@ class BlockShape:
         strings = len(quotes) // 2
         for j in range(strings + 1):
             lo, hi = 2 * j, 2 * j + 1  # an outside piece: from bound lo (after its quote) to bound hi
-            skip = 1 if j else 0
-            piece = first[bounds[lo] + skip : bounds[hi]]
+            piece = first[bounds[lo] + 1 : bounds[hi]]
             m = _OUTSIDE.fullmatch(piece)
             if m is None:
                 raise ValueError("no shape")
             pre, token, post = m.group(1), m.group(2), m.group(3) or b""
             if token is None or token == b"null":
-                fixed += [(lo, skip + k, b) for k, b in enumerate(piece)]
-                sized.append((hi, lo, len(piece) + skip))
+                fixed += [(lo, 1 + k, b) for k, b in enumerate(piece)]
+                sized.append((hi, lo, len(piece) + 1))
                 if token is not None:
-                    values.append(("null", (lo, skip + len(pre), hi, -len(post))))
+                    values.append(("null", (lo, 1 + len(pre), hi, -len(post))))
             else:
-                fixed += [(lo, skip + k, b) for k, b in enumerate(pre)]
+                fixed += [(lo, 1 + k, b) for k, b in enumerate(pre)]
                 fixed += [(hi, k - len(post), b) for k, b in enumerate(post)]
-                place = (lo, skip + len(pre), hi, -len(post))
+                place = (lo, 1 + len(pre), hi, -len(post))
                 if token in (b"true", b"false"):
                     self.bools.append(place)
                     values.append(("bool", place))
@@ -99,9 +89,7 @@ class BlockShape:
                     values.append(("string", (s, 1, e, 0)))
         if [kind for kind, _ in values] != [kind for _, kind in found]:
             raise ValueError("no shape")
-        # Laid out for rows of bounds: each fixed byte (or size) a row, each line a column.
-        self._fixed = _rows(fixed)
-        self._sized = _rows([(hi, size, lo) for hi, lo, size in sized])
+        self._windows = _windows(fixed, sized, self.quotes)
         where = {path: place for (path, _), (_, place) in zip(found, values)}
         kinds = {path: kind for path, kind in found}
         self.paths = paths
@@ -110,35 +98,41 @@ class BlockShape:
         if self.taken[0] is None or self.read(first + b"\n", 1) is None:  # no close, or one numpy does not read
             raise ValueError("no shape")
 
-    def read(self, body: bytes, n: int, texts: bool = False) -> Block | None:
-        """The values of the ``n`` lines of ``body`` (each ending with a newline) when every line has this shape and
-        every close is plain digits with at most one dot; None otherwise. ``texts``: keep the close and time texts
-        (the key's are kept in keyed runs)."""
+    def read(self, body: bytes, n: int | None, texts: bool = False) -> Block | None:
+        """The values of the lines of ``body`` (``n`` of them, when the caller has counted them; each ending with a
+        newline) when every line has this shape and every close is plain digits with at most one dot; None
+        otherwise. ``texts``: keep the close and time texts (the key's are kept in keyed runs)."""
         np = numpy()
-        if b"\\" in body or not n:
+        if b"\\" in body or not body.endswith(b"\n"):
             return None
         a = np.frombuffer(body, np.uint8)
-        if np.count_nonzero(a < 32) != n:  # a control character but the newlines: the json module may refuse it
+        # The quotes, the line ends and any other control character, in one pass: x ^ 2 <= 32 for x < 32 or x = 34.
+        marks = np.flatnonzero((a ^ np.uint8(2)) <= 32)
+        k = self.quotes + 1
+        lines, rest = divmod(len(marks), k)
+        if rest or not lines or (n is not None and lines != n):
             return None
-        marks = np.flatnonzero((a == 34) | (a == 10))  # the quotes and the line ends, in one pass
-        if len(marks) != n * (self.quotes + 1):
+        n = lines
+        # The bounds of every line, a row for each: the newline before it (-1 for the first), its quotes, its newline;
+        # laid over the marks as they are.
+        ext = np.empty(len(marks) + 1, np.int64)
+        ext[0] = -1
+        ext[1:] = marks
+        bounds = np.lib.stride_tricks.as_strided(ext, (k + 1, n), (8, 8 * k), writeable=False)
+        if not (a[bounds[-1]] == 10).all() or np.count_nonzero(a < 32) != n:
+            return None  # the lines have the quotes between them, but not that many each, or a control character
+        if int((bounds[-1] - bounds[0]).max()) > MAX_LINE_BYTES + 1:
             return None
-        at = marks.reshape(n, self.quotes + 1)
-        if not (a[at[:, -1]] == 10).all():
-            return None  # the lines have the quotes between them, but not that many each
-        # The bounds of every line, a row for each: its start, its quotes, its end.
-        bounds = np.empty((self.quotes + 2, n), np.int64)
-        bounds[0, 0] = 0
-        bounds[0, 1:] = at[:-1, -1] + 1
-        bounds[1:] = at.T
-        if int((bounds[-1] - bounds[0]).max()) > MAX_LINE_BYTES or not self._fits(a, bounds):
+        pad = padded(a)
+        if not self._fits(pad, bounds):
             return None
         if not (body.isascii() or _utf8(body)):
             return None
         close = self.taken[0]
         assert close is not None
         s, e = self._span(bounds, close)
-        ok, units, scale = decimals(a, s, e - s)
+        width = WINDOW if int((e - s).max()) <= WINDOW else WIDEST
+        ok, units, scale = decimals(a, s, e - s, windows(pad, s, width).T)  # a window of the close a column
         if not ok.all():
             return None
         need = [texts, texts, True]
@@ -156,106 +150,54 @@ class BlockShape:
         lo, lo_off, hi, hi_off = place
         return bounds[lo] + lo_off, bounds[hi] + hi_off
 
-    def _fits(self, a: Any, bounds: Any) -> bool:
-        """Whether every line's fixed bytes, fixed lengths, numbers and true or false are the shape's."""
+    def _fits(self, pad: Any, bounds: Any) -> bool:
+        """Whether every line's fixed bytes (and so its quotes' places), numbers and true or false are the shape's."""
         np = numpy()
-        if self._sized is not None:
-            hi, size, lo = self._sized
-            if not ((bounds[hi] - bounds[lo[:, 0]]) == size).all():
-                return False
-        if self._fixed is not None:
-            at, off, byte = self._fixed
-            if not (np.take(a, bounds[at] + off) == byte).all():
-                return False
+        at, offset, want, mask = self._windows
+        got = words(windows(pad, bounds[at] + offset).reshape(-1, WINDOW)).reshape(len(want), len(at), -1)
+        if not ((got & mask) == want).all():
+            return False
         for place in self.bools:
             s, e = self._span(bounds, place)
-            t = a[np.minimum(s[:, None] + np.arange(5), len(a) - 1)]
+            t = windows(pad, s)[:, :5]
             true = (e - s == 4) & (t[:, :4] == np.frombuffer(b"true", np.uint8)).all(1)
             false = (e - s == 5) & (t == np.frombuffer(b"false", np.uint8)).all(1)
             if not (true | false).all():
                 return False
         if self.numbers:
             s, e = zip(*(self._span(bounds, p) for p in self.numbers))
-            padded = np.concatenate([a, np.zeros(WIDEST + 1, np.uint8)])
-            if not _numbers(padded, np.concatenate(s), np.concatenate(e)):
+            if not numbers(pad, np.concatenate(s), np.concatenate(e)):
                 return False
         return True
 
 
-def _numbers(a: Any, start: Any, end: Any) -> bool:
-    """Whether every text ``a[start:end]`` is a JSON number (``a`` holds ``WIDEST`` + 1 bytes more than the texts)."""
+def _windows(fixed: list[tuple[int, int, int]], sized: list[tuple[int, int, int]], quotes: int) -> tuple[Any, ...]:
+    """The fixed bytes of a shape as the windows that hold them: each window's bound (a row of bounds), its offset
+    from that bound, and its bytes and which of them count, as 8-byte words.
+
+    A bound a fixed length after another (a key's closing quote, say) is placed from the other's place, so a key, its
+    quotes and the punctuation around it are one window; a line whose windows all match has its quotes at those
+    places, and so the lengths the shape fixes.
+    """
     np = numpy()
-    length = end - start
-    width = int(length.max())
-    if width > WIDEST or int(length.min()) < 1:
-        return False
-    # A row for each place in the texts (and the place after them), a column for each text: whole-row steps.
-    t = np.take(a, start + np.arange(width + 1)[:, None])
-    plain = _plain_numbers(t, length)
-    if plain is not None:
-        return plain
-    classes, moves, accepting = _machine()
-    kinds = classes[t[:width]]  # one vector step of the machine for each row
-    kinds[np.arange(width)[:, None] >= length] = _STAY
-    state = np.zeros(len(start), np.int8)
-    for row in kinds:
-        state = moves[state * _KINDS + row]
-    return bool(accepting[state].all())
-
-
-def _plain_numbers(t: Any, length: Any) -> bool | None:
-    """Whether the texts (columns of ``t``, ``length`` bytes each) are JSON numbers when none has an exponent, in a
-    few whole-array steps: ``-?(0|[1-9][0-9]*)(\\.[0-9]+)?``; None when one has an e, E or +."""
-    np = numpy()
-    width, count = t.shape
-    size = length.astype(np.uint8)
-    inside = np.arange(width, dtype=np.uint8)[:, None] < size
-    digit = (t - np.uint8(48)) < 10
-    dot = t == 46
-    usual = digit | dot
-    minus = t[0] == 45
-    usual[0] |= minus
-    if (inside & ~usual).any():
-        return None
-    flat = t.ravel()
-    cols = np.arange(count)
-    first = minus.astype(np.int64)  # where the digits start
-    lead = flat[first * count + cols]
-    after = flat[(first + 1) * count + cols]
-    last = flat[(length - 1) * count + cols]
-    good = ((dot & inside).sum(0, dtype=np.uint8) <= 1) & ((lead - np.uint8(48)) < 10) & ((last - np.uint8(48)) < 10)
-    # A leading zero is the whole integer part: 0, 0.5, -0.5, never 01.
-    good &= (lead != 48) | (after == 46) | (first + 1 == length)
-    return bool(good.all())
-
-
-_MACHINE: list[Any] = []
-_KINDS = 8  # the byte classes, and one more for a place past a text's end, where the state stays
-_STAY = 7
-
-
-def _machine() -> tuple[Any, Any, Any]:
-    """The number machine's arrays (made once): each byte's class, the moves (flat), the accepting states."""
-    if not _MACHINE:
-        np = numpy()
-        classes = np.full(256, 6, np.int8)
-        classes[48] = 0
-        classes[49:58] = 1
-        classes[[45, 43, 46, 101, 69]] = [2, 3, 4, 5, 5]
-        moves = np.array([[*m, i] for i, m in enumerate(_MOVES)], np.int8).ravel()
-        accepting = np.zeros(len(_MOVES), bool)
-        accepting[list(_ENDS)] = True
-        _MACHINE.extend([classes, moves, accepting])
-    return _MACHINE[0], _MACHINE[1], _MACHINE[2]
-
-
-def _rows(places: list[tuple[int, int, int]]) -> tuple[Any, Any, Any] | None:
-    """(bound, offset, value) triples as a row index and two columns, for arrays with a row per bound."""
-    if not places:
-        return None
-    np = numpy()
-    bound, offset, value = (np.array(c, np.int64) for c in zip(*places))
-    return bound, offset[:, None], value[:, None]
+    anchor, delta = list(range(quotes + 2)), [0] * (quotes + 2)
+    for hi, lo, size in sorted(sized):  # each sized bound follows the one before it
+        anchor[hi], delta[hi] = anchor[lo], delta[lo] + size
+    marks = [(b, 0, 34) for b in range(1, quotes + 1)] + [(quotes + 1, 0, 10)]
+    placed = {(anchor[b], delta[b] + offset): byte for b, offset, byte in fixed + marks}
+    starts: list[tuple[int, int]] = []
+    for b, offset in sorted(placed):
+        if not starts or starts[-1][0] != b or offset >= starts[-1][1] + WINDOW:
+            starts.append((b, offset))
+    want = np.zeros((len(starts), WINDOW), np.uint8)
+    mask = np.zeros((len(starts), WINDOW), np.uint8)
+    for i, (b, offset) in enumerate(starts):
+        for k in range(WINDOW):
+            if (b, offset + k) in placed:
+                want[i, k], mask[i, k] = placed[b, offset + k], 255
+    at, offset = (np.array(c, np.int64) for c in zip(*starts))
+    # Word j of window i at [j, i], beside the lines' words (stream.parsing.jsonnumbers.words).
+    return at, offset[:, None], want.view(WORD).T[:, :, None], mask.view(WORD).T[:, :, None]
 
 
 def _slices(text: str, start: Any, end: Any) -> list[str]:
@@ -279,7 +221,7 @@ class BlockShapes:
         self.paths = paths
         self._last: BlockShape | None = None
 
-    def read(self, body: bytes, n: int, texts: bool) -> Block | None:
+    def read(self, body: bytes, n: int | None, texts: bool) -> Block | None:
         last = self._last
         if last is not None:
             got = last.read(body, n, texts)
@@ -310,13 +252,13 @@ class JsonBlocks:
     def read(self, body: bytes) -> tuple[Batch | None, int]:
         """The rows of the complete lines of ``body`` (or None), and how many lines it has."""
         np = numpy()
-        a = np.frombuffer(body, np.uint8)
-        n = int(np.count_nonzero(a == 10))
-        got = self._blocks.read(body, n, self.keep_text)
+        got = self._blocks.read(body, None, self.keep_text)
         if got is not None:
             batch = Batch(0, got.units, got.scale)
             batch.closes, batch.stamps, batch.keys = got.closes, got.stamps, got.keys
-            return batch, n
+            return batch, len(got.units)
+        a = np.frombuffer(body, np.uint8)
+        n = int(np.count_nonzero(a == 10))
         ends = np.flatnonzero(a == 10)
         if n and max(int(ends[0]), int(np.diff(ends).max(initial=0)) - 1) > MAX_LINE_BYTES:
             return None, n  # the reader makes the over-long line a bad row

@@ -312,7 +312,7 @@ def _settings(
         signals=sink is not None, fmt=sink.fmt if sink is not None else "csv",
         with_timestamp=first is not None and first.timestamp_index is not None,
         name_files=reader.file is not None, block=block, min_block=1 if serial.mode() == "block" else None,
-        chunk=serial.chunk_size(block), spill=spill,
+        chunk=serial.chunk_size(block, first is not None and first.format == "jsonl"), spill=spill,
         context_floor=header.data_start if single and reader.key is None and sink is None else None,
         one_pass=sink is None and not (single and reader.key is None),
         max_keys=getattr(pipeline.engine, "max_keys", None),

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, BinaryIO
 from stream.core.batch import Batch
 from stream.parsing.reader import Reader, ReaderState, batches
 from stream.sinks.log import log
-from stream.sources.chunks import BLOCK_CHUNK, CHUNK
+from stream.sources.chunks import BLOCK_CHUNK, CHUNK, JSON_BLOCK_CHUNK
 from stream.sources.files import NewFile, Spec, concatenated
 
 if TYPE_CHECKING:
@@ -30,12 +30,13 @@ def mode() -> str:
     return value if value in ("row", "block") else "auto"
 
 
-def chunk_size(block: bool = False) -> int:
-    """Bytes per read: ``MLOPS_STREAM_CHUNK``, else the row path's or the block path's size."""
+def chunk_size(block: bool = False, json: bool = False) -> int:
+    """Bytes per read: ``MLOPS_STREAM_CHUNK``, else the row path's or the block path's size (for JSON Lines, when
+    ``json``)."""
     try:
         return max(1, int(os.environ.get("MLOPS_STREAM_CHUNK", "")))
     except ValueError:
-        return BLOCK_CHUNK if block else CHUNK
+        return (JSON_BLOCK_CHUNK if json else BLOCK_CHUNK) if block else CHUNK
 
 
 def forwards(
@@ -71,7 +72,7 @@ def forwards(
             yield event
 
     def gulp() -> int | None:
-        return chunk_size(True) if block is not None and block.started else None
+        return chunk_size(True, block.json) if block is not None and block.started else None
 
     events = concatenated(specs, chunk_size(), opened=opened, gulp=gulp)
     yield from batches(reader, counted(events), block)
