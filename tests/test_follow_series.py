@@ -65,16 +65,17 @@ def test_files_are_read_in_name_order_late_and_changed_ones_reported(tmp_path: P
     (tmp_path / "d-1.csv").write_bytes(b"one\n")
     (tmp_path / "d-2.csv").write_bytes(b"two\n")
     log, lines = said()
-    f = SeriesFollower(str(tmp_path / "d-*.csv"), Stop(), 1.0, use_inotify=use_inotify, log=log)
+    f = SeriesFollower(str(tmp_path / "d-*.csv"), Stop(), 2.0, use_inotify=use_inotify, log=log)
 
     def script() -> None:
         wait_until(lambda: lines.count("moved on to the next file") == 1)
         write(tmp_path / "d-3.csv", b"three\n")
         write(tmp_path / "d-3.csv", b"three again\n")
         wait_until(lambda: lines.count("moved on to the next file") == 2)
+        # The next file right after the late and the changed one: the idle timeout counts from the last data, and
+        # waiting for their reports first would leave the next file to the machine's load.
         write(tmp_path / "d-0.csv", b"late\n")  # sorts before the current file
         write(tmp_path / "d-2.csv", b"two, later\n")  # the run moved on from it
-        wait_until(lambda: lines.count("came late") == 1 and lines.count("moved on from it") == 1)
         write(tmp_path / "d-4.csv", b"four\n")
 
     got = followed_while(f, script)
