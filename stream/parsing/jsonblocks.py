@@ -15,7 +15,7 @@ from stream.core.batch import Batch
 from stream.parsing.decimals import MAX_DIGITS, decimals, numpy
 from stream.parsing.framing import MAX_LINE_BYTES
 from stream.parsing.jsonl import shaped, wanted
-from stream.parsing.jsonnumbers import WIDEST, WINDOW, WORD, numbers, padded, windows, words
+from stream.parsing.jsonnumbers import WIDEST, WINDOW, WORD, numbers, padded, windows
 from stream.parsing.shapes import Path, Shapes, leaves
 
 if TYPE_CHECKING:
@@ -90,11 +90,20 @@ class BlockShape:
         if [kind for kind, _ in values] != [kind for _, kind in found]:
             raise ValueError("no shape")
         self._windows = _windows(fixed, sized, self.quotes)
+        self._tiled: tuple[Any, Any] | None = None
         where = {path: place for (path, _), (_, place) in zip(found, values)}
         kinds = {path: kind for path, kind in found}
         self.paths = paths
         self.taken = [None if p is None or kinds.get(p) not in ("string", "number") else where[p] for p in paths]
         self.signature = (tuple(fixed), tuple(sized), tuple(self.numbers), tuple(self.bools), tuple(self.taken))
+        # The numbers other than the close (whose grammar is checked as it is read): their places as arrays.
+        self._close_number = self.taken[0] in self.numbers
+        checked = [p for p in self.numbers if p != self.taken[0]]
+        self._checked: tuple[Any, ...] | None = None
+        if checked:
+            np = numpy()
+            lo, lo_off, hi, hi_off = (np.array(c, np.int64) for c in zip(*checked))
+            self._checked = (lo, lo_off[:, None], hi, hi_off[:, None])
         if self.taken[0] is None or self.read(first + b"\n", 1) is None:  # no close, or one numpy does not read
             raise ValueError("no shape")
 
@@ -106,24 +115,21 @@ class BlockShape:
         if b"\\" in body or not body.endswith(b"\n"):
             return None
         a = np.frombuffer(body, np.uint8)
+        pad = padded(a, lead=b"\n")  # every place below is a place in pad: the newline before the first line is its 0
         # The quotes, the line ends and any other control character, in one pass: x ^ 2 <= 32 for x < 32 or x = 34.
-        marks = np.flatnonzero((a ^ np.uint8(2)) <= 32)
+        marks = np.flatnonzero((pad[: len(a) + 1] ^ np.uint8(2)) <= 32)
         k = self.quotes + 1
-        lines, rest = divmod(len(marks), k)
+        lines, rest = divmod(len(marks) - 1, k)
         if rest or not lines or (n is not None and lines != n):
             return None
         n = lines
-        # The bounds of every line, a row for each: the newline before it (-1 for the first), its quotes, its newline;
-        # laid over the marks as they are.
-        ext = np.empty(len(marks) + 1, np.int64)
-        ext[0] = -1
-        ext[1:] = marks
-        bounds = np.lib.stride_tricks.as_strided(ext, (k + 1, n), (8, 8 * k), writeable=False)
-        if not (a[bounds[-1]] == 10).all() or np.count_nonzero(a < 32) != n:
+        # The bounds of every line, a row for each: the newline before it, its quotes, its newline; laid over the marks
+        # as they are.
+        bounds = np.lib.stride_tricks.as_strided(marks, (k + 1, n), (8, 8 * k), writeable=False)
+        if not (pad[bounds[-1]] == 10).all() or np.count_nonzero(a < 32) != n:
             return None  # the lines have the quotes between them, but not that many each, or a control character
         if int((bounds[-1] - bounds[0]).max()) > MAX_LINE_BYTES + 1:
             return None
-        pad = padded(a)
         if not self._fits(pad, bounds):
             return None
         if not (body.isascii() or _utf8(body)):
@@ -132,8 +138,11 @@ class BlockShape:
         assert close is not None
         s, e = self._span(bounds, close)
         width = WINDOW if int((e - s).max()) <= WINDOW else WIDEST
-        ok, units, scale = decimals(a, s, e - s, windows(pad, s, width).T)  # a window of the close a column
+        gathered = windows(pad, s, width).T  # a window of the close a column
+        ok, units, scale = decimals(pad, s, e - s, gathered)
         if not ok.all():
+            return None
+        if self._close_number and not _json_decimal(pad, gathered, e):
             return None
         need = [texts, texts, True]
         text = body.decode("latin-1") if any(t is not None and w for t, w in zip(self.taken, need)) else ""
@@ -154,8 +163,15 @@ class BlockShape:
         """Whether every line's fixed bytes (and so its quotes' places), numbers and true or false are the shape's."""
         np = numpy()
         at, offset, want, mask = self._windows
-        got = words(windows(pad, bounds[at] + offset).reshape(-1, WINDOW)).reshape(len(want), len(at), -1)
-        if not ((got & mask) == want).all():
+        n = bounds.shape[1]
+        if self._tiled is None or self._tiled[0].shape[1] < 2 * n:
+            # Each window's words repeated for every line: the lines' windows are then compared as they were gathered,
+            # in one long row a window (a broadcast along the lines, or a transposed copy, costs several times more).
+            tile = max(2 * n, 2 * 4096)
+            self._tiled = tuple(np.tile(w, tile // 2) for w in (want, mask))
+        wants, masks = (t[:, : 2 * n] for t in self._tiled)
+        got = windows(pad, bounds[at] + offset).view(WORD).reshape(len(at), 2 * n)
+        if not ((got & masks) == wants).all():
             return False
         for place in self.bools:
             s, e = self._span(bounds, place)
@@ -164,10 +180,14 @@ class BlockShape:
             false = (e - s == 5) & (t == np.frombuffer(b"false", np.uint8)).all(1)
             if not (true | false).all():
                 return False
-        if self.numbers:
-            s, e = zip(*(self._span(bounds, p) for p in self.numbers))
-            if not numbers(pad, np.concatenate(s), np.concatenate(e)):
-                return False
+        if self._checked is not None:
+            lo, lo_off, hi, hi_off = self._checked
+            start, end = bounds[lo] + lo_off, bounds[hi] + hi_off
+            # The fields whose numbers fit in a word apart from the others: half the bytes to gather and check.
+            narrow = (end - start).max(1) <= 8
+            for group in (narrow, ~narrow):
+                if group.any() and not numbers(pad, start[group].ravel(), end[group].ravel()):
+                    return False
         return True
 
 
@@ -196,12 +216,21 @@ def _windows(fixed: list[tuple[int, int, int]], sized: list[tuple[int, int, int]
             if (b, offset + k) in placed:
                 want[i, k], mask[i, k] = placed[b, offset + k], 255
     at, offset = (np.array(c, np.int64) for c in zip(*starts))
-    # Word j of window i at [j, i], beside the lines' words (stream.parsing.jsonnumbers.words).
-    return at, offset[:, None], want.view(WORD).T[:, :, None], mask.view(WORD).T[:, :, None]
+    return at, offset[:, None], want.view(WORD), mask.view(WORD)
+
+
+def _json_decimal(pad: Any, gathered: Any, end: Any) -> bool:
+    """Whether texts that are digits with at most one dot (``gathered``: byte j of each in row j; each followed by a
+    byte that is not a digit) are JSON numbers too: a digit first and last, and no leading zero before a digit."""
+    np = numpy()
+    first, second = gathered[0], gathered[1]
+    zero_led = (first == 48) & ((second - np.uint8(48)) < 10)
+    return bool((((first - np.uint8(48)) < 10) & ~zero_led & (pad[end - 1] != 46)).all())
 
 
 def _slices(text: str, start: Any, end: Any) -> list[str]:
-    return [text[s:e] for s, e in zip(start.tolist(), end.tolist())]
+    """The texts between places of the padded chunk (one past the text's own places)."""
+    return [text[s:e] for s, e in zip((start - 1).tolist(), (end - 1).tolist())]
 
 
 def _utf8(body: bytes) -> bool:

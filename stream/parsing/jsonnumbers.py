@@ -28,12 +28,14 @@ WORD = "<u8"
 _ONES = 0x0101010101010101
 
 
-def padded(a: Any) -> Any:
-    """``a``'s bytes and ``WIDEST`` zero bytes after them: room for a window at every place of ``a``."""
+def padded(a: Any, lead: bytes = b"") -> Any:
+    """``lead``, ``a``'s bytes and ``WIDEST`` zero bytes after them: room for a window at every place of ``a``."""
     np = numpy()
-    out = np.empty(len(a) + WIDEST, np.uint8)
-    out[: len(a)] = a
-    out[len(a) :] = 0
+    k = len(lead)
+    out = np.empty(k + len(a) + WIDEST, np.uint8)
+    out[:k] = np.frombuffer(lead, np.uint8)
+    out[k : k + len(a)] = a
+    out[k + len(a) :] = 0
     return out
 
 
@@ -55,8 +57,8 @@ def numbers(pad: Any, start: Any, end: Any) -> bool:
     width = int(length.max())
     if width > WIDEST or int(length.min()) < 1:
         return False
-    # A row for each text, and its bytes (a few past its end) along it.
-    t = windows(pad, start, WINDOW if width <= WINDOW else WIDEST)
+    # A row for each text, and its bytes (a few past its end) along it: one word when they fit in one.
+    t = windows(pad, start, 8 if width <= 8 else WINDOW if width <= WINDOW else WIDEST)
     plain = _plain(t, length)
     if plain is not None:
         return plain
