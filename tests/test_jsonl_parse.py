@@ -270,6 +270,18 @@ def test_lines_of_one_shape_are_read_whole() -> None:
         assert block.keys[1] == "BTCUSDT" and list(block.units[:2]) == [1000, 1011] and block.scale == 1
 
 
+@pytest.mark.parametrize("close", ["01.5", "00", "1.", "-0.5", "1e2", "1.5.1"])
+def test_a_close_json_would_not_read_as_written_leaves_numpy(close: str) -> None:
+    # Digits with one dot that JSON refuses (a leading zero, a point last), and numbers numpy leaves to the slower
+    # paths (a sign, an exponent): the chunk is not read by numpy, whose reading would differ from json's.
+    lines = [f'{{"t":{i},"o":1.25,"c":{100 + i}.5,"v":7}}' for i in range(30)]
+    lines[17] = lines[17].replace('"c":117.5', f'"c":{close}')
+    assert BlockShapes([("c",), ("t",), None]).read(("\n".join(lines) + "\n").encode(), 30, texts=False) is None
+    lines[17] = '{"t":17,"o":1.25,"c":117.50,"v":7}'  # the same shape, well written: read
+    got = BlockShapes([("c",), ("t",), None]).read(("\n".join(lines) + "\n").encode(), 30, texts=False)
+    assert got is not None and int(got.units[17]) == 11750 and got.scale == 2
+
+
 # ---- every path reads what the reference reads ----------------------------------------------------------------------
 
 
