@@ -317,3 +317,28 @@ def test_sigterm_at_any_moment_of_a_run_start_ends_it_as_documented_under_load(t
     assert not problems, "\n".join(problems)
     # Most signals land once the command runs (the rest in Python's own start): the sweep reached the command.
     assert sum(r.code != -signal.SIGTERM for r in runs) >= 5, [r.code for r in runs]
+
+
+def test_a_signal_that_lands_as_its_handler_becomes_ignore_prints_no_traceback(monkeypatch) -> None:
+    # A SIGTERM tripped in C just before its handler became SIG_IGN is reported by Python as an unraisable
+    # "OSError: Signal 15 ignored due to race condition", a traceback on stderr; ignoring it was the intent.
+    from types import SimpleNamespace
+
+    from stream.runs.stops import Signals
+
+    reported: list[BaseException] = []
+
+    def recording(args: Any) -> None:
+        reported.append(args.exc_value)
+
+    monkeypatch.setattr(sys, "unraisablehook", recording)
+    signals = Signals()
+    signals.install()
+    try:
+        for exc in (OSError("Signal 15 ignored due to race condition"), ValueError("something else")):
+            sys.unraisablehook(SimpleNamespace(exc_type=type(exc), exc_value=exc, exc_traceback=None, err_msg=None,
+                                               object=None))  # fmt: skip
+        assert [str(e) for e in reported] == ["something else"]  # other reports are made as before
+    finally:
+        signals.restore()
+    assert sys.unraisablehook is recording  # an in-process caller gets its own hook back

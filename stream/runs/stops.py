@@ -46,6 +46,7 @@ class Signals:
         self._finishing_since: float | None = None
         self._before: dict[int, Any] = {}
         self._outer: Any = None  # the frame of the command, below which imports are looked for
+        self._hook: Any = None  # the unraisable hook found at ``install``
 
     def install(self) -> None:
         # The command may itself run inside an import (a module that runs it as it loads): only the imports it
@@ -53,6 +54,8 @@ class Signals:
         self._outer = sys._getframe(1)
         for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGALRM):
             self._before[signum] = signal.signal(signum, self._on_signal)
+        self._hook = sys.unraisablehook
+        sys.unraisablehook = self._unraisable
 
     def restore(self, then_ignore: bool = False) -> None:
         """Put back the handlers found at ``install`` (an in-process caller gets its own back); ``then_ignore``:
@@ -62,6 +65,15 @@ class Signals:
             signal.signal(signum, signal.SIG_IGN if then_ignore else handler)
         self._before.clear()
         self._outer = None
+        if not then_ignore and self._hook is not None:  # ignoring, the process keeps the hook to its end
+            sys.unraisablehook = self._hook
+
+    def _unraisable(self, args: Any) -> None:
+        """sys.unraisablehook, but for Python's report of a signal that came just as its handler became SIG_IGN
+        ("Signal 15 ignored due to race condition"): ignoring it was the point, and the report is a traceback."""
+        if isinstance(args.exc_value, OSError) and "ignored due to race condition" in str(args.exc_value):
+            return
+        (self._hook or sys.__unraisablehook__)(args)
 
     @property
     def reason(self) -> str | None:
