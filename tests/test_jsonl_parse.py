@@ -213,7 +213,7 @@ def _usable(draw: st.DrawFn, kind: str) -> Any:
 
 # ---- the fast path answers as the reference does, or not at all --------------------------------------------------
 
-SETTINGS = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 @SETTINGS
@@ -298,7 +298,7 @@ def read(data: bytes, path: tuple[str, ...], cuts: list[int], block: bool, key: 
     return rows, [(b.line, b.kind) for b in bad]
 
 
-@settings(SETTINGS, max_examples=120)
+@settings(SETTINGS, max_examples=40)
 @given(data=inputs(), block=st.booleans(), keyed=st.booleans(), draw=st.data())
 def test_every_path_reads_what_each_line_reads(data, block, keyed, draw) -> None:
     lines, path = data
