@@ -49,6 +49,12 @@ def env_with_repo(extra: dict[str, str] | None = None) -> dict[str, str]:
     return env
 
 
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
+    """``-n auto`` starts two workers a core: most tests wait on subprocesses, files, sockets and timeouts rather than
+    compute (on 2 cores, 4 workers take the suite from about 4 minutes to about 3)."""
+    return 2 * len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 2 * (os.cpu_count() or 1)
+
+
 @dataclass
 class Run:
     """The outcome of one command run: exit code, raw stdout, decoded stderr, and the folder it ran in."""
