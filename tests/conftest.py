@@ -49,6 +49,7 @@ def env_with_repo(extra: dict[str, str] | None = None) -> dict[str, str]:
     return env
 
 
+@pytest.hookimpl(optionalhook=True)  # a hook of xdist's, which a run without it does not know
 def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
     """``-n auto`` starts two workers a core: most tests wait on subprocesses, files, sockets and timeouts rather than
     compute (on 2 cores, 4 workers take the suite from about 4 minutes to about 3)."""

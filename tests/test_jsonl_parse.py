@@ -282,6 +282,17 @@ def test_a_close_json_would_not_read_as_written_leaves_numpy(close: str) -> None
     assert got is not None and int(got.units[17]) == 11750 and got.scale == 2
 
 
+def test_a_chunk_with_an_exponent_is_read_whole_too() -> None:
+    # Chunks are matched first by an expression for numbers without an exponent, as prices are written; a line with
+    # one (here not the close's) sends the chunk to the full grammar, which reads it all the same.
+    lines = [f'{{"t":{i},"o":1.25,"c":{100 + i}.5,"v":7}}' for i in range(30)]
+    lines[9] = '{"t":9,"o":1.25E-1,"c":1.095e2,"v":7}'
+    got = Shapes([("c",), ("t",), None]).columns("\n".join(lines) + "\n", 30)
+    assert got is not None and got[0][9] == "1.095e2" and got[0][10] == "110.5" and got[1][29] == "29"
+    lines[9] = '{"t":9,"o":1.25E-,"c":109.5,"v":7}'  # not a JSON number: no expression takes the chunk
+    assert Shapes([("c",), ("t",), None]).columns("\n".join(lines) + "\n", 30) is None
+
+
 # ---- every path reads what the reference reads ----------------------------------------------------------------------
 
 

@@ -18,12 +18,14 @@ from typing import Any
 # A JSON number exactly as the json module reads it. Possessive where Python has it (3.11): a number is followed by
 # a `,`, `]` or `}`, so backtracking into it can never match, and skipping its bookkeeping halves its cost.
 if sys.version_info >= (3, 11):
-    NUMBER = r"-?(?:0|[1-9]\d*+)(?:\.\d++)?+(?:[eE][+-]?\d++)?+"
+    _EXPONENT = r"(?:[eE][+-]?\d++)?+"
+    NUMBER = r"-?(?:0|[1-9]\d*+)(?:\.\d++)?+" + _EXPONENT
     _BARE = r'"[^"]*+"'  # a string of a chunk without backslashes
     _PLAIN = r'"[^"\\]*+"'
     STRING = r'"[^"\\]*+(?:\\(?:["\\/bfnrt]|u[0-9a-fA-F]{4})[^"\\]*+)*+"'
 else:  # pragma: no cover - the same language, matched more slowly
-    NUMBER = r"-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][+-]?\d+)?"
+    _EXPONENT = r"(?:[eE][+-]?\d+)?"
+    NUMBER = r"-?(?:0|[1-9]\d*)(?:\.\d+)?" + _EXPONENT
     _BARE = r'"[^"]*"'
     _PLAIN = r'"[^"\\]*"'
     STRING = r'"[^"\\]*(?:\\(?:["\\/bfnrt]|u[0-9a-fA-F]{4})[^"\\]*)*"'
@@ -58,11 +60,15 @@ class Shape:
     without a backslash, whose strings need no look for escapes; ``groups[i]`` is the group of the i-th wanted field
     (None when the shape lacks it)."""
 
-    __slots__ = ("bare", "groups", "regex")
+    __slots__ = ("bare", "groups", "plain", "regex")
 
     def __init__(self, pattern: str, groups: list[int | None]) -> None:
         self.regex = re.compile(pattern, re.ASCII)
-        self.bare = re.compile(pattern.replace(STRING, _BARE).replace(_PLAIN, _BARE), re.ASCII)
+        bare = pattern.replace(STRING, _BARE).replace(_PLAIN, _BARE)
+        self.bare = re.compile(bare, re.ASCII)
+        # Numbers without an exponent, as writers print prices: a sixth less work a number; a chunk with an exponent
+        # matches fewer lines and is matched again by ``bare``.
+        self.plain = re.compile(bare.replace(_EXPONENT, ""), re.ASCII) if _EXPONENT in bare else None
         self.groups = groups
 
     def columns(self, text: str, n: int, data: bytes | None = None) -> list[list[str]] | None:
@@ -73,8 +79,11 @@ class Shape:
         controls = raw.translate(None, _NOT_CONTROL)
         if len(controls) != n and controls.replace(b"\r\n", b"\n") != b"\n" * n:
             return None
-        regex = self.regex if "\\" in text else self.bare
+        regex = self.regex if "\\" in text else self.plain or self.bare
         found = regex.findall("\n" + text)
+        if len(found) != n and regex is self.plain:
+            regex = self.bare
+            found = regex.findall("\n" + text)
         if len(found) != n:
             return None
         per_group: list[Any] = list(zip(*found)) if regex.groups > 1 else [found]
