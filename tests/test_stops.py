@@ -99,14 +99,21 @@ def test_a_run_started_as_a_module_loads_still_stops_at_once(tmp_path: Path) -> 
     os.mkfifo(fifo)
     p = subprocess.Popen(
         [sys.executable, "-c", "import runner", "--input", str(fifo), "--output", "m.json", "--log-file", "run.log"],
-        cwd=tmp_path, env=env_with_repo(), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        cwd=tmp_path, env=env_with_repo({"PYTHONFAULTHANDLER": "1"}), stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
     )  # fmt: skip
     with open(fifo, "w") as writer:  # the run reads what is written and waits for more
         writer.write(ohlcv_csv(["100.5"] * 20))
         writer.flush()
         wait_for(lambda: log_has(tmp_path, "input opened"), "the run to read its input", timeout=60)
         p.send_signal(signal.SIGTERM)
-        _out, err = p.communicate(timeout=60)
+        try:
+            _out, err = p.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            p.send_signal(signal.SIGABRT)  # faulthandler prints where every thread of the run is
+            stuck = p.communicate(timeout=30)[1].decode(errors="replace")
+            raise AssertionError(f"the run did not stop; its threads:\n{stuck[-4000:]}\nits log:\n"
+                                 f"{(tmp_path / 'run.log').read_text()[-2000:]}") from None  # fmt: skip
     assert p.returncode == 143, err
     assert "stopped by SIGTERM" in json.loads((tmp_path / "m.json").read_text())["error_message"]
 
