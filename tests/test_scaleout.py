@@ -579,9 +579,10 @@ def test_workers_end_with_a_killed_run_and_the_next_run_takes_its_signals_file(t
         return found
 
     deadline = time.monotonic() + 60
-    while len(reading()) < 2 and time.monotonic() < deadline and p.poll() is None:
+    workers = reading()  # the two seen at one look: a worker closes the input between its tasks
+    while len(workers) < 2 and time.monotonic() < deadline and p.poll() is None:
         time.sleep(0.005)
-    workers = reading()
+        workers = reading()
     assert p.poll() is None and len(workers) == 2, "the run should be going, its workers in their tasks"
     try:
         for pid in workers:  # stopped, they stand for workers in the middle of a long task: it never ends
