@@ -61,3 +61,20 @@ def test_a_stop_ends_the_wait_and_a_regular_file_put_back_is_followed(tmp_path: 
     assert code == 0, err
     check(tmp_path, first + second)
     assert "switched to the new file" in (tmp_path / "run.log").read_text()
+
+
+def test_a_fifo_put_back_after_a_regular_file_is_warned_of_again(tmp_path: Path) -> None:
+    # The same FIFO (as a new one reusing a freed inode number looks): once a regular file was followed between
+    # the two, the second is a new event for the person reading the log.
+    from stream.sources.named import Named
+
+    warnings: list[str] = []
+    named = Named(str(tmp_path / "live.csv"), lambda message, *args: warnings.append(message % args))
+    os.mkfifo(tmp_path / "live.csv")
+    os.link(tmp_path / "live.csv", tmp_path / "kept.fifo")  # the FIFO's inode, kept for later
+    assert named.target() is None and named.target() is None and len(warnings) == 1  # said once
+    (tmp_path / "live.new").write_text(HEADER)
+    os.rename(tmp_path / "live.new", tmp_path / "live.csv")
+    assert named.target() is not None
+    os.rename(tmp_path / "kept.fifo", tmp_path / "live.csv")
+    assert named.open() is None and len(warnings) == 2 and "is now a FIFO" in warnings[1]

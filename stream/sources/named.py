@@ -29,6 +29,7 @@ class Named:
         if not stat.S_ISREG(st.st_mode):
             self._unfollowable(st)
             return None
+        self._unfollowed = None  # a later FIFO is warned of, even one that reuses the last one's inode
         return st.st_dev, st.st_ino, st.st_size
 
     def open(self) -> int | None:
@@ -51,6 +52,7 @@ class Named:
             os.close(fd)
             self._unfollowable(st)
             return None
+        self._unfollowed = None
         return fd
 
     def _unfollowable(self, st: os.stat_result) -> None:
