@@ -201,8 +201,9 @@ def dask_scheduler() -> Any:
     from distributed import LocalCluster
 
     cluster = LocalCluster(
-        n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None,
-        silence_logs=logging.ERROR, env={"PYTHONPATH": env_with_repo()["PYTHONPATH"]},
+        n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address="127.0.0.1:0",
+        scheduler_kwargs={"dashboard": False}, silence_logs=logging.ERROR,
+        env={"PYTHONPATH": env_with_repo()["PYTHONPATH"]},
     )  # fmt: skip
     try:
         yield cluster.scheduler_address
