@@ -231,6 +231,19 @@ def test_a_key_groups_json_lines_as_it_groups_csv(tmp_path: Path) -> None:
     assert (tmp_path / "b.csv").read_bytes() == (tmp_path / "a.csv").read_bytes()
 
 
+@pytest.mark.parametrize("path", ["row", "block"])
+def test_lines_without_the_key_are_bad_rows_on_every_path(tmp_path: Path, path: str) -> None:
+    # Whole chunks of lines without the key field, after a first line that has it.
+    lines = [json.dumps({"s": "A", "close": "100"})] + [json.dumps({"close": str(100 + i % 7)}) for i in range(20000)]
+    write(tmp_path / "in.jsonl", "\n".join(lines) + "\n")
+    args, env = PATHS[path]
+    run = run_command([*args, "--input", "in.jsonl", "--key", "s", "--on-bad-row", "skip", "--max-skipped", "1",
+                       "--output", "m.json"], tmp_path, env=env)  # fmt: skip
+    assert run.code == 0, run.stderr
+    assert metrics(run)["rows_processed"] == 1 and metrics(run)["rows_skipped"] == 20000
+    assert "line 2: " in run.stderr and "internal error" not in run.stderr
+
+
 def test_formats_are_told_per_input_and_a_mix_is_an_error_naming_both(tmp_path: Path) -> None:
     write(tmp_path / "a.csv", as_csv(candles(10, 1), "strings"))
     write(tmp_path / "b.jsonl", as_jsonl(candles(10, 2), "strings"))

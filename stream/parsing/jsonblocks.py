@@ -104,6 +104,8 @@ class BlockShape:
             np = numpy()
             lo, lo_off, hi, hi_off = (np.array(c, np.int64) for c in zip(*checked))
             self._checked = (lo, lo_off[:, None], hi, hi_off[:, None])
+        if paths[2] is not None and self.taken[2] is None:
+            raise ValueError("no shape")  # a keyed run's line without its key is a bad row, which the reader names
         if self.taken[0] is None or self.read(first + b"\n", 1) is None:  # no close, or one numpy does not read
             raise ValueError("no shape")
 
