@@ -349,3 +349,33 @@ def test_a_signal_that_lands_as_its_handler_becomes_ignore_prints_no_traceback(m
     finally:
         signals.restore()
     assert sys.unraisablehook is recording  # an in-process caller gets its own hook back
+
+
+# A stop whose signal lands while the garbage collector frees an object: Python reports an exception raised in a
+# finalizer and drops it, so the run must raise it again rather than carry on to a success.
+STOP_IN_A_FINALIZER = """
+import signal, sys, time
+from stream.runs.stops import Signals, Terminated
+signals = Signals()
+signals.install()
+signals.arm()
+class Freed:
+    def __del__(self):
+        signal.raise_signal(getattr(signal, sys.argv[1]))
+try:
+    Freed()
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        time.sleep(0.01)
+    print("not stopped")
+except (Terminated, KeyboardInterrupt) as exc:
+    print("stopped:", type(exc).__name__)
+"""
+
+
+@pytest.mark.parametrize(("signum", "raised"), [("SIGTERM", "Terminated"), ("SIGINT", "KeyboardInterrupt")])
+def test_a_stop_that_lands_in_a_finalizer_still_stops_the_run(signum: str, raised: str) -> None:
+    p = subprocess.run([sys.executable, "-c", STOP_IN_A_FINALIZER, signum], capture_output=True, env=env_with_repo(),
+                       timeout=60, stdin=subprocess.DEVNULL)  # fmt: skip
+    assert p.stdout.decode().strip() == f"stopped: {raised}"
+    assert p.stderr == b""  # no "Exception ignored in" report

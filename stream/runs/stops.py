@@ -47,6 +47,7 @@ class Signals:
         self._before: dict[int, Any] = {}
         self._outer: Any = None  # the frame of the command, below which imports are looked for
         self._hook: Any = None  # the unraisable hook found at ``install``
+        self._raised = 0  # id() of the stop raised last (not the exception: its frames would stay alive)
 
     def install(self) -> None:
         # The command may itself run inside an import (a module that runs it as it loads): only the imports it
@@ -70,8 +71,16 @@ class Signals:
 
     def _unraisable(self, args: Any) -> None:
         """sys.unraisablehook, but for Python's report of a signal that came just as its handler became SIG_IGN
-        ("Signal 15 ignored due to race condition"): ignoring it was the point, and the report is a traceback."""
+        ("Signal 15 ignored due to race condition"): ignoring it was the point, and the report is a traceback; and
+        for a stop dropped by a finalizer, which is raised again."""
         if isinstance(args.exc_value, OSError) and "ignored due to race condition" in str(args.exc_value):
+            return
+        if isinstance(args.exc_value, (Terminated, KeyboardInterrupt)) and id(args.exc_value) == self._raised:
+            # The stop was raised inside a finalizer (an object or a generator the garbage collector freed), where
+            # Python reports an exception and drops it: raise it again from the run's next step.
+            self._raised = 0
+            self._armed = True
+            signal.setitimer(signal.ITIMER_REAL, RETRY_AFTER)
             return
         (self._hook or sys.__unraisablehook__)(args)
 
@@ -130,7 +139,9 @@ class Signals:
 
     def _stop(self) -> NoReturn:
         self.finish()  # the ones after it (an impatient Ctrl-C, a supervisor repeating SIGTERM) are ignored
-        raise KeyboardInterrupt if self.first == signal.SIGINT else Terminated
+        stop = KeyboardInterrupt() if self.first == signal.SIGINT else Terminated()
+        self._raised = id(stop)
+        raise stop
 
     def _on_late_signal(self, signum: int, frame: Any) -> None:
         since = self._finishing_since
