@@ -55,12 +55,12 @@ class Config(NamedTuple):
 _REQUIRED = {"seed": int, "window": int, "version": str}
 _OPTIONAL: dict[str, Any] = {
     "column": (str, int), "on_bad_row": str, "key": str, "delimiter": str, "header": bool, "skip_lines": int,
-    "decimal": str, "max_skipped": (float, int), "metrics_port": int, "metrics_host": str,
+    "decimal": str, "max_skipped": (float, int, str), "metrics_port": int, "metrics_host": str,
     "max_keys": int, "format": str,
 }  # fmt: skip
 _TYPE_NAMES = {
     int: "an integer", str: "a string", bool: "true or false", (str, int): "a column name or a 1-based position",
-    (float, int): "a fraction such as 0.5",
+    (float, int, str): "a fraction such as 0.05 or a percentage such as 5%",
 }  # fmt: skip
 DELIMITER_NAMES = {"tab": "\t", "\\t": "\t", "comma": ",", "semicolon": ";", "pipe": "|"}
 
@@ -73,10 +73,23 @@ def delimiter(text: str) -> str:
     return value
 
 
-def fraction(value: float) -> float:
-    if not 0 <= value <= 1:
-        raise ValueError(f"expected a fraction from 0 to 1, got {value}")
-    return float(value)
+def fraction(value: float | str) -> float:
+    """A share from 0 to 1, written as a number or as a percentage.
+
+    >>> fraction(0.05), fraction("0.05"), fraction("5%"), fraction(" 100 % ")
+    (0.05, 0.05, 0.05, 1.0)
+    """
+    number: float | None = value if not isinstance(value, str) else None
+    if isinstance(value, str):
+        text = value.strip()
+        try:
+            number = float(text[:-1]) / 100 if text.endswith("%") else float(text)
+        except ValueError:
+            number = None
+    if number is None or not 0 <= number <= 1:
+        shown = excerpt(value) if isinstance(value, str) else value
+        raise ValueError(f"expected a fraction from 0 to 1 such as 0.05, or a percentage such as 5%, got {shown}")
+    return float(number)
 
 
 def _describe(value: Any) -> str:

@@ -116,6 +116,17 @@ def test_bad_optional_values(tmp_path: Path) -> None:
     assert "'header' must be true or false" in error_of(tmp_path, GOOD + "header: 1\n")
 
 
+@pytest.mark.parametrize(("written", "share"), [("0.05", 0.05), ("5%", 0.05), ('"12.5 %"', 0.125), ("100%", 1.0)])
+def test_the_skipped_share_is_a_fraction_or_a_percentage(tmp_path: Path, written: str, share: float) -> None:
+    assert load_text(tmp_path, GOOD + f"max_skipped: {written}\n").max_skipped == share
+
+
+def test_a_percentage_past_100_or_a_word_is_refused_with_both_forms_shown(tmp_path: Path) -> None:
+    for written in ("150%", "lots"):
+        message = error_of(tmp_path, GOOD + f"max_skipped: {written}\n")
+        assert "such as 0.05, or a percentage such as 5%" in message and written in message
+
+
 @pytest.mark.parametrize(
     ("text", "found"),
     [("- seed\n- window\n", "list"), ("just a string\n", "str 'just a string'"), ("", "nothing"), ("42\n", "int 42")],
@@ -251,3 +262,13 @@ def test_a_malicious_config_runs_nothing_end_to_end(run_main, tmp_path: Path) ->
     assert "tags that build objects are not allowed" in run.doc()["error_message"]
     assert not marker.exists()
     run.assert_no_traceback()
+
+
+def test_the_command_line_takes_the_skipped_share_as_a_percentage_too(run_main, tmp_path: Path) -> None:
+    write(tmp_path / "in.csv", ohlcv_csv(["1", "x", "2", "3"]))
+    args = ["--input", "in.csv", "--on-bad-row", "skip", "--output", "m.json"]
+    assert run_main([*args, "--max-skipped", "20%"]).code == 1  # 1 of 4 rows: 25%
+    run = run_main([*args, "--max-skipped", "25%"])
+    assert run.code == 0 and run.file_doc("m.json")["rows_skipped"] == 1
+    refused = run_main([*args, "--max-skipped", "250%"])
+    assert refused.code == 2 and "or a percentage such as 5%, got '250%'" in refused.stderr

@@ -64,9 +64,9 @@ def _fraction(text: str) -> float:
     from stream.config import fraction
 
     try:
-        return fraction(float(text))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a fraction from 0 to 1 such as 0.5, got {text!r}") from None
+        return fraction(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _column(text: str) -> str:
@@ -153,7 +153,7 @@ OPTIONS: list[tuple[str | None, str, dict[str, Any]]] = [
     }),
     (LAYOUT, "--max-skipped", {
         "type": _fraction, "metavar": "FRACTION",
-        "help": "fail when more than this fraction of the data rows is skipped (default 0.5)",
+        "help": "fail when more than this share of the data rows is skipped: 0.05 or 5%% (default 0.5)",
     }),
     (LAYOUT, "--reverse", {
         "action": "store_true", "help": "read a newest-first file from its last row to its first (regular files)",
