@@ -82,10 +82,18 @@ LAYOUTS = st.sampled_from(
 )
 
 
-@st.composite
-def lines(draw: st.DrawFn, layout: Layout, row: int) -> bytes:
-    kinds = ["plain"] * 6 + ["ties"] * 6 + ["odd", "quoted", "qfield", "fields", "blank", "bytes", "spaced"]
-    kind = draw(st.sampled_from(kinds))
+KINDS = st.sampled_from(
+    ["plain"] * 6 + ["ties"] * 6 + ["odd", "quoted", "qfield", "fields", "blank", "bytes", "spaced"]
+)
+BLANKS = st.sampled_from(["", "   ", "\r"])
+JUNK = st.sampled_from(["é", "\x00", "\x1c", "a\rb", "\xff"])
+TENTHS = st.integers(0, 9)
+
+
+def line(draw: st.DrawFn, layout: Layout, row: int) -> bytes:
+    """Row ``row`` of an input; drawn in ``csv_inputs`` itself, as a strategy object made for each row cost more to
+    make than its draw."""
+    kind = draw(KINDS)
     value = draw(ODD_VALUES if kind == "odd" else TIES if kind == "ties" else PLAIN)
     pad = " " if kind == "spaced" else ""
     fields = [f"{pad}2024-01-01 00:{row:05d}{pad}" if n == "timestamp" else f"{pad}{row % 97}" for n in layout.names]
@@ -96,14 +104,14 @@ def lines(draw: st.DrawFn, layout: Layout, row: int) -> bytes:
     if kind == "quoted":
         text = '"' + text + '"'
     if kind == "blank":
-        text = draw(st.sampled_from(["", "   ", "\r"]))
+        text = draw(BLANKS)
     raw = text.encode()
     if kind == "bytes" and len(layout.names) > 1:
         other = next(i for i in range(len(layout.names)) if i != layout.close)
-        junk = draw(st.sampled_from(["é", "\x00", "\x1c", "a\rb", "\xff"]))
+        junk = draw(JUNK)
         fields[other] = junk
         raw = ",".join(fields).encode().replace("ÿ".encode(), b"\xff")
-    if draw(st.integers(0, 9)) == 0:
+    if draw(TENTHS) == 0:
         raw += b"\r"
     return raw
 
@@ -115,7 +123,7 @@ def csv_inputs(draw: st.DrawFn) -> bytes:
     if draw(st.integers(0, 7)) == 0:
         header = '"' + header + '"'
     n = draw(st.integers(0, 120))
-    body = [draw(lines(layout, i)) for i in range(n)]
+    body = [line(draw, layout, i) for i in range(n)]
     blanks = [b""] * draw(st.integers(0, 2))  # blank lines before the header are skipped
     data = b"\n".join([*blanks, header.encode(), *body])
     if draw(st.booleans()):

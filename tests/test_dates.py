@@ -46,9 +46,9 @@ def moments(low: datetime, high: datetime) -> st.SearchStrategy[list[datetime]]:
         lambda d, n: d + timedelta(hours=n), st.datetimes(low, high - timedelta(days=90)), st.integers(0, 2000)
     )
     twelve = st.integers(1, 12)
-    early = st.integers(low.year, high.year).flatmap(
-        lambda y: st.lists(st.builds(lambda m, d: datetime(y, m, d), twelve, twelve), min_size=1, max_size=8)
-    )
+    days = st.lists(st.tuples(twelve, twelve), min_size=1, max_size=8)  # (month, day) pairs, in one year below
+    # A tuple and a map, not a flatmap: a flatmap makes (and checks) a new strategy at every draw.
+    early = st.tuples(st.integers(low.year, high.year), days).map(lambda yd: [datetime(yd[0], m, d) for m, d in yd[1]])
     return st.one_of(st.lists(st.one_of(one, near), min_size=1, max_size=8), early)
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import env_with_repo, run_command, start_command
+from conftest import call_main, env_with_repo, start_command
 
 ROOT = Path(__file__).resolve().parents[1]
 SECONDS = {"s": 1, "m": 60, "h": 3600}
@@ -222,7 +222,7 @@ def doc_files(tmp_path_factory: pytest.TempPathFactory) -> Path:
     for name in ("history.csv", "history/2024-01-01.csv", "history/2024-01-02.csv"):
         (folder / name).write_text("\n".join(history) + "\n")
     for name in ("BTCUSDT-1m-2024-01.zip", "history/BTCUSDT-1m-2024-01.zip", "history/BTCUSDT-1m-2024-02.zip"):
-        made = run_command(["generate", "--rows", "500", "--layout", "binance", "--output", name], folder)
+        made = call_main(["generate", "--rows", "500", "--layout", "binance", "--output", name], folder)
         assert made.code == 0, made.stderr
     bin_dir = folder / "bin"  # `mlops-stream` as the command from this checkout, `python` this interpreter
     bin_dir.mkdir()

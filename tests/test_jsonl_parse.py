@@ -5,6 +5,7 @@ value, and numbers written as strings or as numbers."""
 
 from __future__ import annotations
 
+import functools
 import json
 from fractions import Fraction
 from typing import Any
@@ -82,7 +83,32 @@ def reference(line: str, close: tuple[str, ...], stamp: tuple[str, ...] | None, 
 
 # ---- generated lines: one shape, with some lines off it -------------------------------------------------------------
 
-NUMBER_TEXT = st.from_regex(r"-?(0|[1-9][0-9]{0,8})(\.[0-9]{1,6})?([eE][+-]?[0-9]{1,2})?", fullmatch=True)
+
+@st.composite
+def decimals(draw: st.DrawFn, whole: int, point: int, exponent: int = 0, sign: bool = False) -> str:
+    """The text of a JSON number: ``-?(0|[1-9][0-9]{0,whole-1})(\\.[0-9]{1,point})?([eE][+-]?[0-9]{1,exponent})?``
+    (no exponent when ``exponent`` is 0); drawn piece by piece, which costs a few times less than st.from_regex."""
+    text = "-" if sign and draw(st.booleans()) else ""
+    text += str(draw(_below(10**whole)))
+    for prefixes, width in ((POINT, point), (EXPONENT, exponent)):
+        if width and draw(st.booleans()):
+            digits = 1 + draw(_below(width))
+            text += draw(prefixes) + str(draw(_below(10**digits))).zfill(digits)
+    return text
+
+
+POINT, EXPONENT = st.just("."), st.sampled_from(["e", "E", "e+", "E+", "e-", "E-"])
+
+
+@functools.cache
+def _below(n: int) -> st.SearchStrategy[int]:
+    """One strategy object per bound: a new one each draw is validated anew, a cost larger than the draw's."""
+    return st.integers(0, n - 1)
+
+
+NUMBER_TEXT = decimals(9, 6, 2, sign=True)
+PLAIN_PRICE = decimals(6, 4)
+PLAIN_TEXT = st.text("abcXYZ019 -:._", max_size=12)
 PRICE_TEXT = st.sampled_from(
     ["100", "100.0", "100.10", "100.1", "1.001e2", "1001E-1", "99.9", "0.3", "0.30", "-0.5", "1e400", "12345.678"]
 )
@@ -96,21 +122,23 @@ TEXT = st.one_of(
 NICE_KEYS = ["close", "c", "k", "t", "timestamp", "s", "x", "Close", "a.b", ""]
 # Keys a shape cannot be made of (a quote or backslash in them, written escaped): their lines are parsed one by one.
 KEYS = st.sampled_from(NICE_KEYS * 4 + ['cl"ose', "clo\\se", "é", "\u2028"])
+PRICES = st.one_of(PRICE_TEXT, NUMBER_TEXT)
 
 
+@functools.cache  # one strategy object per kind (see _below)
 @st.composite
 def values(draw: st.DrawFn, kind: str, dirt: int = 20) -> Any:
     if kind == "str":
-        return draw(TEXT if dirt else st.text("abcXYZ019 -:._", max_size=12))
+        return draw(TEXT if dirt else PLAIN_TEXT)
     if kind == "num":
         return Num(draw(NUMBER_TEXT))
     if kind.startswith("price"):  # the close, the time or the key: a number, or a string holding one (or odd text)
         if not dirt:  # plain prices only, as feeds write them
-            text = draw(st.from_regex(r"(0|[1-9][0-9]{0,5})(\.[0-9]{1,4})?", fullmatch=True))
+            text = draw(PLAIN_PRICE)
             as_number = draw(st.booleans()) if kind == "price" else kind == "price-number"
             return Num(text) if as_number else text
-        odd = draw(st.integers(0, dirt - 1))  # one price in `dirt` is odd
-        text = draw(TEXT if odd == 0 else ODD_STRINGS if odd == 1 else st.one_of(PRICE_TEXT, NUMBER_TEXT))
+        odd = draw(_below(dirt))  # one price in `dirt` is odd
+        text = draw(TEXT if odd == 0 else ODD_STRINGS if odd == 1 else PRICES)
         return Num(text) if draw(st.booleans()) and _number(text) else text
     if kind == "bool":
         return draw(st.booleans())
@@ -144,6 +172,15 @@ def templates(draw: st.DrawFn, nested: bool) -> list[tuple[str, Any]]:
     return fields
 
 
+# How a line is taken off the shape, and the pieces it is given then.
+CHANGES = st.sampled_from(["drop", "twice", "order", "kind", "broken", "blank", "other", "space", "nest"])
+OTHER_KINDS = st.sampled_from([None, True, Obj(), [1], Num("1.5"), "s"])
+BROKEN_ENDS = st.sampled_from(["", "}", "x", ",}", "]", '"'])
+BLANKS = st.sampled_from(["", "  ", "\r"])
+NOT_OBJECTS = st.sampled_from(["[1,2]", '"close"', "5", "null", "true", "NaN", "{}", "{} {}", "\ufeff{}"])
+LINE_ENDS = st.sampled_from(["", " ", "\t", "\r"])
+
+
 @st.composite
 def line(draw: st.DrawFn, template: list[tuple[str, Any]], spacing: tuple[str, str, bool], odd: bool, dirt: int) -> str:
     obj = Obj()
@@ -151,29 +188,29 @@ def line(draw: st.DrawFn, template: list[tuple[str, Any]], spacing: tuple[str, s
         obj.append((k, _build(draw, kind, dirt)))
     item, pair, ascii = spacing
     if odd:
-        change = draw(st.sampled_from(["drop", "twice", "order", "kind", "broken", "blank", "other", "space", "nest"]))
+        change = draw(CHANGES)
         if change == "drop" and obj:
-            obj.pop(draw(st.integers(0, len(obj) - 1)))
+            obj.pop(draw(_below(len(obj))))
         elif change == "twice" and obj:  # a key twice: JSON's last one wins
-            k = obj[draw(st.integers(0, len(obj) - 1))][0]
+            k = obj[draw(_below(len(obj)))][0]
             obj.append((k, draw(values("price"))))
         elif change == "order":
             obj = Obj(draw(st.permutations(list(obj))))
         elif change == "kind" and obj:
-            i = draw(st.integers(0, len(obj) - 1))
-            obj[i] = (obj[i][0], draw(st.sampled_from([None, True, Obj(), [1], Num("1.5"), "s"])))
+            i = draw(_below(len(obj)))
+            obj[i] = (obj[i][0], draw(OTHER_KINDS))
         elif change == "nest":
             obj.append(("deep", Obj([("close", Num("7")), ("c", "8")])))
         text = dump(obj, item, pair, ascii)
         if change == "broken":
-            cut = draw(st.integers(0, len(text)))
-            return text[:cut] + draw(st.sampled_from(["", "}", "x", ",}", "]", '"']))
+            cut = draw(_below(len(text) + 1))
+            return text[:cut] + draw(BROKEN_ENDS)
         if change == "blank":
-            return draw(st.sampled_from(["", "  ", "\r"]))
+            return draw(BLANKS)
         if change == "other":
-            return draw(st.sampled_from(["[1,2]", '"close"', "5", "null", "true", "NaN", "{}", "{} {}", "\ufeff{}"]))
+            return draw(NOT_OBJECTS)
         if change == "space":
-            return " " + text + draw(st.sampled_from(["", " ", "\t", "\r"]))
+            return " " + text + draw(LINE_ENDS)
         return text
     return dump(obj, item, pair, ascii)
 
@@ -193,7 +230,7 @@ def inputs(draw: st.DrawFn) -> tuple[list[str], tuple[str, ...]]:
     rate = draw(st.sampled_from([0, 0, 0, 1, 4, 20]))  # one line in `rate` is off the shape (0: none)
     dirt = draw(st.sampled_from([0, 0, 5, 60]))  # one price in `dirt` is an odd string (0: none)
     n = draw(st.integers(1, 70))
-    odd = [bool(rate) and draw(st.integers(0, rate - 1)) == 0 for _ in range(n)]
+    odd = [bool(rate) and draw(_below(rate)) == 0 for _ in range(n)]
     lines = [draw(line(template, spacing, o, dirt)) for o in odd]
     path = ("k", "c") if nested else ("close",)
     first = dump(_first(draw, template), *spacing)

@@ -14,7 +14,7 @@ from fractions import Fraction
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, run_command, write
+from conftest import ROOT, call_main, run_command, write
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -134,9 +134,9 @@ def test_the_close_taken_is_never_a_misread_column(names: list[str]) -> None:
 def test_a_close_taken_by_its_name_that_holds_no_prices_never_makes_a_success(tmp_path: Path) -> None:
     rows = "".join(f"2024-01-{d:02d},1.5,10:00:{d:02d}\n" for d in range(1, 11))
     write(tmp_path / "in.csv", "Date,Open,Last\n" + rows)
-    failed = run_command(["--input", "in.csv", "--output", "m.json"], tmp_path)
+    failed = call_main(["--input", "in.csv", "--output", "m.json"], tmp_path)
     assert failed.code == 1 and "bad Last value: '10:00:01'" in failed.file_doc("m.json")["error_message"]
-    skipped = run_command(["--input", "in.csv", "--output", "m.json", "--on-bad-row", "skip"], tmp_path)
+    skipped = call_main(["--input", "in.csv", "--output", "m.json", "--on-bad-row", "skip"], tmp_path)
     assert skipped.code == 1 and skipped.file_doc("m.json")["status"] == "error"
     assert "the close is the column 'Last'" in skipped.stderr
 
@@ -208,12 +208,12 @@ def test_the_layout_comes_from_the_config_and_a_flag_overrides_it(tmp_path: Path
     config = 'seed: 1\nwindow: 1\nversion: "v"\nheader: false\ncolumn: 2\ndelimiter: ";"\nskip_lines: 1\n'
     write(tmp_path / "c.yaml", config + "decimal: ','\nmax_skipped: 0.25\n")
     base = ["--input", "in.txt", "--config", "c.yaml", "--signals", "-", "--log-file", "run.log"]
-    run = run_command(base, tmp_path)
+    run = call_main(base, tmp_path)
     assert run.code == 0, run.stderr
     # The first column tells the rows' order, so it is the signals' timestamp.
     assert [r[1:3] for r in csv.reader(run.out.splitlines()[1:])] == [["2024.01.02", "1.5"], ["2024.01.03", "2.5"]]
     assert "header=False skip_lines=1 decimal=',' max_skipped=0.25" in run.log()
-    flagged = run_command([*base, "--column", "3"], tmp_path)
+    flagged = call_main([*base, "--column", "3"], tmp_path)
     assert [r[2] for r in csv.reader(flagged.out.splitlines()[1:])] == ["7", "8"]
 
 
@@ -345,11 +345,11 @@ def test_one_decimal_mark_per_file_from_the_first_value_that_tells_it() -> None:
 
 def test_a_file_mixing_decimal_marks_is_never_read_value_by_value(tmp_path: Path) -> None:
     write(tmp_path / "mix.csv", "Date;Close\n2024-01-01;1.234,50\n2024-01-02;1.235\n2024-01-03;1.236,5\n")
-    run = run_command(["--input", "mix.csv", "--signals", "-", "--window", "1"], tmp_path)
+    run = call_main(["--input", "mix.csv", "--signals", "-", "--window", "1"], tmp_path)
     assert run.code == 0, run.stderr
     assert [r[3] for r in csv.reader(run.out.splitlines()[1:])] == ["1234.5", "1235.0", "1236.5"]
     write(tmp_path / "bad.csv", "Date;Close\n2024-01-01;1,5\n2024-01-02;1.5\n")
-    bad = run_command(["--input", "bad.csv", "--window", "1", "--output", "metrics.json"], tmp_path)
+    bad = call_main(["--input", "bad.csv", "--window", "1", "--output", "metrics.json"], tmp_path)
     assert bad.code == 1
     bad.assert_no_traceback()
     message = bad.file_doc()["error_message"]
@@ -415,12 +415,12 @@ def test_a_missing_value_says_so_and_names_skip(missing: str) -> None:
 def test_skipping_most_rows_fails_with_the_commonest_reason(tmp_path: Path) -> None:
     rows = ["2024-01-01,abc"] * 6 + ["2024-01-02,null"] * 2 + ["2024-01-03,5"] * 3
     write(tmp_path / "in.csv", "ts,close\n" + "\n".join(rows) + "\n")
-    run = run_command(["--input", "in.csv", "--on-bad-row", "skip", "--output", "m.json"], tmp_path)
+    run = call_main(["--input", "in.csv", "--on-bad-row", "skip", "--output", "m.json"], tmp_path)
     assert run.code == 1
     message = run.file_doc("m.json")["error_message"]
     assert "8 of 11 data rows (72.7%) were bad and skipped" in message
     assert "the commonest reason (6 rows) first at line 2: bad close value: 'abc'" in message
-    allowed = run_command(["--input", "in.csv", "--on-bad-row", "skip", "--max-skipped", "0.8"], tmp_path)
+    allowed = call_main(["--input", "in.csv", "--on-bad-row", "skip", "--max-skipped", "0.8"], tmp_path)
     assert allowed.code == 0 and allowed.doc()["rows_processed"] == 3
     assert "8 of 11 data rows (72.7%) were bad and skipped" in allowed.stderr  # above 1 %: a warning
 
@@ -445,19 +445,20 @@ def test_a_newest_first_file_warns_and_reverse_reads_it_oldest_first(tmp_path: P
     rows = [f"2024-01-{d:02d},{100 + (d * 37) % 11}.5" for d in range(28, 0, -1)]
     write(tmp_path / "new.csv", "timestamp,close\n" + "\n".join(rows) + "\n")
     write(tmp_path / "old.csv", "timestamp,close\n" + "\n".join(rows[::-1]))  # no final newline either
-    plain = run_command(["--input", "new.csv", "--signals", "a.csv"], tmp_path)
+    plain = call_main(["--input", "new.csv", "--signals", "a.csv"], tmp_path)
     assert "the rows run newest first" in plain.stderr and "--reverse" in plain.stderr
-    back = run_command(["--input", "new.csv", "--reverse", "--signals", "b.csv"], tmp_path)
-    block = run_command(["--input", "new.csv", "--reverse", "--signals", "d.csv"], tmp_path, env=BLOCK_PATH)
-    forward = run_command(["--input", "old.csv", "--signals", "c.csv"], tmp_path)
+    back = call_main(["--input", "new.csv", "--reverse", "--signals", "b.csv"], tmp_path)
+    block = call_main(["--input", "new.csv", "--reverse", "--signals", "d.csv"], tmp_path, env=BLOCK_PATH)
+    forward = call_main(["--input", "old.csv", "--signals", "c.csv"], tmp_path)
     assert back.code == forward.code == 0
     assert block.code == 0
     assert (tmp_path / "b.csv").read_bytes() == (tmp_path / "c.csv").read_bytes() == (tmp_path / "d.csv").read_bytes()
     assert "newest first" not in forward.stderr
     assert "newest first" not in back.stderr + block.stderr  # reversed, the rows run oldest first
-    wrong = run_command(["--input", "old.csv", "--reverse", "--signals", "e.csv"], tmp_path)
+    wrong = call_main(["--input", "old.csv", "--reverse", "--signals", "e.csv"], tmp_path)
     assert wrong.code == 0 and "with --reverse the rows run newest first" in wrong.stderr
     assert "pass --reverse" not in wrong.stderr
+    # A real pipe: --reverse needs a file it can seek in.
     piped = run_command(["--reverse"], tmp_path, stdin=(tmp_path / "new.csv").read_bytes())
     assert piped.code == 2 and "--reverse reads one regular file" in piped.stderr
 
@@ -491,7 +492,7 @@ def test_a_json_document_given_as_input_is_not_echoed(tmp_path: Path) -> None:
     }
     for name, (text, said) in forms.items():
         write(tmp_path / "key.json", text + "\n")
-        run = run_command(["--input", "key.json"], tmp_path)
+        run = call_main(["--input", "key.json"], tmp_path)
         assert run.code == 1 and said in run.stderr, name
         assert "SECRET" not in run.stderr + run.out, name
     assert read(b"[Date],[Close]\n1,2\n", column="[Close]")[0] == [F(2)]  # bracketed names are not JSON
@@ -516,7 +517,7 @@ def test_several_inputs_share_the_first_ones_layout(tmp_path: Path) -> None:
     one = "https://www.CryptoDataDownload.com\nunix;Close\n1;1,5\n2;2,5\n"
     write(tmp_path / "a.csv", one)
     write(tmp_path / "b.csv", one.replace("1;1,5\n2;2,5", "3;3,5"))
-    run = run_command(["--input", "a.csv", "--input", "b.csv", "--signals", "-"], tmp_path)
+    run = call_main(["--input", "a.csv", "--input", "b.csv", "--signals", "-"], tmp_path)
     assert run.code == 0, run.stderr
     assert [r[1:3] for r in csv.reader(run.out.splitlines()[1:])] == [["1", "1.5"], ["2", "2.5"], ["3", "3.5"]]
 
@@ -679,6 +680,6 @@ def test_a_header_split_at_the_wrong_delimiter_names_the_right_one(
     tmp_path: Path, text: str, given: str, named: str
 ) -> None:
     write(tmp_path / "in.csv", text)
-    run = run_command(["--input", "in.csv", "--delimiter", given], tmp_path)
+    run = call_main(["--input", "in.csv", "--delimiter", given], tmp_path)
     assert run.code == 1
     assert "reads as one column" in run.doc()["error_message"] and named in run.doc()["error_message"]
