@@ -299,7 +299,7 @@ class JsonBlocks:
         if shape is None:
             return None, n
         batch = Batch()
-        if isinstance(shape.units, str) and shape.width + shape.scale <= MAX_DIGITS:  # every value fits int64
+        if isinstance(shape.units, str) and max(map(len, shape.written)) + shape.scale <= MAX_DIGITS:  # fits int64
             # numpy's text reader: the digits are plain, one number a line, so it reads each exactly.
             batch.array, batch.scale = np.fromstring(shape.units, np.int64, sep="\n"), shape.scale
             batch.closes, batch.stamps, batch.keys = shape.closes, shape.stamps, shape.keys
