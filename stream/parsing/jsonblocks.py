@@ -89,23 +89,37 @@ class BlockShape:
                     values.append(("string", (s, 1, e, 0)))
         if [kind for kind, _ in values] != [kind for _, kind in found]:
             raise ValueError("no shape")
-        self._windows = _windows(fixed, sized, self.quotes)
-        self._tiled: tuple[Any, Any] | None = None
         where = {path: place for (path, _), (_, place) in zip(found, values)}
         kinds = {path: kind for path, kind in found}
         self.paths = paths
         self.taken = [None if p is None or kinds.get(p) not in ("string", "number") else where[p] for p in paths]
         self.signature = (tuple(fixed), tuple(sized), tuple(self.numbers), tuple(self.bools), tuple(self.taken))
-        # The numbers other than the close (whose grammar is checked as it is read): their places as arrays.
         self._close_number = self.taken[0] in self.numbers
         checked = [p for p in self.numbers if p != self.taken[0]]
+        texts = [place for kind, place in values if kind == "string"]
+        # From here on every place is a window's place (a row of ``places`` in ``read``) and an offset from it.
+        marks = _Marks(first, bounds[1:-1], sized)
+        self.marks = marks
+        self._windows = _windows(fixed, marks)
+        marks.rows(*self._windows[:2])
+        self._tiled: tuple[Any, Any] | None = None
+        self.bools = [marks.place(p) for p in self.bools]
+        self.taken = [None if p is None else marks.place(p) for p in self.taken]
+        # The numbers other than the close (whose grammar is checked as it is read): their places as arrays.
         self._checked: tuple[Any, ...] | None = None
+        np = numpy()
         if checked:
-            np = numpy()
-            lo, lo_off, hi, hi_off = (np.array(c, np.int64) for c in zip(*checked))
+            lo, lo_off, hi, hi_off = (np.array(c, np.int64) for c in zip(*(marks.place(p) for p in checked)))
             self._checked = (lo, lo_off[:, None], hi, hi_off[:, None])
         if paths[2] is not None and self.taken[2] is None:
             raise ValueError("no shape")  # a keyed run's line without its key is a bad row, which the reader names
+        # Without every quote among the marks, the string values' closing quotes are checked to come after their
+        # opening ones, the texts between at least empty (numbers and true or false are checked to be at least a
+        # byte long).
+        self._order: tuple[Any, ...] | None = None
+        if marks.filtered and texts:
+            lo, lo_off, hi, hi_off = (np.array(c, np.int64) for c in zip(*(marks.place(p) for p in texts)))
+            self._order = (hi, lo, (lo_off - hi_off)[:, None])
         if self.taken[0] is None or self.read(first + b"\n", 1) is None:  # no close, or one numpy does not read
             raise ValueError("no shape")
 
@@ -118,27 +132,28 @@ class BlockShape:
             return None
         a = np.frombuffer(body, np.uint8)
         pad = padded(a, lead=b"\n")  # every place below is a place in pad: the newline before the first line is its 0
-        # The quotes, the line ends and any other control character, in one pass: x ^ 2 <= 32 for x < 32 or x = 34.
-        marks = np.flatnonzero((pad[: len(a) + 1] ^ np.uint8(2)) <= 32)
-        k = self.quotes + 1
+        marks, found = self.marks.find(pad, len(a) + 1)
+        k = len(self.marks.kept) - 1
         lines, rest = divmod(len(marks) - 1, k)
         if rest or not lines or (n is not None and lines != n):
             return None
         n = lines
-        # The bounds of every line, a row for each: the newline before it, its quotes, its newline; laid over the marks
+        # The bounds of every line, a row for each: the newline before it, its marks, its newline; laid over the marks
         # as they are.
         bounds = np.lib.stride_tricks.as_strided(marks, (k + 1, n), (8, 8 * k), writeable=False)
-        if not (pad[bounds[-1]] == 10).all() or np.count_nonzero(a < 32) != n:
-            return None  # the lines have the quotes between them, but not that many each, or a control character
+        if not (pad[bounds[-1]] == 10).all() or found != n * (self.quotes + 1) + 1:
+            return None  # the lines have the marks between them, but not that many each, or another control character
         if int((bounds[-1] - bounds[0]).max()) > MAX_LINE_BYTES + 1:
             return None
-        if not self._fits(pad, bounds):
+        at, offset = self._windows[:2]
+        places = bounds[at] + offset  # where each line's windows begin
+        if not self._fits(pad, places) or not self._ordered(bounds, places):
             return None
         if not (body.isascii() or _utf8(body)):
             return None
         close = self.taken[0]
         assert close is not None
-        s, e = self._span(bounds, close)
+        s, e = self._span(places, close)
         width = WINDOW if int((e - s).max()) <= WINDOW else WIDEST
         gathered = windows(pad, s, width).T  # a window of the close a column
         ok, units, scale = decimals(pad, s, e - s, gathered)
@@ -150,33 +165,44 @@ class BlockShape:
         text = body.decode("latin-1") if any(t is not None and w for t, w in zip(self.taken, need)) else ""
         if text and not body.isascii():
             return None  # byte offsets are character offsets only in ASCII
-        out = [[] if t is None or not w else _slices(text, *self._span(bounds, t)) for t, w in zip(self.taken, need)]
+        out = [[] if t is None or not w else _slices(text, *self._span(places, t)) for t, w in zip(self.taken, need)]
         if self.taken[2] is not None and not all(map(str.strip, out[2])):
             return None
         if self.taken[1] is None and texts and self.paths[1] is not None:
             out[1] = [""] * n  # the time field is not in these lines
         return Block(units, scale, out[0], out[1], out[2])
 
-    def _span(self, bounds: Any, place: tuple[int, int, int, int]) -> tuple[Any, Any]:
+    def _span(self, places: Any, place: tuple[int, int, int, int]) -> tuple[Any, Any]:
         lo, lo_off, hi, hi_off = place
-        return bounds[lo] + lo_off, bounds[hi] + hi_off
+        return places[lo] + lo_off, places[hi] + hi_off
 
-    def _fits(self, pad: Any, bounds: Any) -> bool:
+    def _ordered(self, bounds: Any, places: Any) -> bool:
+        """Whether each line's places come one after the other, so its quotes are as many as the shape's: the
+        marks hold them all, or the string values' quotes are in order and the line ends where its last fixed bytes
+        do."""
+        if self._order is not None:
+            hi, lo, least = self._order
+            if not (places[hi] - places[lo] >= least).all():
+                return False
+        end = self.marks.end
+        return end is None or bool((bounds[-1] == places[end[0]] + end[1]).all())
+
+    def _fits(self, pad: Any, places: Any) -> bool:
         """Whether every line's fixed bytes (and so its quotes' places), numbers and true or false are the shape's."""
         np = numpy()
-        at, offset, want, mask = self._windows
-        n = bounds.shape[1]
+        want, mask = self._windows[2:]
+        n = places.shape[1]
         if self._tiled is None or self._tiled[0].shape[1] < 2 * n:
             # Each window's words repeated for every line: the lines' windows are then compared as they were gathered,
             # in one long row a window (a broadcast along the lines, or a transposed copy, costs several times more).
             tile = max(2 * n, 2 * 4096)
             self._tiled = tuple(np.tile(w, tile // 2) for w in (want, mask))
         wants, masks = (t[:, : 2 * n] for t in self._tiled)
-        got = windows(pad, bounds[at] + offset).view(WORD).reshape(len(at), 2 * n)
+        got = windows(pad, places).view(WORD).reshape(len(places), 2 * n)
         if not ((got & masks) == wants).all():
             return False
         for place in self.bools:
-            s, e = self._span(bounds, place)
+            s, e = self._span(places, place)
             t = windows(pad, s)[:, :5]
             true = (e - s == 4) & (t[:, :4] == np.frombuffer(b"true", np.uint8)).all(1)
             false = (e - s == 5) & (t == np.frombuffer(b"false", np.uint8)).all(1)
@@ -184,7 +210,7 @@ class BlockShape:
                 return False
         if self._checked is not None:
             lo, lo_off, hi, hi_off = self._checked
-            start, end = bounds[lo] + lo_off, bounds[hi] + hi_off
+            start, end = places[lo] + lo_off, places[hi] + hi_off
             # The fields whose numbers fit in a word apart from the others: half the bytes to gather and check.
             narrow = (end - start).max(1) <= 8
             for group in (narrow, ~narrow):
@@ -193,20 +219,18 @@ class BlockShape:
         return True
 
 
-def _windows(fixed: list[tuple[int, int, int]], sized: list[tuple[int, int, int]], quotes: int) -> tuple[Any, ...]:
-    """The fixed bytes of a shape as the windows that hold them: each window's bound (a row of bounds), its offset
-    from that bound, and its bytes and which of them count, as 8-byte words.
+def _windows(fixed: list[tuple[int, int, int]], marks: _Marks) -> tuple[Any, ...]:
+    """The fixed bytes of a shape as the windows that hold them: each window's column of marks (a row of bounds),
+    its offset from that mark, and its bytes and which of them count, as 8-byte words.
 
     A bound a fixed length after another (a key's closing quote, say) is placed from the other's place, so a key, its
     quotes and the punctuation around it are one window; a line whose windows all match has its quotes at those
     places, and so the lengths the shape fixes.
     """
     np = numpy()
-    anchor, delta = list(range(quotes + 2)), [0] * (quotes + 2)
-    for hi, lo, size in sorted(sized):  # each sized bound follows the one before it
-        anchor[hi], delta[hi] = anchor[lo], delta[lo] + size
-    marks = [(b, 0, 34) for b in range(1, quotes + 1)] + [(quotes + 1, 0, 10)]
-    placed = {(anchor[b], delta[b] + offset): byte for b, offset, byte in fixed + marks}
+    quotes = len(marks.anchor) - 2
+    ends = [(b, 0, 34) for b in range(1, quotes + 1)] + [(quotes + 1, 0, 10)]
+    placed = {marks.at(b, offset): byte for b, offset, byte in fixed + ends}
     starts: list[tuple[int, int]] = []
     for b, offset in sorted(placed):
         if not starts or starts[-1][0] != b or offset >= starts[-1][1] + WINDOW:
@@ -219,6 +243,64 @@ def _windows(fixed: list[tuple[int, int, int]], sized: list[tuple[int, int, int]
                 want[i, k], mask[i, k] = placed[b, offset + k], 255
     at, offset = (np.array(c, np.int64) for c in zip(*starts))
     return at, offset[:, None], want.view(WORD), mask.view(WORD)
+
+
+class _Marks:
+    """The bytes numpy finds first in every line, its bounds: the newlines, and the quotes but for those beside a
+    colon (a key's closing quote, a string value's opening one), whose places the fixed bytes give; or every quote,
+    when a bound that places others is beside a colon in the first line. Half the marks to find and to lay out."""
+
+    def __init__(self, first: bytes, quotes: list[int], sized: list[tuple[int, int, int]]) -> None:
+        """The marks of lines of the shape of ``first``, whose quotes are at ``quotes``; ``sized``: the bounds a fixed
+        length after another (end bound, start bound, length)."""
+        last = len(quotes) + 1
+        anchor, delta = list(range(last + 1)), [0] * (last + 1)
+        for hi, lo, size in sorted(sized):  # each sized bound follows the one before it
+            anchor[hi], delta[hi] = anchor[lo], delta[lo] + size
+        beside = [first[q + 1 : q + 2] == b":" or first[q - 1 : q] == b":" for q in quotes]
+        kept = [0, *(b for b, colon in enumerate(beside, 1) if not colon), last]
+        self.filtered = len(kept) < last + 1 and all(anchor[b] in kept for b in range(last + 1))
+        self.kept = kept if self.filtered else list(range(last + 1))
+        self.anchor, self.delta = anchor, delta
+        self._column = {b: i for i, b in enumerate(self.kept)}
+        self._row: dict[int, tuple[int, int]] = {}
+        self.end: tuple[int, int] | None = None
+
+    def at(self, b: int, offset: int) -> tuple[int, int]:
+        """A place ``offset`` bytes from bound ``b`` as a column of marks and an offset from it."""
+        return self._column[self.anchor[b]], self.delta[b] + offset
+
+    def rows(self, at: Any, offset: Any) -> None:
+        """Place values from the windows (``at``: their columns; ``offset``: their offsets, a row each) from now on:
+        a line's windows' places are gathered once, and a value's are then that row and an offset."""
+        for i, (c, off) in enumerate(zip(at.tolist(), offset[:, 0].tolist())):
+            self._row.setdefault(c, (i, off))
+        last = len(self.anchor) - 1
+        if self.filtered and self.anchor[last] != last:  # a line's end placed from a quote before it: checked to be
+            self.end = self._from_row(*self.at(last, 0))  # the newline found
+
+    def place(self, p: tuple[int, int, int, int]) -> tuple[int, int, int, int]:
+        """A value's place (start bound, offset, end bound, offset) as rows of windows and offsets from them."""
+        return (*self._from_row(*self.at(p[0], p[1])), *self._from_row(*self.at(p[2], p[3])))
+
+    def _from_row(self, column: int, offset: int) -> tuple[int, int]:
+        if column not in self._row:  # every mark a place counts from has a byte of its own in a window, but be sure
+            raise ValueError("no shape")
+        row, start = self._row[column]
+        return row, offset - start
+
+    def find(self, pad: Any, size: int) -> tuple[Any, int]:
+        """The places of the marks among the first ``size`` bytes of ``pad``, in order, and how many quotes and
+        control characters those bytes hold."""
+        np = numpy()
+        # The quotes, the line ends and any other control character, in one pass: x ^ 2 <= 32 for x < 32 or x = 34.
+        marked = (pad[:size] ^ np.uint8(2)) <= 32
+        found = int(np.count_nonzero(marked))
+        if self.filtered:
+            colon = pad[: size + 1] == 58
+            np.greater(marked, colon[1:], out=marked)  # not before a colon
+            np.greater(marked[1:], colon[: size - 1], out=marked[1:])  # nor after one
+        return np.flatnonzero(marked), found
 
 
 def _json_decimal(pad: Any, gathered: Any, end: Any) -> bool:
@@ -301,7 +383,7 @@ class JsonBlocks:
         if shape is None:
             return None, n
         batch = Batch()
-        if isinstance(shape.units, str) and shape.width + shape.scale <= MAX_DIGITS:  # every value fits int64
+        if isinstance(shape.units, str) and max(map(len, shape.written)) + shape.scale <= MAX_DIGITS:  # fits int64
             # numpy's text reader: the digits are plain, one number a line, so it reads each exactly.
             batch.array, batch.scale = np.fromstring(shape.units, np.int64, sep="\n"), shape.scale
             batch.closes, batch.stamps, batch.keys = shape.closes, shape.stamps, shape.keys

@@ -165,7 +165,7 @@ class Shaped:
     """The values of a chunk read whole: ``units`` at ``scale`` (or, when the closes do not share one, ``units`` and
     ``scales`` row by row), and the texts the run keeps."""
 
-    __slots__ = ("closes", "keys", "scale", "scales", "stamps", "units", "width")
+    __slots__ = ("closes", "keys", "scale", "scales", "stamps", "units", "written")
 
     def __init__(self) -> None:
         self.units: list[int] | str = []  # a str: the digits of every close, a line each, at ``scale``
@@ -174,7 +174,7 @@ class Shaped:
         self.closes: list[str] = []
         self.stamps: list[str] = []
         self.keys: list[str] = []
-        self.width = 0  # the longest close as written (quotes included)
+        self.written: list[str] = []  # the closes as written (a string with its quotes)
 
     def into(self, batch: Batch) -> None:
         """Add these rows to a row-path batch."""
@@ -190,13 +190,14 @@ class Shaped:
         batch.keys.extend(self.keys)
 
 
-def shaped(shapes: Shapes, text: str, n: int, data: bytes | None, keep_text: bool) -> Shaped | None:
-    """The values of the ``n`` lines of ``text`` when they all have one shape and every value is usable; else None
-    (the per-line parse reads them, and says what is wrong)."""
+def shaped(shapes: Shapes, text: str, n: int | None, data: bytes | None, keep_text: bool) -> Shaped | None:
+    """The values of the ``n`` lines of ``text`` (None: not counted yet) when they all have one shape and every value
+    is usable; else None (the per-line parse reads them, and says what is wrong)."""
     columns = shapes.columns(text, n, data)
-    if columns is None or len(columns[0]) != n:
+    if columns is None or not columns[0]:
         return None
     closes, stamps, keys = columns
+    n = len(closes)
     joined = "\n".join(closes)
     if '"' in joined:
         joined = joined.replace('"', "")  # a taken string has no quote inside it
@@ -204,7 +205,7 @@ def shaped(shapes: Shapes, text: str, n: int, data: bytes | None, keep_text: boo
     found = one_scale(joined)
     if found is not None:
         out.units, out.scale = found
-        out.width = max(map(len, closes))
+        out.written = closes
         if keep_text:
             out.closes = joined.split("\n")
     else:
@@ -249,7 +250,7 @@ class JsonRows:
         if len(data) > MAX_LINE_BYTES:
             return None
         batch = Batch()
-        return batch if self._shaped(text, text.count("\n"), data, batch) else None
+        return batch if self._shaped(text, None, data, batch) else None
 
     def read(self, lines: list[str], first: int, flagged: Flagged, quotes: bool = True) -> Batch:
         """The rows of ``lines`` (``first``: the number of the first; ``flagged``: lines that could not be read)."""
@@ -269,7 +270,7 @@ class JsonRows:
             return
         self._loop(lines, first, flagged, batch)
 
-    def _shaped(self, text: str, n: int, data: bytes | None, batch: Batch) -> bool:
+    def _shaped(self, text: str, n: int | None, data: bytes | None, batch: Batch) -> bool:
         got = shaped(self._shapes, text, n, data, self.keep_text)
         if got is None:
             return False

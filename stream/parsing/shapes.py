@@ -71,12 +71,14 @@ class Shape:
         self.plain = re.compile(bare.replace(_EXPONENT, ""), re.ASCII) if _EXPONENT in bare else None
         self.groups = groups
 
-    def columns(self, text: str, n: int, data: bytes | None = None) -> list[list[str]] | None:
+    def columns(self, text: str, n: int | None, data: bytes | None = None) -> list[list[str]] | None:
         """The wanted fields' texts (as written: a string with its quotes) of the ``n`` lines of ``text`` (ending with
-        a newline; ``data``, its bytes, when the caller has them), one list per wanted field (empty for a field the
-        shape lacks); None unless every line has this shape."""
+        a newline; None: counted here; ``data``, its bytes, when the caller has them), one list per wanted field
+        (empty for a field the shape lacks); None unless every line has this shape."""
         raw = text.encode() if data is None else data
         controls = raw.translate(None, _NOT_CONTROL)
+        if n is None:
+            n = controls.count(b"\n")  # the line ends are among the few control bytes: no pass over the text
         if len(controls) != n and controls.replace(b"\r\n", b"\n") != b"\n" * n:
             return None
         regex = self.regex if "\\" in text else self.plain or self.bare
@@ -100,7 +102,7 @@ class Shapes:
         self.paths = paths  # the wanted fields: each a path of keys, or None
         self._last: Shape | None = None
 
-    def columns(self, text: str, n: int, data: bytes | None = None) -> list[list[str]] | None:
+    def columns(self, text: str, n: int | None, data: bytes | None = None) -> list[list[str]] | None:
         """Shape.columns with the last shape, else with the shape of ``text``'s first line."""
         last = self._last
         if last is not None:
