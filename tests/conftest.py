@@ -199,6 +199,34 @@ def http_server(answer: Callable[[str, str], tuple[int, bytes]]) -> Iterator[str
         httpd.server_close()
 
 
+@pytest.fixture(scope="session")
+def dask_scheduler() -> Iterator[str]:
+    """The address of one real two-worker Dask LocalCluster (worker processes on loopback, importing this checkout)
+    for the ``--scheduler`` runs of a test session (of each worker of ``-n``), started when a test first asks."""
+    pytest.importorskip("distributed", reason="dask[distributed] is not installed (the test extra has it)")
+    import logging
+
+    import dask
+    from distributed import LocalCluster
+
+    # Dask's monitors (a 20 ms event-loop tick, a 10 ms profiler, memory and system polls) cost a cluster that idles
+    # through the rest of the session about a tenth of a core; its workers take the settings at their start.
+    monitors = {
+        "distributed.admin.tick.interval": "1s", "distributed.worker.profile.enabled": False,
+        "distributed.admin.system-monitor.interval": "5s", "distributed.worker.memory.monitor-interval": "1s",
+    }  # fmt: skip
+    with dask.config.set(monitors):
+        cluster = LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address="127.0.0.1:0",
+            scheduler_kwargs={"dashboard": False}, silence_logs=logging.ERROR,
+            env={"PYTHONPATH": env_with_repo()["PYTHONPATH"]},
+        )  # fmt: skip
+    try:
+        yield cluster.scheduler_address
+    finally:
+        cluster.close()
+
+
 def closed_port() -> int:
     """A loopback port nothing listens on."""
     import socket

@@ -1,5 +1,5 @@
 """Compressed inputs: gzip (one or many members), bz2, xz, zip (one or several CSV members) and zstd, told by their
-first bytes, from a path, a glob and stdin, on one process, --workers 2 and --cluster local:2 — the exact answers of
+first bytes, from a path, a glob and stdin, on one process, --workers 2 and a Dask cluster — the exact answers of
 the decompressed text, byte-identical signals; damaged archives and binary files are clear errors."""
 
 from __future__ import annotations
@@ -17,7 +17,15 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from conftest import RSS_PROBE, env_with_repo, exact_signals, ohlcv_csv, read_signals_csv, start_command, write
+from conftest import (
+    RSS_PROBE,
+    env_with_repo,
+    exact_signals,
+    ohlcv_csv,
+    read_signals_csv,
+    start_command,
+    write,
+)
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from test_scaleout import files as random_files
@@ -271,6 +279,14 @@ def test_bad_rows_name_the_archive_and_member_with_lines_in_the_text(run_main, t
 # ---- many compressed files: one task each, byte-identical on every executor ----------------------------------------
 
 
+def on(executor: str, request: pytest.FixtureRequest) -> list[str]:
+    """The arguments of ``executor``: ``--workers N``, or ``--scheduler`` and the session's Dask cluster (its workers
+    are processes of their own; the run, its client, runs in this process as the others do)."""
+    if executor == "--scheduler":
+        return [executor, request.getfixturevalue("dask_scheduler")]
+    return executor.split()
+
+
 def history(tmp_path: Path, rng: random.Random, keyed: bool = False) -> tuple[list[str], str]:
     """Six months in assorted compressions (zip months hold two members), and the closes in input order."""
     header = "timestamp,symbol,close" if keyed else "timestamp,close"
@@ -294,22 +310,21 @@ def history(tmp_path: Path, rng: random.Random, keyed: bool = False) -> tuple[li
     return ordered, str(folder / "2024-*")
 
 
-@pytest.mark.parametrize("executor", ["--workers 2", pytest.param("--cluster local:2", marks=needs_dask)])
+@pytest.mark.parametrize("executor", ["--workers 2", pytest.param("--scheduler", marks=needs_dask)])
 def test_many_compressed_files_run_one_per_task_with_byte_identical_signals(
-    run_main, run_cli, tmp_path: Path, executor: str
+    run_main, request, tmp_path: Path, executor: str
 ) -> None:
-    # The embedded cluster runs in a process of its own (its workers and event loop end with it); the rest in this one.
-    run_executor = run_cli if executor.startswith("--cluster") else run_main
+    executor_args = on(executor, request)
     ordered, pattern = history(tmp_path, random.Random(11))
     args = ["--input", pattern, "--window", WINDOW, "--output", "metrics.json", "--log-file", "run.log"]
     one = run_main([*args, "--signals", "one.csv", "--workers", "1"])
     check_exact(one, ordered, tmp_path / "one.csv")
-    many = run_executor([*args, "--signals", "many.csv", *executor.split()], timeout=180)
+    many = run_main([*args, "--signals", "many.csv", *executor_args])
     check_exact(many, ordered, tmp_path / "many.csv")
     assert (tmp_path / "many.csv").read_bytes() == (tmp_path / "one.csv").read_bytes()
     assert "6 of the inputs are compressed: each is one task" in many.log()
     # Without signals (no row numbers needed) the plan still seeds each file's first rows from the first pass.
-    quiet = run_executor([*args, *executor.split()], timeout=180)
+    quiet = run_main([*args, *executor_args])
     assert quiet.file_doc()["value"] == one.file_doc()["value"]
 
 
@@ -554,14 +569,11 @@ def zst_d(data: bytes) -> bytes:
     return bytes(ZSTD.decompress(data))
 
 
-@pytest.mark.parametrize(
-    "executor", ["--workers 1", "--workers 2", pytest.param("--cluster local:2", marks=needs_dask)]
-)
+@pytest.mark.parametrize("executor", ["--workers 1", "--workers 2", pytest.param("--scheduler", marks=needs_dask)])
 def test_headerless_binance_zips_read_with_no_header_and_column_5(
-    run_main, run_cli, tmp_path: Path, executor: str
+    run_main, run_cli, request, tmp_path: Path, executor: str
 ) -> None:
-    # The embedded cluster runs in a process of its own (its workers and event loop end with it); the rest in this one.
-    run_executor = run_cli if executor.startswith("--cluster") else run_main
+    executor_args = on(executor, request)
     months = []
     for month in range(1, 4):  # three monthly archives as `generate` writes them, one seed each
         name = f"BTCUSDT-1m-2024-{month:02d}.zip"
@@ -573,9 +585,7 @@ def test_headerless_binance_zips_read_with_no_header_and_column_5(
             months.append(archive.read(archive.namelist()[0]).decode())
     ordered = [line.split(",")[4] for text in months for line in text.splitlines()]
     args = ["--no-header", "--column", "5", "--window", WINDOW, "--output", "metrics.json"]
-    run = run_executor(
-        ["--input", "BTCUSDT-1m-2024-*.zip", *args, "--signals", "s.csv", *executor.split()], timeout=180
-    )
+    run = run_main(["--input", "BTCUSDT-1m-2024-*.zip", *args, "--signals", "s.csv", *executor_args])
     check_exact(run, ordered, tmp_path / "s.csv")
     piped = run_cli([*args, "--signals", "p.csv"], stdin=(tmp_path / "BTCUSDT-1m-2024-01.zip").read_bytes())
     check_exact(piped, ordered[:300], tmp_path / "p.csv")

@@ -191,26 +191,6 @@ def blocks(folder: Path) -> int:
     return int(found.group(1))
 
 
-@pytest.fixture(scope="module")
-def dask_scheduler() -> Any:
-    """One real two-worker LocalCluster (worker processes on loopback) for the module's --scheduler runs."""
-    if not HAVE_DASK:
-        pytest.skip("dask[distributed] is not installed (the test extra has it)")
-    import logging
-
-    from distributed import LocalCluster
-
-    cluster = LocalCluster(
-        n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address="127.0.0.1:0",
-        scheduler_kwargs={"dashboard": False}, silence_logs=logging.ERROR,
-        env={"PYTHONPATH": env_with_repo()["PYTHONPATH"]},
-    )  # fmt: skip
-    try:
-        yield cluster.scheduler_address
-    finally:
-        cluster.close()
-
-
 CASES = {
     "keyed csv": ["--key", "symbol", "--window", "4", "--on-bad-row", "skip"],
     "unkeyed jsonl": ["--window", "9", "--on-bad-row", "skip", "--signals-format", "jsonl"],
@@ -229,11 +209,12 @@ def test_workers_give_the_one_process_output(run_cli, tmp_path: Path, case: str)
 
 @needs_dask
 @pytest.mark.parametrize("case", sorted(CASES))
-def test_a_dask_cluster_gives_the_one_process_output(run_cli, tmp_path: Path, dask_scheduler: str, case: str) -> None:
+def test_a_dask_cluster_gives_the_one_process_output(run_main, tmp_path: Path, dask_scheduler: str, case: str) -> None:
+    # In this process: the cluster's workers are processes of their own, and the run is only their client.
     names = symbol_files(tmp_path)
     args = [a for n in names for a in ("--input", n)] + CASES[case]
-    want = outputs(run_cli, tmp_path, args, [])
-    got = outputs(run_cli, tmp_path, args, ["--scheduler", dask_scheduler, "--block-size", "20K"])
+    want = outputs(run_main, tmp_path, args, [])
+    got = outputs(run_main, tmp_path, args, ["--scheduler", dask_scheduler, "--block-size", "20K"])
     assert got == want
     assert f"the Dask cluster at {dask_scheduler} (2 worker threads)" in (tmp_path / "run.log").read_text()
     assert blocks(tmp_path) >= 30
