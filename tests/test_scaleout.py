@@ -448,16 +448,17 @@ def test_workers_pass_large_states_and_results_both_ways(tmp_path: Path) -> None
     import subprocess
     import sys
 
-    from stream import generate
-
-    with open(tmp_path / "k.csv", "wb") as fh:
-        generate.write(fh, 40_000, 5, symbols=20_000)
+    # Two rows a key: a few lines here, where generate's walk of 20,000 symbols takes seconds.
+    with open(tmp_path / "k.csv", "w") as fh:
+        fh.write("timestamp,symbol,close\n")
+        fh.writelines(f"2024-01-{1 + i // 1440:02d} {i // 60 % 24:02d}:{i % 60:02d}:00,S{i % 20_000:05d},"
+                      f"{100 + i * 7919 % 97}.{i % 100:02d}\n" for i in range(40_000))  # fmt: skip
     outputs = []
     for workers in ("1", "2"):
         signals = f"s{workers}.csv"
         subprocess.run(
             [sys.executable, "-m", "stream", "--input", "k.csv", "--key", "symbol", "--signals", signals,
-             "--output", f"m{workers}.json", "--quiet", "--workers", workers, "--block-size", "1200K",
+             "--output", f"m{workers}.json", "--quiet", "--workers", workers, "--block-size", "500K",
              "--log-file", f"run{workers}.log"],
             cwd=tmp_path, env=env_with_repo(), check=True, timeout=60,  # a hang fails the test instead of blocking
         )  # fmt: skip
