@@ -1,8 +1,7 @@
 """Object storage for real: an S3 API server on loopback (moto's server, started here as a subprocess on a free
 127.0.0.1 port that the workers of -n share) read through s3fs with AWS_ENDPOINT_URL — a glob of monthly Binance
 kline zips (headerless, as Binance publishes them) and a .csv.gz,
-on one process, --workers 2 and Dask (a cluster whose workers read S3 themselves; the .csv.gz with --cluster
-local:2), against the Fraction reference, byte-identical signals; and a
+on one process, --workers 2 and --cluster local:2, against the Fraction reference, byte-identical signals; and a
 missing object, refused credentials, a refused connection and a failing server said as what they are."""
 
 from __future__ import annotations
@@ -178,32 +177,10 @@ EXECUTORS = [
 ]
 
 
-@contextlib.contextmanager
-def _workers_reading(address: str, env: dict[str, str]) -> Iterator[None]:
-    """The Dask cluster at ``address`` with the S3 settings of ``env`` in its workers' environment, as a user sets
-    up the workers of a cluster of their own: they open the objects of their tasks themselves."""
-    from distributed import Client
-
-    with Client(address) as client:
-        client.run(lambda settings: os.environ.update(settings), env)  # in each worker's own os.environ
-        try:
-            yield
-        finally:
-            client.run(lambda keys: [os.environ.pop(k, None) for k in keys], list(env))
-
-
-GLOB_EXECUTORS = [*EXECUTORS[:2], pytest.param(["--scheduler"], marks=EXECUTORS[2].marks)]
-
-
-@pytest.mark.parametrize("executor", GLOB_EXECUTORS, ids=["one-process", "workers-2", "dask-cluster"])
-def test_a_glob_of_monthly_zips_on_s3(run_cli, tmp_path: Path, bucket, request, executor: list[str]) -> None:
+@pytest.mark.parametrize("executor", EXECUTORS, ids=["one-process", "workers-2", "cluster-local-2"])
+def test_a_glob_of_monthly_zips_on_s3(run_cli, tmp_path: Path, bucket, executor: list[str]) -> None:
     env, closes, _ = bucket
-    reading = contextlib.nullcontext()
-    if executor == ["--scheduler"]:  # the session's Dask cluster
-        executor = ["--scheduler", request.getfixturevalue("dask_scheduler")]
-        reading = _workers_reading(executor[1], env)
-    with reading:
-        run = _run(run_cli, env, "s3://klines/spot/BTCUSDT-1m-2024-*.zip", *KLINES, "--signals", "s.csv", *executor)
+    run = _run(run_cli, env, "s3://klines/spot/BTCUSDT-1m-2024-*.zip", *KLINES, "--signals", "s.csv", *executor)
     _check(run, closes, tmp_path / "s.csv")
     planned = "12 of the inputs are compressed: each is one task" in run.log()
     assert planned == (executor != ["--workers", "1"])
