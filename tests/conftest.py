@@ -221,6 +221,36 @@ def http_server(answer: Callable[[str, str], tuple[int, bytes]]) -> Iterator[str
         httpd.server_close()
 
 
+# A real two-worker Dask LocalCluster on loopback whose workers import this checkout (the environment of
+# ``shared_service``'s processes). Dask's monitors (a 20 ms event-loop tick, a 10 ms profiler, memory and system
+# polls) would cost it about a tenth of a core as it idles through the session; its workers take these settings.
+DASK_CLUSTER = """
+import logging, sys
+import dask
+from distributed import LocalCluster
+
+monitors = {
+    "distributed.admin.tick.interval": "1s", "distributed.worker.profile.enabled": False,
+    "distributed.admin.system-monitor.interval": "5s", "distributed.worker.memory.monitor-interval": "1s",
+}
+with dask.config.set(monitors):
+    cluster = LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address="127.0.0.1:0",
+        scheduler_kwargs={"dashboard": False}, silence_logs=logging.ERROR,
+    )
+print(cluster.scheduler_address, flush=True)
+sys.stdin.read()
+cluster.close()
+"""
+
+
+@pytest.fixture(scope="session")
+def dask_scheduler(shared_service: Callable[[str, str], str]) -> str:
+    """The address of the test session's Dask cluster (``DASK_CLUSTER``), for ``--scheduler`` runs."""
+    pytest.importorskip("distributed", reason="dask[distributed] is not installed (the test extra has it)")
+    return shared_service("dask-cluster", DASK_CLUSTER)
+
+
 def closed_port() -> int:
     """A loopback port nothing listens on."""
     import socket
@@ -230,15 +260,21 @@ def closed_port() -> int:
         return int(sock.getsockname()[1])  # closed on return
 
 
+def shared_folder(tmp_path_factory: pytest.TempPathFactory, name: str) -> Path:
+    """The folder ``name`` of this test session, the same for all the workers of ``-n``."""
+    base = tmp_path_factory.getbasetemp()
+    folder = (base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base) / name
+    folder.mkdir(exist_ok=True)
+    return folder
+
+
 @pytest.fixture(scope="session")
 def shared_input(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str, Callable[[Any], None], Path], Path]:
     """``shared_input(name, make, at)``: the file ``make(binary_file)`` writes, made once per test session (the
     workers of ``-n`` share it) and hard-linked at ``at``, for big inputs that tests only read."""
     import fcntl
 
-    base = tmp_path_factory.getbasetemp()
-    folder = (base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base) / "shared-inputs"
-    folder.mkdir(exist_ok=True)
+    folder = shared_folder(tmp_path_factory, "shared-inputs")
 
     def get(name: str, make: Callable[[Any], None], at: Path) -> Path:
         made = folder / name
@@ -253,6 +289,58 @@ def shared_input(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str, Cal
         return at
 
     return get
+
+
+@pytest.fixture(scope="session")
+def shared_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[[str, str], str]]:
+    """``shared_service(name, code)``: the line ``python -c CODE`` prints first (a service's address), from one
+    process that the workers of ``-n`` share, for services that take seconds of CPU to start. The first worker to
+    ask starts it; at the end of its session it closes the process's stdin (which CODE then waits on, to end) once
+    every worker that took the address has ended its session; a worker that asks after that starts another."""
+    import fcntl
+
+    folder = shared_folder(tmp_path_factory, "shared-services")
+    known: dict[str, str] = {}
+    taken: list[Any] = []  # a shared lock on each service's users file, held for this worker's session
+    started: list[tuple[str, Path, subprocess.Popen]] = []
+
+    def get(name: str, code: str) -> str:
+        if name in known:
+            return known[name]
+        with open(folder / f"{name}.lock", "wb") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            found = folder / f"{name}.address"
+            if not found.exists():
+                with open(folder / f"{name}.log", "ab") as log:
+                    proc = subprocess.Popen([sys.executable, "-c", code], cwd=folder, env=env_with_repo(),
+                                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log)  # fmt: skip
+                assert proc.stdout is not None
+                address = proc.stdout.readline().decode().strip()
+                if not address:
+                    proc.kill()
+                    proc.wait()
+                    pytest.fail(f"the {name} service did not start: {(folder / f'{name}.log').read_text()[-2000:]}")
+                users = folder / f"{name}.{proc.pid}.users"
+                found.write_text(f"{address}\n{users}")
+                started.append((name, users, proc))
+            known[name], users_file = found.read_text().split("\n")
+            users = open(users_file, "ab")  # noqa: SIM115 (held until the session ends)
+            fcntl.flock(users, fcntl.LOCK_SH)
+            taken.append(users)
+        return known[name]
+
+    yield get
+    for users in taken:
+        users.close()
+    for name, users_file, proc in started:
+        with open(folder / f"{name}.lock", "wb") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            (folder / f"{name}.address").unlink()
+        with open(users_file, "ab") as every:
+            fcntl.flock(every, fcntl.LOCK_EX)  # the last of its users has ended its session
+        assert proc.stdin is not None
+        proc.stdin.close()
+        proc.wait(timeout=120)
 
 
 def on_terminal(

@@ -117,10 +117,10 @@ def test_a_pipe_gives_the_answers_of_the_file(tmp_path: Path, references, form: 
 
 
 @needs_dask
-def test_a_dask_cluster_gives_the_answers_of_one_process(tmp_path: Path, references) -> None:
+def test_a_dask_cluster_gives_the_answers_of_one_process(tmp_path: Path, references, dask_scheduler: str) -> None:
     write(tmp_path / "in.jsonl", as_jsonl(candles(3000, 5), "strings"))
     args = ["--input", str(tmp_path / "in.jsonl"), "--signals", "s.csv", "--output", "m.json", "--quiet"]
-    run = run_command([*args, "--cluster", "local:2", "--block-size", "40000"], tmp_path, timeout=180)
+    run = run_command([*args, "--scheduler", dask_scheduler, "--block-size", "40000"], tmp_path, timeout=180)
     assert run.code == 0, run.stderr
     assert (tmp_path / "s.csv").read_bytes() == references["strings"][0] and metrics(run) == references["strings"][1]
 

@@ -1,6 +1,6 @@
-"""Object storage for real: an S3 API server on loopback (moto's standalone server, started here as a subprocess on a
-free 127.0.0.1 port) read through s3fs with AWS_ENDPOINT_URL — a glob of monthly Binance kline zips (headerless, as
-Binance publishes them) and a .csv.gz,
+"""Object storage for real: an S3 API server on loopback (moto's server, started here as a subprocess on a free
+127.0.0.1 port that the workers of -n share) read through s3fs with AWS_ENDPOINT_URL — a glob of monthly Binance
+kline zips (headerless, as Binance publishes them) and a .csv.gz,
 on one process, --workers 2 and --cluster local:2, against the Fraction reference, byte-identical signals; and a
 missing object, refused credentials, a refused connection and a failing server said as what they are."""
 
@@ -51,21 +51,12 @@ def _moto(folder: Path, **server_env: str) -> Iterator[dict[str, str]]:
     clients at it."""
     port = _free_port()
     log = folder / "server.log"
-    empty = folder / "empty-aws-config"
-    empty.write_text("")
     with open(log, "wb") as out:
         proc = subprocess.Popen(
             [*_moto_server(), "-H", "127.0.0.1", "-p", str(port)], stdout=out, stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL, env={**os.environ, **server_env},
         )  # fmt: skip
-    env = {
-        "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}",
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "AWS_CONFIG_FILE": str(empty),  # nothing from this machine's own AWS set-up
-        "AWS_SHARED_CREDENTIALS_FILE": str(empty),
-    }
+    env = _clients(f"http://127.0.0.1:{port}", folder)
     try:
         deadline = time.monotonic() + 60
         while True:
@@ -86,11 +77,41 @@ def _moto(folder: Path, **server_env: str) -> Iterator[dict[str, str]]:
             proc.wait()
 
 
+# moto's S3 server on a free 127.0.0.1 port, for shared_service: it says its address, and ends with its stdin.
+MOTO_SERVER = """
+import socket, sys
+from moto.server import ThreadedMotoServer
+
+with socket.socket() as sock:
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+server = ThreadedMotoServer("127.0.0.1", port, verbose=False)
+server.start()
+print(f"http://127.0.0.1:{port}", flush=True)
+sys.stdin.read()
+server.stop()
+"""
+
+
+def _clients(endpoint: str, folder: Path) -> dict[str, str]:
+    """The environment that points clients at the S3 server at ``endpoint``, with nothing of this machine's own AWS
+    set-up."""
+    empty = folder / "empty-aws-config"
+    empty.write_text("")
+    return {
+        "AWS_ENDPOINT_URL": endpoint,
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_CONFIG_FILE": str(empty),
+        "AWS_SHARED_CREDENTIALS_FILE": str(empty),
+    }
+
+
 @pytest.fixture(scope="module")
-def s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
-    """A moto S3 server on 127.0.0.1 for this module; yields the environment that points clients at it."""
-    with _moto(tmp_path_factory.mktemp("moto")) as env:
-        yield env
+def s3(shared_service, tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """The environment that points clients at the test session's moto S3 server (one for all the workers of -n)."""
+    return _clients(shared_service("moto-s3", MOTO_SERVER), tmp_path_factory.mktemp("aws"))
 
 
 def _filesystem(env: dict[str, str]) -> Any:
@@ -106,7 +127,12 @@ def _filesystem(env: dict[str, str]) -> Any:
 def bucket(s3: dict[str, str]) -> tuple[dict[str, str], list[str], list[str]]:
     """A year of monthly Binance-style kline zips and one .csv.gz in a bucket; the closes of each, in order."""
     fs = _filesystem(s3)
-    fs.mkdir("klines")
+    # Another worker of -n may have filled the bucket, or be filling it: with the same objects.
+    if not fs.exists("klines"):
+        try:
+            fs.mkdir("klines")
+        except FileExistsError:
+            pass
     lines: list[str] = []
     for block in generate.binance(12 * 700, 21):
         lines += block
