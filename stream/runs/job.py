@@ -41,6 +41,7 @@ class Job:
         try:
             return self._run()
         except (Terminated, KeyboardInterrupt) as exc:  # a stop before the work (one held since the arguments, say)
+            self.signals.taken()
             return self._fail(*stopped(exc))
         finally:
             logsink.setup(None)  # an in-process caller gets its log closed
@@ -73,6 +74,7 @@ class Job:
         except BrokenPipeError:
             return self._broken_pipe()
         except (Terminated, KeyboardInterrupt) as exc:
+            self.signals.taken()
             return self._fail(*stopped(exc))
         except MlopsStreamError as exc:
             return self._fail(str(exc))

@@ -14,6 +14,7 @@ if TYPE_CHECKING:
 
 FORCE_AFTER = 3.0  # seconds after a run began to stop: a Ctrl-C from then on ends it at once
 RETRY_AFTER = 0.005  # seconds between looks at whether the import a stop arrived in is over
+AGAIN_AFTER = 0.05  # seconds between looks at whether a stop raised is still on its way to the command
 
 
 class Terminated(BaseException):
@@ -47,7 +48,7 @@ class Signals:
         self._before: dict[int, Any] = {}
         self._outer: Any = None  # the frame of the command, below which imports are looked for
         self._hook: Any = None  # the unraisable hook found at ``install``
-        self._raised = 0  # id() of the stop raised last (not the exception: its frames would stay alive)
+        self._raised: BaseException | None = None  # the stop raised, until the command has ``taken`` it
 
     def install(self) -> None:
         # The command may itself run inside an import (a module that runs it as it loads): only the imports it
@@ -62,6 +63,7 @@ class Signals:
         """Put back the handlers found at ``install`` (an in-process caller gets its own back); ``then_ignore``:
         ignore the signals from now on instead (a process whose job is over, see ``stream.cli.entry``)."""
         signal.setitimer(signal.ITIMER_REAL, 0)
+        self._raised = None
         for signum, handler in self._before.items():
             signal.signal(signum, signal.SIG_IGN if then_ignore else handler)
         self._before.clear()
@@ -75,13 +77,8 @@ class Signals:
         for a stop dropped by a finalizer, which is raised again."""
         if isinstance(args.exc_value, OSError) and "ignored due to race condition" in str(args.exc_value):
             return
-        if isinstance(args.exc_value, (Terminated, KeyboardInterrupt)) and id(args.exc_value) == self._raised:
-            # The stop was raised inside a finalizer (an object or a generator the garbage collector freed), where
-            # Python reports an exception and drops it: raise it again from the run's next step.
-            self._raised = 0
-            self._armed = True
-            signal.setitimer(signal.ITIMER_REAL, RETRY_AFTER)
-            return
+        if args.exc_value is not None and args.exc_value is self._raised:
+            return  # the stop was raised in a finalizer, which dropped it: it is raised again (see ``_stop``)
         (self._hook or sys.__unraisablehook__)(args)
 
     @property
@@ -127,7 +124,17 @@ class Signals:
         stop.hold(self.reason)  # read once its handlers are in: no signal falls between the two
         return stop
 
+    def taken(self) -> None:
+        """The command has caught the stop raised: it is not raised again."""
+        self._raised = None
+        signal.setitimer(signal.ITIMER_REAL, 0)
+
     def _on_signal(self, signum: int, frame: Any) -> None:
+        if self._raised is not None:
+            not_now = _handling(self._raised) or self._unbroken or _importing(frame, self._outer)
+            if signum == signal.SIGALRM and not not_now:  # on its way still, or in an import or unbroken step
+                self._stop()  # the stop raised was dropped on its way (by a finalizer, say): raise it anew
+            return
         if signum != signal.SIGALRM and self.first is None:
             self.first = signum
         if not self._armed or self.first is None or self._unbroken:
@@ -140,7 +147,10 @@ class Signals:
     def _stop(self) -> NoReturn:
         self.finish()  # the ones after it (an impatient Ctrl-C, a supervisor repeating SIGTERM) are ignored
         stop = KeyboardInterrupt() if self.first == signal.SIGINT else Terminated()
-        self._raised = id(stop)
+        # Code between here and the command may drop it (a finalizer reports an exception and goes on): until the
+        # command has taken it, a stop no longer on its way is raised again.
+        self._raised = stop
+        signal.setitimer(signal.ITIMER_REAL, AGAIN_AFTER, AGAIN_AFTER)
         raise stop
 
     def _on_late_signal(self, signum: int, frame: Any) -> None:
@@ -151,6 +161,16 @@ class Signals:
                 os.write(2, f"mlops-stream: error: {message}\n".encode())
             finally:
                 os._exit(130)
+
+
+def _handling(exc: BaseException) -> bool:
+    """Whether ``exc`` is on its way up: an except or finally clause (or one a call came from) is handling it."""
+    seen = sys.exc_info()[1]
+    while seen is not None:
+        if seen is exc:
+            return True
+        seen = seen.__context__
+    return False
 
 
 def _importing(frame: Any, outer: Any) -> bool:
