@@ -93,6 +93,8 @@ class BlockShape:
         kinds = {path: kind for path, kind in found}
         self.paths = paths
         self.taken = [None if p is None or kinds.get(p) not in ("string", "number") else where[p] for p in paths]
+        if paths[2] is not None and self.taken[2] is None:
+            raise ValueError("no shape")  # a keyed run's line without its key is a bad row, which the reader names
         self.signature = (tuple(fixed), tuple(sized), tuple(self.numbers), tuple(self.bools), tuple(self.taken))
         self._close_number = self.taken[0] in self.numbers
         checked = [p for p in self.numbers if p != self.taken[0]]
@@ -111,8 +113,6 @@ class BlockShape:
         if checked:
             lo, lo_off, hi, hi_off = (np.array(c, np.int64) for c in zip(*(marks.place(p) for p in checked)))
             self._checked = (lo, lo_off[:, None], hi, hi_off[:, None])
-        if paths[2] is not None and self.taken[2] is None:
-            raise ValueError("no shape")  # a keyed run's line without its key is a bad row, which the reader names
         # Without every quote among the marks, the string values' closing quotes are checked to come after their
         # opening ones, the texts between at least empty (numbers and true or false are checked to be at least a
         # byte long).
