@@ -297,9 +297,9 @@ class _Marks:
         marked = (pad[:size] ^ np.uint8(2)) <= 32
         found = int(np.count_nonzero(marked))
         if self.filtered:
-            colon = pad[: size + 1] == 58
-            np.greater(marked, colon[1:], out=marked)  # not before a colon
-            np.greater(marked[1:], colon[: size - 1], out=marked[1:])  # nor after one
+            other = pad[: size + 1] != 58
+            marked &= other[1:]  # not before a colon
+            marked[1:] &= other[: size - 1]  # nor after one
         return np.flatnonzero(marked), found
 
 
