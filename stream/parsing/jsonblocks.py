@@ -15,12 +15,18 @@ from stream.core.batch import Batch
 from stream.parsing.decimals import MAX_DIGITS, decimals, numpy
 from stream.parsing.framing import MAX_LINE_BYTES
 from stream.parsing.jsonl import shaped, wanted
-from stream.parsing.jsonnumbers import WIDEST, WINDOW, WORD, numbers, padded, windows
+from stream.parsing.jsonmarks import Marks, windows_of
+from stream.parsing.jsonnumbers import WIDEST, WINDOW, WORD, numbers, padded, windows, words_are_numbers
 from stream.parsing.shapes import Path, Shapes, leaves
 
 if TYPE_CHECKING:
     from stream.parsing.layout import Layout
 
+# What the chunk is padded with in front: a newline before its first line, and room before that for a window that
+# begins up to 7 bytes before the line (spaces: neither marks nor colons).
+_LEAD = b"       \n"
+# A value's place: (start bound, offset, end bound, offset), or as rows of windows once they are laid out.
+Place = tuple[int, int, int, int]
 # What a line holds between two strings: structure, and at most one number, true, false or null.
 _OUTSIDE = re.compile(rb"([\[\]{}:, ]*)(?:(-?[0-9][0-9.eE+-]*|true|false|null)([\[\]{}:, ]*))?")
 
@@ -53,9 +59,9 @@ class BlockShape:
         bounds = [-1, *quotes, len(first)]  # the line begins after the newline before it
         fixed: list[tuple[int, int, int]] = []  # (bound, offset, byte)
         sized: list[tuple[int, int, int]] = []  # (end bound, start bound, length + start offset)
-        self.numbers: list[tuple[int, int, int, int]] = []  # (start bound, offset, end bound, offset)
-        self.bools: list[tuple[int, int, int, int]] = []
-        values: list[tuple[str, tuple[int, int, int, int]]] = []  # each value, in order: kind and place
+        self.numbers: list[Place] = []  # (start bound, offset, end bound, offset)
+        self.bools: list[Place] = []
+        values: list[tuple[str, Place]] = []  # each value, in order: kind and place
         strings = len(quotes) // 2
         for j in range(strings + 1):
             lo, hi = 2 * j, 2 * j + 1  # an outside piece: from bound lo (after its quote) to bound hi
@@ -100,28 +106,35 @@ class BlockShape:
         checked = [p for p in self.numbers if p != self.taken[0]]
         texts = [place for kind, place in values if kind == "string"]
         # From here on every place is a window's place (a row of ``places`` in ``read``) and an offset from it.
-        marks = _Marks(first, bounds[1:-1], sized)
-        self.marks = marks
-        self._windows = _windows(fixed, marks)
-        marks.rows(*self._windows[:2])
-        self._tiled: tuple[Any, Any] | None = None
+        self.marks = Marks(first, bounds[1:-1], sized)
+        self._lay_out(fixed, checked, texts)
+        if self.taken[0] is None or self.read(first + b"\n", 1) is None:  # no close, or one numpy does not read
+            raise ValueError("no shape")
+
+    def _lay_out(self, fixed: list[tuple[int, int, int]], checked: list[Place], texts: list[Place]) -> None:
+        """Lay the shape's places out as windows of its fixed bytes, the values' places as rows of them and offsets."""
+        marks = self.marks
+        # The window before each number holds its first two words too: no gather of their own.
+        held = checked + ([] if self.taken[0] is None else [self.taken[0]])
+        self._windows = windows_of(fixed, marks, [(*marks.at(p[0], p[1]), WINDOW) for p in held])
+        marks.rows(self._windows.at, self._windows.offset)
+        self._held = self._windows.slots[: len(checked)]
+        self._close_held = self._windows.slots[len(checked)] if self.taken[0] is not None else None
+        self._tiled: dict[int, tuple[Any, Any]] = {}
         self.bools = [marks.place(p) for p in self.bools]
         self.taken = [None if p is None else marks.place(p) for p in self.taken]
         # The numbers other than the close (whose grammar is checked as it is read): their places as arrays.
         self._checked: tuple[Any, ...] | None = None
-        np = numpy()
         if checked:
-            lo, lo_off, hi, hi_off = (np.array(c, np.int64) for c in zip(*(marks.place(p) for p in checked)))
+            lo, lo_off, hi, hi_off = _arrays(marks, checked)
             self._checked = (lo, lo_off[:, None], hi, hi_off[:, None])
         # Without every quote among the marks, the string values' closing quotes are checked to come after their
         # opening ones, the texts between at least empty (numbers and true or false are checked to be at least a
         # byte long).
         self._order: tuple[Any, ...] | None = None
         if marks.filtered and texts:
-            lo, lo_off, hi, hi_off = (np.array(c, np.int64) for c in zip(*(marks.place(p) for p in texts)))
+            lo, lo_off, hi, hi_off = _arrays(marks, texts)
             self._order = (hi, lo, (lo_off - hi_off)[:, None])
-        if self.taken[0] is None or self.read(first + b"\n", 1) is None:  # no close, or one numpy does not read
-            raise ValueError("no shape")
 
     def read(self, body: bytes, n: int | None, texts: bool = False) -> Block | None:
         """The values of the lines of ``body`` (``n`` of them, when the caller has counted them; each ending with a
@@ -131,8 +144,8 @@ class BlockShape:
         if b"\\" in body or not body.endswith(b"\n"):
             return None
         a = np.frombuffer(body, np.uint8)
-        pad = padded(a, lead=b"\n")  # every place below is a place in pad: the newline before the first line is its 0
-        marks, found = self.marks.find(pad, len(a) + 1)
+        pad = padded(a, lead=_LEAD)  # every place below is a place in pad: the newline before the first line is a mark
+        marks, found = self.marks.find(pad, len(a) + len(_LEAD))
         k = len(self.marks.kept) - 1
         lines, rest = divmod(len(marks) - 1, k)
         if rest or not lines or (n is not None and lines != n):
@@ -145,19 +158,22 @@ class BlockShape:
             return None  # the lines have the marks between them, but not that many each, or another control character
         if int((bounds[-1] - bounds[0]).max()) > MAX_LINE_BYTES + 1:
             return None
-        at, offset = self._windows[:2]
-        places = bounds[at] + offset  # where each line's windows begin
-        if not self._fits(pad, places) or not self._ordered(bounds, places):
+        places = bounds[self._windows.at] + self._windows.offset  # where each line's windows begin
+        got = self._fits(pad, places)
+        if got is None or not self._ordered(bounds, places):
             return None
         if not (body.isascii() or _utf8(body)):
             return None
         close = self.taken[0]
         assert close is not None
         s, e = self._span(places, close)
-        width = WINDOW if int((e - s).max()) <= WINDOW else WIDEST
+        widest, held = int((e - s).max()), self._close_held
         # A window of the close a row of bytes, copied to contiguous rows: decimals' steps on a transposed view of the
         # windows cost half as much again as the copy and the steps together.
-        gathered = np.ascontiguousarray(windows(pad, s, width).T)
+        if held is not None and widest <= held[3]:
+            gathered = np.ascontiguousarray(_held(got, held, n, WINDOW).view(np.uint8).T)
+        else:
+            gathered = np.ascontiguousarray(windows(pad, s, WINDOW if widest <= WINDOW else WIDEST).T)
         ok, units, scale = decimals(pad, s, e - s, gathered)
         if not ok.all():
             return None
@@ -174,7 +190,7 @@ class BlockShape:
             out[1] = [""] * n  # the time field is not in these lines
         return Block(units, scale, out[0], out[1], out[2])
 
-    def _span(self, places: Any, place: tuple[int, int, int, int]) -> tuple[Any, Any]:
+    def _span(self, places: Any, place: Place) -> tuple[Any, Any]:
         lo, lo_off, hi, hi_off = place
         return places[lo] + lo_off, places[hi] + hi_off
 
@@ -189,31 +205,69 @@ class BlockShape:
         end = self.marks.end
         return end is None or bool((bounds[-1] == places[end[0]] + end[1]).all())
 
-    def _fits(self, pad: Any, places: Any) -> bool:
-        """Whether every line's fixed bytes (and so its quotes' places), numbers and true or false are the shape's."""
+    def _fits(self, pad: Any, places: Any) -> list[Any] | None:
+        """The windows of every line (a group's a row of words a window), when every line's fixed bytes (and so its
+        quotes' places), numbers and true or false are the shape's; else None."""
         np = numpy()
-        want, mask = self._windows[2:]
         n = places.shape[1]
-        if self._tiled is None or self._tiled[0].shape[1] < 2 * n:
-            # Each window's words repeated for every line: the lines' windows are then compared as they were gathered,
-            # in one long row a window (a broadcast along the lines, or a transposed copy, costs several times more).
-            tile = max(2 * n, 2 * 4096)
-            self._tiled = tuple(np.tile(w, tile // 2) for w in (want, mask))
-        wants, masks = (t[:, : 2 * n] for t in self._tiled)
-        got = windows(pad, places).view(WORD).reshape(len(places), 2 * n)
-        if not ((got & masks) == wants).all():
-            return False
+        got = []
+        for g, (rows, width, _, _) in enumerate(self._windows.groups):
+            words = width // 8
+            wants, masks = self._tiles(g, n)
+            at = places if len(rows) == len(places) else places[rows]
+            gathered = windows(pad, at, width).view(WORD).reshape(len(rows), words * n)
+            if not ((gathered & masks) == wants).all():
+                return None
+            got.append(gathered)
         for place in self.bools:
             s, e = self._span(places, place)
             t = windows(pad, s)[:, :5]
             true = (e - s == 4) & (t[:, :4] == np.frombuffer(b"true", np.uint8)).all(1)
             false = (e - s == 5) & (t == np.frombuffer(b"false", np.uint8)).all(1)
             if not (true | false).all():
+                return None
+        if self._checked is not None and not self._numbers(pad, places, got):
+            return None
+        return got
+
+    def _tiles(self, g: int, n: int) -> tuple[Any, Any]:
+        """Group ``g``'s words and masks repeated for ``n`` lines: the lines' windows are then compared as they were
+        gathered, in one long row a window (a broadcast along the lines, or a transposed copy, costs several times
+        more)."""
+        _, width, want, mask = self._windows.groups[g]
+        words = width // 8
+        tiled = self._tiled.get(g)
+        if tiled is None or tiled[0].shape[1] < words * n:
+            np = numpy()
+            reps = max(n, 4096)
+            tiled = self._tiled[g] = (np.tile(want, reps), np.tile(mask, reps))
+        return tiled[0][:, : words * n], tiled[1][:, : words * n]
+
+    def _numbers(self, pad: Any, places: Any, got: list[Any]) -> bool:
+        """Whether the numbers other than the close are JSON numbers: those the windows hold, and the others gathered;
+        the fields whose numbers fit in a word apart from the others (half the bytes to check)."""
+        np = numpy()
+        assert self._checked is not None
+        lo, lo_off, hi, hi_off = self._checked
+        start, end = places[lo] + lo_off, places[hi] + hi_off
+        length = end - start
+        n = places.shape[1]
+        held: dict[int, tuple[list[Any], list[Any]]] = {}  # bytes a text: the texts, their lengths
+        rest = []
+        for j, (slot, longest) in enumerate(zip(self._held, length.max(1).tolist())):
+            if slot is not None and longest <= slot[3]:
+                width = 8 if longest <= 8 else slot[3]
+                texts, lengths = held.setdefault(width, ([], []))
+                texts.append(_held(got, slot, n, width))
+                lengths.append(length[j])
+            else:
+                rest.append(j)
+        for width, (texts, lengths) in held.items():
+            w = np.stack([np.concatenate([t[:, k] for t in texts]) for k in range(width // 8)])
+            if not words_are_numbers(w, np.concatenate(lengths)):
                 return False
-        if self._checked is not None:
-            lo, lo_off, hi, hi_off = self._checked
-            start, end = places[lo] + lo_off, places[hi] + hi_off
-            # The fields whose numbers fit in a word apart from the others: half the bytes to gather and check.
+        if rest:
+            start, end = start[rest], end[rest]
             narrow = (end - start).max(1) <= 8
             for group in (narrow, ~narrow):
                 if group.any() and not numbers(pad, start[group].ravel(), end[group].ravel()):
@@ -221,88 +275,18 @@ class BlockShape:
         return True
 
 
-def _windows(fixed: list[tuple[int, int, int]], marks: _Marks) -> tuple[Any, ...]:
-    """The fixed bytes of a shape as the windows that hold them: each window's column of marks (a row of bounds),
-    its offset from that mark, and its bytes and which of them count, as 8-byte words.
-
-    A bound a fixed length after another (a key's closing quote, say) is placed from the other's place, so a key, its
-    quotes and the punctuation around it are one window; a line whose windows all match has its quotes at those
-    places, and so the lengths the shape fixes.
-    """
+def _arrays(marks: Marks, places: list[Place]) -> tuple[Any, ...]:
+    """Values' places as rows of windows and offsets from them: start row, offset, end row, offset, an array each."""
     np = numpy()
-    quotes = len(marks.anchor) - 2
-    ends = [(b, 0, 34) for b in range(1, quotes + 1)] + [(quotes + 1, 0, 10)]
-    placed = {marks.at(b, offset): byte for b, offset, byte in fixed + ends}
-    starts: list[tuple[int, int]] = []
-    for b, offset in sorted(placed):
-        if not starts or starts[-1][0] != b or offset >= starts[-1][1] + WINDOW:
-            starts.append((b, offset))
-    want = np.zeros((len(starts), WINDOW), np.uint8)
-    mask = np.zeros((len(starts), WINDOW), np.uint8)
-    for i, (b, offset) in enumerate(starts):
-        for k in range(WINDOW):
-            if (b, offset + k) in placed:
-                want[i, k], mask[i, k] = placed[b, offset + k], 255
-    at, offset = (np.array(c, np.int64) for c in zip(*starts))
-    return at, offset[:, None], want.view(WORD), mask.view(WORD)
+    return tuple(np.array(c, np.int64) for c in zip(*(marks.place(p) for p in places)))
 
 
-class _Marks:
-    """The bytes numpy finds first in every line, its bounds: the newlines, and the quotes but for those beside a
-    colon (a key's closing quote, a string value's opening one), whose places the fixed bytes give; or every quote,
-    when a bound that places others is beside a colon in the first line. Half the marks to find and to lay out."""
-
-    def __init__(self, first: bytes, quotes: list[int], sized: list[tuple[int, int, int]]) -> None:
-        """The marks of lines of the shape of ``first``, whose quotes are at ``quotes``; ``sized``: the bounds a fixed
-        length after another (end bound, start bound, length)."""
-        last = len(quotes) + 1
-        anchor, delta = list(range(last + 1)), [0] * (last + 1)
-        for hi, lo, size in sorted(sized):  # each sized bound follows the one before it
-            anchor[hi], delta[hi] = anchor[lo], delta[lo] + size
-        beside = [first[q + 1 : q + 2] == b":" or first[q - 1 : q] == b":" for q in quotes]
-        kept = [0, *(b for b, colon in enumerate(beside, 1) if not colon), last]
-        self.filtered = len(kept) < last + 1 and all(anchor[b] in kept for b in range(last + 1))
-        self.kept = kept if self.filtered else list(range(last + 1))
-        self.anchor, self.delta = anchor, delta
-        self._column = {b: i for i, b in enumerate(self.kept)}
-        self._row: dict[int, tuple[int, int]] = {}
-        self.end: tuple[int, int] | None = None
-
-    def at(self, b: int, offset: int) -> tuple[int, int]:
-        """A place ``offset`` bytes from bound ``b`` as a column of marks and an offset from it."""
-        return self._column[self.anchor[b]], self.delta[b] + offset
-
-    def rows(self, at: Any, offset: Any) -> None:
-        """Place values from the windows (``at``: their columns; ``offset``: their offsets, a row each) from now on:
-        a line's windows' places are gathered once, and a value's are then that row and an offset."""
-        for i, (c, off) in enumerate(zip(at.tolist(), offset[:, 0].tolist())):
-            self._row.setdefault(c, (i, off))
-        last = len(self.anchor) - 1
-        if self.filtered and self.anchor[last] != last:  # a line's end placed from a quote before it: checked to be
-            self.end = self._from_row(*self.at(last, 0))  # the newline found
-
-    def place(self, p: tuple[int, int, int, int]) -> tuple[int, int, int, int]:
-        """A value's place (start bound, offset, end bound, offset) as rows of windows and offsets from them."""
-        return (*self._from_row(*self.at(p[0], p[1])), *self._from_row(*self.at(p[2], p[3])))
-
-    def _from_row(self, column: int, offset: int) -> tuple[int, int]:
-        if column not in self._row:  # every mark a place counts from has a byte of its own in a window, but be sure
-            raise ValueError("no shape")
-        row, start = self._row[column]
-        return row, offset - start
-
-    def find(self, pad: Any, size: int) -> tuple[Any, int]:
-        """The places of the marks among the first ``size`` bytes of ``pad``, in order, and how many quotes and
-        control characters those bytes hold."""
-        np = numpy()
-        # The quotes, the line ends and any other control character, in one pass: x ^ 2 <= 32 for x < 32 or x = 34.
-        marked = (pad[:size] ^ np.uint8(2)) <= 32
-        found = int(np.count_nonzero(marked))
-        if self.filtered:
-            other = pad[: size + 1] != 58
-            marked &= other[1:]  # not before a colon
-            marked[1:] &= other[: size - 1]  # nor after one
-        return np.flatnonzero(marked), found
+def _held(got: list[Any], slot: tuple[int, int, int, int], n: int, width: int) -> Any:
+    """A value's first ``width`` bytes as a window holds them (``slot``: group, row, byte, room): a row of words a
+    line (taken as words, not bytes: a copy of them costs a fraction)."""
+    g, row, byte, _ = slot
+    windows = got[g]
+    return windows.reshape(len(windows), n, -1)[row, :, byte // 8 : (byte + width) // 8]
 
 
 def _json_decimal(pad: Any, gathered: Any, end: Any) -> bool:
@@ -315,8 +299,8 @@ def _json_decimal(pad: Any, gathered: Any, end: Any) -> bool:
 
 
 def _slices(text: str, start: Any, end: Any) -> list[str]:
-    """The texts between places of the padded chunk (one past the text's own places)."""
-    return [text[s:e] for s, e in zip((start - 1).tolist(), (end - 1).tolist())]
+    """The texts between places of the padded chunk (``_LEAD`` past the text's own places)."""
+    return [text[s:e] for s, e in zip((start - len(_LEAD)).tolist(), (end - len(_LEAD)).tolist())]
 
 
 def _utf8(body: bytes) -> bool:

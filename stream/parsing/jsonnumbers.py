@@ -52,20 +52,30 @@ def windows(pad: Any, at: Any, width: int = WINDOW) -> Any:
 
 def numbers(pad: Any, start: Any, end: Any) -> bool:
     """Whether every text ``pad[start:end]`` is a JSON number (``pad`` from ``padded``)."""
-    np = numpy()
     length = end - start
     width = int(length.max())
-    if width > WIDEST or int(length.min()) < 1:
+    if width > WIDEST:
         return False
     # A row for each text, and its bytes (a few past its end) along it: one word when they fit in one.
     t = windows(pad, start, 8 if width <= 8 else WINDOW if width <= WINDOW else WIDEST)
-    plain = _plain(t, length)
+    return words_are_numbers(words(t), length)
+
+
+def words_are_numbers(w: Any, length: Any) -> bool:
+    """Whether texts are JSON numbers: text i's ``length[i]`` bytes, from its first, are bytes of words ``w[:, i]``
+    (1, 2 or 4 of them; ``words``), followed by a byte that is not a digit where the words have room for one."""
+    np = numpy()
+    width = int(length.max())
+    if width > 8 * len(w) or int(length.min()) < 1:
+        return False
+    plain = _plain(w, length)
     if plain is not None:
         return plain
     classes, moves, accepting = _machine()
+    t = np.ascontiguousarray(w.T).view(np.uint8)  # a row of bytes a text
     kinds = classes[t.T[:width]]  # one vector step of the machine for each place
     kinds[np.arange(width)[:, None] >= length] = _STAY
-    state = np.zeros(len(start), np.int8)
+    state = np.zeros(len(t), np.int8)
     for row in kinds:
         state = moves[state * _KINDS + row]
     return bool(accepting[state].all())
@@ -78,14 +88,13 @@ def words(t: Any) -> Any:
     return np.ascontiguousarray(t.view(WORD).T)
 
 
-def _plain(t: Any, length: Any) -> bool | None:
-    """Whether the texts (rows of ``t``, ``length`` bytes each, followed by a byte that is not a digit) are JSON
-    numbers when none has an exponent: ``-?(0|[1-9][0-9]*)(\\.[0-9]+)?``; None when one has an e, E or +. The
-    bytes are taken eight at a time, as words, each byte's kind a flag bit in it."""
+def _plain(w: Any, length: Any) -> bool | None:
+    """Whether the texts (in words ``w``, as ``words_are_numbers`` takes them) are JSON numbers when none has an
+    exponent: ``-?(0|[1-9][0-9]*)(\\.[0-9]+)?``; None when one has an e, E or +. The bytes are taken eight at a
+    time, as words, each byte's kind a flag bit in it."""
     np = numpy()
-    rows = t.shape[1] // 8
+    rows = len(w)
     masks, starts = _tables()
-    w = words(t)
     b = w.view(np.uint8)
     digit = ((b - np.uint8(48)) < 10).view(WORD)
     dot = (b == 46).view(WORD)
