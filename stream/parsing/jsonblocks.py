@@ -214,8 +214,7 @@ class BlockShape:
         for g, (rows, width, _, _) in enumerate(self._windows.groups):
             words = width // 8
             wants, masks = self._tiles(g, n)
-            at = places if len(rows) == len(places) else places[rows]
-            gathered = windows(pad, at, width).view(WORD).reshape(len(rows), words * n)
+            gathered = windows(pad, places[rows], width).view(WORD).reshape(rows.stop - rows.start, words * n)
             if not ((gathered & masks) == wants).all():
                 return None
             got.append(gathered)

@@ -11,13 +11,13 @@ from stream.parsing.jsonnumbers import WINDOW, WORD
 
 class Windows(NamedTuple):
     """Where a shape's fixed bytes are checked: each window's column of marks (``at``) and its offset from that
-    mark (``offset``, a column); the windows a group a width (``groups``: their rows, the width, and their bytes and
-    which of them count, as 8-byte words); and for each value asked for, where its bytes are in the window before it
-    (``slots``: group, row in the group, byte in the window, room), or None."""
+    mark (``offset``, a column), in order of width; the windows a group a width (``groups``: their slice of the
+    windows, the width, and their bytes and which of them count, as 8-byte words); and for each value asked for, where
+    its bytes are in the window before it (``slots``: group, row in the group, byte in the window, room), or None."""
 
     at: Any
     offset: Any
-    groups: list[tuple[Any, int, Any, Any]]
+    groups: list[tuple[slice, int, Any, Any]]
     slots: list[tuple[int, int, int, int] | None]
 
 
@@ -48,10 +48,13 @@ def windows_of(fixed: list[tuple[int, int, int]], marks: Marks, values: list[tup
         lead = -(-(offset - starts[w][1]) // 8) * 8
         starts[w], widths[w] = (c, offset - lead), lead + room
         at_value.append((w, lead, room))
-    groups: list[tuple[Any, int, Any, Any]] = []
+    # The windows in order of width, a group a width: a group's places are then a slice of a line's, not a copy.
+    order = sorted(range(len(starts)), key=widths.__getitem__)
+    groups: list[tuple[slice, int, Any, Any]] = []
     where: dict[int, tuple[int, int]] = {}  # window -> (group, row in it)
+    first = 0
     for width in sorted(set(widths)):
-        rows = [i for i, w in enumerate(widths) if w == width]
+        rows = [i for i in order if widths[i] == width]
         want = np.zeros((len(rows), width), np.uint8)
         mask = np.zeros((len(rows), width), np.uint8)
         for r, i in enumerate(rows):
@@ -60,8 +63,9 @@ def windows_of(fixed: list[tuple[int, int, int]], marks: Marks, values: list[tup
             for k in range(width):
                 if (c, offset + k) in placed:
                     want[r, k], mask[r, k] = placed[c, offset + k], 255
-        groups.append((np.array(rows, np.int64), width, want.view(WORD), mask.view(WORD)))
-    at, offset = (np.array(c, np.int64) for c in zip(*starts))
+        groups.append((slice(first, first + len(rows)), width, want.view(WORD), mask.view(WORD)))
+        first += len(rows)
+    at, offset = (np.array(c, np.int64) for c in zip(*(starts[i] for i in order)))
     slots = [None if v is None else (*where[v[0]], v[1], v[2]) for v in at_value]
     return Windows(at, offset[:, None], groups, slots)
 
