@@ -11,8 +11,6 @@ One process reads as stream/runs/serial.py says (the row or block path, and --re
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
 from collections.abc import Callable
 from typing import TYPE_CHECKING, BinaryIO, NamedTuple
 
@@ -180,6 +178,8 @@ def _parallel(
             _stage(hooks, _starting(options, workers))
             executor = _start(options, workers, _block_path(window))
         if sink is not None and executor.local:
+            import tempfile  # only a parallel run with signals spills: one process never needs it
+
             spill = tempfile.mkdtemp(prefix=".mlops-stream-", dir=_folder_of(sink.out))
         job = _settings(specs, reader, pipeline, header, scratch, spill)
         if sink is not None:
@@ -200,6 +200,8 @@ def _parallel(
         if executor is not None:
             executor.close(abort=True)
         if spill is not None:
+            import shutil
+
             shutil.rmtree(spill, ignore_errors=True)
 
 
