@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import os
 import re
-from typing import Any, NamedTuple
+from typing import Any
 
 from stream.errors import MlopsStreamError
+from stream.records import NamedTuple
 from stream.text import excerpt, line
 
 POLICIES = ("fail", "skip")

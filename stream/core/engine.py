@@ -26,9 +26,10 @@ from collections import deque
 from collections.abc import Iterator
 from itertools import accumulate, repeat
 from operator import gt, mul, sub, truediv
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING
 
 from stream.core.exact import MAX_SCALE
+from stream.records import NamedTuple
 
 if TYPE_CHECKING:
     import numpy as np

@@ -11,11 +11,12 @@ The window semantics stay in the engine; this container only routes each row to 
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING
 
 from stream.core.engine import Fed, RollingSignal, WindowState
 from stream.core.tally import Tally
 from stream.errors import MlopsStreamError
+from stream.records import NamedTuple
 from stream.text import excerpt
 
 if TYPE_CHECKING:

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import os
 import time
-from typing import TYPE_CHECKING, Any, BinaryIO, NamedTuple
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from stream.errors import JobError, reason
+from stream.records import NamedTuple
 from stream.sinks.log import BadRowLog, Log
 
 if TYPE_CHECKING:

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import io
 import sys
-from typing import IO, Any, BinaryIO, NamedTuple, TextIO
+from typing import IO, Any, BinaryIO, TextIO
 
+from stream.records import NamedTuple
 from stream.text import redact
 
 

@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from typing import TYPE_CHECKING, BinaryIO, NamedTuple
+from typing import TYPE_CHECKING, BinaryIO
 
 from stream.core.batch import BadRow
 from stream.core.tally import Skips, Tally
 from stream.parsing.reader import Reader
+from stream.records import NamedTuple
 from stream.runs import serial
 from stream.runs.pipeline import Pipeline
 from stream.sinks.log import log
