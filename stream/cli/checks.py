@@ -8,10 +8,13 @@ import os
 import sys
 from collections.abc import Iterable
 from functools import partial
-from typing import Any, NoReturn
 
 from stream.cli.options import LAYOUT, LIVE, ONE_OF, OPTIONS, SCALE, SHORT, one_of
 from stream.runs.options import Environment, Options, Overrides
+
+TYPE_CHECKING = False  # typing is not imported at run time: it is a tenth of a small run's start
+if TYPE_CHECKING:
+    from typing import Any, NoReturn
 
 
 def parser_class(env: Environment, bounded: bool = True) -> type[argparse.ArgumentParser]:

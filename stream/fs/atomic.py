@@ -6,7 +6,10 @@ from __future__ import annotations
 import errno
 import os
 import stat
-from typing import BinaryIO
+
+TYPE_CHECKING = False  # typing is not imported at run time: it is a tenth of a small run's start
+if TYPE_CHECKING:
+    from typing import BinaryIO
 
 _UMASK = os.umask(0)
 os.umask(_UMASK)

@@ -7,11 +7,13 @@ import sys
 import time
 from _thread import RLock
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, TextIO
 
 from stream.text import line
 
+TYPE_CHECKING = False  # typing is not imported at run time: it is a tenth of a small run's start
 if TYPE_CHECKING:
+    from typing import Any, TextIO
+
     from stream.core.batch import BadRow
 
 SHOW_BAD_ROWS = 20

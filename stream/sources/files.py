@@ -7,12 +7,15 @@ import os
 import stat
 import sys
 from collections.abc import Callable, Iterator, Sequence
-from typing import BinaryIO
 
 from stream.errors import SourceError
 from stream.sources.chunks import CHUNK, chunks
 from stream.sources.globs import is_pattern, matches
 from stream.sources.remote import URL
+
+TYPE_CHECKING = False  # typing is not imported at run time: it is a tenth of a small run's start
+if TYPE_CHECKING:
+    from typing import BinaryIO
 
 
 class NewFile:
