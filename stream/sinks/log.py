@@ -19,6 +19,15 @@ if TYPE_CHECKING:
 SHOW_BAD_ROWS = 20
 DEBUG, INFO, WARNING, ERROR = 10, 20, 30, 40  # the logging module's numbers
 _NAMES = {DEBUG: "DEBUG", INFO: "INFO", WARNING: "WARNING", ERROR: "ERROR"}
+_lock = RLock()  # one record at a time, whichever thread (the metrics server's too) writes it
+
+
+def _renew_lock() -> None:
+    global _lock
+    _lock = RLock()  # a forked worker: a lock another thread held at the fork would never be let go there
+
+
+os.register_at_fork(after_in_child=_renew_lock)
 
 
 class Record:
@@ -90,9 +99,10 @@ class Log:
             self.handle(Record(ERROR, msg, args, exc_info))
 
     def handle(self, record: Record) -> None:
-        for handler in list(self.handlers):
-            if record.levelno >= handler.level:
-                handler.handle(record)
+        with _lock:
+            for handler in list(self.handlers):
+                if record.levelno >= handler.level:
+                    handler.handle(record)
 
 
 # The job's log, held by modules from import time; setup() (re)configures its handlers.
@@ -123,22 +133,20 @@ class FileSink:
         self.baseFilename = os.path.abspath(path)
         # backslashreplace: a file name that is not UTF-8 (a surrogate escape from argv) must not cost the record.
         self.stream: TextIO | None = open(self.baseFilename, "a", encoding="utf-8", errors="backslashreplace")  # noqa: SIM115
-        self._lock = RLock()  # threads (the metrics server's) write whole records, one after the other
 
     def handle(self, record: Record) -> None:
-        with self._lock:
-            if self.stream is None:
-                return
-            try:
-                self.stream.write(_file_line(record) + "\n")
-                self.stream.flush()
-            except RecursionError:
-                raise
-            except Exception:
-                self._failed()
+        if self.stream is None:
+            return
+        try:
+            self.stream.write(_file_line(record) + "\n")
+            self.stream.flush()
+        except RecursionError:
+            raise
+        except Exception:
+            self._failed()
 
     def close(self) -> None:
-        with self._lock:
+        with _lock:
             stream, self.stream = self.stream, None
             if stream is not None:
                 try:
