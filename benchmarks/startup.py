@@ -86,7 +86,7 @@ def main() -> int:
                 times[tree, command].append(cpu_ms([sys.executable, *argv], envs[tree], work))
     print(f"# CPU time per command, ms: median (lowest) of {args.repeat} runs; Python {sys.version.split()[0]}")
     print(f"# load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}\n")
-    print("| command | " + " | ".join(trees) + (" | change |" if len(trees) > 1 else ""))
+    print("| command | " + " | ".join(trees) + (" | change |" if len(trees) > 1 else " |"))
     print("|---|" + "---:|" * (len(trees) + (len(trees) > 1)))
     for command in COMMANDS:
         medians = [statistics.median(times[tree, command]) for tree in trees]

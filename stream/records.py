@@ -31,7 +31,10 @@ else:
         defaults, docstring, methods and properties."""
 
         def __new__(mcls, name: str, bases: tuple[type, ...], ns: dict[str, object]) -> type:
-            annotations = dict(ns.get("__annotations__", {}))
+            # From Python 3.14 a class body keeps its annotations to itself unless the module says otherwise.
+            if "__annotations__" not in ns:
+                raise TypeError(f"{name}: a record's module starts with `from __future__ import annotations`")
+            annotations = dict(ns["__annotations__"])
             fields = list(annotations)
             defaults = [ns[field] for field in fields if field in ns]
             if any(field not in ns for field in fields[len(fields) - len(defaults) :]):
