@@ -7,7 +7,9 @@ import io
 import os
 import time
 from collections.abc import Iterable, Iterator
-from typing import Any, NamedTuple
+from typing import Any
+
+from stream.records import NamedTuple
 
 CHUNK = 1 << 16  # bytes handed to the reader at a time from a stream or from rows
 

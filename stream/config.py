@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import os
 import re
-from typing import Any, NamedTuple
 
 from stream.errors import MlopsStreamError
+from stream.records import NamedTuple
 from stream.text import excerpt, line
+
+TYPE_CHECKING = False  # typing is not imported at run time: it is a tenth of a small run's start
+if TYPE_CHECKING:
+    from typing import Any
 
 POLICIES = ("fail", "skip")
 FORMATS = ("csv", "jsonl")  # the input formats (stream/parsing/layout.py); left out, each input's first line tells

@@ -7,10 +7,14 @@ import argparse
 import os
 import sys
 from collections.abc import Iterable
-from typing import Any, NoReturn
+from functools import partial
 
 from stream.cli.options import LAYOUT, LIVE, ONE_OF, OPTIONS, SCALE, SHORT, one_of
 from stream.runs.options import Environment, Options, Overrides
+
+TYPE_CHECKING = False  # typing is not imported at run time: it is a tenth of a small run's start
+if TYPE_CHECKING:
+    from typing import Any, NoReturn
 
 
 def parser_class(env: Environment, bounded: bool = True) -> type[argparse.ArgumentParser]:
@@ -22,6 +26,16 @@ def parser_class(env: Environment, bounded: bool = True) -> type[argparse.Argume
             # No abbreviations: a script that says --inp would break the day another flag starts with it.
             kwargs.setdefault("allow_abbrev", False)
             super().__init__(*args, **kwargs)
+
+        def add_argument(self, *args: Any, **kwargs: Any) -> Any:
+            # argparse checks each flag's metavar with a new formatter, which, given no width, asks shutil (and it
+            # imports bz2 and lzma) for the terminal's: the check needs no width, so only help and usage ask.
+            given = self.formatter_class
+            self.formatter_class = partial(given, width=80)  # type: ignore[call-arg]
+            try:
+                return super().add_argument(*args, **kwargs)
+            finally:
+                self.formatter_class = given
 
         def parse_args(self, args: Any = None, namespace: Any = None) -> Any:
             parsed, extras = self.parse_known_args(args, namespace)

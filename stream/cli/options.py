@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Callable
-from typing import Any
+
+TYPE_CHECKING = False  # typing is not imported at run time: it is a tenth of a small run's start
+if TYPE_CHECKING:
+    from typing import Any
 
 
 def _whole(what: str, least: int, most: int | None = None) -> Callable[[str], int]:

@@ -11,9 +11,12 @@ Tally(rows=5, signals=3, skipped=1)
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Protocol
 
 from stream.core.batch import BadRow
+
+TYPE_CHECKING = False  # typing is not imported at run time: it is a tenth of a small run's start
+if TYPE_CHECKING:
+    from typing import Protocol
 
 
 class Tally:
@@ -88,34 +91,36 @@ class Skips:
         return self.counts[kind], self.first[kind]
 
 
-class Latest(Protocol):
-    """What a display reads of an engine: its newest value and signal, and the mean of its window."""
+# Only annotations name these (they are under TYPE_CHECKING where they are imported): nothing to make at run time.
+if TYPE_CHECKING:
 
-    def latest(self) -> tuple[int, int, int] | None: ...
+    class Latest(Protocol):
+        """What a display reads of an engine: its newest value and signal, and the mean of its window."""
 
-    def mean(self) -> float | None: ...
+        def latest(self) -> tuple[int, int, int] | None: ...
 
+        def mean(self) -> float | None: ...
 
-class Running(Protocol):
-    """A run's counters as they stand, as the progress display and the metrics server read them; a keyed run's keys
-    are read through the few keys that pass a floor of rows, never by a walk over every key."""
+    class Running(Protocol):
+        """A run's counters as they stand, as the progress display and the metrics server read them; a keyed run's keys
+        are read through the few keys that pass a floor of rows, never by a walk over every key."""
 
-    rows: int
-    hits: int
-    skipped: int
+        rows: int
+        hits: int
+        skipped: int
 
-    @property
-    def engine(self) -> Latest: ...
+        @property
+        def engine(self) -> Latest: ...
 
-    @property
-    def keyed(self) -> bool: ...
+        @property
+        def keyed(self) -> bool: ...
 
-    def key_count(self) -> int: ...
+        def key_count(self) -> int: ...
 
-    def watch_keys(self) -> None: ...
+        def watch_keys(self) -> None: ...
 
-    def set_floor(self, rows: int) -> None: ...
+        def set_floor(self, rows: int) -> None: ...
 
-    def rising_keys(self) -> set[str]: ...
+        def rising_keys(self) -> set[str]: ...
 
-    def counts_of(self, keys: Iterable[str]) -> list[tuple[str, int, int]]: ...
+        def counts_of(self, keys: Iterable[str]) -> list[tuple[str, int, int]]: ...

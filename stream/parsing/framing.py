@@ -4,11 +4,14 @@ offsets and line numbers), records wrapped whole in quotes, and the bounded exce
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 from stream import text as texts
 from stream.core.batch import Batch
 from stream.errors import MlopsStreamError
+
+TYPE_CHECKING = False  # typing is not imported at run time: it is a tenth of a small run's start
+if TYPE_CHECKING:
+    from typing import Any
 
 # One OHLCV record is about a hundred bytes; anything this long is not a record of such a file, and holding it
 # whole would let one missing newline eat memory.

@@ -4,13 +4,14 @@ for and what the file's first lines say."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
-
 from stream.core.exact import BadValue, parse_decimal
 from stream.parsing.columns import DELIMITERS, LISTED, listed
 from stream.parsing.framing import InputError, dialect, excerpt, plain_line, unwrap
 
+TYPE_CHECKING = False  # typing is not imported at run time: it is a tenth of a small run's start
 if TYPE_CHECKING:
+    from typing import Any
+
     from stream.config import Config
 
 TIMESTAMP_COLUMN = "timestamp"

@@ -10,7 +10,6 @@ input is over (``finish``); each call returns a Batch of the rows it completed. 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from typing import TYPE_CHECKING, Any, Protocol
 
 from stream.core.batch import BadRow, Batch, where
 from stream.core.tally import Skips
@@ -20,16 +19,18 @@ from stream.parsing.layout import Layout, LayoutRequest
 from stream.parsing.rows import BadRows, Rows
 from stream.sources.files import NewFile
 
+TYPE_CHECKING = False  # typing is not imported at run time: it is a tenth of a small run's start
 if TYPE_CHECKING:
+    from typing import Any, Protocol
+
     from stream.parsing.jsonl import JsonRows
     from stream.parsing.rows import Bad
 
+    class Blocks(Protocol):
+        """The block path (``stream.parsing.blocks.BlockReader``) as ``batches`` feeds it: bytes in, the batches they
+        complete out, the lines numpy does not take passed on to the reader."""
 
-class Blocks(Protocol):
-    """The block path (``stream.parsing.blocks.BlockReader``) as ``batches`` feeds it: bytes in, the batches they
-    complete out, the lines numpy does not take passed on to the reader."""
-
-    def feed(self, data: bytes) -> list[Batch]: ...
+        def feed(self, data: bytes) -> list[Batch]: ...
 
 
 class ReaderState:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from typing import TYPE_CHECKING
 
 from stream.core.batch import BadRow, Batch
 from stream.core.exact import BadValue, parse_decimal
@@ -15,6 +14,7 @@ from stream.parsing.framing import SHOWN, InputError, dialect, excerpt, show_lin
 from stream.parsing.layout import csv_reason
 from stream.parsing.plain import FAST_DIGITS, chunk_rows, plain_rows
 
+TYPE_CHECKING = False  # typing is not imported at run time: it is a tenth of a small run's start
 if TYPE_CHECKING:
     from stream.parsing.framing import Flagged
     from stream.parsing.layout import Layout

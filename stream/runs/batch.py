@@ -4,11 +4,13 @@ progress display and the metrics server's view kept up to date."""
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Any
 
 from stream.runs.context import Outcome, RunContext
 
+TYPE_CHECKING = False  # typing is not imported at run time: it is a tenth of a small run's start
 if TYPE_CHECKING:
+    from typing import Any
+
     from stream.core.tally import Tally
     from stream.parsing.layout import Layout
     from stream.parsing.reader import Reader

@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import os
 import time
-from typing import TYPE_CHECKING, Any, BinaryIO, NamedTuple
 
 from stream.errors import JobError, reason
+from stream.records import NamedTuple
 from stream.sinks.log import BadRowLog, Log
 
+TYPE_CHECKING = False  # typing is not imported at run time: it is a tenth of a small run's start
 if TYPE_CHECKING:
+    from typing import Any, BinaryIO
+
     from stream.config import Config
     from stream.core.engine import WindowState
     from stream.core.keyed import KeyedState

@@ -4,14 +4,16 @@ metrics document it ends with (or the error document of whatever stopped it)."""
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING, Any
 
 from stream.errors import JobError, MlopsStreamError
 from stream.errors import reason as _reason
 from stream.runs.stops import Terminated, stopped
 from stream.sinks import log as logsink
 
+TYPE_CHECKING = False  # typing is not imported at run time: it is a tenth of a small run's start
 if TYPE_CHECKING:
+    from typing import Any
+
     from stream.config import Config
     from stream.runs.options import Environment, Options
     from stream.runs.stops import Signals

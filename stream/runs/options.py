@@ -5,9 +5,13 @@ from __future__ import annotations
 
 import io
 import sys
-from typing import IO, Any, BinaryIO, NamedTuple, TextIO
 
+from stream.records import NamedTuple
 from stream.text import redact
+
+TYPE_CHECKING = False  # typing is not imported at run time: it is a tenth of a small run's start
+if TYPE_CHECKING:
+    from typing import IO, Any, BinaryIO, TextIO
 
 
 class Overrides(NamedTuple):

@@ -11,20 +11,21 @@ One process reads as stream/runs/serial.py says (the row or block path, and --re
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
 from collections.abc import Callable
-from typing import TYPE_CHECKING, BinaryIO, NamedTuple
 
 from stream.core.batch import BadRow
 from stream.core.tally import Skips, Tally
 from stream.parsing.reader import Reader
+from stream.records import NamedTuple
 from stream.runs import serial
 from stream.runs.pipeline import Pipeline
 from stream.sinks.log import log
 from stream.sources.files import Spec
 
+TYPE_CHECKING = False  # typing is not imported at run time: it is a tenth of a small run's start
 if TYPE_CHECKING:
+    from typing import BinaryIO
+
     from stream.parsing.layout import Layout
     from stream.runs.plan.cut import Header, Task
     from stream.runs.plan.executors import Executor
@@ -180,6 +181,8 @@ def _parallel(
             _stage(hooks, _starting(options, workers))
             executor = _start(options, workers, _block_path(window))
         if sink is not None and executor.local:
+            import tempfile  # only a parallel run with signals spills: one process never needs it
+
             spill = tempfile.mkdtemp(prefix=".mlops-stream-", dir=_folder_of(sink.out))
         job = _settings(specs, reader, pipeline, header, scratch, spill)
         if sink is not None:
@@ -200,6 +203,8 @@ def _parallel(
         if executor is not None:
             executor.close(abort=True)
         if spill is not None:
+            import shutil
+
             shutil.rmtree(spill, ignore_errors=True)
 
 

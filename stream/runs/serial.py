@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterable, Iterator
-from typing import TYPE_CHECKING, BinaryIO
 
 from stream.core.batch import Batch
 from stream.parsing.reader import Reader, ReaderState, batches
@@ -17,7 +16,10 @@ from stream.sinks.log import log
 from stream.sources.chunks import BLOCK_CHUNK, CHUNK, JSON_BLOCK_CHUNK
 from stream.sources.files import NewFile, Spec, concatenated
 
+TYPE_CHECKING = False  # typing is not imported at run time: it is a tenth of a small run's start
 if TYPE_CHECKING:
+    from typing import BinaryIO
+
     from stream.parsing.blocks import BlockReader
     from stream.sources.files import Input
 

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import json
 from functools import partial
-from typing import Any
 
 from stream.core.tally import Tally
 from stream.fs.atomic import write_atomic
 from stream.text import line
+
+TYPE_CHECKING = False  # typing is not imported at run time: it is a tenth of a small run's start
+if TYPE_CHECKING:
+    from typing import Any
 
 METRIC = "signal_rate"
 

@@ -13,9 +13,10 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, TextIO
+from typing import TYPE_CHECKING, Any, Protocol, TextIO
 
 from stream.core.exact import format_decimal
+from stream.records import NamedTuple
 from stream.text import line
 
 if TYPE_CHECKING:

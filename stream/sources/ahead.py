@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from stream.sources.decoders import ByRead1
+
+TYPE_CHECKING = False  # typing is not imported at run time: it is a tenth of a small run's start
+if TYPE_CHECKING:
+    from typing import Any
 
 
 class Ahead(ByRead1):

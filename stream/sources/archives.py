@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Callable, Iterator
-from typing import Any, BinaryIO
 
 from stream.sources.decoders import corrupt_errors, reason
 from stream.sources.magic import DecompressError
+
+TYPE_CHECKING = False  # typing is not imported at run time: it is a tenth of a small run's start
+if TYPE_CHECKING:
+    from typing import Any, BinaryIO
 
 # The records of a zip (APPNOTE.TXT 4.3), as the standard library's zipfile spells them.
 _END = struct.Struct("<4s4H2LH")  # signature, disks, entries on this disk and in all, list size and offset, comment

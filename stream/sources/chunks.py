@@ -4,7 +4,10 @@ line by line."""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from typing import BinaryIO
+
+TYPE_CHECKING = False  # typing is not imported at run time: it is a tenth of a small run's start
+if TYPE_CHECKING:
+    from typing import BinaryIO
 
 # Bytes per read. The row path works best on chunks that fit in the CPU caches: the objects of one chunk's rows are
 # freed before the next, so their memory is reused instead of touching fresh pages (docs/performance.md has the

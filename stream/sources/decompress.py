@@ -4,12 +4,15 @@ source hands on the bytes of the text inside; a zip is its CSV members in name o
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import BinaryIO, cast
 
-from stream.sources.ahead import Ahead
-from stream.sources.archives import Member, zip_members
 from stream.sources.decoders import ByRead1, Decompressing
 from stream.sources.magic import HEAD, DecompressError, check_text, kind_of, maybe_magic
+
+TYPE_CHECKING = False  # typing is not imported at run time: it is a tenth of a small run's start
+if TYPE_CHECKING:
+    from typing import Any, BinaryIO
+
+    from stream.sources.archives import Member
 
 # A zip member this big (compressed) or bigger is decompressed by a thread of its own; a smaller one is read at once.
 AHEAD_MIN = 1 << 20
@@ -32,26 +35,35 @@ def unpack(name: str, fh: BinaryIO) -> Unpacked:
     if kind is None:
         check_text(name, head)
         return Unpacked(None, iter([(name, fh)]))
+    # Compressed inputs only: plain text never loads the zip reader or the decompressing thread.
+    from stream.sources.ahead import Ahead
+    from stream.sources.archives import zip_members
+
     if kind == "zip":
         return Unpacked(kind, _unpacked_members(zip_members(name, fh)))
     # The stream classes here have the read1/read/close that readers of a BinaryIO use.
-    return Unpacked(kind, iter([(name, cast(BinaryIO, Ahead(Decompressing(name, kind, fh))))]))
+    stream: Any = Ahead(Decompressing(name, kind, fh))
+    return Unpacked(kind, iter([(name, stream)]))
 
 
 def _unpacked_members(members: Iterator[tuple[str, Member]]) -> Iterator[tuple[str, BinaryIO]]:
     """A zip's members as the text they hold: a compressed member decompressed; a zip in a zip refused (its list of
     members is at its end, out of reach of a stream)."""
+    from stream.sources.ahead import Ahead
+
     for label, member in members:
-        head, stream = member.peek(HEAD), cast(BinaryIO, member)
+        head = member.peek(HEAD)
+        stream: Any = member  # these stream classes have the read1/read/close that readers of a BinaryIO use
         kind = kind_of(head)
         if kind == "zip":
             raise DecompressError(f"input {label} is a zip archive inside a zip; extract it first")
         if kind is not None:
-            stream = cast(BinaryIO, Decompressing(label, kind, stream))
+            stream = Decompressing(label, kind, stream)
         else:
             check_text(label, head)
-        # A thread of its own pays off only for a member big enough to keep it busy.
-        yield label, cast(BinaryIO, Ahead(stream)) if member.stored_size >= AHEAD_MIN else stream
+        if member.stored_size >= AHEAD_MIN:  # a thread of its own pays off only for a member big enough to keep it busy
+            stream = Ahead(stream)
+        yield label, stream
 
 
 def _head(fh: BinaryIO) -> tuple[bytes, BinaryIO]:
@@ -73,7 +85,8 @@ def _head(fh: BinaryIO) -> tuple[bytes, BinaryIO]:
         if not more:
             break
         head += more
-    return head, cast(BinaryIO, _Replay(head, fh))
+    replay: Any = _Replay(head, fh)
+    return head, replay
 
 
 class _Replay(ByRead1):

@@ -7,12 +7,14 @@ import os
 import stat
 import sys
 from collections.abc import Callable, Iterator, Sequence
-from typing import BinaryIO
 
 from stream.errors import SourceError
 from stream.sources.chunks import CHUNK, chunks
 from stream.sources.globs import is_pattern, matches
-from stream.sources.remote import URL
+
+TYPE_CHECKING = False  # typing is not imported at run time: it is a tenth of a small run's start
+if TYPE_CHECKING:
+    from typing import BinaryIO
 
 
 class NewFile:
@@ -174,6 +176,10 @@ class Spec:
 
 def local_path(name: str) -> str | None:
     """The path a name stands for when it is local (a path, or a ``file://`` URL); None for another protocol."""
+    if "://" not in name:  # a path: the module of URLs is loaded only for a name that may be one
+        return name
+    from stream.sources.remote import URL
+
     m = URL.match(name)
     if m is None:
         return name

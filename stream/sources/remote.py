@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import io
 import re
-from typing import Any, BinaryIO, cast
 
 from stream.errors import SourceError
 from stream.sources.globs import GLOB_CHARS
 from stream.text import excerpt, redact
+
+TYPE_CHECKING = False  # typing is not imported at run time: it is a tenth of a small run's start
+if TYPE_CHECKING:
+    from typing import Any, BinaryIO
 
 URL = re.compile(r"([A-Za-z][A-Za-z0-9+.-]+)://")
 # Where the implementation of a protocol comes from, for the error when it is missing (fsspec itself may be).
@@ -97,7 +100,7 @@ def open_url(url: str, ranged: bool = False) -> tuple[BinaryIO, int]:
         raise storage_error(exc, f"input {shown(url)} cannot be opened", f"input {shown(url)} does not exist") from None
     if streamed:
         fh = io.BufferedReader(_Forward(fh), 1 << 20)
-    return cast(BinaryIO, fh), size
+    return fh, size
 
 
 class _Forward(io.RawIOBase):

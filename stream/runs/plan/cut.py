@@ -3,9 +3,10 @@ the layout) the blocks are read with."""
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from typing import Any
 
 from stream.parsing.reader import Reader
+from stream.records import NamedTuple
 from stream.sources.chunks import CHUNK, span
 from stream.sources.files import NewFile, Spec, compression, text_of
 from stream.sources.magic import HEAD, check_text

@@ -8,9 +8,10 @@ import os
 import sys
 from collections import deque
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, cast
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from stream.errors import MlopsStreamError
+from stream.records import NamedTuple
 
 if TYPE_CHECKING:
     from multiprocessing.connection import Connection

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 from collections import deque
-from typing import TYPE_CHECKING, Any, BinaryIO, NamedTuple, Protocol
+from typing import TYPE_CHECKING, Any, BinaryIO, Protocol
 
 from stream.core.batch import BadRow
 from stream.core.engine import RollingSignal
@@ -13,6 +13,7 @@ from stream.core.keyed import TooManyKeys
 from stream.core.tally import Skips, Tally
 from stream.parsing.framing import InputError
 from stream.parsing.rows import BadRowError
+from stream.records import NamedTuple
 from stream.runs.plan.cut import Task
 from stream.runs.plan.meter import FIRST, SECOND
 from stream.runs.plan.tasks import Block, Failure, Output, Settings, Summary, Windows, process, summarize

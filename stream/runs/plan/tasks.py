@@ -9,7 +9,7 @@ import itertools
 import os
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any, BinaryIO, NamedTuple, cast
+from typing import Any, BinaryIO, cast
 
 from stream.core.batch import BadRow, Batch
 from stream.core.engine import RollingSignal, WindowState
@@ -20,6 +20,7 @@ from stream.parsing.framing import InputError
 from stream.parsing.layout import LayoutRequest
 from stream.parsing.reader import Reader, ReaderState, batches
 from stream.parsing.rows import BadRowError
+from stream.records import NamedTuple
 from stream.runs.pipeline import Pipeline
 from stream.runs.plan.cut import Piece, Task, read_at
 from stream.runs.plan.meter import FIRST, SECOND, count
