@@ -3,10 +3,13 @@ line, and the windows of fixed bytes whose places count from them."""
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
-
 from stream.parsing.decimals import numpy
 from stream.parsing.jsonnumbers import WINDOW, WORD
+from stream.records import NamedTuple
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 
 class Windows(NamedTuple):
