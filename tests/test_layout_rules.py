@@ -9,9 +9,10 @@ import io
 import itertools
 import json
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from fractions import Fraction
 from pathlib import Path
+from typing import Any
 
 import pytest
 from conftest import ROOT, call_main, run_command, write
@@ -29,6 +30,7 @@ from stream.parsing.reader import Reader, ReaderState, batches
 from stream.parsing.rows import BadRowError, BadRows, Rows
 from stream.runs import parallel
 from stream.runs.pipeline import Pipeline
+from stream.runs.plan.executors import Processes
 from stream.sinks.signals import SignalSink
 from stream.sources.files import Spec
 
@@ -388,13 +390,13 @@ def _marked_table(draw: st.DrawFn) -> tuple[bytes, list[str]]:
 
 @settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.data())
-def test_one_decimal_mark_per_file_on_every_path(data: st.DataObject) -> None:
+def test_one_decimal_mark_per_file_on_every_path(workers: KeptWorkers, data: st.DataObject) -> None:
     raw, closes = data.draw(st.composite(_marked_table)())
     values, bad_rows = marked_reference(closes)
     got, bad, _ = read(raw, skip=True)
     assert got == values
     assert [b.line for b in bad] == [i + 2 for i in bad_rows]
-    same_on_every_path(data, raw)
+    same_on_every_path(data, raw, workers)
 
 
 # ---- 6. missing values --------------------------------------------------------------------------------------------
@@ -597,8 +599,51 @@ def _row_loop(data: bytes, report: Callable[[BadRow], None]) -> Batch:
     return Rows(layout, BadRows(True, report).bad, keep_text=True).loop(lines[start:], start + 1)
 
 
+class KeptWorkers:
+    """Two forked worker processes (``Processes``) that run the plan of every example: a run closes its executor as
+    it ends, which here keeps them for the next example (forking this process twice an example was most of these
+    tests' CPU); a run that ends early (``abort``) ends them, and the next one forks two more."""
+
+    local = True
+    workers = 2
+    describe = "worker processes: 2, kept from example to example"
+    meter = None
+
+    def __init__(self) -> None:
+        self.pool: Processes | None = None
+
+    def submit(self, fn: Any, arg: Any) -> Any:
+        if self.pool is None:
+            self.pool = Processes(self.workers)
+        return self.pool.submit(fn, arg)
+
+    def result(self, handle: Any) -> Any:
+        assert self.pool is not None
+        return self.pool.result(handle)
+
+    def done(self, handle: Any) -> bool:
+        assert self.pool is not None
+        return self.pool.done(handle)
+
+    def close(self, abort: bool = False) -> None:
+        if abort and self.pool is not None:
+            self.end()
+
+    def end(self) -> None:
+        if self.pool is not None:
+            self.pool.close(abort=True)
+            self.pool = None
+
+
+@pytest.fixture(scope="module")
+def workers() -> Iterator[KeptWorkers]:
+    kept = KeptWorkers()
+    yield kept
+    kept.end()
+
+
 def _signals(
-    data: bytes, pieces: list[bytes], how: str, block_size: int = 97
+    data: bytes, pieces: list[bytes], how: str, block_size: int = 97, executor: KeptWorkers | None = None
 ) -> tuple[bytes, int, list[tuple[int, str]]]:
     bad: list[BadRow] = []
     reader = Reader(on_bad_row="skip", report=bad.append, keep_text=True)
@@ -612,7 +657,7 @@ def _signals(
         with tempfile.NamedTemporaryFile() as f:
             f.write(data)
             f.flush()
-            options = parallel.Reading(2, block_size=block_size)
+            options = parallel.Reading(2, block_size=block_size, executor=executor)
             tally, _ = parallel.run([Spec(f.name)], [len(data)], reader, pipeline, options)
     else:
         block_path = BlockReader(reader, min_block=1) if how == "block" else None
@@ -622,13 +667,13 @@ def _signals(
 
 @settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.data())
-def test_sniffed_layouts_give_the_same_rows_on_every_path(data: st.DataObject) -> None:
+def test_sniffed_layouts_give_the_same_rows_on_every_path(workers: KeptWorkers, data: st.DataObject) -> None:
     raw, closes = data.draw(st.composite(_table)())
     assert read(raw, skip=True)[0] == [Fraction(c) for c in closes]  # the values as written, exactly
-    same_on_every_path(data, raw)
+    same_on_every_path(data, raw, workers)
 
 
-def same_on_every_path(data: st.DataObject, raw: bytes) -> None:
+def same_on_every_path(data: st.DataObject, raw: bytes, workers: KeptWorkers) -> None:
     """The row loop's signals and skipped rows for ``raw`` are the reader's (taking the whole-chunk fast path where it
     applies), the block path's (both fed it in drawn pieces) and the worker processes' (in drawn blocks)."""
     cuts = sorted(data.draw(st.sets(st.integers(1, max(1, len(raw) - 1)), max_size=4)))
@@ -639,13 +684,13 @@ def same_on_every_path(data: st.DataObject, raw: bytes) -> None:
     saved = os.environ.get("MLOPS_STREAM_CHUNK")
     os.environ["MLOPS_STREAM_CHUNK"] = "64"
     try:
-        workers = _signals(raw, [raw], "workers", data.draw(st.integers(8, 120)))
+        parallel_run = _signals(raw, [raw], "workers", data.draw(st.integers(8, 120)), workers)
     finally:
         if saved is None:
             os.environ.pop("MLOPS_STREAM_CHUNK", None)
         else:
             os.environ["MLOPS_STREAM_CHUNK"] = saved
-    assert workers[0] == want[0] and workers[1] == want[1]
+    assert parallel_run[0] == want[0] and parallel_run[1] == want[1]
 
 
 # ---- the bundled data: the same fast path, no extra imports ---------------------------------------------------------
