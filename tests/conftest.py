@@ -191,6 +191,52 @@ def run_main(tmp_path: Path) -> Callable[..., Run]:
     return run
 
 
+class KeptWorkers:
+    """``count`` forked worker processes (``stream.runs.plan.executors.Processes``), for ``parallel.Reading(executor=
+    ...)``, that run the plans of many runs: a run closes its executor as it ends, which here keeps them for the next
+    run (forking the test's process for each example of a property was most of its CPU); a run that ends early
+    (``abort``) ends them, and the next run forks new ones."""
+
+    local = True
+    meter = None
+
+    def __init__(self, count: int) -> None:
+        self.workers = count
+        self.describe = f"worker processes: {count}, kept from run to run"
+        self.pool: Any = None
+
+    def submit(self, fn: Any, arg: Any) -> Any:
+        if self.pool is None:
+            from stream.runs.plan.executors import Processes
+
+            self.pool = Processes(self.workers)
+        return self.pool.submit(fn, arg)
+
+    def result(self, handle: Any) -> Any:
+        return self.pool.result(handle)
+
+    def done(self, handle: Any) -> bool:
+        return bool(self.pool.done(handle))
+
+    def close(self, abort: bool = False) -> None:
+        if abort:
+            self.end()
+
+    def end(self) -> None:
+        if self.pool is not None:
+            self.pool.close(abort=True)
+            self.pool = None
+
+
+@pytest.fixture(scope="module")
+def kept_workers() -> Iterator[Callable[[int], KeptWorkers]]:
+    """``kept_workers(count)``: the module's ``KeptWorkers`` of ``count`` processes, ended with the module."""
+    made: dict[int, KeptWorkers] = {}
+    yield lambda count: made.setdefault(count, KeptWorkers(count))
+    for kept in made.values():
+        kept.end()
+
+
 @contextlib.contextmanager
 def http_server(answer: Callable[[str, str], tuple[int, bytes]]) -> Iterator[str]:
     """An HTTP server on a free loopback port that answers each GET and HEAD with the status and body

@@ -9,13 +9,12 @@ import io
 import itertools
 import json
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from fractions import Fraction
 from pathlib import Path
-from typing import Any
 
 import pytest
-from conftest import ROOT, call_main, run_command, write
+from conftest import ROOT, KeptWorkers, call_main, run_command, write
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -30,7 +29,6 @@ from stream.parsing.reader import Reader, ReaderState, batches
 from stream.parsing.rows import BadRowError, BadRows, Rows
 from stream.runs import parallel
 from stream.runs.pipeline import Pipeline
-from stream.runs.plan.executors import Processes
 from stream.sinks.signals import SignalSink
 from stream.sources.files import Spec
 
@@ -55,6 +53,7 @@ def error(data: bytes, **asked: object) -> str:
 
 
 F = Fraction
+Workers = Callable[[int], KeptWorkers]  # the kept_workers fixture
 BLOCK_PATH = {"MLOPS_STREAM_PATH": "block", "MLOPS_STREAM_CHUNK": "40"}
 
 # ---- 1. the close column ----------------------------------------------------------------------------------------
@@ -390,13 +389,13 @@ def _marked_table(draw: st.DrawFn) -> tuple[bytes, list[str]]:
 
 @settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.data())
-def test_one_decimal_mark_per_file_on_every_path(workers: KeptWorkers, data: st.DataObject) -> None:
+def test_one_decimal_mark_per_file_on_every_path(kept_workers: Workers, data: st.DataObject) -> None:
     raw, closes = data.draw(st.composite(_marked_table)())
     values, bad_rows = marked_reference(closes)
     got, bad, _ = read(raw, skip=True)
     assert got == values
     assert [b.line for b in bad] == [i + 2 for i in bad_rows]
-    same_on_every_path(data, raw, workers)
+    same_on_every_path(data, raw, kept_workers(2))
 
 
 # ---- 6. missing values --------------------------------------------------------------------------------------------
@@ -599,49 +598,6 @@ def _row_loop(data: bytes, report: Callable[[BadRow], None]) -> Batch:
     return Rows(layout, BadRows(True, report).bad, keep_text=True).loop(lines[start:], start + 1)
 
 
-class KeptWorkers:
-    """Two forked worker processes (``Processes``) that run the plan of every example: a run closes its executor as
-    it ends, which here keeps them for the next example (forking this process twice an example was most of these
-    tests' CPU); a run that ends early (``abort``) ends them, and the next one forks two more."""
-
-    local = True
-    workers = 2
-    describe = "worker processes: 2, kept from example to example"
-    meter = None
-
-    def __init__(self) -> None:
-        self.pool: Processes | None = None
-
-    def submit(self, fn: Any, arg: Any) -> Any:
-        if self.pool is None:
-            self.pool = Processes(self.workers)
-        return self.pool.submit(fn, arg)
-
-    def result(self, handle: Any) -> Any:
-        assert self.pool is not None
-        return self.pool.result(handle)
-
-    def done(self, handle: Any) -> bool:
-        assert self.pool is not None
-        return self.pool.done(handle)
-
-    def close(self, abort: bool = False) -> None:
-        if abort and self.pool is not None:
-            self.end()
-
-    def end(self) -> None:
-        if self.pool is not None:
-            self.pool.close(abort=True)
-            self.pool = None
-
-
-@pytest.fixture(scope="module")
-def workers() -> Iterator[KeptWorkers]:
-    kept = KeptWorkers()
-    yield kept
-    kept.end()
-
-
 def _signals(
     data: bytes, pieces: list[bytes], how: str, block_size: int = 97, executor: KeptWorkers | None = None
 ) -> tuple[bytes, int, list[tuple[int, str]]]:
@@ -667,10 +623,10 @@ def _signals(
 
 @settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.data())
-def test_sniffed_layouts_give_the_same_rows_on_every_path(workers: KeptWorkers, data: st.DataObject) -> None:
+def test_sniffed_layouts_give_the_same_rows_on_every_path(kept_workers: Workers, data: st.DataObject) -> None:
     raw, closes = data.draw(st.composite(_table)())
     assert read(raw, skip=True)[0] == [Fraction(c) for c in closes]  # the values as written, exactly
-    same_on_every_path(data, raw, workers)
+    same_on_every_path(data, raw, kept_workers(2))
 
 
 def same_on_every_path(data: st.DataObject, raw: bytes, workers: KeptWorkers) -> None:
