@@ -17,12 +17,12 @@ import subprocess
 import sys
 import time
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import exact_signals, read_signals_csv
+from conftest import exact_signals, read_signals_csv, run_command
 
 from stream import generate
 
@@ -153,11 +153,12 @@ def bucket(s3: dict[str, str]) -> tuple[dict[str, str], list[str], list[str]]:
     return s3, closes, gz_closes
 
 
+def _args(url: str) -> list[str]:
+    return ["--input", url, "--window", str(WINDOW), "--output", "metrics.json", "--log-file", "run.log"]
+
+
 def _run(run_cli, env: dict[str, str], url: str, *extra: str) -> Any:
-    return run_cli(
-        ["--input", url, "--window", WINDOW, "--output", "metrics.json", "--log-file", "run.log", *extra],
-        env=env, timeout=240,
-    )  # fmt: skip
+    return run_cli([*_args(url), *extra], env=env, timeout=240)
 
 
 def _check(run: Any, closes: list[str], signals: Path) -> None:
@@ -177,20 +178,35 @@ EXECUTORS = [
 ]
 
 
+MONTHS = "s3://klines/spot/BTCUSDT-1m-2024-*.zip"
+
+
+@pytest.fixture(scope="module")
+def one_process(bucket, shared_input, tmp_path_factory: pytest.TempPathFactory) -> Callable[[Path], bytes]:
+    """``one_process(at)``: the signals one process writes for the glob of monthly zips (linked at ``at``), what the
+    other executors' are compared with byte for byte; one run for all the workers of -n."""
+    env = bucket[0]
+
+    def make(fh: Any) -> None:
+        folder = tmp_path_factory.mktemp("one-process")
+        one = run_command([*_args(MONTHS), *KLINES, "--signals", "one.csv", "--workers", "1"], folder, env=env,
+                          timeout=240)  # fmt: skip
+        assert one.code == 0, one.stderr
+        fh.write((folder / "one.csv").read_bytes())
+
+    return lambda at: shared_input("s3-monthly-zips-one-process.csv", make, at).read_bytes()
+
+
 @pytest.mark.parametrize("executor", EXECUTORS, ids=["one-process", "workers-2", "cluster-local-2"])
-def test_a_glob_of_monthly_zips_on_s3(run_cli, tmp_path: Path, bucket, executor: list[str]) -> None:
+def test_a_glob_of_monthly_zips_on_s3(run_cli, tmp_path: Path, bucket, one_process, executor: list[str]) -> None:
     env, closes, _ = bucket
-    run = _run(run_cli, env, "s3://klines/spot/BTCUSDT-1m-2024-*.zip", *KLINES, "--signals", "s.csv", *executor)
+    run = _run(run_cli, env, MONTHS, *KLINES, "--signals", "s.csv", *executor)
     _check(run, closes, tmp_path / "s.csv")
     planned = "12 of the inputs are compressed: each is one task" in run.log()
     assert planned == (executor != ["--workers", "1"])
     if not planned:
         return  # the one-process run itself: what the others are compared with below
-    one = _run(
-        run_cli, env, "s3://klines/spot/BTCUSDT-1m-2024-*.zip", *KLINES, "--signals", "one.csv", "--workers", "1"
-    )
-    assert one.code == 0, one.stderr
-    assert (tmp_path / "s.csv").read_bytes() == (tmp_path / "one.csv").read_bytes()
+    assert (tmp_path / "s.csv").read_bytes() == one_process(tmp_path / "one.csv")
 
 
 @pytest.mark.parametrize("executor", EXECUTORS, ids=["one-process", "workers-2", "cluster-local-2"])
