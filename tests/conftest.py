@@ -269,15 +269,17 @@ def http_server(answer: Callable[[str, str], tuple[int, bytes]]) -> Iterator[str
 
 # A real two-worker Dask LocalCluster on loopback whose workers import this checkout (the environment of
 # ``shared_service``'s processes). Dask's monitors (a 20 ms event-loop tick, a 10 ms profiler, memory and system
-# polls) would cost it about a tenth of a core as it idles through the session; its workers take these settings.
+# polls, a 2 s memory manager) would cost it about a tenth of a core as it idles through the session; its workers
+# take these settings.
 DASK_CLUSTER = """
 import logging, sys
 import dask
 from distributed import LocalCluster
 
 monitors = {
-    "distributed.admin.tick.interval": "1s", "distributed.worker.profile.enabled": False,
-    "distributed.admin.system-monitor.interval": "5s", "distributed.worker.memory.monitor-interval": "1s",
+    "distributed.admin.tick.interval": "5s", "distributed.worker.profile.enabled": False,
+    "distributed.admin.system-monitor.interval": "5s", "distributed.worker.memory.monitor-interval": "5s",
+    "distributed.scheduler.active-memory-manager.interval": "10s",
 }
 with dask.config.set(monitors):
     cluster = LocalCluster(
