@@ -124,32 +124,36 @@ def _filesystem(env: dict[str, str]) -> Any:
 
 
 @pytest.fixture(scope="module")
-def bucket(s3: dict[str, str]) -> tuple[dict[str, str], list[str], list[str]]:
+def bucket(
+    s3: dict[str, str], shared_input, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[dict[str, str], list[str], list[str]]:
     """A year of monthly Binance-style kline zips and one .csv.gz in a bucket; the closes of each, in order."""
-    fs = _filesystem(s3)
-    # Another worker of -n may have filled the bucket, or be filling it: with the same objects.
-    if not fs.exists("klines"):
-        try:
-            fs.mkdir("klines")
-        except FileExistsError:
-            pass
     lines: list[str] = []
     for block in generate.binance(12 * 700, 21):
         lines += block
     closes = [line.split(",")[4] for line in lines]
-    for month in range(12):
-        part = lines[month * 700 : (month + 1) * 700]
-        out = io.BytesIO()
-        with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as archive:
-            archive.writestr(
-                f"BTCUSDT-1m-2024-{month + 1:02d}.csv",
-                "".join(x + "\n" for x in part),  # no header, as Binance's
-            )
-        fs.pipe(f"klines/spot/BTCUSDT-1m-2024-{month + 1:02d}.zip", out.getvalue())
     plain = io.BytesIO()
     generate.write(plain, 5000, 8)
-    fs.pipe("klines/candles.csv.gz", gzip.compress(plain.getvalue()))
     gz_closes = [line.split(",")[4] for line in plain.getvalue().decode().splitlines()[1:]]
+
+    def fill(fh: Any) -> None:
+        fs = _filesystem(s3)
+        fs.mkdir("klines")
+        for month in range(12):
+            part = lines[month * 700 : (month + 1) * 700]
+            out = io.BytesIO()
+            with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as archive:
+                archive.writestr(
+                    f"BTCUSDT-1m-2024-{month + 1:02d}.csv",
+                    "".join(x + "\n" for x in part),  # no header, as Binance's
+                )
+            fs.pipe(f"klines/spot/BTCUSDT-1m-2024-{month + 1:02d}.zip", out.getvalue())
+        fs.pipe("klines/candles.csv.gz", gzip.compress(plain.getvalue()))
+        fh.write(b"filled\n")
+
+    # One worker of -n fills the bucket of the session's server (named by its port: a later server starts empty).
+    port = s3["AWS_ENDPOINT_URL"].rsplit(":", 1)[1]
+    shared_input(f"s3-bucket-{port}", fill, tmp_path_factory.mktemp("bucket") / "filled")
     return s3, closes, gz_closes
 
 
