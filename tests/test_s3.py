@@ -11,11 +11,9 @@ import gzip
 import importlib.util
 import io
 import os
-import shutil
 import socket
 import subprocess
 import sys
-import time
 import zipfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -39,45 +37,8 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _moto_server() -> list[str]:
-    beside = Path(sys.executable).with_name("moto_server")
-    found = str(beside) if beside.exists() else shutil.which("moto_server")
-    return [found] if found else [sys.executable, "-c", "from moto.server import main; main()"]
-
-
-@contextlib.contextmanager
-def _moto(folder: Path, **server_env: str) -> Iterator[dict[str, str]]:
-    """A moto S3 server on a free 127.0.0.1 port (``server_env`` set for it); yields the environment that points
-    clients at it."""
-    port = _free_port()
-    log = folder / "server.log"
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(
-            [*_moto_server(), "-H", "127.0.0.1", "-p", str(port)], stdout=out, stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL, env={**os.environ, **server_env},
-        )  # fmt: skip
-    env = _clients(f"http://127.0.0.1:{port}", folder)
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail(f"moto_server did not start: {log.read_text(errors='replace')[-2000:]}")
-                time.sleep(0.1)
-        yield env
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-
-# moto's S3 server on a free 127.0.0.1 port, for shared_service: it says its address, and ends with its stdin.
+# moto's S3 server on a free 127.0.0.1 port (shared_service's, or _moto's own): it says its address, and ends with
+# its stdin.
 MOTO_SERVER = """
 import socket, sys
 from moto.server import ThreadedMotoServer
@@ -91,6 +52,29 @@ print(f"http://127.0.0.1:{port}", flush=True)
 sys.stdin.read()
 server.stop()
 """
+
+
+@contextlib.contextmanager
+def _moto(folder: Path, **server_env: str) -> Iterator[dict[str, str]]:
+    """A moto S3 server of its own (``MOTO_SERVER``, with ``server_env`` set for it); yields the environment that
+    points clients at it."""
+    log = folder / "server.log"
+    with open(log, "wb") as err:
+        proc = subprocess.Popen([sys.executable, "-c", MOTO_SERVER], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                stderr=err, env={**os.environ, **server_env})  # fmt: skip
+    assert proc.stdin is not None and proc.stdout is not None
+    try:
+        address = proc.stdout.readline().decode().strip()
+        if not address:
+            pytest.fail(f"the moto server did not start: {log.read_text(errors='replace')[-2000:]}")
+        yield _clients(address, folder)
+    finally:
+        proc.stdin.close()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
 
 
 def _clients(endpoint: str, folder: Path) -> dict[str, str]:
