@@ -182,7 +182,8 @@ def call_main(args: Sequence[str], cwd: Path, stdin: bytes | None = None, env: d
 @pytest.fixture
 def run_main(tmp_path: Path) -> Callable[..., Run]:
     """``run_main(args, stdin=b"...")``: ``run_cli`` in this process, for behaviour that needs no process of its own
-    (arguments, config, bad rows, documents); signals, workers, follow and exit-by-signal keep ``run_cli``."""
+    (arguments, config, bad rows, documents, the outputs of --workers); signals, pipes, follow, stopped or killed
+    workers, a run that could hang and exit-by-signal keep ``run_cli``."""
 
     def run(args: Sequence[str], stdin: bytes | None = None, **kw: Any) -> Run:
         kw.pop("timeout", None)  # run_cli's; a run in this process is not timed out
