@@ -182,13 +182,60 @@ def call_main(args: Sequence[str], cwd: Path, stdin: bytes | None = None, env: d
 @pytest.fixture
 def run_main(tmp_path: Path) -> Callable[..., Run]:
     """``run_main(args, stdin=b"...")``: ``run_cli`` in this process, for behaviour that needs no process of its own
-    (arguments, config, bad rows, documents); signals, workers, follow and exit-by-signal keep ``run_cli``."""
+    (arguments, config, bad rows, documents, the outputs of --workers); signals, pipes, follow, stopped or killed
+    workers, a run that could hang and exit-by-signal keep ``run_cli``."""
 
     def run(args: Sequence[str], stdin: bytes | None = None, **kw: Any) -> Run:
         kw.pop("timeout", None)  # run_cli's; a run in this process is not timed out
         return call_main([str(a) for a in args], kw.pop("cwd", tmp_path), stdin=stdin, **kw)
 
     return run
+
+
+class KeptWorkers:
+    """``count`` forked worker processes (``stream.runs.plan.executors.Processes``), for ``parallel.Reading(executor=
+    ...)``, that run the plans of many runs: a run closes its executor as it ends, which here keeps them for the next
+    run (forking the test's process for each example of a property was most of its CPU); a run that ends early
+    (``abort``) ends them, and the next run forks new ones."""
+
+    local = True
+    meter = None
+
+    def __init__(self, count: int) -> None:
+        self.workers = count
+        self.describe = f"worker processes: {count}, kept from run to run"
+        self.pool: Any = None
+
+    def submit(self, fn: Any, arg: Any) -> Any:
+        if self.pool is None:
+            from stream.runs.plan.executors import Processes
+
+            self.pool = Processes(self.workers)
+        return self.pool.submit(fn, arg)
+
+    def result(self, handle: Any) -> Any:
+        return self.pool.result(handle)
+
+    def done(self, handle: Any) -> bool:
+        return bool(self.pool.done(handle))
+
+    def close(self, abort: bool = False) -> None:
+        if abort:
+            self.end()
+
+    def end(self) -> None:
+        if self.pool is not None:
+            self.pool.close(abort=True)
+            self.pool = None
+
+
+@pytest.fixture(scope="module")
+def kept_workers() -> Iterator[Callable[[int], KeptWorkers]]:
+    """``kept_workers(count)``: the module's ``KeptWorkers`` of ``count`` processes, ended with the module."""
+    made: dict[int, KeptWorkers] = {}
+    yield lambda count: made.setdefault(count, KeptWorkers(count))
+    for kept in made.values():
+        kept.end()
 
 
 @contextlib.contextmanager
@@ -223,15 +270,21 @@ def http_server(answer: Callable[[str, str], tuple[int, bytes]]) -> Iterator[str
 
 # A real two-worker Dask LocalCluster on loopback whose workers import this checkout (the environment of
 # ``shared_service``'s processes). Dask's monitors (a 20 ms event-loop tick, a 10 ms profiler, memory and system
-# polls) would cost it about a tenth of a core as it idles through the session; its workers take these settings.
+# polls, a 2 s memory manager) would cost it about a tenth of a core as it idles through the session; its workers
+# take these settings. Workers beat twice a second (not a setting: the scheduler's heartbeat_interval), every 5 s
+# here (idle: 13 -> 5 ms of CPU a second); a worker that dies is still seen at once, by its closed connection.
 DASK_CLUSTER = """
 import logging, sys
 import dask
+import distributed.scheduler
 from distributed import LocalCluster
 
+distributed.scheduler.heartbeat_interval = lambda workers: 5.0
+
 monitors = {
-    "distributed.admin.tick.interval": "1s", "distributed.worker.profile.enabled": False,
-    "distributed.admin.system-monitor.interval": "5s", "distributed.worker.memory.monitor-interval": "1s",
+    "distributed.admin.tick.interval": "5s", "distributed.worker.profile.enabled": False,
+    "distributed.admin.system-monitor.interval": "5s", "distributed.worker.memory.monitor-interval": "5s",
+    "distributed.scheduler.active-memory-manager.interval": "10s",
 }
 with dask.config.set(monitors):
     cluster = LocalCluster(

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import orjson
 import pytest
-from conftest import call_main
+from conftest import KeptWorkers, call_main
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -168,7 +168,9 @@ def run_path(
     return Outcome(tally.rows, tally.signals, tally.skipped, out.getvalue(), bad, None)
 
 
-def run_workers(data: bytes, window: int, policy: str, fmt: str, workers: int) -> Outcome:
+def run_workers(
+    data: bytes, window: int, policy: str, fmt: str, workers: int, executor: KeptWorkers | None = None
+) -> Outcome:
     bad: list[BadRow] = []
     reader = Reader("close", policy, report=bad.append, keep_text=True)
     out = io.BytesIO()
@@ -179,7 +181,7 @@ def run_workers(data: bytes, window: int, policy: str, fmt: str, workers: int) -
         try:
             # One block per worker, however small the input: the plan's cuts are what these tests exercise.
             block_size = max(1, -(-len(data) // workers))
-            options = parallel.Reading(workers, block_size=block_size)
+            options = parallel.Reading(workers, block_size=block_size, executor=executor)
             tally, _ = parallel.run([Spec(f.name)], [len(data)], reader, pipeline, options)
         except BadRowError as exc:
             return Outcome(None, None, None, b"", bad, str(exc))
@@ -224,13 +226,13 @@ def test_block_path_agrees_with_row_path_at_any_chunk_boundaries(data, source, w
     path=st.sampled_from(["block", "row"]),
     fmt=st.sampled_from(["csv", "jsonl"]),
 )
-def test_workers_agree_with_one_process(source, window, policy, workers, chunk, path, fmt):
+def test_workers_agree_with_one_process(kept_workers, source, window, policy, workers, chunk, path, fmt):
     want = run_path(source, None, window, policy, fmt, block=False)
     saved = {k: os.environ.get(k) for k in ("MLOPS_STREAM_PATH", "MLOPS_STREAM_CHUNK")}
     os.environ["MLOPS_STREAM_PATH"] = path
     os.environ["MLOPS_STREAM_CHUNK"] = str(chunk)
     try:
-        got = run_workers(source, window, policy, fmt, workers)
+        got = run_workers(source, window, policy, fmt, workers, kept_workers(workers))
     finally:
         for k, v in saved.items():
             if v is None:

@@ -1,7 +1,8 @@
-"""JSON Lines end to end, in real processes: candles written as CSV and as JSON Lines (closes as strings, as numbers,
-inside Binance kline events) give the same metrics and signals from a file and from a pipe, on the row path, the
-block path and workers; ties written differently are ties; broken lines name their line; a growing file followed and
-a checkpoint restart after kill -9 give the one-run answer; our own JSON Lines signals read back."""
+"""JSON Lines end to end: candles written as CSV and as JSON Lines (closes as strings, as numbers, inside Binance
+kline events) give the same metrics and signals from a file and from a pipe, on the row path, the block path and
+workers; ties written differently are ties; broken lines name their line; a growing file followed and a checkpoint
+restart after kill -9 give the one-run answer; our own JSON Lines signals read back. Pipes, --follow and Dask run the
+real command in a process of its own; the rest run it in this one (``call_main``)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import Run, read_signals_csv, run_command, write
+from conftest import Run, call_main, read_signals_csv, run_command, write
 from test_follow import CKPT, append, check, finish, kill_and_restart, start, wait_for, write_in_bursts
 
 needs_dask = pytest.mark.skipif(
@@ -74,7 +75,7 @@ def references(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[byte
     for form in FORMS:
         tmp = tmp_path_factory.mktemp(f"csv-{form}")
         write(tmp / "in.csv", as_csv(candles(3000, 5), form))
-        run = run_command(["--input", "in.csv", "--signals", "s.csv", "--output", "m.json", "--quiet"], tmp)
+        run = call_main(["--input", "in.csv", "--signals", "s.csv", "--output", "m.json", "--quiet"], tmp)
         assert run.code == 0, run.stderr
         out[form] = ((tmp / "s.csv").read_bytes(), metrics(run))
     return out
@@ -87,7 +88,7 @@ def test_json_lines_give_the_answers_of_the_csv_they_came_from(tmp_path: Path, r
     extra, env = PATHS[path]
     column = ["--column", "k.c"] if form == "nested" else []
     args = ["--input", "in.jsonl", *column, "--signals", "s.csv", "--output", "m.json", "--log-file", "run.log"]
-    run = run_command([*args, "--quiet", *extra], tmp_path, env=env)
+    run = call_main([*args, "--quiet", *extra], tmp_path, env=env)
     assert run.code == 0, run.stderr
     signals, doc = references[form]
     assert (tmp_path / "s.csv").read_bytes() == signals
@@ -128,7 +129,7 @@ def test_a_dask_cluster_gives_the_answers_of_one_process(tmp_path: Path, referen
 def test_ties_written_differently_are_ties(tmp_path: Path) -> None:
     same = ['"100.10"', "100.1", '"1.001e2"', "100.100", '"1001E-1"', "1.0010e+2", '"100.1"', "100.10"]
     write(tmp_path / "in.jsonl", "".join(f'{{"t": {i}, "close": {c}}}\n' for i, c in enumerate(same)))
-    run = run_command(["--input", "in.jsonl", "--window", "3", "--signals", "s.csv", "--quiet"], tmp_path)
+    run = call_main(["--input", "in.jsonl", "--window", "3", "--signals", "s.csv", "--quiet"], tmp_path)
     assert run.code == 0, run.stderr
     rows = read_signals_csv((tmp_path / "s.csv").read_text())
     assert [r["signal"] for r in rows] == ["0"] * len(same)  # the close equals its mean: never above it
@@ -140,28 +141,28 @@ def test_a_broken_line_names_its_line_and_follows_the_bad_row_policy(tmp_path: P
     good = [f'{{"ts": "{i}", "close": "100.{i}"}}' for i in range(20)]
     lines = [*good[:4], '{"ts": "4", "close": "100.4"', *good[5:9], '{"ts": "9"}', '["x"]', *good[11:]]
     write(tmp_path / "in.jsonl", "\n".join(lines) + "\n")
-    failed = run_command(["--input", "in.jsonl"], tmp_path)
+    failed = call_main(["--input", "in.jsonl"], tmp_path)
     assert failed.code == 1
     assert "bad row at line 5: broken JSON: Expecting ',' delimiter at column 29" in failed.stderr
-    skipped = run_command(["--input", "in.jsonl", "--on-bad-row", "skip", "--output", "m.json"], tmp_path)
+    skipped = call_main(["--input", "in.jsonl", "--on-bad-row", "skip", "--output", "m.json"], tmp_path)
     assert skipped.code == 0, skipped.stderr
     assert skipped.file_doc("m.json")["rows_processed"] == 17 and skipped.file_doc("m.json")["rows_skipped"] == 3
     assert "line 10: the close value is missing (no close field)" in skipped.stderr
     assert "line 11: an array, not a JSON object" in skipped.stderr
-    strict = run_command(["--input", "in.jsonl", "--on-bad-row", "skip", "--max-skipped", "0.1"], tmp_path)
+    strict = call_main(["--input", "in.jsonl", "--on-bad-row", "skip", "--max-skipped", "0.1"], tmp_path)
     assert strict.code == 1 and "3 of 20 data rows (15.0%) were bad and skipped" in strict.stderr
 
 
 def test_our_own_json_lines_signals_read_back(tmp_path: Path) -> None:
     write(tmp_path / "in.csv", as_csv(candles(500, 9), "strings"))
-    first = run_command(["--input", "in.csv", "--signals", "s.jsonl", "--signals-format", "jsonl", "--output",
+    first = call_main(["--input", "in.csv", "--signals", "s.jsonl", "--signals-format", "jsonl", "--output",
                          "a.json"], tmp_path)  # fmt: skip
     assert first.code == 0, first.stderr
-    again = run_command(["--input", "s.jsonl", "--signals", "again.csv", "--output", "b.json", "--log-file",
+    again = call_main(["--input", "s.jsonl", "--signals", "again.csv", "--output", "b.json", "--log-file",
                          "run.log"], tmp_path)  # fmt: skip
     assert again.code == 0, again.stderr
     assert metrics(again, "b.json") == metrics(first, "a.json")
-    direct = run_command(["--input", "in.csv", "--signals", "direct.csv", "--quiet"], tmp_path)
+    direct = call_main(["--input", "in.csv", "--signals", "direct.csv", "--quiet"], tmp_path)
     assert direct.code == 0 and (tmp_path / "again.csv").read_bytes() == (tmp_path / "direct.csv").read_bytes()
     log = again.log()
     assert "close field 'close'; time field 'timestamp'" in log
@@ -211,7 +212,7 @@ def test_compressed_json_lines_and_reverse_give_the_csv_answers(tmp_path: Path) 
     got = {}
     for name, extra in (("in.csv", []), ("in.jsonl.gz", []), ("in.csv", ["--reverse"]), ("in.jsonl", ["--reverse"])):
         tag = f"{name}{''.join(extra)}"
-        run = run_command(["--input", name, *extra, "--signals", f"{tag}.csv", "--quiet"], tmp_path)
+        run = call_main(["--input", name, *extra, "--signals", f"{tag}.csv", "--quiet"], tmp_path)
         assert run.code == 0, run.stderr
         got[tag] = (tmp_path / f"{tag}.csv").read_bytes()
     assert got["in.jsonl.gz"] == got["in.csv"]
@@ -223,8 +224,8 @@ def test_a_key_groups_json_lines_as_it_groups_csv(tmp_path: Path) -> None:
     picked = [(rng.choice(["BTCUSDT", "ETHUSDT", "SOLUSDT"]), rng.choice(PRICES)) for _ in range(1500)]
     write(tmp_path / "in.csv", "s,close\n" + "".join(f"{s},{c}\n" for s, c in picked))
     write(tmp_path / "in.jsonl", "".join(json.dumps({"s": s, "k": {"c": c}}) + "\n" for s, c in picked))
-    csv_run = run_command(["--input", "in.csv", "--key", "s", "--signals", "a.csv", "--output", "a.json"], tmp_path)
-    json_run = run_command(["--input", "in.jsonl", "--key", "s", "--column", "k.c", "--signals", "b.csv", "--output",
+    csv_run = call_main(["--input", "in.csv", "--key", "s", "--signals", "a.csv", "--output", "a.json"], tmp_path)
+    json_run = call_main(["--input", "in.jsonl", "--key", "s", "--column", "k.c", "--signals", "b.csv", "--output",
                             "b.json"], tmp_path)  # fmt: skip
     assert csv_run.code == json_run.code == 0, json_run.stderr
     assert metrics(json_run, "b.json") == metrics(csv_run, "a.json")
@@ -237,7 +238,7 @@ def test_lines_without_the_key_are_bad_rows_on_every_path(tmp_path: Path, path: 
     lines = [json.dumps({"s": "A", "close": "100"})] + [json.dumps({"close": str(100 + i % 7)}) for i in range(20000)]
     write(tmp_path / "in.jsonl", "\n".join(lines) + "\n")
     args, env = PATHS[path]
-    run = run_command([*args, "--input", "in.jsonl", "--key", "s", "--on-bad-row", "skip", "--max-skipped", "1",
+    run = call_main([*args, "--input", "in.jsonl", "--key", "s", "--on-bad-row", "skip", "--max-skipped", "1",
                        "--output", "m.json"], tmp_path, env=env)  # fmt: skip
     assert run.code == 0, run.stderr
     assert metrics(run)["rows_processed"] == 1 and metrics(run)["rows_skipped"] == 20000
@@ -247,15 +248,15 @@ def test_lines_without_the_key_are_bad_rows_on_every_path(tmp_path: Path, path: 
 def test_formats_are_told_per_input_and_a_mix_is_an_error_naming_both(tmp_path: Path) -> None:
     write(tmp_path / "a.csv", as_csv(candles(10, 1), "strings"))
     write(tmp_path / "b.jsonl", as_jsonl(candles(10, 2), "strings"))
-    mixed = run_command(["--input", "*"], tmp_path)
+    mixed = call_main(["--input", "*"], tmp_path)
     assert mixed.code == 1
     assert "b.jsonl line 1 is JSON Lines" in mixed.stderr and "but a.csv is CSV: a run reads one format" in mixed.stderr
-    forced = run_command(["--input", "b.jsonl", "--format", "csv"], tmp_path)
+    forced = call_main(["--input", "b.jsonl", "--format", "csv"], tmp_path)
     assert forced.code == 1 and "it looks like JSON Lines, not CSV" in forced.stderr
-    wrong = run_command(["--input", "a.csv", "--format", "jsonl"], tmp_path)
+    wrong = call_main(["--input", "a.csv", "--format", "jsonl"], tmp_path)
     assert wrong.code == 1 and "the first line (line 1) is not a JSON object (broken JSON:" in wrong.stderr
     write(tmp_path / "config.yaml", "seed: 1\nwindow: 3\nversion: v1\nformat: jsonl\n")
-    configured = run_command(["--input", "b.jsonl", "--output", "m.json", "--log-file", "run.log"], tmp_path)
+    configured = call_main(["--input", "b.jsonl", "--output", "m.json", "--log-file", "run.log"], tmp_path)
     assert configured.code == 0, configured.stderr
     assert "input layout: JSON Lines (--format jsonl)" in configured.log()
 
@@ -263,13 +264,13 @@ def test_formats_are_told_per_input_and_a_mix_is_an_error_naming_both(tmp_path: 
 def test_a_field_that_is_not_there_is_named_with_the_fields_that_are(tmp_path: Path) -> None:
     event = {"e": "kline", "E": KLINE_START, "s": "BTCUSDT", "k": {"t": KLINE_START, "c": "42000.10", "x": False}}
     write(tmp_path / "in.jsonl", json.dumps(event) + "\n")
-    run = run_command(["--input", "in.jsonl"], tmp_path)
+    run = call_main(["--input", "in.jsonl"], tmp_path)
     assert run.code == 1
     assert (
         "the first object (line 1) has no field 'close'; fields found: 'e', 'E', 's', 'k.t', 'k.c', 'k.x'" in run.stderr
     )
     assert "closest: 'k.c'" in run.stderr and "--column NAME" in run.stderr
-    flat = run_command(["--input", "-", "--output", "m.json", "--log-file", "run.log"], tmp_path,
+    flat = call_main(["--input", "-", "--output", "m.json", "--log-file", "run.log"], tmp_path,
                        stdin=(json.dumps(event["k"]) + "\n").encode())  # fmt: skip
     assert flat.code == 0, flat.stderr  # jq '.k': its c is the close, its t the time, by the column rule
     assert "close field 'c'; time field 't'" in flat.log()

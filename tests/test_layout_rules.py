@@ -14,7 +14,7 @@ from fractions import Fraction
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, call_main, run_command, write
+from conftest import ROOT, KeptWorkers, call_main, run_command, write
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -53,6 +53,7 @@ def error(data: bytes, **asked: object) -> str:
 
 
 F = Fraction
+Workers = Callable[[int], KeptWorkers]  # the kept_workers fixture
 BLOCK_PATH = {"MLOPS_STREAM_PATH": "block", "MLOPS_STREAM_CHUNK": "40"}
 
 # ---- 1. the close column ----------------------------------------------------------------------------------------
@@ -388,13 +389,13 @@ def _marked_table(draw: st.DrawFn) -> tuple[bytes, list[str]]:
 
 @settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.data())
-def test_one_decimal_mark_per_file_on_every_path(data: st.DataObject) -> None:
+def test_one_decimal_mark_per_file_on_every_path(kept_workers: Workers, data: st.DataObject) -> None:
     raw, closes = data.draw(st.composite(_marked_table)())
     values, bad_rows = marked_reference(closes)
     got, bad, _ = read(raw, skip=True)
     assert got == values
     assert [b.line for b in bad] == [i + 2 for i in bad_rows]
-    same_on_every_path(data, raw)
+    same_on_every_path(data, raw, kept_workers(2))
 
 
 # ---- 6. missing values --------------------------------------------------------------------------------------------
@@ -598,7 +599,7 @@ def _row_loop(data: bytes, report: Callable[[BadRow], None]) -> Batch:
 
 
 def _signals(
-    data: bytes, pieces: list[bytes], how: str, block_size: int = 97
+    data: bytes, pieces: list[bytes], how: str, block_size: int = 97, executor: KeptWorkers | None = None
 ) -> tuple[bytes, int, list[tuple[int, str]]]:
     bad: list[BadRow] = []
     reader = Reader(on_bad_row="skip", report=bad.append, keep_text=True)
@@ -612,7 +613,7 @@ def _signals(
         with tempfile.NamedTemporaryFile() as f:
             f.write(data)
             f.flush()
-            options = parallel.Reading(2, block_size=block_size)
+            options = parallel.Reading(2, block_size=block_size, executor=executor)
             tally, _ = parallel.run([Spec(f.name)], [len(data)], reader, pipeline, options)
     else:
         block_path = BlockReader(reader, min_block=1) if how == "block" else None
@@ -622,13 +623,13 @@ def _signals(
 
 @settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.data())
-def test_sniffed_layouts_give_the_same_rows_on_every_path(data: st.DataObject) -> None:
+def test_sniffed_layouts_give_the_same_rows_on_every_path(kept_workers: Workers, data: st.DataObject) -> None:
     raw, closes = data.draw(st.composite(_table)())
     assert read(raw, skip=True)[0] == [Fraction(c) for c in closes]  # the values as written, exactly
-    same_on_every_path(data, raw)
+    same_on_every_path(data, raw, kept_workers(2))
 
 
-def same_on_every_path(data: st.DataObject, raw: bytes) -> None:
+def same_on_every_path(data: st.DataObject, raw: bytes, workers: KeptWorkers) -> None:
     """The row loop's signals and skipped rows for ``raw`` are the reader's (taking the whole-chunk fast path where it
     applies), the block path's (both fed it in drawn pieces) and the worker processes' (in drawn blocks)."""
     cuts = sorted(data.draw(st.sets(st.integers(1, max(1, len(raw) - 1)), max_size=4)))
@@ -639,13 +640,13 @@ def same_on_every_path(data: st.DataObject, raw: bytes) -> None:
     saved = os.environ.get("MLOPS_STREAM_CHUNK")
     os.environ["MLOPS_STREAM_CHUNK"] = "64"
     try:
-        workers = _signals(raw, [raw], "workers", data.draw(st.integers(8, 120)))
+        parallel_run = _signals(raw, [raw], "workers", data.draw(st.integers(8, 120)), workers)
     finally:
         if saved is None:
             os.environ.pop("MLOPS_STREAM_CHUNK", None)
         else:
             os.environ["MLOPS_STREAM_CHUNK"] = saved
-    assert workers[0] == want[0] and workers[1] == want[1]
+    assert parallel_run[0] == want[0] and parallel_run[1] == want[1]
 
 
 # ---- the bundled data: the same fast path, no extra imports ---------------------------------------------------------

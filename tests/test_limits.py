@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import ERROR_KEYS, env_with_repo, ohlcv_csv, run_command, write, write_config
+from conftest import ERROR_KEYS, call_main, env_with_repo, ohlcv_csv, run_command, write, write_config
 
 CLOSES = [f"{100 + i % 7}.{i % 10}5" for i in range(50)]
 FEW_KB = 4096 + 200  # a message is cut to 4096 characters; the prefix and the note of the full size come on top
@@ -67,7 +67,7 @@ def test_dev_zero_as_config_is_read_only_up_to_the_limit(tmp_path: Path, data: P
 
 def test_control_characters_in_a_name_are_escaped(tmp_path: Path) -> None:
     name = "\x1b]0;pwned\x07red\x1bc.csv"  # sets a terminal's title, then resets it
-    run = run_command(["--input", name, "--log-file", "run.log"], tmp_path)
+    run = call_main(["--input", name, "--log-file", "run.log"], tmp_path)
     assert run.code == 1
     for text in (run.stderr, run.out, (tmp_path / "run.log").read_text()):
         assert "\x1b" not in text and "\x07" not in text
@@ -85,18 +85,18 @@ def keyed_input(folder: Path, keys: int) -> None:
 def test_too_many_keys_are_refused_naming_the_column(tmp_path: Path) -> None:
     keyed_input(tmp_path, 300)
     write_config(tmp_path, "seed: 1\nwindow: 2\nversion: v\nmax_keys: 100\n", name="c.yaml")
-    run = run_command(["--input", "k.csv", "--config", "c.yaml", "--key", "timestamp"], tmp_path)
+    run = call_main(["--input", "k.csv", "--config", "c.yaml", "--key", "timestamp"], tmp_path)
     assert_bounded_failure(run, "the key column 'timestamp' has more than 100 distinct values")
     assert "check --key" in run.doc()["error_message"]
     # The same input keyed by its symbol column is fine: two keys.
-    run = run_command(["--input", "k.csv", "--config", "c.yaml", "--key", "sym"], tmp_path)
+    run = call_main(["--input", "k.csv", "--config", "c.yaml", "--key", "sym"], tmp_path)
     assert run.code == 0 and list(run.doc()["by_key"]) == ["a", "b"]
 
 
 def test_many_keys_are_warned_about_before_the_limit(tmp_path: Path) -> None:
     keyed_input(tmp_path, 150)
     write_config(tmp_path, "seed: 1\nwindow: 2\nversion: v\nmax_keys: 1000\n", name="c.yaml")
-    run = run_command(["--input", "k.csv", "--config", "c.yaml", "--key", "timestamp"], tmp_path)
+    run = call_main(["--input", "k.csv", "--config", "c.yaml", "--key", "timestamp"], tmp_path)
     assert run.code == 0, run.stderr
     assert "the key column 'timestamp' has 150 distinct values so far" in run.stderr
     assert "--key names the wrong column" in run.stderr
@@ -104,7 +104,7 @@ def test_many_keys_are_warned_about_before_the_limit(tmp_path: Path) -> None:
 
 def test_the_default_key_limit_is_100000(tmp_path: Path) -> None:
     write(tmp_path / "k.csv", "timestamp,close\n" + "".join(f"{i},1.5\n" for i in range(100_001)))
-    run = run_command(["--input", "k.csv", "--key", "timestamp", "--workers", "1"], tmp_path, timeout=120)
+    run = call_main(["--input", "k.csv", "--key", "timestamp", "--workers", "1"], tmp_path)
     assert_bounded_failure(run, "has more than 100,000 distinct values")
 
 
@@ -115,8 +115,8 @@ def test_running_out_of_memory_gives_an_error_document(tmp_path: Path) -> None:
     write(tmp_path / "k.csv", "timestamp,close\n" + "".join(f"{i},1.5\n" for i in range(1_000_000)))
     write_config(tmp_path, "seed: 1\nwindow: 5\nversion: v\nmax_keys: 100000000\n", name="c.yaml")
 
-    def cap() -> None:  # about 1.4 GB would be needed; give it a fraction of that
-        resource.setrlimit(resource.RLIMIT_AS, (400 << 20, 400 << 20))
+    def cap() -> None:  # about 1.4 GB would be needed; give it a fraction of that (a small run's peak is ~35 MB)
+        resource.setrlimit(resource.RLIMIT_AS, (200 << 20, 200 << 20))
 
     args = ["--input", "k.csv", "--config", "c.yaml", "--key", "timestamp", "--workers", "1", "--output", "m.json"]
     proc = subprocess.run(
@@ -216,7 +216,7 @@ def test_a_full_disk_under_a_resumed_live_run_s_signals_names_the_file(tmp_path:
     ids=["bad value", "unknown option", "bad choice"],
 )
 def test_a_huge_argument_is_quoted_short_in_the_usage_error(tmp_path: Path, data: Path, args: list[str]) -> None:
-    run = run_command(["--input", "in.csv", *args], tmp_path)
+    run = call_main(["--input", "in.csv", *args], tmp_path)
     assert run.code == 2 and len(run.stderr) < FEW_KB
     run.assert_no_traceback()
 
@@ -225,7 +225,7 @@ def test_too_many_keys_are_refused_in_a_parallel_run_too(tmp_path: Path) -> None
     write(tmp_path / "k.csv", "timestamp,close\n" + "".join(f"{i},1.5\n" for i in range(20_000)))
     write_config(tmp_path, "seed: 1\nwindow: 3\nversion: v\nmax_keys: 100\n", name="c.yaml")
     args = ["--input", "k.csv", "--config", "c.yaml", "--key", "timestamp", "--workers", "2", "--block-size", "16K"]
-    run = run_command([*args, "--log-file", "run.log"], tmp_path, timeout=120)
+    run = call_main([*args, "--log-file", "run.log"], tmp_path)
     assert "worker processes: 2 over" in run.log()  # the parallel plan ran: its blocks met the limit
     assert_bounded_failure(run, "the key column 'timestamp' has more than 100 distinct values")
 
@@ -236,7 +236,7 @@ def test_the_key_limit_counts_every_block_of_a_parallel_run(tmp_path: Path) -> N
     write(tmp_path / "k.csv", "timestamp,close\n" + rows)
     write_config(tmp_path, "seed: 1\nwindow: 3\nversion: v\nmax_keys: 200\n", name="c.yaml")
     args = ["--input", "k.csv", "--config", "c.yaml", "--key", "timestamp", "--workers", "2", "--block-size", "16K"]
-    run = run_command([*args, "--log-file", "run.log"], tmp_path, timeout=120)
+    run = call_main([*args, "--log-file", "run.log"], tmp_path)
     assert "worker processes: 2 over" in run.log()
     assert_bounded_failure(run, "the key column 'timestamp' has more than 200 distinct values")
     assert "distinct values so far" in run.stderr  # warned at a tenth of the limit, before the refusal

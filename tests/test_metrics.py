@@ -195,8 +195,8 @@ def test_an_undecodable_file_name_gets_an_error_document_not_a_traceback(run_mai
 
 
 @pytest.mark.parametrize("window", [7, 8, 20000])
-def test_a_window_longer_than_the_input_is_a_warning_not_an_error(run_cli, tmp_path: Path, data: Path, window: int):
-    run = run_cli(["--input", "in.csv", "--window", window, "--log-file", "run.log"])
+def test_a_window_longer_than_the_input_is_a_warning_not_an_error(run_main, tmp_path: Path, data: Path, window: int):
+    run = run_main(["--input", "in.csv", "--window", window, "--log-file", "run.log"])
     assert run.code == 0, run.stderr
     doc = run.doc()
     assert (doc["status"], doc["rows_processed"]) == ("success", 7)
@@ -211,4 +211,4 @@ def test_a_window_longer_than_the_input_is_a_warning_not_an_error(run_cli, tmp_p
         == f"mlops-stream: warning: {said}, so every signal is 0; pass a smaller --window (or config window)\n"
     )
     assert f"WARNING {said}" in run.log()
-    assert run_cli(["--input", "in.csv", "--window", window, "--quiet"]).stderr == ""
+    assert run_main(["--input", "in.csv", "--window", window, "--quiet"]).stderr == ""

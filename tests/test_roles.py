@@ -13,7 +13,7 @@ import threading
 from pathlib import Path
 
 import pytest
-from conftest import env_with_repo, ohlcv_csv, run_command, write, write_config
+from conftest import call_main, env_with_repo, ohlcv_csv, run_command, write, write_config
 
 CLOSES = [f"{100 + i % 7}.{i % 10}5" for i in range(60)]
 
@@ -60,7 +60,7 @@ def test_a_file_in_two_roles_is_refused_before_anything_is_written(folder: Path,
     before = snapshot(folder)
     for absolute in (False, True):
         args = [str(folder / a) if absolute and a.endswith((".csv", ".yaml", ".json")) else a for a in extra]
-        run = run_command(["--input", "x.csv", "--config", "c.yaml", *args], folder)
+        run = call_main(["--input", "x.csv", "--config", "c.yaml", *args], folder)
         assert run.code == 2, run.stderr
         run.assert_no_traceback()
         last = run.stderr.strip().splitlines()[-1]
@@ -74,7 +74,7 @@ def test_a_file_in_two_roles_is_refused_before_anything_is_written(folder: Path,
 def test_the_checkpoint_cannot_be_the_signals_file(folder: Path) -> None:
     write(folder / "sig.csv", "row,close\n1,2\n")
     before = snapshot(folder)
-    run = run_command(
+    run = call_main(
         ["--input", "x.csv", "--follow", "--signals", "sig.csv", "--checkpoint", "sig.csv", "--idle-timeout", "1"],
         folder,
     )
@@ -85,11 +85,11 @@ def test_the_checkpoint_cannot_be_the_signals_file(folder: Path) -> None:
 def test_a_followed_input_that_does_not_exist_yet_is_compared_by_its_path(folder: Path) -> None:
     before = snapshot(folder)
     args = ["--input", "later.csv", "--follow", "--checkpoint", "./later.csv", "--idle-timeout", "1"]
-    run = run_command(args, folder)
+    run = call_main(args, folder)
     assert run.code == 2 and "--checkpoint ./later.csv is also the input later.csv" in run.stderr
     # A dangling symlink names a file that does not exist yet: the same file when it appears.
     os.symlink("later.csv", folder / "soon.csv")
-    run = run_command(["--input", "later.csv", "--follow", "--output", "soon.csv", "--idle-timeout", "1"], folder)
+    run = call_main(["--input", "later.csv", "--follow", "--output", "soon.csv", "--idle-timeout", "1"], folder)
     assert run.code == 2 and "--output soon.csv is also the input later.csv" in run.stderr
     assert not (folder / "later.csv").exists()
     assert {k: v for k, v in snapshot(folder).items() if k != "soon.csv"} == before
@@ -108,16 +108,14 @@ def test_stdout_appended_to_the_input_is_refused(folder: Path) -> None:
 
 def test_an_input_named_like_an_outputs_temporary_file_is_refused(folder: Path) -> None:
     write(folder / ".m.json.12345.abcdefgh.tmp", ohlcv_csv(CLOSES))
-    run = run_command(["--input", ".m.json.12345.abcdefgh.tmp", "--output", "m.json"], folder)
+    run = call_main(["--input", ".m.json.12345.abcdefgh.tmp", "--output", "m.json"], folder)
     assert run.code == 2 and "named like a temporary file of --output m.json" in run.stderr
     assert not (folder / "m.json").exists()
 
 
 def test_distinct_files_are_fine_and_devices_may_share(folder: Path) -> None:
     null = device_node(folder, "null")
-    run = run_command(
-        ["--input", "x.csv", "--config", "c.yaml", "--output", null, "--log-file", null, "--quiet"], folder
-    )
+    run = call_main(["--input", "x.csv", "--config", "c.yaml", "--output", null, "--log-file", null, "--quiet"], folder)
     assert run.code == 0, run.stderr
 
 
@@ -146,7 +144,7 @@ def device_node(folder: Path, name: str) -> str:
 def test_a_device_output_is_written_to_never_replaced(folder: Path, name: str) -> None:
     device = device_node(folder, name)
     before = os.stat(device)
-    run = run_command(["--input", "x.csv", "--output", device], folder)
+    run = call_main(["--input", "x.csv", "--output", device], folder)
     after = os.stat(device)
     assert stat.S_ISCHR(after.st_mode) and (after.st_ino, after.st_rdev) == (before.st_ino, before.st_rdev)
     run.assert_no_traceback()
@@ -163,7 +161,7 @@ def test_a_fifo_output_gets_the_document_as_a_stream(folder: Path) -> None:
     got: list[bytes] = []
     reader = threading.Thread(target=lambda: got.append(fifo.read_bytes()))
     reader.start()
-    run = run_command(["--input", "x.csv", "--output", str(fifo), "--quiet"], folder)
+    run = call_main(["--input", "x.csv", "--output", str(fifo), "--quiet"], folder)
     reader.join(timeout=60)
     assert run.code == 0, run.stderr
     assert stat.S_ISFIFO(os.stat(fifo).st_mode)
@@ -177,7 +175,7 @@ def test_a_signals_fifo_is_written_as_a_stream(folder: Path) -> None:
     got: list[bytes] = []
     reader = threading.Thread(target=lambda: got.append(fifo.read_bytes()))
     reader.start()
-    run = run_command(["--input", "x.csv", "--signals", str(fifo), "--quiet"], folder)
+    run = call_main(["--input", "x.csv", "--signals", str(fifo), "--quiet"], folder)
     reader.join(timeout=60)
     assert run.code == 0, run.stderr
     assert stat.S_ISFIFO(os.stat(fifo).st_mode)
@@ -186,16 +184,16 @@ def test_a_signals_fifo_is_written_as_a_stream(folder: Path) -> None:
 
 def test_a_folder_as_output_is_refused(folder: Path) -> None:
     (folder / "sub").mkdir()
-    run = run_command(["--input", "x.csv", "--output", "sub"], folder)
+    run = call_main(["--input", "x.csv", "--output", "sub"], folder)
     assert run.code == 1 and "the metrics file sub cannot be written" in run.stderr
     assert (folder / "sub").is_dir() and not list((folder / "sub").iterdir())
 
 
 def test_output_dash_prints_the_document_and_writes_no_file(folder: Path) -> None:
-    run = run_command(["--input", "x.csv", "--output", "-", "--quiet"], folder)
+    run = call_main(["--input", "x.csv", "--output", "-", "--quiet"], folder)
     assert run.code == 0 and run.doc()["rows_processed"] == len(CLOSES)
     assert not (folder / "-").exists()
-    run = run_command(["--input", "x.csv", "--output", "-", "--signals", "-"], folder)
+    run = call_main(["--input", "x.csv", "--output", "-", "--signals", "-"], folder)
     assert run.code == 2 and "cannot both go to stdout" in run.stderr
 
 

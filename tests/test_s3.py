@@ -11,18 +11,16 @@ import gzip
 import importlib.util
 import io
 import os
-import shutil
 import socket
 import subprocess
 import sys
-import time
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import exact_signals, read_signals_csv
+from conftest import exact_signals, read_signals_csv, run_command
 
 from stream import generate
 
@@ -39,45 +37,8 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _moto_server() -> list[str]:
-    beside = Path(sys.executable).with_name("moto_server")
-    found = str(beside) if beside.exists() else shutil.which("moto_server")
-    return [found] if found else [sys.executable, "-c", "from moto.server import main; main()"]
-
-
-@contextlib.contextmanager
-def _moto(folder: Path, **server_env: str) -> Iterator[dict[str, str]]:
-    """A moto S3 server on a free 127.0.0.1 port (``server_env`` set for it); yields the environment that points
-    clients at it."""
-    port = _free_port()
-    log = folder / "server.log"
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(
-            [*_moto_server(), "-H", "127.0.0.1", "-p", str(port)], stdout=out, stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL, env={**os.environ, **server_env},
-        )  # fmt: skip
-    env = _clients(f"http://127.0.0.1:{port}", folder)
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail(f"moto_server did not start: {log.read_text(errors='replace')[-2000:]}")
-                time.sleep(0.1)
-        yield env
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-
-# moto's S3 server on a free 127.0.0.1 port, for shared_service: it says its address, and ends with its stdin.
+# moto's S3 server on a free 127.0.0.1 port (shared_service's, or _moto's own): it says its address, and ends with
+# its stdin.
 MOTO_SERVER = """
 import socket, sys
 from moto.server import ThreadedMotoServer
@@ -91,6 +52,29 @@ print(f"http://127.0.0.1:{port}", flush=True)
 sys.stdin.read()
 server.stop()
 """
+
+
+@contextlib.contextmanager
+def _moto(folder: Path, **server_env: str) -> Iterator[dict[str, str]]:
+    """A moto S3 server of its own (``MOTO_SERVER``, with ``server_env`` set for it); yields the environment that
+    points clients at it."""
+    log = folder / "server.log"
+    with open(log, "wb") as err:
+        proc = subprocess.Popen([sys.executable, "-c", MOTO_SERVER], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                stderr=err, env={**os.environ, **server_env})  # fmt: skip
+    assert proc.stdin is not None and proc.stdout is not None
+    try:
+        address = proc.stdout.readline().decode().strip()
+        if not address:
+            pytest.fail(f"the moto server did not start: {log.read_text(errors='replace')[-2000:]}")
+        yield _clients(address, folder)
+    finally:
+        proc.stdin.close()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
 
 
 def _clients(endpoint: str, folder: Path) -> dict[str, str]:
@@ -124,40 +108,45 @@ def _filesystem(env: dict[str, str]) -> Any:
 
 
 @pytest.fixture(scope="module")
-def bucket(s3: dict[str, str]) -> tuple[dict[str, str], list[str], list[str]]:
+def bucket(
+    s3: dict[str, str], shared_input, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[dict[str, str], list[str], list[str]]:
     """A year of monthly Binance-style kline zips and one .csv.gz in a bucket; the closes of each, in order."""
-    fs = _filesystem(s3)
-    # Another worker of -n may have filled the bucket, or be filling it: with the same objects.
-    if not fs.exists("klines"):
-        try:
-            fs.mkdir("klines")
-        except FileExistsError:
-            pass
     lines: list[str] = []
     for block in generate.binance(12 * 700, 21):
         lines += block
     closes = [line.split(",")[4] for line in lines]
-    for month in range(12):
-        part = lines[month * 700 : (month + 1) * 700]
-        out = io.BytesIO()
-        with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as archive:
-            archive.writestr(
-                f"BTCUSDT-1m-2024-{month + 1:02d}.csv",
-                "".join(x + "\n" for x in part),  # no header, as Binance's
-            )
-        fs.pipe(f"klines/spot/BTCUSDT-1m-2024-{month + 1:02d}.zip", out.getvalue())
     plain = io.BytesIO()
     generate.write(plain, 5000, 8)
-    fs.pipe("klines/candles.csv.gz", gzip.compress(plain.getvalue()))
     gz_closes = [line.split(",")[4] for line in plain.getvalue().decode().splitlines()[1:]]
+
+    def fill(fh: Any) -> None:
+        fs = _filesystem(s3)
+        fs.mkdir("klines")
+        for month in range(12):
+            part = lines[month * 700 : (month + 1) * 700]
+            out = io.BytesIO()
+            with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as archive:
+                archive.writestr(
+                    f"BTCUSDT-1m-2024-{month + 1:02d}.csv",
+                    "".join(x + "\n" for x in part),  # no header, as Binance's
+                )
+            fs.pipe(f"klines/spot/BTCUSDT-1m-2024-{month + 1:02d}.zip", out.getvalue())
+        fs.pipe("klines/candles.csv.gz", gzip.compress(plain.getvalue()))
+        fh.write(b"filled\n")
+
+    # One worker of -n fills the bucket of the session's server (named by its port: a later server starts empty).
+    port = s3["AWS_ENDPOINT_URL"].rsplit(":", 1)[1]
+    shared_input(f"s3-bucket-{port}", fill, tmp_path_factory.mktemp("bucket") / "filled")
     return s3, closes, gz_closes
 
 
+def _args(url: str) -> list[str]:
+    return ["--input", url, "--window", str(WINDOW), "--output", "metrics.json", "--log-file", "run.log"]
+
+
 def _run(run_cli, env: dict[str, str], url: str, *extra: str) -> Any:
-    return run_cli(
-        ["--input", url, "--window", WINDOW, "--output", "metrics.json", "--log-file", "run.log", *extra],
-        env=env, timeout=240,
-    )  # fmt: skip
+    return run_cli([*_args(url), *extra], env=env, timeout=240)
 
 
 def _check(run: Any, closes: list[str], signals: Path) -> None:
@@ -177,20 +166,35 @@ EXECUTORS = [
 ]
 
 
+MONTHS = "s3://klines/spot/BTCUSDT-1m-2024-*.zip"
+
+
+@pytest.fixture(scope="module")
+def one_process(bucket, shared_input, tmp_path_factory: pytest.TempPathFactory) -> Callable[[Path], bytes]:
+    """``one_process(at)``: the signals one process writes for the glob of monthly zips (linked at ``at``), what the
+    other executors' are compared with byte for byte; one run for all the workers of -n."""
+    env = bucket[0]
+
+    def make(fh: Any) -> None:
+        folder = tmp_path_factory.mktemp("one-process")
+        one = run_command([*_args(MONTHS), *KLINES, "--signals", "one.csv", "--workers", "1"], folder, env=env,
+                          timeout=240)  # fmt: skip
+        assert one.code == 0, one.stderr
+        fh.write((folder / "one.csv").read_bytes())
+
+    return lambda at: shared_input("s3-monthly-zips-one-process.csv", make, at).read_bytes()
+
+
 @pytest.mark.parametrize("executor", EXECUTORS, ids=["one-process", "workers-2", "cluster-local-2"])
-def test_a_glob_of_monthly_zips_on_s3(run_cli, tmp_path: Path, bucket, executor: list[str]) -> None:
+def test_a_glob_of_monthly_zips_on_s3(run_cli, tmp_path: Path, bucket, one_process, executor: list[str]) -> None:
     env, closes, _ = bucket
-    run = _run(run_cli, env, "s3://klines/spot/BTCUSDT-1m-2024-*.zip", *KLINES, "--signals", "s.csv", *executor)
+    run = _run(run_cli, env, MONTHS, *KLINES, "--signals", "s.csv", *executor)
     _check(run, closes, tmp_path / "s.csv")
     planned = "12 of the inputs are compressed: each is one task" in run.log()
     assert planned == (executor != ["--workers", "1"])
     if not planned:
         return  # the one-process run itself: what the others are compared with below
-    one = _run(
-        run_cli, env, "s3://klines/spot/BTCUSDT-1m-2024-*.zip", *KLINES, "--signals", "one.csv", "--workers", "1"
-    )
-    assert one.code == 0, one.stderr
-    assert (tmp_path / "s.csv").read_bytes() == (tmp_path / "one.csv").read_bytes()
+    assert (tmp_path / "s.csv").read_bytes() == one_process(tmp_path / "one.csv")
 
 
 @pytest.mark.parametrize("executor", EXECUTORS, ids=["one-process", "workers-2", "cluster-local-2"])

@@ -200,11 +200,11 @@ CASES = {
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
-def test_workers_give_the_one_process_output(run_cli, tmp_path: Path, case: str) -> None:
+def test_workers_give_the_one_process_output(run_main, tmp_path: Path, case: str) -> None:
     names = symbol_files(tmp_path)
     args = [a for n in names for a in ("--input", n)] + CASES[case]
-    want = outputs(run_cli, tmp_path, args, [])
-    got = outputs(run_cli, tmp_path, args, ["--workers", "2", "--block-size", "20K"])
+    want = outputs(run_main, tmp_path, args, [])
+    got = outputs(run_main, tmp_path, args, ["--workers", "2", "--block-size", "20K"])
     assert got == want
     assert blocks(tmp_path) >= 30  # 20 KiB blocks of three ~230 KB files
 
@@ -224,13 +224,13 @@ def test_a_dask_cluster_gives_the_one_process_output(run_main, tmp_path: Path, d
 
 @needs_dask
 def test_an_embedded_cluster_gives_the_one_process_output_and_is_quiet_when_the_dashboard_port_is_taken(
-    run_cli, tmp_path: Path
+    run_cli, run_main, tmp_path: Path
 ) -> None:
     import socket
 
     names = symbol_files(tmp_path, count=2, rows=1500)
     args = [a for n in names for a in ("--input", n)] + CASES["keyed csv"]
-    want = outputs(run_cli, tmp_path, args, [])
+    want = outputs(run_main, tmp_path, args, [])
     holder = socket.socket()
     try:
         holder.bind(("127.0.0.1", 8787))  # Dask's default dashboard port
@@ -247,12 +247,12 @@ def test_an_embedded_cluster_gives_the_one_process_output_and_is_quiet_when_the_
     )
 
 
-def test_the_first_bad_row_in_input_order_stops_every_executor(run_cli, tmp_path: Path) -> None:
+def test_the_first_bad_row_in_input_order_stops_every_executor(run_main, tmp_path: Path) -> None:
     names = symbol_files(tmp_path)
     args = [a for n in names for a in ("--input", n)] + ["--key", "symbol"]
     messages = set()
     for extra in ([], ["--workers", "2", "--block-size", "8K"]):
-        run = run_cli([*args, *extra])
+        run = run_main([*args, *extra])
         assert run.code == 1
         messages.add(run.doc()["error_message"])
     assert messages == {"bad row at day1.csv line 41: bad close value: 'oops' is not a decimal number: "
@@ -346,7 +346,7 @@ def test_an_address_that_is_no_dask_scheduler_is_a_clear_error(tmp_path: Path) -
         http.wait(timeout=30)
 
 
-def test_scale_out_usage_errors(run_cli, tmp_path: Path) -> None:
+def test_scale_out_usage_errors(run_main, tmp_path: Path) -> None:
     write(tmp_path / "in.csv", "close\n1\n")
     for args in (
         ["--workers", "2", "--follow"],
@@ -355,7 +355,7 @@ def test_scale_out_usage_errors(run_cli, tmp_path: Path) -> None:
         ["--workers", "2", "--cluster", "local"],
         ["--block-size", "12Q"],
     ):
-        run = run_cli(["--input", "in.csv", *args])
+        run = run_main(["--input", "in.csv", *args])
         assert run.code == 2, (args, run.stderr)
 
 
@@ -368,10 +368,17 @@ def test_a_stream_input_runs_in_one_process(run_cli, tmp_path: Path) -> None:
 
 
 def big_keyed_input(shared_input, folder: Path) -> Path:
-    """big.csv in ``folder``: 400,000 rows of 50 symbols (32 MB), long enough a run to stop in the middle."""
+    """big.csv in ``folder``: 400,000 rows of 50 symbols (32 MB), long enough a run to stop in the middle: a walk of
+    40,000 rows ten times over (generating them all took 2 s of CPU; only the first rows' times are ever checked)."""
     from stream import generate
 
-    return shared_input("keyed-400k.csv", lambda fh: generate.write(fh, 400_000, 3, symbols=50), folder / "big.csv")
+    def make(fh: Any) -> None:
+        walk = io.BytesIO()
+        generate.write(walk, 40_000, 3, symbols=50)
+        header, rows = walk.getvalue().split(b"\n", 1)
+        fh.write(header + b"\n" + rows * 10)
+
+    return shared_input("keyed-400k.csv", make, folder / "big.csv")
 
 
 def _descendants(pid: int) -> list[int]:
@@ -464,15 +471,15 @@ def test_workers_pass_large_states_and_results_both_ways(tmp_path: Path) -> None
     assert " over 3 blocks of about " in (tmp_path / "run2.log").read_text()
 
 
-def test_far_more_workers_than_blocks_start_no_more_than_the_blocks(run_cli, tmp_path: Path) -> None:
+def test_far_more_workers_than_blocks_start_no_more_than_the_blocks(run_main, tmp_path: Path) -> None:
     data = (Path(__file__).parent.parent / "data.csv").read_bytes()
     write(tmp_path / "big.csv", data)  # 730 KB
     write(tmp_path / "small.csv", data[: data.index(b"\n", 60_000) + 1])  # 60 KB
     for name in ("small.csv", "big.csv"):
         (tmp_path / "run.log").unlink(missing_ok=True)  # the log is appended to
-        want = run_cli(["--input", name, "--workers", "1", "--signals", "one.csv", "--output", "one.json"])
-        got = run_cli(["--input", name, "--workers", "16", "--signals", "two.csv", "--output", "two.json",
-                       "--log-file", "run.log"], timeout=120)  # fmt: skip
+        want = run_main(["--input", name, "--workers", "1", "--signals", "one.csv", "--output", "one.json"])
+        got = run_main(["--input", name, "--workers", "16", "--signals", "two.csv", "--output", "two.json",
+                        "--log-file", "run.log"])  # fmt: skip
         assert want.code == got.code == 0, got.stderr
         assert (tmp_path / "one.csv").read_bytes() == (tmp_path / "two.csv").read_bytes()
         assert want.file_doc("one.json")["value"] == got.file_doc("two.json")["value"]
@@ -503,9 +510,9 @@ raise SystemExit(code)
 """
 
 
-def test_worker_processes_are_bounded_by_the_cores_whatever_is_asked(run_cli, tmp_path: Path) -> None:
+def test_worker_processes_are_bounded_by_the_cores_whatever_is_asked(run_main, tmp_path: Path) -> None:
     write(tmp_path / "in.csv", "close\n" + "".join(f"{i % 7}.{i % 3}\n" for i in range(200)))
-    want = run_cli(["--input", "in.csv", "--signals", "one.csv", "--output", "one.json"])
+    want = run_main(["--input", "in.csv", "--signals", "one.csv", "--output", "one.json"])
     p = start_command(["--input", "in.csv", "--workers", "100000", "--block-size", "1", "--signals", "two.csv",
                        "--output", "two.json", "--log-file", "run.log"], tmp_path, code=COUNT_FORKS)  # fmt: skip
     _out, err = p.communicate(timeout=120)

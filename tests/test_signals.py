@@ -157,8 +157,9 @@ def test_a_failed_batch_run_leaves_the_earlier_signals_file_as_it_was(tmp_path: 
     elif how == "too many skipped rows":
         write(tmp_path / "in.csv", ohlcv_csv([*good[:100], *["oops"] * 200]))
         args += ["--on-bad-row", "skip"]
-    else:  # a big input, stopped while it runs
-        write(tmp_path / "in.csv", ohlcv_csv(good * 300))
+    else:  # a big input, stopped while it runs: ohlcv_csv(good * 300), whose rows repeat every 36,000 (times, closes)
+        header, rows = ohlcv_csv(good * 12).split("\n", 1)
+        write(tmp_path / "in.csv", header + "\n" + rows * 25)
     proc = start_command([*args, "--output", "m.json"], tmp_path)
     if how == "SIGTERM":
         import time

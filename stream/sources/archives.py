@@ -135,29 +135,27 @@ class _Directory:
 
     def entries(self) -> Iterator[Entry]:
         """The members in the order of the list, a piece of it in memory at a time."""
-        left, buf, at = self.size, b"", 0
-
-        def take(n: int) -> bytes:
-            nonlocal left, buf, at
-            if len(buf) - at < n:
-                self.fh.seek(self.start + self.size - left)  # members are read in between
-                more = self.fh.read(max(min(_READ, left), n - (len(buf) - at)))
-                left -= len(more)
+        fh, unpack, fixed = self.fh, _ENTRY.unpack_from, _ENTRY.size
+        buf, at, read = b"", 0, 0  # the piece in memory, where the next entry starts in it, bytes of the list read
+        while read < self.size or at < len(buf):
+            fields = None
+            if at + fixed <= len(buf):
+                fields = unpack(buf, at)
+                end = at + fixed + fields[12] + fields[13] + fields[14]
+            if fields is None or end > len(buf):  # the entry goes on past the piece: read on from its start
+                fh.seek(self.start + read)  # members are read in between
+                more = fh.read(min(_READ, self.size - read))
+                read += len(more)
                 buf, at = buf[at:] + more, 0
-                if len(buf) < n:
+                if not more:
                     raise self.damaged()
-            out = buf[at : at + n]
-            at += n
-            return out
-
-        while left > 0 or at < len(buf):
-            fields = _ENTRY.unpack(take(_ENTRY.size))
+                continue
             if fields[0] != b"PK\x01\x02":
                 raise self.damaged()
-            raw_name, extra = take(fields[12]), take(fields[13])
-            take(fields[14])  # its comment
-            name = raw_name.decode("utf-8" if fields[5] & 0x800 else "cp437")
-            fields, offset = _zip64(fields, extra)
+            named = at + fixed + fields[12]
+            name = buf[at + fixed : named].decode("utf-8" if fields[5] & 0x800 else "cp437")
+            fields, offset = _zip64(fields, buf[named : named + fields[13]])
+            at = end
             yield Entry(name, fields, offset + self.shift)
 
 

@@ -23,6 +23,7 @@ _OTHER = (
     (b"SQLite format 3\x00", "an SQLite database"), (b"\xff\xfe", "UTF-16 text (save it as UTF-8)"),
     (b"\xfe\xff", "UTF-16 text (save it as UTF-8)"), (b"\x7fELF", "a program (ELF)"),
 )  # fmt: skip
+_OTHER_MAGIC = tuple(magic for magic, _ in _OTHER)
 # Bytes that plain text does not hold (NUL and the C0 controls but tab, CR, vertical tab and form feed).
 _CONTROL = bytes(b for b in range(32) if b not in b"\t\n\r\x0b\x0c")
 
@@ -58,7 +59,7 @@ def describe(head: bytes) -> str:
 
 def binary(head: bytes) -> bool:
     """Whether ``head`` is plainly not text: a known binary format, or control bytes in its first line."""
-    if any(head.startswith(magic) for magic, _ in _OTHER):
+    if head.startswith(_OTHER_MAGIC):
         return True
     first = head[: head.find(b"\n")] if b"\n" in head else head
     return bool(first) and len(first.translate(None, _CONTROL)) != len(first)
