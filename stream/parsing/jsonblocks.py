@@ -134,7 +134,10 @@ class BlockShape:
         self._order: tuple[Any, ...] | None = None
         if marks.filtered and texts:
             lo, lo_off, hi, hi_off = _arrays(marks, texts)
-            self._order = (hi, lo, (lo_off - hi_off)[:, None])
+            # One string (a time, say) by its row: a row of places is a view, rows by an array a copy.
+            self._order = (
+                (hi[0], lo[0], int(lo_off[0] - hi_off[0])) if len(hi) == 1 else (hi, lo, (lo_off - hi_off)[:, None])
+            )
 
     def read(self, body: bytes, n: int | None, texts: bool = False) -> Block | None:
         """The values of the lines of ``body`` (``n`` of them, when the caller has counted them; each ending with a
@@ -162,8 +165,6 @@ class BlockShape:
         got = self._fits(pad, places)
         if got is None or not self._ordered(bounds, places):
             return None
-        if not (body.isascii() or _utf8(body)):
-            return None
         close = self.taken[0]
         assert close is not None
         s, e = self._span(places, close)
@@ -181,8 +182,6 @@ class BlockShape:
             return None
         need = [texts, texts, True]
         text = body.decode("latin-1") if any(t is not None and w for t, w in zip(self.taken, need)) else ""
-        if text and not body.isascii():
-            return None  # byte offsets are character offsets only in ASCII
         out = [[] if t is None or not w else _slices(text, *self._span(places, t)) for t, w in zip(self.taken, need)]
         if self.taken[2] is not None and not all(map(str.strip, out[2])):
             return None
@@ -248,8 +247,8 @@ class BlockShape:
         np = numpy()
         assert self._checked is not None
         lo, lo_off, hi, hi_off = self._checked
-        start, end = places[lo] + lo_off, places[hi] + hi_off
-        length = end - start
+        length = places[hi] - places[lo]
+        length += hi_off - lo_off
         n = places.shape[1]
         held: dict[int, tuple[list[Any], list[Any]]] = {}  # bytes a text: the texts, their lengths
         rest = []
@@ -266,7 +265,7 @@ class BlockShape:
             if not words_are_numbers(w, np.concatenate(lengths)):
                 return False
         if rest:
-            start, end = start[rest], end[rest]
+            start, end = places[lo[rest]] + lo_off[rest], places[hi[rest]] + hi_off[rest]
             narrow = (end - start).max(1) <= 8
             for group in (narrow, ~narrow):
                 if group.any() and not numbers(pad, start[group].ravel(), end[group].ravel()):
@@ -300,14 +299,6 @@ def _json_decimal(pad: Any, gathered: Any, end: Any) -> bool:
 def _slices(text: str, start: Any, end: Any) -> list[str]:
     """The texts between places of the padded chunk (``_LEAD`` past the text's own places)."""
     return [text[s:e] for s, e in zip((start - len(_LEAD)).tolist(), (end - len(_LEAD)).tolist())]
-
-
-def _utf8(body: bytes) -> bool:
-    try:
-        body.decode("utf-8")
-    except UnicodeDecodeError:
-        return False
-    return True
 
 
 class BlockShapes:

@@ -118,11 +118,13 @@ class Marks:
         return row, offset - start
 
     def find(self, pad: Any, size: int) -> tuple[Any, int]:
-        """The places of the marks among the first ``size`` bytes of ``pad``, in order, and how many quotes and
-        control characters those bytes hold."""
+        """The places of the marks among the first ``size`` bytes of ``pad``, in order, and how many quotes, control
+        characters and bytes past ASCII those bytes hold."""
         np = numpy()
-        # The quotes, the line ends and any other control character, in one pass: x ^ 2 <= 32 for x < 32 or x = 34.
-        marked = (pad[:size] ^ np.uint8(2)) <= 32
+        # The quotes, the line ends, any other control character and any byte past ASCII (negative as int8), in one
+        # pass: x ^ 2 <= 32 for x < 32, x = 34 or x < 0. A chunk with one of the last is then not of the shape, and the
+        # regular expressions read it: the check of its UTF-8 costs more than those chunks are worth.
+        marked = (pad[:size].view(np.int8) ^ np.int8(2)) <= 32
         found = int(np.count_nonzero(marked))
         if self.filtered:
             other = pad[: size + 1] != 58
