@@ -99,17 +99,20 @@ def _plain(w: Any, length: Any) -> bool | None:
     digit = ((b - np.uint8(48)) < 10).view(WORD)
     dot = (b == 46).view(WORD)
     mask = masks[: rows + 1].take(length, axis=1)  # the words' masks of each text's bytes, and its last byte's flag
-    lead = w[0] & np.uint64(0xFFFFFF)
+    lead = w[0]
     signed = (lead & np.uint64(0xFF)) == 45
+    minus = bool(signed.any())  # prices rarely have one: the steps for it are skipped then
     bad = ((digit | dot) ^ np.uint64(_ONES)) & mask[1:]  # a byte of another kind: a minus, an exponent, ...
-    bad[0] ^= signed  # a minus is usual as the first byte
+    if minus:
+        bad[0] ^= signed  # a minus is usual as the first byte
     if bad.any():
         return None
     dot &= mask[1:]
     dots = dot[0]
     for j in range(1, rows):
         dots |= dot[j] << np.uint64(j)  # each row's flags at a bit of their own
-    lead >>= signed.astype(WORD) << np.uint64(3)  # the first digit, and the byte after it
+    if minus:
+        lead = lead >> (signed.astype(WORD) << np.uint64(3))  # the first digit, and the byte after it
     # One dot at most, and not the last byte; a digit first, a leading zero the whole integer part (0.5, never 01).
     good = (dots & ((dots - np.uint64(1)) | mask[0])) == 0
     good &= starts.take(lead & np.uint64(0xFFFF))
