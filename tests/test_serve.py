@@ -145,10 +145,12 @@ def refused(port: int) -> bool:
     return False
 
 
-def start(args: list[str], cwd: Path, stdin: Any = subprocess.DEVNULL) -> subprocess.Popen:
+def start(
+    args: list[str], cwd: Path, env: dict[str, str] | None = None, stdin: Any = subprocess.DEVNULL
+) -> subprocess.Popen:
     return subprocess.Popen(
         [sys.executable, "-m", "stream", *args], cwd=cwd, stdin=stdin, stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE, env=env_with_repo(),
+        stderr=subprocess.PIPE, env=env_with_repo(env),
     )  # fmt: skip
 
 
@@ -344,7 +346,7 @@ def test_a_stuck_loop_fails_healthz_and_a_stop_fails_it_at_once(tmp_path: Path) 
         (tmp_path / "live.csv").write_bytes(b"timestamp,close\n")
         p = start(
             ["--input", "live.csv", "--follow", "--metrics-port", "0", "--signals", str(fifo), "--log-file", "run.log",
-             "--no-progress"], tmp_path,
+             "--no-progress"], tmp_path, {"MLOPS_STREAM_STUCK_AFTER": "2"},
         )  # fmt: skip
         port = port_from_log(tmp_path / "run.log", p)
         wait_for(lambda: scrape(port, "/healthz")[0] == 200, "health")

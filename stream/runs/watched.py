@@ -22,8 +22,25 @@ if TYPE_CHECKING:
     from stream.sinks.topkeys import TopKeys
     from stream.sources.follow import StreamFollower
 
-# Seconds without a turn of the follow loop before /healthz reports it stuck (it turns at least twice a second).
+# Seconds without a turn of the follow loop before /healthz reports it stuck (it turns at least twice a second);
+# MLOPS_STREAM_STUCK_AFTER sets another (a probe that wants to know sooner; the tests).
 STUCK_AFTER = 10.0
+
+
+def stuck_after() -> float:
+    """``MLOPS_STREAM_STUCK_AFTER`` when it is a positive number of seconds, else ``STUCK_AFTER``.
+
+    >>> os.environ["MLOPS_STREAM_STUCK_AFTER"] = "2.5"; stuck_after()
+    2.5
+    >>> os.environ["MLOPS_STREAM_STUCK_AFTER"] = "soon"; stuck_after()
+    10.0
+    >>> del os.environ["MLOPS_STREAM_STUCK_AFTER"]
+    """
+    try:
+        value = float(os.environ.get("MLOPS_STREAM_STUCK_AFTER", STUCK_AFTER))
+    except ValueError:
+        return STUCK_AFTER
+    return value if 0 < value < float("inf") else STUCK_AFTER
 
 
 class LiveView:
@@ -54,6 +71,7 @@ class LiveView:
         self.started_at = time.monotonic()
         self.last_row_at: float | None = None
         self.last_turn = self.started_at  # the last time the loop did its periodic work
+        self.stuck_after = stuck_after()
         self.rotations = self.truncations = 0
 
     def rows_at(self, now: float) -> None:
@@ -99,7 +117,7 @@ class LiveView:
         if stopping := self._stopping():
             return stopping
         quiet = time.monotonic() - self.last_turn
-        return f"the follow loop has not turned for {quiet:.0f} s" if quiet > STUCK_AFTER else None
+        return f"the follow loop has not turned for {quiet:.0f} s" if quiet > self.stuck_after else None
 
     def readiness(self) -> str | None:
         f = self.follower
