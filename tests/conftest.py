@@ -7,7 +7,6 @@ import json
 import os
 import subprocess
 import sys
-import tempfile
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,25 +21,17 @@ if str(ROOT) not in sys.path:
 ASSESSMENT_NAME = Path("shared", "data", "assessment-data.csv")
 
 
-def _cache_bytecode_outside_the_tree() -> None:
-    """Where PYTHONDONTWRITEBYTECODE is set (to keep .pyc files out of source trees), every Python the tests start
-    would compile the package from source again: half of a small run's CPU. Cache bytecode under the temp folder
-    instead, which keeps the tree clean all the same."""
-    if not os.environ.get("PYTHONDONTWRITEBYTECODE") or os.environ.get("PYTHONPYCACHEPREFIX"):
-        return
-    folder = Path(tempfile.gettempdir(), f"mlops-stream-tests-pycache-{os.getuid()}")
-    try:
-        folder.mkdir(mode=0o700, exist_ok=True)
-        if folder.is_symlink() or folder.stat().st_uid != os.getuid():
-            return  # not ours: compiling again is slower, but safe
-    except OSError:
-        return
-    os.environ.pop("PYTHONDONTWRITEBYTECODE")
-    os.environ["PYTHONPYCACHEPREFIX"] = str(folder)
-    sys.pycache_prefix, sys.dont_write_bytecode = str(folder), False  # this process: the test modules and doctests
+def _cache_bytecode() -> None:
+    """Where PYTHONDONTWRITEBYTECODE is set, every Python the tests start would compile the package from source again:
+    half of a small run's CPU. The tests cache it as Python does by default, in the checkout's ``__pycache__`` folders
+    (ignored by git and by the image's build). A cache folder elsewhere (PYTHONPYCACHEPREFIX) would hide the bytecode
+    pip wrote for the dependencies too, and a fresh machine would compile numpy, pandas and Dask again in every worker
+    at once, some 5 s of CPU each."""
+    if os.environ.pop("PYTHONDONTWRITEBYTECODE", None):
+        sys.dont_write_bytecode = False  # this process: the test modules and doctests
 
 
-_cache_bytecode_outside_the_tree()
+_cache_bytecode()
 
 SUCCESS_KEYS = ["version", "rows_processed", "metric", "value", "latency_ms", "seed", "status"]
 ERROR_KEYS = ["version", "status", "error_message"]
