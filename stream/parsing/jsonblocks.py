@@ -2,9 +2,9 @@
 its closes exact int64 units; or None, and the regular expressions of stream/parsing/shapes.py read it.
 
 A line has the shape when its quotes are where the first line's are, its keys and every byte outside its strings
-are the first line's but for the values, its numbers are JSON's numbers, its true and false are true or false, and no
-string holds a backslash or a control character: a JSON object the json module reads without complaint, with the
-first line's keys once each, whose values are the texts between those bytes."""
+are the first line's but for the values, its numbers are JSON's numbers, its true and false are true or false, no
+string holds a backslash or a control character, and every byte is ASCII: a JSON object the json module reads without
+complaint, with the first line's keys once each, whose values are the texts between those bytes."""
 
 from __future__ import annotations
 
@@ -158,7 +158,7 @@ class BlockShape:
         # as they are.
         bounds = np.lib.stride_tricks.as_strided(marks, (k + 1, n), (8, 8 * k), writeable=False)
         if not (pad[bounds[-1]] == 10).all() or found != n * (self.quotes + 1) + 1:
-            return None  # the lines have the marks between them, but not that many each, or another control character
+            return None  # the marks are not as many each line, or a control character or a byte past ASCII is there
         if int((bounds[-1] - bounds[0]).max()) > MAX_LINE_BYTES + 1:
             return None
         places = bounds[self._windows.at] + self._windows.offset  # where each line's windows begin
