@@ -79,21 +79,21 @@ class Log:
         if handler in self.handlers:
             self.handlers.remove(handler)
 
+    def log(self, level: int, msg: object, *args: object, exc_info: Any = None) -> None:
+        if self.level <= level:
+            self.handle(Record(level, msg, args, exc_info))
+
     def debug(self, msg: object, *args: object, exc_info: Any = None) -> None:
-        if self.level <= DEBUG:
-            self.handle(Record(DEBUG, msg, args, exc_info))
+        self.log(DEBUG, msg, *args, exc_info=exc_info)
 
     def info(self, msg: object, *args: object, exc_info: Any = None) -> None:
-        if self.level <= INFO:
-            self.handle(Record(INFO, msg, args, exc_info))
+        self.log(INFO, msg, *args, exc_info=exc_info)
 
     def warning(self, msg: object, *args: object, exc_info: Any = None) -> None:
-        if self.level <= WARNING:
-            self.handle(Record(WARNING, msg, args, exc_info))
+        self.log(WARNING, msg, *args, exc_info=exc_info)
 
     def error(self, msg: object, *args: object, exc_info: Any = None) -> None:
-        if self.level <= ERROR:
-            self.handle(Record(ERROR, msg, args, exc_info))
+        self.log(ERROR, msg, *args, exc_info=exc_info)
 
     def handle(self, record: Record) -> None:
         with _lock:
