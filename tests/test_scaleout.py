@@ -27,6 +27,7 @@ from stream.runs import parallel
 from stream.runs.pipeline import Pipeline
 from stream.runs.plan import cut
 from stream.runs.plan.executors import Inline
+from stream.sinks.log import SHOW_BAD_ROWS
 from stream.sinks.signals import SignalSink
 from stream.sources.files import Spec
 
@@ -69,7 +70,8 @@ def files(seed: int, count: int, rows: int, keyed: bool) -> list[bytes]:
 
 
 def run(specs: list[Spec], keyed: bool, window: int, skip: bool, fmt: str | None, executor: Any, block: int) -> Any:
-    """One process (``executor`` None) or the plan on ``executor``: the tally, each key's, signals, bad rows, or the
+    """One process (``executor`` None) or the plan on ``executor``: the tally, each key's, signals, the bad rows a log
+    shows (the first ``SHOW_BAD_ROWS``, and one more for its "more bad rows" line: all a task sends of them), or the
     error message."""
     bad: list[BadRow] = []
     out = io.BytesIO()
@@ -85,8 +87,8 @@ def run(specs: list[Spec], keyed: bool, window: int, skip: bool, fmt: str | None
         options = parallel.Reading(1, block_size=block, executor=executor)
         tally, by_key = parallel.run(specs, sizes, reader, pipeline, options)
     except InputError as exc:
-        return ("error", str(exc), bad)
-    return (tally, by_key, out.getvalue(), bad)
+        return ("error", str(exc), bad[: SHOW_BAD_ROWS + 1])
+    return (tally, by_key, out.getvalue(), bad[: SHOW_BAD_ROWS + 1])
 
 
 @given(
