@@ -108,9 +108,12 @@ def test_a_signal_handlers_exception_stops_the_walk(tmp_path: Path) -> None:
     walk = os.path.join("sources", "globs.py")
 
     def handler(signum: int, frame: object) -> None:
-        # As the command's handlers do, raise; only inside the walk, which is what is tried here.
+        # As the command's handlers do, raise; only inside the walk, which is what is tried here, and not inside a
+        # library's callback that ran in it (hypothesis's garbage-collection hook): Python drops what that raises.
         fired.append(signum)
         while frame is not None:
+            if "site-packages" in frame.f_code.co_filename:  # type: ignore[attr-defined]
+                return
             if frame.f_code.co_filename.endswith(walk):  # type: ignore[attr-defined]
                 raise Interrupted
             frame = frame.f_back  # type: ignore[attr-defined]
