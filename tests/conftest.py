@@ -251,21 +251,47 @@ def kept_workers() -> Iterator[Callable[[int], KeptWorkers]]:
         kept.end()
 
 
+Body = bytes | Sequence[bytes | Callable[[], object]]
+
+
 @contextlib.contextmanager
-def http_server(answer: Callable[[str, str], tuple[int, bytes]]) -> Iterator[str]:
+def http_server(answer: Callable[[str, str], tuple[int, Body]], ranges: bool = False) -> Iterator[str]:
     """An HTTP server on a free loopback port that answers each GET and HEAD with the status and body
-    ``answer(method, path)`` gives (HEAD: the headers alone); yields its address, ``127.0.0.1:PORT``."""
+    ``answer(method, path)`` gives (HEAD: the headers alone); yields its address, ``127.0.0.1:PORT``. A body may be
+    parts: bytes, and callables the sending calls where they stand (a slow server: one may wait). ``ranges``: a GET
+    asking for a byte range gets those bytes (206), and only the callables inside the range are called."""
     import http.server
+    import re
     import threading
 
     class Handler(http.server.BaseHTTPRequestHandler):
         def do_GET(self) -> None:
             status, body = answer(self.command, self.path)
+            parts = [body] if isinstance(body, bytes) else list(body)
+            size = sum(len(part) for part in parts if isinstance(part, bytes))
+            start, end = 0, size - 1
+            asked = re.fullmatch(r"bytes=(\d+)-(\d*)", self.headers.get("Range", "")) if ranges else None
+            if asked and status == 200 and int(asked[1]) < size:
+                start, end = int(asked[1]), min(size - 1, int(asked[2] or size - 1))
+                status = 206
             self.send_response(status)
-            self.send_header("Content-Length", str(len(body)))
+            self.send_header("Content-Length", str(end + 1 - start))
+            if status == 206:
+                self.send_header("Content-Range", f"bytes {start}-{end}/{size}")
             self.end_headers()
-            if self.command != "HEAD":
-                self.wfile.write(body)
+            if self.command == "HEAD":
+                return
+            at = 0  # where the next part stands in the whole body
+            try:
+                for part in parts:
+                    if not isinstance(part, bytes):
+                        if start <= at <= end:
+                            part()
+                        continue
+                    self.wfile.write(part[max(start - at, 0) : max(end + 1 - at, 0)])
+                    at += len(part)
+            except (BrokenPipeError, ConnectionResetError):
+                pass  # the client had what it wanted (a streamed read of the head) and hung up
 
         do_HEAD = do_GET
 
@@ -410,10 +436,16 @@ def shared_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callabl
 
 
 def on_terminal(
-    args: Sequence[str], cwd: Path, env: dict[str, str], size: tuple[int, int] = (30, 110), stdout_too: bool = False
+    args: Sequence[str],
+    cwd: Path,
+    env: dict[str, str],
+    size: tuple[int, int] = (30, 110),
+    stdout_too: bool = False,
+    watch: Callable[[bytes], object] | None = None,
 ) -> tuple[int, bytes]:
     """Run ``python -m stream ARGS`` with its stderr (and its stdout, ``stdout_too``) on a pseudo-terminal of
-    ``size`` (rows, columns), ``TERM=xterm-256color``; its exit code and every byte the terminal received."""
+    ``size`` (rows, columns), ``TERM=xterm-256color``; its exit code and every byte the terminal received. ``watch``
+    is called with every byte received so far after each read (to let a held input go once a frame shows)."""
     import fcntl
     import pty
     import struct
@@ -436,6 +468,8 @@ def on_terminal(
             if not data:
                 break
             seen += data
+            if watch is not None:
+                watch(seen)
     finally:
         os.close(leader)
     return proc.wait(timeout=60), seen

@@ -7,9 +7,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
-import select
 import subprocess
-import sys
 import threading
 import time
 import urllib.error
@@ -19,9 +17,8 @@ from pathlib import Path
 from urllib.parse import unquote
 
 import pytest
-from conftest import closed_port, env_with_repo, http_server, ohlcv_csv, start_command
+from conftest import closed_port, env_with_repo, http_server, ohlcv_csv, on_terminal, start_command
 
-from stream.sinks.progress import DELAY
 from stream.sources.remote import storage_error
 from stream.text import line
 
@@ -216,44 +213,21 @@ def test_the_metrics_server_shows_no_credential(tmp_path: Path, site: Site, kind
 
 @pytest.mark.parametrize("kind", URLS)
 def test_the_progress_display_shows_no_credential(tmp_path: Path, site: Site, kind: str) -> None:
-    # The data comes later than the display's delay, which it then shows at once, on a terminal as stderr.
-    site.hold = lambda: threading.Event().wait(2 * DELAY)
+    # The data comes only once the display has shown, on a terminal as stderr (and stdout).
+    shown = threading.Event()
+    site.hold = lambda: shown.wait(60)
     url = URLS[kind].format(host=site.host, path="held/x.csv")
-    primary, secondary = os.openpty()
-    try:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "stream", "--input", url, "--output", "m.json"], cwd=tmp_path,
-            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=secondary, env=_child_env(),
-        )  # fmt: skip
-        os.close(secondary)
-        shown = _read_all(primary, proc)
-    finally:
-        os.close(primary)
-    assert proc.returncode == 0, shown
-    assert b"reading " in shown and b"http://" in shown  # the display came, naming the input
-    assert_hidden(shown, proc.stdout.read() if proc.stdout else b"", *written(tmp_path))
+
+    def display(seen: bytes) -> None:
+        if b"reading " in seen:
+            shown.set()
+
+    code, seen = on_terminal(["--input", url, "--output", "m.json"], tmp_path, _child_env(), stdout_too=True,
+                             size=(30, 200), watch=display)  # fmt: skip
+    assert code == 0, seen
+    assert shown.is_set() and b"http://" in seen  # the display came, naming the input
+    assert_hidden(seen, *written(tmp_path))
 
 
 def _child_env() -> dict[str, str]:
     return env_with_repo({"TERM": "xterm-256color", "COLUMNS": "200"})
-
-
-def _read_all(fd: int, proc: subprocess.Popen) -> bytes:
-    """What the child writes to the terminal ``fd`` until it exits and the terminal has nothing more."""
-    chunks = []
-    deadline = time.monotonic() + 60
-    while True:
-        assert time.monotonic() < deadline, "the run did not end"
-        if not select.select([fd], [], [], 0.1)[0]:
-            if proc.poll() is not None:
-                break
-            continue
-        try:
-            data = os.read(fd, 1 << 16)
-        except OSError:  # EIO: the child's end of the terminal is closed
-            break
-        if not data:
-            break
-        chunks.append(data)
-    proc.wait(timeout=30)
-    return b"".join(chunks)
