@@ -67,6 +67,20 @@ def test_the_same_server_serves_a_file_that_is_there(run_cli, tmp_path: Path, se
     assert run.file_doc("m.json")["rows_processed"] == 3
 
 
+def test_a_file_at_a_web_address_costs_one_look_at_its_size_and_one_get(run_cli) -> None:
+    asked: list[str] = []
+
+    def counted(method: str, path: str) -> tuple[int, bytes]:
+        asked.append(method)
+        return 200, CSV
+
+    with http_server(counted) as host:
+        run = run_cli(["--input", f"http://{host}/x.csv", "--output", "m.json", "--quiet"])
+    assert run.code == 0, run.stderr
+    assert run.file_doc("m.json")["rows_processed"] == 3
+    assert asked == ["HEAD", "GET"]  # the size (for the progress display and the plan), then the data
+
+
 def test_a_refused_connection_is_said_as_such(run_cli) -> None:
     port = closed_port()
     assert (

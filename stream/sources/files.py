@@ -149,7 +149,7 @@ class Spec:
         if self.url:
             from stream.sources.remote import open_url
 
-            return Input(self.name, *open_url(self.name, ranged))
+            return Input(self.name, *open_url(self.name, ranged, self.known_size))
         return open_input(self.name, self.stdin)
 
     def size(self) -> int | None:
@@ -159,7 +159,8 @@ class Spec:
         if self.url:
             from stream.sources.remote import size_of
 
-            return size_of(self.name)
+            self.known_size = size_of(self.name)  # opening it then asks no more
+            return self.known_size
         try:
             if self.name == "-":
                 fd = (self.stdin or sys.stdin).fileno()

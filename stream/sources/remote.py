@@ -88,17 +88,23 @@ def _is_pattern(url: str, path: str) -> bool:
     return bool(GLOB_CHARS.intersection(path))
 
 
-def open_url(url: str, ranged: bool = False) -> tuple[BinaryIO, int]:
-    """The file at ``url`` opened for binary reading, and its size. A web address read from its start (not
-    ``ranged``) is one streamed GET: fsspec's default handle asks for byte ranges, which not every server answers."""
+def open_url(url: str, ranged: bool = False, size: int | None = None) -> tuple[BinaryIO, int]:
+    """The file at ``url`` opened for binary reading, and its size (``size``: known already, from a listing or an
+    earlier look). A web address read from its start (not ``ranged``) is one streamed GET: fsspec's default handle
+    asks for byte ranges, which not every server answers."""
     fs, path = filesystem(url)
-    streamed = not ranged and _protocol(url) in ("http", "https")
+    web = _protocol(url) in ("http", "https")
     try:
-        size = int(fs.size(path))
-        fh = fs.open(path, "rb", block_size=0) if streamed else fs.open(path, "rb")
+        if web:  # told the size, fsspec's web files send no request (HEAD) for it
+            size = int(fs.size(path)) if size is None else size
+            fh = fs.open(path, "rb", size=size, **({} if ranged else {"block_size": 0}))
+        else:  # the file's own look gives the size (s3fs's also pins the version read to the object's ETag)
+            fh = fs.open(path, "rb")
+            own = getattr(fh, "size", None)
+            size = int(fs.size(path) if own is None else own)
     except Exception as exc:
         raise storage_error(exc, f"input {shown(url)} cannot be opened", f"input {shown(url)} does not exist") from None
-    if streamed:
+    if web and not ranged:
         fh = io.BufferedReader(_Forward(fh), 1 << 20)
     return fh, size
 
