@@ -326,7 +326,8 @@ def test_sigterm_at_any_moment_of_a_run_start_ends_it_as_documented_under_load(t
 
 def test_a_signal_that_lands_as_its_handler_becomes_ignore_prints_no_traceback(monkeypatch) -> None:
     # A SIGTERM tripped in C just before its handler became SIG_IGN is reported by Python as an unraisable
-    # "OSError: Signal 15 ignored due to race condition", a traceback on stderr; ignoring it was the intent.
+    # "OSError: Signal 15 ignored due to race condition", a traceback on stderr; ignoring it was the intent. So is a
+    # MemoryError in a finalizer of a run that ran out of memory (its document says so), and a hook that runs out.
     from types import SimpleNamespace
 
     from stream.runs.stops import Signals
@@ -334,16 +335,18 @@ def test_a_signal_that_lands_as_its_handler_becomes_ignore_prints_no_traceback(m
     reported: list[BaseException] = []
 
     def recording(args: Any) -> None:
+        if isinstance(args.exc_value, KeyError):
+            raise MemoryError  # the hook itself runs out of memory
         reported.append(args.exc_value)
 
     monkeypatch.setattr(sys, "unraisablehook", recording)
     signals = Signals()
     signals.install()
     try:
-        for exc in (OSError("Signal 15 ignored due to race condition"), ValueError("something else")):
+        for exc in (OSError("Signal 15 ignored due to race condition"), MemoryError(), KeyError("k"), ValueError("v")):
             sys.unraisablehook(SimpleNamespace(exc_type=type(exc), exc_value=exc, exc_traceback=None, err_msg=None,
                                                object=None))  # fmt: skip
-        assert [str(e) for e in reported] == ["something else"]  # other reports are made as before
+        assert [str(e) for e in reported] == ["v"]  # other reports are made as before
     finally:
         signals.restore()
     assert sys.unraisablehook is recording  # an in-process caller gets its own hook back

@@ -73,13 +73,20 @@ class Signals:
 
     def _unraisable(self, args: Any) -> None:
         """sys.unraisablehook, but for Python's report of a signal that came just as its handler became SIG_IGN
-        ("Signal 15 ignored due to race condition"): ignoring it was the point, and the report is a traceback; and
-        for a stop dropped by a finalizer, which is raised again."""
-        if isinstance(args.exc_value, OSError) and "ignored due to race condition" in str(args.exc_value):
-            return
-        if args.exc_value is not None and args.exc_value is self._raised:
-            return  # the stop was raised in a finalizer, which dropped it: it is raised again (see ``_stop``)
-        (self._hook or sys.__unraisablehook__)(args)
+        ("Signal 15 ignored due to race condition"): ignoring it was the point, and the report is a traceback; for a
+        stop dropped by a finalizer, which is raised again; and for memory run out in a finalizer (the run says
+        "ran out of memory" itself, and the report would be a traceback, or fail for want of memory as well)."""
+        try:
+            exc = args.exc_value
+            if isinstance(exc, MemoryError):
+                return
+            if isinstance(exc, OSError) and "ignored due to race condition" in str(exc):
+                return
+            if exc is not None and exc is self._raised:
+                return  # the stop was raised in a finalizer, which dropped it: it is raised again (see ``_stop``)
+            (self._hook or sys.__unraisablehook__)(args)
+        except MemoryError:
+            return  # Python would print this hook's own failure as "Exception ignored in sys.unraisablehook"
 
     @property
     def reason(self) -> str | None:
