@@ -8,8 +8,9 @@ least disturbed run on a shared machine) and the peak resident memory of the lar
     python benchmarks/bench.py --sizes 10k,1m,2m,10m   # the full table
     python benchmarks/bench.py --baseline main         # also time the 10k run of an installed git ref
 
-mlops-stream runs from a regular (non-editable) install in a temporary venv, as a user would run it; pandas and
-polars (the ``bench`` extra) run in this interpreter. The row path is forced with ``MLOPS_STREAM_PATH=row``.
+mlops-stream runs from a regular (non-editable) install in a temporary venv, as a user would run it; pandas, polars
+(the ``bench`` extra) and a bare ``python -c pass`` run on that venv's interpreter too, which reads this interpreter's
+packages. The row path is forced with ``MLOPS_STREAM_PATH=row``.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import re
 import shutil
 import subprocess
 import sys
+import sysconfig
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -81,11 +83,17 @@ def measure(cmd: list[str], env: dict[str, str] | None = None, cwd: Path | None 
 
 def install(work: Path, name: str, ref: str | None = None) -> Path:
     """A regular install of this checkout (or of git ``ref``) in a fresh venv; numpy & co. come from this
-    interpreter's site. Installed, the modules are byte-compiled, as a user's would be."""
+    interpreter's site-packages. Installed, the modules are byte-compiled, as a user's would be."""
     venv = work / f"venv-{name}"
     if venv.exists():
         shutil.rmtree(venv)
-    subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", str(venv)], check=True)
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    # This interpreter's packages as plain path entries: ``--system-site-packages`` would give the base interpreter's
+    # (not a venv's), and their .pth files (an editable install's finder, say) would run at every start.
+    site = subprocess.run([venv / "bin" / "python", "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
+                          check=True, capture_output=True, text=True).stdout.strip()  # fmt: skip
+    ours = {sysconfig.get_path("purelib"), sysconfig.get_path("platlib")}
+    Path(site, "_bench_packages.pth").write_text("".join(f"{path}\n" for path in sorted(ours)))
     build = work / f"src-{name}"
     if build.exists():
         shutil.rmtree(build)
@@ -149,6 +157,7 @@ def main() -> int:
     print(f"# mlops-stream benchmark — {os.cpu_count()} CPUs, Python {sys.version.split()[0]}, work dir {work}")
     print(f"# load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())}\n")
     exe = str(install(work, "current"))
+    python = str(Path(exe).with_name("python"))  # pandas, polars and a bare start run on the same set-up as ours
     config = work / "config.yaml"
     config.write_text(f"seed: 42\nwindow: {WINDOW}\nversion: bench\n")
     pandas_job, polars_job = work / "pandas_job.py", work / "polars_job.py"
@@ -164,7 +173,7 @@ def main() -> int:
 
     def ref(job: Path, src: Path, tag: str) -> tuple[list[str], dict[str, str] | None, Path]:
         out = work / f"{tag}.json"
-        return [sys.executable, str(job), str(src), str(out)], None, out
+        return [python, str(job), str(src), str(out)], None, out
 
     print("| rows | mlops-stream | 1 process | pandas | polars | ours ÷ pandas | ours ÷ polars "
           "| peak MiB ours / 1 proc / pandas / polars | signal rate ours / pandas / polars |")  # fmt: skip
@@ -197,7 +206,7 @@ def main() -> int:
     cmds = {
         "ours": ours(data, "data"),
         "pandas": ref(pandas_job, data, "pandas-data"),
-        "bare": ([sys.executable, "-c", "pass"], None, work / "none"),
+        "bare": ([python, "-c", "pass"], None, work / "none"),
     }
     # The assessment's own export (whole-line quoted, CRLF, trailing zeros dropped), when ../shared is beside us.
     assessment = next((p / "shared/data/assessment-data.csv" for p in ROOT.parents
