@@ -22,19 +22,21 @@ def entry() -> int:
     """The command (`mlops-stream`, `python -m stream`): ``main`` with the interpreter's exit made quick."""
     signals = Signals()
     signals.install()  # first of all: a stop from now on is held, then ends the run as documented
-    # The command never multiplies matrices: OpenBLAS's idle threads, which spin for a while after numpy is imported,
-    # would take a core from the run's workers (about 0.1 s of CPU in a million-row run).
+    import gc
     import os
 
+    # The command never multiplies matrices: OpenBLAS's idle threads, which spin for a while after numpy is imported,
+    # would take a core from the run's workers (about 0.1 s of CPU in a million-row run).
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+    # A young-generation collection every 20,000 new objects, not every 700: a short run's imports (tens of thousands
+    # of objects that all live on) no longer pay for the ten or so passes that free nothing (see docs/performance.md).
+    gc.set_threshold(20_000, *gc.get_threshold()[1:])
     code = _main(sys.argv[1:], (None, None, None), T0, signals)
     # The interpreter's shutdown would put the default handlers back in place of Python ones: a Ctrl-C or SIGTERM
     # of a storm arriving then would kill the finished job, which has nothing left to stop. Ignored, they cannot.
     signals.restore(then_ignore=True)
     # The job is over and its files flushed: frozen, the objects still alive are skipped by the interpreter's last
     # cyclic garbage collection at exit (see docs/performance.md for what it saves).
-    import gc
-
     gc.freeze()
     return code
 
