@@ -89,9 +89,10 @@ def _is_pattern(url: str, path: str) -> bool:
 
 
 def open_url(url: str, ranged: bool = False, size: int | None = None) -> tuple[BinaryIO, int]:
-    """The file at ``url`` opened for binary reading, and its size (``size``: known already, from a listing or an
-    earlier look). A web address read from its start (not ``ranged``) is one streamed GET: fsspec's default handle
-    asks for byte ranges, which not every server answers."""
+    """The file at ``url`` opened for binary reading, and its size (``size``: a web file's, known already from an
+    earlier look, which spares a request; other storage's files look at themselves as they open). A web address read
+    from its start (not ``ranged``) is one streamed GET: fsspec's default handle asks for byte ranges, which not every
+    server answers."""
     fs, path = filesystem(url)
     web = _protocol(url) in ("http", "https")
     try:
