@@ -17,7 +17,7 @@ from pathlib import Path
 from urllib.parse import unquote
 
 import pytest
-from conftest import closed_port, env_with_repo, http_server, ohlcv_csv, on_terminal, start_command
+from conftest import Body, closed_port, env_with_repo, http_server, ohlcv_csv, on_terminal, start_command
 
 from stream.sources.remote import storage_error
 from stream.text import line
@@ -64,11 +64,10 @@ class Site:
         self.hold: Callable[[], object] = lambda: None
         self.host = ""
 
-    def answer(self, method: str, path: str) -> tuple[int, bytes]:
+    def answer(self, method: str, path: str) -> tuple[int, Body]:
         path = path.split("?", 1)[0]
-        if method == "GET" and path.startswith("/held/"):
-            self.hold()
-        return 200, LISTING if path == "/d/" else BAD if path == "/d/b.csv" else CSV
+        body = LISTING if path == "/d/" else BAD if path == "/d/b.csv" else CSV
+        return 200, [self.hold, body] if path.startswith("/held/") else body  # a HEAD's headers are not held
 
 
 @pytest.fixture
